@@ -1,0 +1,43 @@
+"""Service configuration: the only module that reads the environment (prefix ``VISRAG_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every ``VISRAG_*`` variable. The README's table is tested against it."""
+
+    model_config = SettingsConfigDict(env_prefix="VISRAG_", env_file=".env", extra="ignore")
+
+    artifacts: Path = Field(Path("artifacts"), description="Index artifact directory to serve.")
+    image_model: str | None = Field(
+        None, description="DINOv3 id or local dir; default: the one recorded in the manifest."
+    )
+    text_model: str | None = Field(
+        None, description="Text model id or local dir; default: the one recorded in the manifest."
+    )
+    taxonomy: str | None = Field(None, description="Taxonomy file; default: the packaged one.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
+    dtype: Literal["fp32", "bf16", "fp16"] | None = Field(
+        None, description="Model dtype; default: bf16 on CUDA, fp32 on CPU."
+    )
+    host: str = Field("127.0.0.1", description="Bind address of `visrag serve`.")
+    port: int = Field(8000, description="Port of `visrag serve`.")
+    max_batch_size: int = Field(16, ge=1, description="Largest micro-batch sent to the encoder.")
+    max_wait_ms: float = Field(5.0, ge=0, description="How long a batch waits to fill up.")
+    max_queue: int = Field(256, ge=1, description="Queued images before answering 429.")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted upload.")
+    max_pixels: int = Field(64_000_000, description="Decompression-bomb guard (width x height).")
+    request_timeout_s: float = Field(30.0, description="Per-request time limit.")
+    default_k: int = Field(5, ge=1, le=100, description="k when the request gives none.")
+    rerank_candidates: int = Field(20, ge=1, description="Neighbours voting in mode 'rerank'.")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="Accepted API keys (JSON list); empty = no auth."
+    )
+    demo_page: bool = Field(True, description="Serve the demo page at `/`.")
+    log_level: str = Field("info", description="Log level.")

@@ -1,0 +1,64 @@
+"""What a retrieval returns: hits with normalised taxonomy, and the filters a query may carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+QueryMode = Literal["image", "hybrid", "rerank"]
+QUERY_MODES: tuple[str, ...] = ("image", "hybrid", "rerank")
+
+
+class QueryError(ValueError):
+    """A query that cannot be answered as asked (bad mode, missing text for hybrid, bad filter)."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict a search to catalogue items; applied inside the index so k results still come back.
+
+    ``labels_any``: item has at least one of these canonical labels; ``labels_all``: all of them;
+    ``zones`` / ``areas``: item's zone / zone area is one of these. Empty means no restriction.
+    """
+
+    labels_any: tuple[str, ...] = ()
+    labels_all: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.labels_any or self.labels_all or self.zones or self.areas)
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    id: str
+    count: int
+    en: str
+    es: str
+    coarse: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One neighbour: cosine score in [-1, 1] (of the vectors searched), rank from 1."""
+
+    id: str
+    rank: int
+    score: float
+    labels: tuple[LabelCount, ...]
+    zone: str
+    zone_name: str
+    area: str
+    description: str
+    image: str  # reference to the indexed image (path relative to the dataset root, or as given)
+    group: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    hits: tuple[Hit, ...]
+    mode: str
+    timings: dict[str, float]  # stage -> seconds
+    pseudo_text: str | None = None  # the consensus description used by mode 'rerank'
