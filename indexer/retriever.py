@@ -1,0 +1,315 @@
+"""The Retriever: query -> ranked hits with normalised taxonomy.
+
+Shared by the service and the evaluation, so the evaluation measures exactly what the service
+serves. A query is an image (or its precomputed vector) and, optionally, a caller-supplied text;
+it never carries ground-truth labels.
+
+Modes (DESIGN §3):
+- ``image``: the image vector against the image index; score = cosine of the image vectors.
+- ``hybrid``: ``fuse(image, text)`` against the fused index; score = a*cos_img + (1-a)*cos_txt.
+- ``rerank``: image search for the top-N candidates, consensus labels of those neighbours ->
+  template description -> text vector -> hybrid score over the candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.hits import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
+from models.description import describe
+from models.fusion import fuse, l2_normalise
+from models.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from indexer.artifacts import Artifacts, CatalogueItem
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """Labels the neighbours agree on: {label: count}, the majority zone, each label's support."""
+
+    labels: dict[str, int]
+    zone: str
+    support: dict[str, float]
+
+
+def label_consensus(
+    items: Sequence[CatalogueItem],
+    weights: Sequence[float],
+    taxonomy: Taxonomy,
+    *,
+    min_support: float = 0.5,
+) -> Consensus:
+    """Weighted vote over neighbours: a label is kept when its share of the weight >= min_support.
+
+    Weights are the neighbours' similarities clipped at a small positive floor, so that a neighbour
+    with a negative cosine still counts a little rather than voting against. The kept count is the
+    median count among the neighbours that carry the label.
+    """
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-3)
+    total = float(w.sum()) or 1.0
+    support: dict[str, float] = {}
+    counts: dict[str, list[int]] = {}
+    zones: Counter[str] = Counter()
+    for item, weight in zip(items, w, strict=True):
+        labels = item.labels or {taxonomy.no_damage_id: 1}
+        for label, n in labels.items():
+            support[label] = support.get(label, 0.0) + weight / total
+            counts.setdefault(label, []).append(int(n))
+        zones[item.zone] += weight
+    kept = {
+        label: max(1, round(float(np.median(counts[label]))))
+        for label, s in support.items()
+        if s >= min_support and label != taxonomy.no_damage_id
+    }
+    zone = min(zones.items(), key=lambda kv: (-kv[1], kv[0]))[0] if zones else taxonomy.unknown_id
+    ordered = dict(sorted(support.items(), key=lambda kv: (-kv[1], taxonomy.order(kv[0]))))
+    return Consensus(labels=taxonomy.sort_counts(kept), zone=zone, support=ordered)
+
+
+class Retriever:
+    """Answers queries against loaded artifacts with the configured encoders."""
+
+    def __init__(
+        self,
+        artifacts: Artifacts,
+        *,
+        image_encoder: Any | None,
+        text_encoder: Any | None,
+        taxonomy: Taxonomy,
+        rerank_candidates: int = 20,
+    ) -> None:
+        self.artifacts = artifacts
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.taxonomy = taxonomy
+        self.rerank_candidates = rerank_candidates
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.artifacts.manifest
+
+    @property
+    def size(self) -> int:
+        return len(self.artifacts.items)
+
+    # -- full path: image in ---------------------------------------------------------------------
+    def retrieve(
+        self,
+        image: Image.Image,
+        *,
+        k: int = 5,
+        mode: str = "image",
+        text: str | None = None,
+        filters: Filters | None = None,
+        alpha: float | None = None,
+    ) -> RetrievalResult:
+        """Preprocess and encode an image, then :meth:`search`."""
+        if self.image_encoder is None:
+            raise QueryError("no image encoder is loaded: query with a vector instead")
+        t0 = time.perf_counter()
+        pixels = self.image_encoder.preprocess(image)
+        t1 = time.perf_counter()
+        vector = self.image_encoder.encode_preprocessed([pixels])[0]
+        t2 = time.perf_counter()
+        result = self.search(vector, k=k, mode=mode, text=text, filters=filters, alpha=alpha)
+        timings = {"preprocess": t1 - t0, "encode": t2 - t1, **result.timings}
+        return RetrievalResult(result.hits, result.mode, timings, result.pseudo_text)
+
+    # -- vector in -------------------------------------------------------------------------------
+    def search(
+        self,
+        image_vector: npt.ArrayLike,
+        *,
+        k: int = 5,
+        mode: str = "image",
+        text: str | None = None,
+        filters: Filters | None = None,
+        exclude_ids: Iterable[str] = (),
+        exclude_groups: Iterable[str] = (),
+        alpha: float | None = None,
+    ) -> RetrievalResult:
+        """Rank catalogue items for an encoded image (precomputed vectors, leave-one-out, service).
+
+        ``exclude_ids`` / ``exclude_groups`` drop items (e.g. the query itself and crops of the same
+        source photo) while still returning k hits when enough remain.
+        """
+        if mode not in QUERY_MODES:
+            raise QueryError(f"unknown mode {mode!r}; expected one of {', '.join(QUERY_MODES)}")
+        if k < 1:
+            raise QueryError(f"k must be >= 1, got {k}")
+        if mode == "hybrid" and not (text and text.strip()):
+            raise QueryError("mode 'hybrid' needs a text (e.g. a caption of the image)")
+        a = self.artifacts.alpha if alpha is None else float(alpha)
+        if not 0.0 <= a <= 1.0:
+            raise QueryError(f"alpha must be in [0, 1], got {a}")
+        vec = l2_normalise(np.asarray(image_vector, dtype=np.float32).reshape(-1))
+        dim = self.artifacts.image_vectors.shape[1]
+        if vec.shape[0] != dim:
+            raise QueryError(f"query vector has {vec.shape[0]} dimensions, the index has {dim}")
+        allowed = self._allowed(filters)
+        excluded = self._excluded(exclude_ids, exclude_groups)
+        timings: dict[str, float] = {}
+        pseudo_text = None
+
+        t0 = time.perf_counter()
+        if mode == "image":
+            rows, scores = self._image_search(vec, k, allowed, excluded)
+        elif mode == "hybrid":
+            assert text is not None
+            tvec = self._encode_text(text, timings)
+            t0 = time.perf_counter()
+            rows, scores = self._hybrid_search(vec, tvec, a, k, allowed, excluded)
+        else:
+            n = max(self.rerank_candidates, k)
+            cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded)
+            timings["search"] = time.perf_counter() - t0
+            items = [self.artifacts.items[r] for r in cand_rows]
+            consensus = label_consensus(items, cand_scores.tolist(), self.taxonomy)
+            pseudo_text = describe(consensus.labels, consensus.zone, self.taxonomy)
+            tvec = self._encode_text(pseudo_text, timings)
+            t0 = time.perf_counter()
+            fused = a * cand_scores + (1 - a) * (self.artifacts.text_vectors[cand_rows] @ tvec)
+            order = np.lexsort((cand_rows, -fused))[:k]
+            rows, scores = cand_rows[order], fused[order]
+            timings["rerank"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+        if "search" not in timings:
+            timings["search"] = time.perf_counter() - t0
+        hits = tuple(
+            self._hit(int(r), float(s), rank)
+            for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)
+        )
+        return RetrievalResult(hits=hits, mode=mode, timings=timings, pseudo_text=pseudo_text)
+
+    retrieve_vector = search
+
+    # -- catalogue -------------------------------------------------------------------------------
+    def item(self, item_id: str) -> CatalogueItem | None:
+        row = self.artifacts.row_of(item_id)
+        return None if row is None else self.artifacts.items[row]
+
+    def image_path(self, item_id: str) -> Path | None:
+        """The indexed image file of a catalogue item (for thumbnails); None if unknown/missing."""
+        item = self.item(item_id)
+        if item is None or not item.image:
+            return None
+        path = self.artifacts.image_file(item)
+        return path if path is not None and path.is_file() else None
+
+    # -- internals -------------------------------------------------------------------------------
+    def _encode_text(self, text: str, timings: dict[str, float]) -> Vector:
+        if self.text_encoder is None:
+            raise QueryError("no text encoder is loaded: modes 'hybrid' and 'rerank' need one")
+        t0 = time.perf_counter()
+        tvec = self.text_encoder.encode([text])[0].astype(np.float32)
+        timings["text_encode"] = time.perf_counter() - t0
+        dim = self.artifacts.text_vectors.shape[1]
+        if tvec.shape[0] != dim:
+            raise QueryError(f"text vector has {tvec.shape[0]} dimensions, the index has {dim}")
+        return tvec
+
+    def _allowed(self, filters: Filters | None) -> npt.NDArray[np.int64] | None:
+        if not filters:
+            return None
+        for label in (*filters.labels_any, *filters.labels_all):
+            if label not in self.taxonomy.label_ids:
+                raise QueryError(f"unknown label in filter: {label!r}")
+        return self.artifacts.select(filters)
+
+    def _excluded(self, ids: Iterable[str], groups: Iterable[str]) -> set[int]:
+        rows = {r for r in (self.artifacts.row_of(i) for i in ids) if r is not None}
+        group_set = set(groups)
+        if group_set:
+            rows |= {it.row for it in self.artifacts.items if it.group in group_set}
+        return rows
+
+    def _image_search(
+        self, vec: Vector, k: int, allowed: npt.NDArray[np.int64] | None, excluded: set[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        return self._store_search(self.artifacts.image_store, vec, k, allowed, excluded)
+
+    def _hybrid_search(
+        self,
+        vec: Vector,
+        tvec: Vector,
+        alpha: float,
+        k: int,
+        allowed: npt.NDArray[np.int64] | None,
+        excluded: set[int],
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if abs(alpha - self.artifacts.alpha) < 1e-9:
+            query = fuse(vec, tvec, alpha=alpha)
+            return self._store_search(self.artifacts.fused_store, query, k, allowed, excluded)
+        # Another fusion weight than the index was built with (sweeps): exact scoring.
+        scores = alpha * (self.artifacts.image_vectors @ vec) + (1 - alpha) * (
+            self.artifacts.text_vectors @ tvec
+        )
+        rows = np.arange(len(scores), dtype=np.int64) if allowed is None else allowed
+        if excluded:
+            rows = rows[~np.isin(rows, list(excluded))]
+        sub = scores[rows]
+        order = np.lexsort((rows, -sub))[:k]
+        return rows[order], sub[order].astype(np.float32)
+
+    @staticmethod
+    def _store_search(
+        store: Any,
+        query: Vector,
+        k: int,
+        allowed: npt.NDArray[np.int64] | None,
+        excluded: set[int],
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if excluded and allowed is not None:
+            allowed = allowed[~np.isin(allowed, list(excluded))]
+            excluded = set()
+        # Over-fetch by the number of excluded rows, then drop them: k hits whenever k remain.
+        fetch = min(k + len(excluded), store.ntotal)
+        if fetch <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        scores, ids = store.search(query.reshape(1, -1), fetch, allowed=allowed)
+        keep = [
+            (int(i), float(s))
+            for i, s in zip(ids[0], scores[0], strict=True)
+            if i >= 0 and i not in excluded
+        ]
+        keep = keep[:k]
+        return (
+            np.array([i for i, _ in keep], dtype=np.int64),
+            np.array([s for _, s in keep], dtype=np.float32),
+        )
+
+    def _hit(self, row: int, score: float, rank: int) -> Hit:
+        item = self.artifacts.items[row]
+        tax = self.taxonomy
+        labels = tuple(
+            LabelCount(id=lb.id, count=int(n), en=lb.en, es=lb.es, coarse=lb.coarse)
+            for lb, n in (
+                (tax.normalise(label), n) for label, n in tax.sort_counts(item.labels).items()
+            )
+        )
+        zone = tax.normalise_zone(item.zone)
+        return Hit(
+            id=item.id,
+            rank=rank,
+            score=max(-1.0, min(1.0, score)),
+            labels=labels,
+            zone=zone.id,
+            zone_name=zone.en,
+            area=zone.area,
+            description=item.description,
+            image=item.image,
+            group=item.group,
+        )
