@@ -1,4 +1,4 @@
-"""Retriever logic on small hand-made catalogues (real FAISS is covered in the integration tests)."""
+"""Retriever logic on small hand-made catalogues (real FAISS: see the integration tests)."""
 
 from __future__ import annotations
 
