@@ -1,0 +1,277 @@
+"""The vector store: a FAISS inner-product index over unit vectors with stable int64 ids.
+
+Index types:
+- ``flat`` (default): exact search, ``IndexIDMap2(IndexFlatIP)``.
+- ``hnsw``: ``IndexIDMap2(IndexHNSWFlat)``; params ``M`` (32), ``efConstruction`` (200),
+  ``efSearch`` (128). FAISS cannot remove from an HNSW graph, so :meth:`VectorStore.remove`
+  rebuilds the graph from the vectors it stores (exact copies), which costs a build.
+- ``ivfpq``: ``IndexIVFPQ`` with native ids; params ``nlist`` (4·sqrt(N)), ``m`` sub-quantisers
+  (must divide the dim; default the largest divisor <= d/4, i.e. 4 dims per byte: 288 bytes per
+  1152-d vector instead of 4608), ``nbits`` (8), ``nprobe`` (16). Lossy: scores approximate.
+
+Filters are applied inside the search with a FAISS ID selector, so a filtered query returns k
+results whenever at least k ids are allowed: HNSW raises ``efSearch`` and IVF raises ``nprobe``
+with the filter's selectivity, and any query row still short of k is answered again exactly over
+the allowed subset (HNSW) or over every inverted list (IVF).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+INDEX_TYPES: tuple[str, ...] = ("flat", "hnsw", "ivfpq")
+Ids = npt.NDArray[np.int64]
+Vectors = npt.NDArray[np.float32]
+
+
+def _as_vectors(x: npt.ArrayLike, dim: int | None = None) -> Vectors:
+    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or (dim is not None and arr.shape[1] != dim):
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {arr.shape}")
+    return arr
+
+
+def _as_ids(ids: npt.ArrayLike) -> Ids:
+    return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).ravel())
+
+
+def _ivfpq_params(dim: int, n: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Defaults that train on small collections too (PQ needs 2**nbits points, IVF ~39·nlist)."""
+    m = int(params.get("m") or max(c for c in range(1, max(dim // 4, 1) + 1) if dim % c == 0))
+    if dim % m:
+        raise ValueError(f"ivfpq: m={m} must divide the vector dim {dim}")
+    nbits = int(params.get("nbits", 8))
+    # k-means wants ~39 training points per centroid: fewer bits on small collections
+    nbits = max(1, min(nbits, int(math.log2(max(n / 39, 2)))))
+    nlist = int(params.get("nlist") or max(1, int(4 * math.sqrt(max(n, 1)))))
+    nlist = max(1, min(nlist, n // 39 or 1))
+    nprobe = min(int(params.get("nprobe", 16)), nlist)
+    return {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": nprobe}
+
+
+class VectorStore:
+    """FAISS index wrapper: build, filtered search, add/remove by id, save/load (mmap)."""
+
+    def __init__(self, index: faiss.Index, *, index_type: str, params: dict[str, Any]) -> None:
+        self.index = index
+        self.index_type = index_type
+        self.params = dict(params)
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        vectors: npt.ArrayLike,
+        ids: npt.ArrayLike,
+        *,
+        index_type: str = "flat",
+        params: dict[str, Any] | None = None,
+    ) -> VectorStore:
+        """Index unit ``vectors`` (n, d) under int64 ``ids`` (n,); inner product = cosine."""
+        x = _as_vectors(vectors)
+        id_arr = _as_ids(ids)
+        if len(id_arr) != len(x):
+            raise ValueError(f"{len(x)} vectors but {len(id_arr)} ids")
+        if len(np.unique(id_arr)) != len(id_arr):
+            raise ValueError("ids must be unique")
+        dim = x.shape[1]
+        params = dict(params or {})
+        index: faiss.Index
+        if index_type == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif index_type == "hnsw":
+            params = {
+                "M": int(params.get("M", 32)),
+                "efConstruction": int(params.get("efConstruction", 200)),
+                "efSearch": int(params.get("efSearch", 128)),
+            }
+            inner = faiss.IndexHNSWFlat(dim, params["M"], faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = params["efConstruction"]
+            inner.hnsw.efSearch = params["efSearch"]
+            index = faiss.IndexIDMap2(inner)
+        elif index_type == "ivfpq":
+            params = _ivfpq_params(dim, len(x), params)
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFPQ(
+                quantizer,
+                dim,
+                params["nlist"],
+                params["m"],
+                params["nbits"],
+                faiss.METRIC_INNER_PRODUCT,
+            )
+            if len(x) == 0:
+                raise ValueError("ivfpq needs training vectors; build it from a non-empty set")
+            index.train(x)
+            index.nprobe = params["nprobe"]
+        else:
+            raise ValueError(f"unknown index type {index_type!r}; choose one of {INDEX_TYPES}")
+        store = cls(index, index_type=index_type, params=params)
+        if len(x):
+            store.index.add_with_ids(x, id_arr)
+        return store
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def ids(self) -> Ids:
+        """All ids held, in internal order."""
+        if self.index_type == "ivfpq":
+            invlists = self.index.invlists
+            out = [
+                faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                for i in range(invlists.nlist)
+                if invlists.list_size(i)
+            ]
+            return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
+    # -- search ------------------------------------------------------------------------------
+    def search(
+        self, queries: npt.ArrayLike, k: int, *, allowed: npt.ArrayLike | None = None
+    ) -> tuple[Vectors, Ids]:
+        """Top-k by inner product: ``(scores (m, k) float32, ids (m, k) int64)``.
+
+        Missing results (fewer than k ids held or allowed) are padded with id -1, score -inf.
+        ``allowed`` restricts the search to those ids, inside the index.
+        """
+        q = _as_vectors(queries, self.dim)
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        m = len(q)
+        scores = np.full((m, k), -np.inf, dtype=np.float32)
+        ids = np.full((m, k), -1, dtype=np.int64)
+        if self.ntotal == 0 or m == 0:
+            return scores, ids
+        if allowed is None:
+            d, i = self.index.search(q, k, params=self._params(None, None))
+        else:
+            allowed_ids = _as_ids(allowed)
+            if len(allowed_ids) == 0:
+                return scores, ids
+            d, i = self._filtered(q, k, allowed_ids)
+        d = np.where(i < 0, -np.inf, d).astype(np.float32)
+        return d, i.astype(np.int64)
+
+    def _params(self, sel: faiss.IDSelector | None, boost: float | None) -> Any:
+        if self.index_type == "hnsw":
+            ef = self.params["efSearch"]
+            if boost:
+                ef = int(min(max(ef * boost, ef), max(self.ntotal, ef)))
+            return (
+                faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
+                if sel
+                else (faiss.SearchParametersHNSW(efSearch=ef))
+            )
+        if self.index_type == "ivfpq":
+            nprobe = self.params["nprobe"]
+            if boost:
+                nprobe = int(min(max(math.ceil(nprobe * boost), nprobe), self.params["nlist"]))
+            if sel is None:
+                return faiss.SearchParametersIVF(nprobe=nprobe)
+            return faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+        return faiss.SearchParameters(sel=sel) if sel is not None else None
+
+    def _filtered(self, q: Vectors, k: int, allowed: Ids) -> tuple[Vectors, Ids]:
+        sel = faiss.IDSelectorBatch(allowed)
+        boost = self.ntotal / max(len(allowed), 1)
+        params = self._params(sel, boost)
+        d, i = self.index.search(q, k, params=params)
+        want = min(k, len(allowed))
+        short = np.flatnonzero((i >= 0).sum(axis=1) < want)
+        if len(short) and self.index_type != "flat":
+            logger.debug(
+                "filtered %s search short for %d queries; exact pass", self.index_type, len(short)
+            )
+            d2, i2 = self._exhaustive(q[short], k, allowed, sel)
+            d[short], i[short] = d2, i2
+        return d, i
+
+    def _exhaustive(
+        self, q: Vectors, k: int, allowed: Ids, sel: faiss.IDSelector
+    ) -> tuple[Vectors, Ids]:
+        if self.index_type == "ivfpq":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.params["nlist"])
+            return self.index.search(q, k, params=params)
+        present = allowed[np.isin(allowed, self.ids())]
+        vecs = (
+            np.vstack([self.index.reconstruct(int(j)) for j in present])
+            if len(present)
+            else (np.zeros((0, self.dim), np.float32))
+        )
+        d, pos = faiss.knn(q, vecs, min(k, len(present)), metric=faiss.METRIC_INNER_PRODUCT)
+        out_d = np.full((len(q), k), -np.inf, np.float32)
+        out_i = np.full((len(q), k), -1, np.int64)
+        out_d[:, : d.shape[1]] = d
+        out_i[:, : pos.shape[1]] = np.where(pos >= 0, present[np.maximum(pos, 0)], -1)
+        return out_d, out_i
+
+    # -- mutation ----------------------------------------------------------------------------
+    def add(self, vectors: npt.ArrayLike, ids: npt.ArrayLike) -> None:
+        """Add vectors under new ids (an id already held raises ``ValueError``)."""
+        x = _as_vectors(vectors, self.dim)
+        id_arr = _as_ids(ids)
+        if len(id_arr) != len(x):
+            raise ValueError(f"{len(x)} vectors but {len(id_arr)} ids")
+        clash = np.intersect1d(id_arr, self.ids())
+        if len(clash) or len(np.unique(id_arr)) != len(id_arr):
+            raise ValueError(f"ids already present or repeated: {clash[:10].tolist()}")
+        if len(x):
+            self.index.add_with_ids(x, id_arr)
+
+    def remove(self, ids: npt.ArrayLike) -> int:
+        """Remove ids; returns how many were removed. HNSW: rebuilds the graph (see module doc)."""
+        id_arr = _as_ids(ids)
+        if self.index_type != "hnsw":
+            return int(self.index.remove_ids(faiss.IDSelectorBatch(id_arr)))
+        held = self.ids()
+        keep = ~np.isin(held, id_arr)
+        removed = int((~keep).sum())
+        if removed:
+            inner = faiss.downcast_index(self.index.index)
+            vecs = inner.reconstruct_n(0, inner.ntotal)[keep]
+            rebuilt = VectorStore.build(vecs, held[keep], index_type="hnsw", params=self.params)
+            self.index = rebuilt.index
+        return removed
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        index_type: str,
+        params: dict[str, Any] | None = None,
+        mmap: bool = False,
+    ) -> VectorStore:
+        """Read an index; ``mmap`` maps its data read-only instead of copying it into RAM."""
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        index = faiss.read_index(str(path), flags)
+        store = cls(index, index_type=index_type, params=dict(params or {}))
+        if index_type == "hnsw":
+            store.params.setdefault("efSearch", 128)
+            faiss.downcast_index(index.index).hnsw.efSearch = store.params["efSearch"]
+        elif index_type == "ivfpq":
+            store.params.setdefault("nlist", int(index.nlist))
+            store.params.setdefault("nprobe", int(index.nprobe))
+        return store
