@@ -1,0 +1,509 @@
+"""Run an evaluation: queries through the :class:`~indexer.retriever.Retriever`, baselines beside.
+
+A query carries its ground-truth labels only for scoring: the retriever sees the image (or its
+precomputed vector) and, in ``hybrid`` mode, an explicitly declared text. Every configuration
+(mode x fusion weight) and both baselines rank the same candidate pool per query (the catalogue
+minus the query's own group in leave-one-out), and are scored by the same functions.
+
+Baselines (query-independent rankings over the same pool):
+- ``majority``: pool items sorted by how common their labels are in the pool (sum over an item's
+  labels of the number of pool items carrying that label; ties by id): always retrieving the
+  most frequent labels.
+- ``random``: uniform random rankings of the pool, metrics averaged over ``random_repeats``
+  draws with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.evaluation.metrics import (
+    F1Report,
+    LabelSet,
+    aggregate,
+    confusion,
+    f1_scores,
+    knn_vote,
+    label_set,
+    latency_summary,
+    per_label_recall,
+    tie_break,
+)
+from indexer.hits import QUERY_MODES, RetrievalResult
+from models.description import describe
+from models.taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
+
+ORACLE = "oracle"
+ORACLE_LABEL = "ORACLE (leaks ground truth; upper bound)"
+DEFAULT_KS = (1, 3, 5, 10)
+
+
+class EvaluationError(ValueError):
+    """The evaluation cannot run as asked (no queries, missing text for hybrid, bad k...)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One evaluation query. ``labels`` (canonical ids) are used for scoring only."""
+
+    id: str
+    labels: dict[str, int]
+    zone: str = "unknown"
+    group: str = ""
+    image_path: Path | None = None
+    vector: npt.NDArray[np.float32] | None = None
+    text: str | None = None
+    exclude_groups: tuple[str, ...] = ()
+    exclude_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    mode: str
+    alpha: float | None = None  # None: the manifest's fusion weight (ignored by mode 'image')
+
+    @property
+    def name(self) -> str:
+        return self.mode if self.alpha is None else f"{self.mode} a={self.alpha:g}"
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    id: str
+    score: float
+    labels: tuple[str, ...]
+    image: Path | None = None
+
+
+@dataclass
+class QueryOutcome:
+    query: Query
+    neighbours: list[Neighbour]
+    metrics: dict[str, float]
+    predicted: LabelSet
+    pseudo_text: str | None = None
+
+
+@dataclass
+class RunResult:
+    """Scores of one configuration (or baseline) over all queries."""
+
+    name: str
+    summary: dict[str, float]
+    per_label_recall: dict[int, dict[str, tuple[float, int]]]
+    knn: F1Report | None = None
+    confusion: npt.NDArray[np.int64] | None = None
+    outcomes: list[QueryOutcome] = field(default_factory=list)
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    alpha: float | None = None
+    mode: str = ""
+
+
+@dataclass
+class Evaluation:
+    setting: dict[str, Any]
+    runs: list[RunResult]
+    baselines: dict[str, RunResult]
+    labels: list[str]  # label order for per-label views (taxonomy order, seen labels only)
+    vote_k: int
+    ks: tuple[int, ...]
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- queries --------------------------------------------------------------------------------------
+
+
+def load_queries(path: Path, taxonomy: Taxonomy, *, text_source: str | None = None) -> list[Query]:
+    """Queries from a JSONL manifest (e.g. ``test.jsonl`` from ``visrag split``).
+
+    ``text_source`` names a JSONL field holding each query's text (for ``hybrid``), or
+    ``oracle`` (text built from the ground-truth labels: leaks, an upper bound only).
+    """
+    from indexer.readers import read_dataset
+
+    scan = read_dataset(path, taxonomy=taxonomy, format="jsonl")
+    for problem in scan.problems:
+        logger.warning("query %s: %s", problem.file, problem.reason)
+    texts = _text_field(path, text_source) if text_source not in (None, ORACLE) else {}
+    queries = []
+    for rec in scan.records:
+        if text_source == ORACLE:
+            text: str | None = describe(rec.labels, rec.zone, taxonomy)
+        elif text_source:
+            text = texts.get(os.path.normpath(str(rec.image_path)))
+        else:
+            text = None
+        queries.append(
+            Query(
+                id=rec.id,
+                labels=dict(rec.labels),
+                zone=rec.zone,
+                group=rec.group,
+                image_path=Path(rec.image_path),
+                text=text,
+            )
+        )
+    return queries
+
+
+def _text_field(path: Path, field_name: str) -> dict[str, str]:
+    """Normalised absolute image path -> the named field's text, from the raw JSONL lines."""
+    out: dict[str, str] = {}
+    for line in Path(path).read_text("utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("image"), str):
+            value = entry.get(field_name)
+            if isinstance(value, str) and value.strip():
+                image = os.path.normpath(str(Path(path).parent / entry["image"]))
+                out[image] = value
+    return out
+
+
+def leave_one_out_queries(artifacts: Any, *, text_source: str | None = None) -> list[Query]:
+    """Each catalogue item queries the rest, excluding its own group (source image) and itself."""
+    queries = []
+    for item in artifacts.items:
+        text = item.description if text_source == ORACLE else None
+        queries.append(
+            Query(
+                id=item.id,
+                labels=dict(item.labels),
+                zone=item.zone,
+                group=item.group,
+                vector=artifacts.image_vectors[item.row],
+                text=text,
+                exclude_groups=(item.group,) if item.group else (),
+                exclude_ids=(item.id,),
+            )
+        )
+    return queries
+
+
+def configs_for(modes: Sequence[str], alphas: Sequence[float] | None) -> list[RunConfig]:
+    """``image`` once; ``hybrid`` / ``rerank`` once per fusion weight (manifest's if none)."""
+    out: list[RunConfig] = []
+    for mode in modes:
+        if mode not in QUERY_MODES:
+            raise EvaluationError(f"unknown mode {mode!r}; expected {', '.join(QUERY_MODES)}")
+        if mode == "image":
+            out.append(RunConfig("image"))
+        else:
+            out.extend(RunConfig(mode, a) for a in (alphas or [None]))
+    return list(dict.fromkeys(out))
+
+
+# -- running --------------------------------------------------------------------------------------
+
+
+def evaluate(
+    retriever: Any,
+    queries: Sequence[Query],
+    *,
+    modes: Sequence[str] = ("image",),
+    ks: Sequence[int] = DEFAULT_KS,
+    alphas: Sequence[float] | None = None,
+    text_source: str | None = None,
+    leave_one_out: bool = False,
+    random_repeats: int = 20,
+    seed: int = 0,
+    vote_k: int = 5,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Score every configuration and both baselines on the same queries and candidate pools."""
+    if not queries:
+        raise EvaluationError("no queries to evaluate")
+    ks = tuple(sorted({int(k) for k in ks}))
+    if not ks or ks[0] < 1:
+        raise EvaluationError(f"k values must be >= 1, got {ks}")
+    kmax = ks[-1]
+    vote_k = vote_k if vote_k in ks else ks[min(len(ks) - 1, len(ks) // 2)]
+    configs = configs_for(modes, alphas)
+    if any(c.mode == "hybrid" for c in configs):
+        if not text_source:
+            raise EvaluationError("mode 'hybrid' needs an explicit --text-source")
+        missing = sum(1 for q in queries if not (q.text and q.text.strip()))
+        if missing:
+            raise EvaluationError(
+                f"{missing} of {len(queries)} queries have no text in {text_source!r}"
+            )
+    taxonomy: Taxonomy = retriever.taxonomy
+    nd = taxonomy.no_damage_id
+    items = retriever.artifacts.items
+    item_sets = [label_set(it.labels, no_damage=nd) for it in items]
+    truths = [label_set(q.labels, no_damage=nd) for q in queries]
+    all_rows = np.arange(len(items), dtype=np.int64)
+    all_counts = Counter(item_sets)
+    pools = [_pool_rows(items, q) if _excludes(q) else all_rows for q in queries]
+    pool_counts = [
+        Counter(item_sets[r] for r in rows) if _excludes(q) else all_counts
+        for q, rows in zip(queries, pools, strict=True)
+    ]
+    order = taxonomy.order
+
+    warnings = _leak_warnings(queries, items, leave_one_out)
+    if text_source == ORACLE:
+        warnings.append(f"text source is {ORACLE_LABEL}")
+    elif text_source:
+        leaking = sum(
+            1 for q in queries if q.text and q.text == describe(q.labels, q.zone, taxonomy)
+        )
+        if leaking:
+            warnings.append(
+                f"{leaking} of {len(queries)} query texts in {text_source!r} equal the "
+                "ground-truth template description: that text source leaks the labels"
+            )
+    for w in warnings:
+        logger.warning("%s", w)
+
+    rankings: dict[RunConfig, list[list[Neighbour]]] = {c: [] for c in configs}
+    pseudo: dict[RunConfig, list[str | None]] = {c: [] for c in configs}
+    timings: dict[RunConfig, dict[str, list[float]]] = {c: {} for c in configs}
+    decode_times: list[float] = []
+    for n, q in enumerate(queries):
+        image = None
+        if q.vector is None:
+            t0 = time.perf_counter()
+            image = _decode(q.image_path)
+            decode_times.append(time.perf_counter() - t0)
+        for c in configs:
+            text = q.text if c.mode == "hybrid" else None
+            t0 = time.perf_counter()
+            if image is None:
+                result = retriever.search(
+                    q.vector,
+                    k=kmax,
+                    mode=c.mode,
+                    text=text,
+                    alpha=c.alpha,
+                    exclude_ids=q.exclude_ids,
+                    exclude_groups=q.exclude_groups,
+                )
+            else:
+                result = retriever.retrieve(image, k=kmax, mode=c.mode, text=text, alpha=c.alpha)
+            total = time.perf_counter() - t0
+            rankings[c].append(_neighbours(retriever, result, nd))
+            pseudo[c].append(result.pseudo_text)
+            stages = timings[c]
+            for stage, seconds in result.timings.items():
+                stages.setdefault(stage, []).append(seconds)
+            stages.setdefault("total", []).append(total)
+        if progress is not None:
+            progress(n + 1, len(queries))
+
+    labels = _label_order(truths, item_sets, order)
+    runs = []
+    for c in configs:
+        samples = dict(timings[c])
+        if decode_times:
+            samples = {"decode": decode_times, **samples}
+        run = _score(c.name, queries, truths, rankings[c], pool_counts, ks, vote_k, labels, order)
+        run.latency = latency_summary(samples)
+        run.mode, run.alpha = c.mode, c.alpha
+        for outcome, text in zip(run.outcomes, pseudo[c], strict=True):
+            outcome.pseudo_text = text
+        runs.append(run)
+
+    majority = [_majority_ranking(items, item_sets, rows, kmax) for rows in pools]
+    baselines = {
+        "majority": _score(
+            "majority-label baseline", queries, truths, majority, pool_counts, ks, vote_k,
+            labels, order,
+        ),
+        "random": _random_baseline(
+            queries, truths, items, item_sets, pools, pool_counts, ks, vote_k, labels, order,
+            repeats=random_repeats, seed=seed,
+        ),
+    }  # fmt: skip
+    setting = {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "protocol": "leave-one-out (same group excluded)" if leave_one_out else "held-out queries",
+        "queries": len(queries),
+        "catalogue_items": len(items),
+        "ks": list(ks),
+        "vote_k": vote_k,
+        "modes": list(dict.fromkeys(c.mode for c in configs)),
+        "alphas": [c.alpha for c in configs if c.mode != "image"],
+        "manifest_alpha": getattr(retriever.artifacts, "alpha", None),
+        "rerank_candidates": getattr(retriever, "rerank_candidates", None),
+        "text_source": (ORACLE_LABEL if text_source == ORACLE else text_source),
+        "random_repeats": random_repeats,
+        "seed": seed,
+        "no_damage_convention": f"a query or item without labels has the label set {{{nd}}}",
+        "taxonomy": f"{taxonomy.name} {taxonomy.version}",
+    }
+    return Evaluation(setting, runs, baselines, labels, vote_k, ks, warnings)
+
+
+def _decode(path: Path | None) -> Any:
+    if path is None:
+        raise EvaluationError("a query has neither an image nor a vector")
+    from models.imaging import decode_image
+
+    return decode_image(Path(path))
+
+
+def _neighbours(retriever: Any, result: RetrievalResult, no_damage: str) -> list[Neighbour]:
+    hits = result.hits
+    ordered = tie_break([h.id for h in hits], [h.score for h in hits])
+    image_path = getattr(retriever, "image_path", None)
+    out = []
+    for i in ordered:
+        h = hits[i]
+        out.append(
+            Neighbour(
+                id=h.id,
+                score=float(h.score),
+                labels=tuple(sorted(label_set([lc.id for lc in h.labels], no_damage=no_damage))),
+                image=image_path(h.id) if image_path is not None else None,
+            )
+        )
+    return out
+
+
+def _excludes(q: Query) -> bool:
+    return bool(q.exclude_groups or q.exclude_ids)
+
+
+def _pool_rows(items: Sequence[Any], q: Query) -> npt.NDArray[np.int64]:
+    groups, ids = set(q.exclude_groups), set(q.exclude_ids)
+    return np.array(
+        [it.row for it in items if it.id not in ids and not (groups and it.group in groups)],
+        dtype=np.int64,
+    )
+
+
+def _leak_warnings(queries: Sequence[Query], items: Sequence[Any], loo: bool) -> list[str]:
+    if loo:
+        return []
+    ids = {it.id for it in items}
+    groups = {it.group for it in items if it.group}
+    same_id = sum(1 for q in queries if q.id in ids)
+    same_group = sum(1 for q in queries if q.group and q.group in groups)
+    out = []
+    if same_id:
+        out.append(
+            f"{same_id} queries are themselves in the index (self-retrieval inflates scores)"
+        )
+    if same_group:
+        out.append(f"{same_group} queries share a group with indexed items (split leakage)")
+    return out
+
+
+def _label_order(
+    truths: Sequence[LabelSet], item_sets: Sequence[LabelSet], order: Callable[[str], int]
+) -> list[str]:
+    seen = set().union(*truths, *item_sets) if truths or item_sets else set()
+    return sorted(seen, key=lambda label: (order(label), label))
+
+
+def _majority_ranking(
+    items: Sequence[Any], item_sets: Sequence[LabelSet], rows: npt.NDArray[np.int64], k: int
+) -> list[Neighbour]:
+    freq = Counter(label for r in rows for label in item_sets[r])
+    ranked = sorted(
+        rows.tolist(), key=lambda r: (-sum(freq[lb] for lb in item_sets[r]), items[r].id)
+    )[:k]
+    return [Neighbour(items[r].id, 0.0, tuple(sorted(item_sets[r]))) for r in ranked]
+
+
+def _score(
+    name: str,
+    queries: Sequence[Query],
+    truths: Sequence[LabelSet],
+    rankings: Sequence[Sequence[Neighbour]],
+    pools: Sequence[Mapping[LabelSet, int]],
+    ks: Sequence[int],
+    vote_k: int,
+    labels: Sequence[str],
+    order: Callable[[str], int],
+) -> RunResult:
+    sets = [[frozenset(n.labels) for n in r] for r in rankings]
+    summary, rows = aggregate(truths, sets, ks, pools=pools, order=order)
+    predicted = [knn_vote(s, vote_k, order=order) for s in sets]
+    outcomes = [
+        QueryOutcome(q, list(r), m, p)
+        for q, r, m, p in zip(queries, rankings, rows, predicted, strict=True)
+    ]
+    return RunResult(
+        name=name,
+        summary=summary,
+        per_label_recall={k: per_label_recall(truths, sets, k) for k in ks},
+        knn=f1_scores(truths, predicted),
+        confusion=confusion(truths, predicted, labels),
+        outcomes=outcomes,
+    )
+
+
+def _random_baseline(
+    queries: Sequence[Query],
+    truths: Sequence[LabelSet],
+    items: Sequence[Any],
+    item_sets: Sequence[LabelSet],
+    pools: Sequence[npt.NDArray[np.int64]],
+    pool_counts: Sequence[Mapping[LabelSet, int]],
+    ks: Sequence[int],
+    vote_k: int,
+    labels: Sequence[str],
+    order: Callable[[str], int],
+    *,
+    repeats: int,
+    seed: int,
+) -> RunResult:
+    rng = np.random.default_rng(seed)
+    kmax = max(ks)
+    draws: list[RunResult] = []
+    for _ in range(max(1, repeats)):
+        rankings = []
+        for rows in pools:
+            pick = rng.choice(rows, size=min(kmax, len(rows)), replace=False) if len(rows) else rows
+            rankings.append(
+                [Neighbour(items[r].id, 0.0, tuple(sorted(item_sets[r]))) for r in pick]
+            )
+        draws.append(
+            _score("random", queries, truths, rankings, pool_counts, ks, vote_k, labels, order)
+        )
+    summary = {key: float(np.mean([d.summary[key] for d in draws])) for key in draws[0].summary}
+    plr: dict[int, dict[str, tuple[float, int]]] = {}
+    for k in ks:
+        plr[k] = {
+            label: (float(np.mean([d.per_label_recall[k][label][0] for d in draws])), n)
+            for label, (_, n) in draws[0].per_label_recall[k].items()
+        }
+    return RunResult(
+        name=f"random-retrieval baseline (mean of {len(draws)} draws, seed {seed})",
+        summary=summary,
+        per_label_recall=plr,
+    )
+
+
+def summary_rows(evaluation: Evaluation, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One row per metric: each run's value beside the majority and random baselines."""
+    first = evaluation.runs[0].summary if evaluation.runs else {}
+    rows = []
+    for key in keys or first.keys():
+        row: dict[str, Any] = {"metric": key}
+        for run in evaluation.runs:
+            row[run.name] = run.summary.get(key)
+        row["majority"] = evaluation.baselines["majority"].summary.get(key)
+        row["random"] = evaluation.baselines["random"].summary.get(key)
+        rows.append(row)
+    return rows

@@ -1,0 +1,187 @@
+"""The runner on a small hand-made catalogue through the real Retriever, and the report files."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from indexer.evaluation.report import write_report
+from indexer.evaluation.runner import (
+    ORACLE,
+    ORACLE_LABEL,
+    EvaluationError,
+    evaluate,
+    leave_one_out_queries,
+)
+from indexer.retriever import Retriever
+from models.description import describe
+from models.fusion import fuse, l2_normalise
+
+
+@dataclass(frozen=True)
+class Item:
+    row: int
+    id: str
+    labels: dict
+    group: str
+    zone: str = "hood_center"
+    image: str = ""
+    area: str = "frontal"
+    description: str = ""
+    defects: dict = field(default_factory=dict)
+
+
+class NumpyStore:
+    def __init__(self, vectors):
+        self.vectors = vectors
+        self.ntotal = len(vectors)
+
+    def search(self, queries, k, *, allowed=None):
+        scores = queries @ self.vectors.T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1).astype(np.float32), order.astype(np.int64)
+
+
+class Artifacts:
+    def __init__(self, image_vectors, text_vectors, items, alpha=0.6):
+        self.image_vectors, self.text_vectors, self.items = image_vectors, text_vectors, items
+        self.alpha, self.manifest = alpha, {}
+        self.image_store = NumpyStore(image_vectors)
+        self.fused_store = NumpyStore(fuse(image_vectors, text_vectors, alpha=alpha))
+
+    def row_of(self, item_id):
+        return next((it.row for it in self.items if it.id == item_id), None)
+
+    def image_file(self, item):
+        return Path(item.image) if item.image else None
+
+
+class KeywordTextEncoder:
+    words = ("scratch", "dent", "crack", "no visible damage")
+
+    def encode(self, texts):
+        v = np.array([[float(w in t) for w in self.words] for t in texts], np.float32) + 1e-3
+        return l2_normalise(v)
+
+
+# (labels, group): scratch and no-damage occur in several groups; crack only in g3
+CATALOGUE = [
+    ({"surface_scratch": 1}, "g0"),
+    ({"dent": 1}, "g0"),
+    ({"surface_scratch": 2}, "g1"),
+    ({"dent": 1}, "g1"),
+    ({"surface_scratch": 1}, "g2"),
+    ({}, "g2"),
+    ({"crack": 1}, "g3"),
+    ({}, "g3"),
+]
+
+
+@pytest.fixture
+def retriever(taxonomy, tmp_path):
+    rng = np.random.default_rng(0)
+    centres = {k: rng.normal(size=32) for k in ("surface_scratch", "dent", "crack", "")}
+    vectors, items = [], []
+    for row, (labels, group) in enumerate(CATALOGUE):
+        key = next(iter(labels), "")
+        vectors.append(centres[key] + 0.2 * rng.normal(size=32))
+        image = tmp_path / f"item{row}.png"
+        Image.new("RGB", (40, 30), (row * 30, 100, 200)).save(image)
+        desc = describe(labels, "hood_center", taxonomy)
+        items.append(Item(row, f"item{row}", labels, group, image=str(image), description=desc))
+    enc = KeywordTextEncoder()
+    arts = Artifacts(
+        l2_normalise(np.array(vectors)), enc.encode([i.description for i in items]), items
+    )
+    return Retriever(arts, image_encoder=None, text_encoder=enc, taxonomy=taxonomy,
+                     rerank_candidates=4)  # fmt: skip
+
+
+def test_leave_one_out_excludes_own_group_and_finds_visual_neighbours(retriever):
+    queries = leave_one_out_queries(retriever.artifacts)
+    ev = evaluate(retriever, queries, modes=["image", "rerank"], alphas=[0.5, 0.8],
+                  ks=[1, 3], leave_one_out=True, random_repeats=5)  # fmt: skip
+    assert [r.name for r in ev.runs] == ["image", "rerank a=0.5", "rerank a=0.8"]
+    groups = {it.id: it.group for it in retriever.artifacts.items}
+    for run in ev.runs:
+        for o in run.outcomes:
+            assert o.neighbours, o.query.id
+            assert all(groups[n.id] != o.query.group for n in o.neighbours)
+    image = ev.runs[0]
+    by_id = {o.query.id: o for o in image.outcomes}
+    # labels present in another group are found at rank 1 (clustered vectors) ...
+    for qid in ("item0", "item1", "item2", "item3", "item4", "item5", "item7"):
+        assert by_id[qid].metrics["hit@1"] == 1.0, qid
+    # ... the crack occurs in no other group: it can never be found
+    assert by_id["item6"].metrics["recall@3"] == 0.0
+    assert image.per_label_recall[3]["crack"] == (0.0, 1)
+    assert image.summary["hit@1"] == pytest.approx(7 / 8)
+    assert ev.baselines["random"].summary["hit@1"] < image.summary["hit@1"]
+    assert ev.setting["protocol"].startswith("leave-one-out")
+
+
+def test_majority_baseline_retrieves_the_most_common_labels(retriever):
+    ev = evaluate(retriever, leave_one_out_queries(retriever.artifacts), ks=[1], leave_one_out=True)
+    majority = ev.baselines["majority"]
+    # query item1 (dent, g0): pool = 6 items; scratch and no_damage on 2 each, dent and crack 1;
+    # the tie (sum of frequencies 2) is broken by id: item2 (scratch) comes first
+    q1 = next(o for o in majority.outcomes if o.query.id == "item1")
+    assert [n.id for n in q1.neighbours] == ["item2"]
+    # query item6 (crack, g3): pool has scratch x3, dent x2, no_damage x1 -> a scratch item first
+    q6 = next(o for o in majority.outcomes if o.query.id == "item6")
+    assert q6.neighbours[0].labels == ("surface_scratch",)
+
+
+def test_hybrid_requires_a_declared_text_source(retriever):
+    queries = leave_one_out_queries(retriever.artifacts)
+    with pytest.raises(EvaluationError, match="text-source"):
+        evaluate(retriever, queries, modes=["hybrid"], leave_one_out=True)
+    with pytest.raises(EvaluationError, match="no text"):
+        evaluate(retriever, queries, modes=["hybrid"], text_source="caption", leave_one_out=True)
+
+
+def test_oracle_text_is_labelled_as_leaking_everywhere(retriever, tmp_path):
+    queries = leave_one_out_queries(retriever.artifacts, text_source=ORACLE)
+    ev = evaluate(retriever, queries, modes=["hybrid"], ks=[1, 3], text_source=ORACLE,
+                  leave_one_out=True, random_repeats=2)  # fmt: skip
+    assert ev.setting["text_source"] == ORACLE_LABEL
+    assert any(ORACLE_LABEL in w for w in ev.warnings)
+    paths = write_report(ev, tmp_path / "out")
+    for path in paths.values():
+        assert ORACLE_LABEL in path.read_text("utf-8"), path.name
+
+
+def test_report_files(retriever, tmp_path):
+    queries = leave_one_out_queries(retriever.artifacts)
+    ev = evaluate(retriever, queries, modes=["image", "rerank"], alphas=[0.5, 0.8],
+                  ks=[1, 3, 5], leave_one_out=True, random_repeats=3)  # fmt: skip
+    paths = write_report(ev, tmp_path / "out")
+    assert {p.name for p in paths.values()} == {"metrics.json", "summary.md", "report.html"}
+
+    data = json.loads(paths["metrics"].read_text())
+    assert [r["name"] for r in data["runs"]] == ["image", "rerank a=0.5", "rerank a=0.8"]
+    for run in [*data["runs"], *data["baselines"].values()]:
+        for key in ("recall@5", "hit@1", "precision@3", "map@5", "ndcg@5", "mrr",
+                    "knn_micro_f1@5", "knn_macro_f1@5", "label_recall_macro@5"):  # fmt: skip
+            assert 0.0 <= run["metrics"][key] <= 1.0, key
+    image = data["runs"][0]
+    assert image["metrics"]["hit@1"] == pytest.approx(7 / 8)
+    assert set(image["latency_ms"]) >= {"search", "total"}
+    assert len(image["queries"]) == 8 and image["confusion"]["columns"][-1] == "(none)"
+
+    md = paths["summary"].read_text()
+    assert "| metric | image | rerank a=0.5 | rerank a=0.8 | majority | random |" in md
+    assert re.search(r"\| hit@1 \| 0\.875 \|", md)
+
+    page = paths["report"].read_text()
+    srcs = re.findall(r'<img[^>]*src="([^"]+)"', page)
+    assert srcs and all(s.startswith("data:image/") for s in srcs)  # self-contained
+    assert sum(s.startswith("data:image/png") for s in srcs) >= 4  # curves, sweep, labels, conf.
+    assert any(s.startswith("data:image/jpeg") for s in srcs)  # neighbour thumbnails
+    assert "http://" not in page and "https://" not in page
