@@ -1,0 +1,127 @@
+"""JSONL manifests: one object per line with at least ``image``.
+
+Optional keys: ``id``, ``labels`` (list or {label: count}), ``zone``, ``description``, ``group``,
+``width``, ``height``, ``defects`` (as written by :mod:`indexer.jsonl`). ``image`` is absolute or
+relative to the manifest's directory. ``labels``, when given, are the image's labels (and the ones
+checked against the taxonomy); otherwise labels are counted from ``defects``. Without ``zone``, it
+comes from ``zona_<N>`` in the file name. ``group`` is used unless the caller passes an explicit
+``group_by`` rule, which then overrides it. Every image's header is read (size and truncation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from indexer.jsonl import defect_from_json
+from indexer.readers.geometry import ShapeError, make_defect, to_points
+from indexer.readers.images import ImageHeaderError, declared_size, image_size
+from indexer.readers.progress import track
+from indexer.readers.scan import DatasetError, ScanBuilder
+from indexer.records import Defect
+from models.taxonomy import Coverage
+
+
+def read_jsonl(builder: ScanBuilder, manifest: Path, *, progress: bool = False) -> None:
+    try:
+        lines = manifest.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {manifest}: {exc}") from exc
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    for number, line in track(numbered, "manifest", enabled=progress):
+        where = f"{manifest.name}:{number}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            builder.problem(where, f"line does not parse as JSON ({exc}): skipped")
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("image"), str):
+            builder.problem(where, "no 'image' path: skipped")
+            continue
+        _read_entry(builder, entry, where)
+
+
+def _read_entry(builder: ScanBuilder, entry: dict[str, Any], where: str) -> None:
+    image = Path(os.path.normpath(builder.root / entry["image"]))
+    if not image.is_file():
+        builder.problem(where, f"missing image {entry['image']!r}: skipped")
+        return
+    try:
+        width, height = image_size(image)
+    except ImageHeaderError as exc:
+        builder.problem(where, f"{exc} ({entry['image']}): skipped")
+        return
+    declared = (entry.get("width"), entry.get("height"))
+    if None not in declared and declared_size(*declared) != (width, height):
+        builder.problem(
+            where,
+            f"image size mismatch: file is {width}x{height}, manifest says "
+            f"{declared[0]}x{declared[1]}: skipped",
+        )
+        return
+    labels = None
+    raw_labels = entry.get("labels")
+    if raw_labels is not None:
+        labels = _labels(builder, raw_labels, where)
+        if labels is None:
+            return
+    # Labels given: they were checked and counted; the defects' raw labels are geometry only.
+    defects = _defects(builder, entry.get("defects") or [], where, counted=labels is None)
+    group = entry.get("group")
+    builder.add(
+        image,
+        width=width,
+        height=height,
+        defects=defects,
+        labels=labels,
+        zone=entry.get("zone"),
+        source=where,
+        id=str(entry["id"]) if entry.get("id") else None,
+        group=str(group) if group not in (None, "") and builder.grouper.rule == "image" else None,
+        description=entry.get("description") or None,
+    )
+
+
+def _labels(builder: ScanBuilder, raw: object, where: str) -> dict[str, int] | None:
+    if not isinstance(raw, (list, Mapping)):
+        builder.problem(where, "labels must be a list or {label: count}: skipped")
+        return None
+    items = raw.keys() if isinstance(raw, Mapping) else raw
+    for label in sorted({str(x) for x in items}):
+        if not builder.taxonomy.is_known(label):
+            builder.problem(where, f"label {label!r} not in the taxonomy: kept as unknown")
+    try:
+        counts = builder.taxonomy.normalise_counts(raw, builder.coverage)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        builder.problem(where, "label counts must be integers: skipped")
+        return None
+    return {k: n for k, n in counts.items() if n > 0 and k != builder.taxonomy.no_damage_id}
+
+
+def _defects(builder: ScanBuilder, raw: object, where: str, *, counted: bool) -> tuple[Defect, ...]:
+    if not isinstance(raw, list):
+        builder.problem(where, "defects is not a list: defects ignored")
+        return ()
+    defects = []
+    coverage = builder.coverage if counted else Coverage()
+    unknown: set[str] = set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            builder.problem(where, f"defect {i} is not an object: defect skipped")
+            continue
+        label, polygon, area = defect_from_json(item)
+        try:
+            points = to_points(polygon)
+            defect = make_defect(label, points, builder.taxonomy, coverage, area=area)
+        except ShapeError as exc:
+            builder.problem(where, f"defect {i} (label {label!r}): {exc}: defect skipped")
+            continue
+        if counted and defect.label == builder.taxonomy.unknown_id and label != defect.label:
+            unknown.add(label)
+        defects.append(defect)
+    for label in sorted(unknown):
+        builder.problem(where, f"label {label!r} not in the taxonomy: kept as unknown")
+    return tuple(defects)
