@@ -15,9 +15,7 @@ Baselines (query-independent rankings over the same pool):
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,34 +39,14 @@ from indexer.evaluation.metrics import (
     per_label_recall,
     tie_break,
 )
+from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
 from indexer.hits import QUERY_MODES, RetrievalResult
 from models.description import describe
 from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 
-ORACLE = "oracle"
-ORACLE_LABEL = "ORACLE (leaks ground truth; upper bound)"
 DEFAULT_KS = (1, 3, 5, 10)
-
-
-class EvaluationError(ValueError):
-    """The evaluation cannot run as asked (no queries, missing text for hybrid, bad k...)."""
-
-
-@dataclass(frozen=True)
-class Query:
-    """One evaluation query. ``labels`` (canonical ids) are used for scoring only."""
-
-    id: str
-    labels: dict[str, int]
-    zone: str = "unknown"
-    group: str = ""
-    image_path: Path | None = None
-    vector: npt.NDArray[np.float32] | None = None
-    text: str | None = None
-    exclude_groups: tuple[str, ...] = ()
-    exclude_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,80 +100,6 @@ class Evaluation:
     vote_k: int
     ks: tuple[int, ...]
     warnings: list[str] = field(default_factory=list)
-
-
-# -- queries --------------------------------------------------------------------------------------
-
-
-def load_queries(path: Path, taxonomy: Taxonomy, *, text_source: str | None = None) -> list[Query]:
-    """Queries from a JSONL manifest (e.g. ``test.jsonl`` from ``visrag split``).
-
-    ``text_source`` names a JSONL field holding each query's text (for ``hybrid``), or
-    ``oracle`` (text built from the ground-truth labels: leaks, an upper bound only).
-    """
-    from indexer.readers import read_dataset
-
-    scan = read_dataset(path, taxonomy=taxonomy, format="jsonl")
-    for problem in scan.problems:
-        logger.warning("query %s: %s", problem.file, problem.reason)
-    texts = _text_field(path, text_source) if text_source not in (None, ORACLE) else {}
-    queries = []
-    for rec in scan.records:
-        if text_source == ORACLE:
-            text: str | None = describe(rec.labels, rec.zone, taxonomy)
-        elif text_source:
-            text = texts.get(os.path.normpath(str(rec.image_path)))
-        else:
-            text = None
-        queries.append(
-            Query(
-                id=rec.id,
-                labels=dict(rec.labels),
-                zone=rec.zone,
-                group=rec.group,
-                image_path=Path(rec.image_path),
-                text=text,
-            )
-        )
-    return queries
-
-
-def _text_field(path: Path, field_name: str) -> dict[str, str]:
-    """Normalised absolute image path -> the named field's text, from the raw JSONL lines."""
-    out: dict[str, str] = {}
-    for line in Path(path).read_text("utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("image"), str):
-            value = entry.get(field_name)
-            if isinstance(value, str) and value.strip():
-                image = os.path.normpath(str(Path(path).parent / entry["image"]))
-                out[image] = value
-    return out
-
-
-def leave_one_out_queries(artifacts: Any, *, text_source: str | None = None) -> list[Query]:
-    """Each catalogue item queries the rest, excluding its own group (source image) and itself."""
-    queries = []
-    for item in artifacts.items:
-        text = item.description if text_source == ORACLE else None
-        queries.append(
-            Query(
-                id=item.id,
-                labels=dict(item.labels),
-                zone=item.zone,
-                group=item.group,
-                vector=artifacts.image_vectors[item.row],
-                text=text,
-                exclude_groups=(item.group,) if item.group else (),
-                exclude_ids=(item.id,),
-            )
-        )
-    return queries
 
 
 def configs_for(modes: Sequence[str], alphas: Sequence[float] | None) -> list[RunConfig]:

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.evaluation.report import write_report
-from indexer.evaluation.runner import (
+from indexer.evaluation.queries import (
     ORACLE,
     ORACLE_LABEL,
     EvaluationError,
-    evaluate,
     leave_one_out_queries,
 )
+from indexer.evaluation.report import write_report
+from indexer.evaluation.runner import evaluate
 from indexer.retriever import Retriever
 from models.description import describe
 from models.fusion import fuse, l2_normalise
