@@ -142,7 +142,7 @@ def open_retriever(
     ``image``: queries are image files (not precomputed vectors); ``text``: a mode needs the text
     encoder (``hybrid``, ``rerank``). Overrides name a local copy of the same model.
     """
-    from indexer.artifacts import load_artifacts
+    from indexer.artifacts import check_compatible, load_artifacts
     from indexer.retriever import Retriever
 
     artifacts = load_artifacts(artifacts_dir, verify=True)
@@ -165,6 +165,12 @@ def open_retriever(
 
         recorded_text = text_model or _recorded(manifest, "text_model")
         text_encoder = load_text_encoder(recorded_text, device=device)
+    check_compatible(
+        manifest,
+        image_model_info=image_encoder.info() if image_encoder is not None else None,
+        text_model_info=text_encoder.info() if text_encoder is not None else None,
+        taxonomy=taxonomy,
+    )
     return Retriever(
         artifacts,
         image_encoder=image_encoder,

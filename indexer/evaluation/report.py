@@ -273,3 +273,30 @@ def write_report(ev: Evaluation, out_dir: Path) -> dict[str, Path]:
     paths["summary"].write_text(summary_markdown(ev), "utf-8")
     paths["report"].write_text(render_html(ev), "utf-8")
     return paths
+
+
+def print_summary(ev: Evaluation, *, console: Any = None) -> None:
+    """Headline metrics of every run beside both baselines, and latency, as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for w in ev.warnings:
+        console.print(f"[bold red]WARNING[/] {w}")
+    table = Table(title=f"{ev.setting['protocol']}: {ev.setting['queries']} queries")
+    table.add_column("metric")
+    for run in ev.runs:
+        table.add_column(run.name, justify="right")
+    table.add_column("majority", justify="right", style="dim")
+    table.add_column("random", justify="right", style="dim")
+    for row in summary_rows(ev, _metric_keys(ev)):
+        cells = [_fmt(row[r.name]) for r in ev.runs]
+        table.add_row(row["metric"], *cells, _fmt(row["majority"]), _fmt(row["random"]))
+    console.print(table)
+    lat = Table(title="latency per stage (ms)")
+    for col in ("run", "stage", "p50", "p95", "n"):
+        lat.add_column(col, justify="left" if col in ("run", "stage") else "right")
+    for run in ev.runs:
+        for stage, v in run.latency.items():
+            lat.add_row(run.name, stage, f"{v['p50_ms']:.3f}", f"{v['p95_ms']:.3f}", str(v["n"]))
+    console.print(lat)
