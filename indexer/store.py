@@ -251,6 +251,29 @@ class VectorStore:
             self.index = rebuilt.index
         return removed
 
+    def renumber(self, old_ids: npt.ArrayLike, new_ids: npt.ArrayLike) -> None:
+        """Relabel held ids in place (``old_ids[i] -> new_ids[i]``; every held id listed)."""
+        old, new = _as_ids(old_ids), _as_ids(new_ids)
+        order = np.argsort(old)
+        old, new = old[order], new[order]
+
+        def relabel(held: Ids) -> Ids:
+            pos = np.searchsorted(old, held)
+            if len(held) and (pos.max() >= len(old) or (old[pos] != held).any()):
+                raise ValueError("renumber: a held id has no new id")
+            return new[pos]
+
+        if self.index_type == "ivfpq":
+            invlists = self.index.invlists
+            for i in range(invlists.nlist):
+                n = invlists.list_size(i)
+                if n:  # the id array of an in-RAM inverted list, written in place
+                    view = faiss.rev_swig_ptr(invlists.get_ids(i), n)
+                    view[:] = relabel(view.copy())
+        else:
+            faiss.copy_array_to_vector(relabel(self.ids()), self.index.id_map)
+            self.index.construct_rev_map()
+
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         faiss.write_index(self.index, str(path))
