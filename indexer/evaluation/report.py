@@ -141,7 +141,8 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 td:first-child,th:first-child{text-align:left}
 .base{color:#666}.warn{background:#fee;border:1px solid #c00;padding:.5em 1em}
 .q{display:flex;gap:8px;align-items:flex-start;margin:8px 0;border-bottom:1px solid #eee}
-.card{width:120px;font-size:11px}.card img{width:96px;height:96px;object-fit:cover}
+.card{width:120px;font-size:11px;overflow-wrap:anywhere}
+.card img{width:96px;height:96px;object-fit:cover}
 .chip{display:inline-block;background:#eef;border-radius:4px;padding:0 4px;margin:1px}
 .ok{background:#dfd}.qcard{background:#f6f6f6}
 """

@@ -6,9 +6,10 @@ precomputed vector) and, in ``hybrid`` mode, an explicitly declared text. Every 
 minus the query's own group in leave-one-out), and are scored by the same functions.
 
 Baselines (query-independent rankings over the same pool):
-- ``majority``: pool items sorted by how common their labels are in the pool (sum over an item's
-  labels of the number of pool items carrying that label; ties by id): always retrieving the
-  most frequent labels.
+- ``majority``: pool items carrying the most frequent label set first, i.e. always retrieving
+  (and, by kNN vote, predicting) the majority label set. Order: number of pool items with the
+  same exact label set, then the sum over the item's labels of how many pool items carry each
+  label, then id.
 - ``random``: uniform random rankings of the pool, metrics averaged over ``random_repeats``
   draws with a fixed seed.
 """
@@ -322,10 +323,14 @@ def _label_order(
 def _majority_ranking(
     items: Sequence[Any], item_sets: Sequence[LabelSet], rows: npt.NDArray[np.int64], k: int
 ) -> list[Neighbour]:
+    """Pool items carrying the most frequent label set first (then by label frequency, id)."""
+    sets = Counter(item_sets[r] for r in rows)
     freq = Counter(label for r in rows for label in item_sets[r])
-    ranked = sorted(
-        rows.tolist(), key=lambda r: (-sum(freq[lb] for lb in item_sets[r]), items[r].id)
-    )[:k]
+
+    def key(r: int) -> tuple[int, int, str]:
+        return (-sets[item_sets[r]], -sum(freq[lb] for lb in item_sets[r]), items[r].id)
+
+    ranked = sorted(rows.tolist(), key=key)[:k]
     return [Neighbour(items[r].id, 0.0, tuple(sorted(item_sets[r]))) for r in ranked]
 
 

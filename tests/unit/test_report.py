@@ -185,3 +185,16 @@ def test_report_files(retriever, tmp_path):
     assert sum(s.startswith("data:image/png") for s in srcs) >= 4  # curves, sweep, labels, conf.
     assert any(s.startswith("data:image/jpeg") for s in srcs)  # neighbour thumbnails
     assert "http://" not in page and "https://" not in page
+
+
+def test_majority_ranking_prefers_the_most_frequent_label_set():
+    from indexer.evaluation.runner import _majority_ranking
+
+    sets = [frozenset({"surface_scratch", "dent"}), frozenset({"surface_scratch"}),
+            frozenset({"dent"}), frozenset({"surface_scratch"})]  # fmt: skip
+    items = [Item(i, f"i{i}", {}, "g") for i in range(4)]
+    ranked = _majority_ranking(items, sets, np.arange(4), 4)
+    # {scratch} is the most frequent set (2 items); then {scratch, dent} (label frequencies 3 + 2)
+    # before {dent} (2)
+    assert [n.id for n in ranked] == ["i1", "i3", "i0", "i2"]
+    assert [n.id for n in _majority_ranking(items, sets, np.array([0, 2]), 2)] == ["i0", "i2"]
