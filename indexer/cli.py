@@ -19,6 +19,12 @@ cli = typer.Typer(
 )
 
 
+@cli.callback()
+def _group() -> None:
+    """visrag: dataset analysis, label-aware split, hybrid index, honest evaluation."""
+    # A callback keeps `visrag <command>` a command group even while only one command exists.
+
+
 @cli.command("evaluate")
 def evaluate(
     artifacts: Annotated[Path, typer.Option(help="index artifact directory")],
