@@ -11,12 +11,15 @@ from typing import Annotated
 
 import typer
 
+from indexer.cli_index import index_app
+
 cli = typer.Typer(
     name="visrag",
     help="visrag: dataset analysis, label-aware split, hybrid index, honest evaluation.",
     no_args_is_help=True,
     add_completion=False,
 )
+cli.add_typer(index_app, name="index")
 
 
 @cli.callback()

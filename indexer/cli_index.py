@@ -1,0 +1,223 @@
+"""`visrag index build | import | add | remove | verify`: thin commands over indexer.build,
+indexer.importing and indexer.artifacts (models are imported only when a command runs)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DEFAULT_IMAGE_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
+
+index_app = typer.Typer(
+    name="index",
+    help="Build, import, update and verify index artifacts.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+TaxonomyOpt = Annotated[str | None, typer.Option(help="taxonomy file (default: vehicle damage)")]
+TextModelOpt = Annotated[
+    str | None, typer.Option(help="text model id or local path (default all-MiniLM-L6-v2)")
+]
+DeviceOpt = Annotated[str, typer.Option(help="auto|cpu|cuda")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="images per encoder batch")]
+WorkersOpt = Annotated[int, typer.Option(min=1, help="decode/preprocess worker threads")]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Domain errors -> one red line and exit 1 (no traceback for a user mistake)."""
+    from indexer.artifacts import ArtifactError
+
+    try:
+        yield
+    except (ArtifactError, ValueError, KeyError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        typer.secho(f"error: {message}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    except Exception as exc:
+        if type(exc).__name__ == "ModelNotAvailableError":
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from exc
+        raise
+
+
+def _params(pairs: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--index-param expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _print_failed(failed: Sequence[Any], limit: int = 30) -> None:
+    if not failed:
+        return
+    typer.secho(f"{len(failed)} input(s) failed and were skipped:", fg="yellow", err=True)
+    for problem in failed[:limit]:
+        typer.echo(f"  {problem.file}: {problem.reason}", err=True)
+    if len(failed) > limit:
+        typer.echo(f"  ... and {len(failed) - limit} more (listed in manifest.json)", err=True)
+
+
+def _report(report: Any, verb: str) -> None:
+    _print_failed(report.failed)
+    rate = f", {report.images_per_second:.1f} img/s" if report.embedded else ""
+    typer.echo(
+        f"{verb} {report.out}: {report.count} items ({report.embedded} embedded, "
+        f"{report.cached} from cache, {len(report.failed)} failed) in {report.seconds:.1f} s{rate}"
+    )
+
+
+@index_app.command("build")
+def build(
+    manifest: Annotated[Path, typer.Option(help="dataset: train.jsonl, LabelMe dir or COCO json")],
+    out: Annotated[Path, typer.Option(help="artifact directory to write (replaced atomically)")],
+    image_model: Annotated[str, typer.Option(help="DINOv3 id or local path")] = DEFAULT_IMAGE_MODEL,
+    text_model: TextModelOpt = None,
+    index_type: Annotated[str, typer.Option(help="flat|hnsw|ivfpq")] = "flat",
+    index_param: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE, e.g. M=32, efSearch=128, nlist=1024")
+    ] = None,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="image weight in fusion")] = 0.6,
+    image_size: Annotated[int, typer.Option(help="longer side in pixels")] = 448,
+    pooling: Annotated[str, typer.Option(help="cls|cls+mean|gem")] = "cls",
+    dtype: Annotated[str | None, typer.Option(help="fp32|bf16|fp16 (default: auto)")] = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 8,
+    workers: WorkersOpt = 2,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="embedding cache: an interrupted build resumes from it")
+    ] = None,
+    taxonomy: TaxonomyOpt = None,
+    progress: Annotated[bool, typer.Option(help="progress bar")] = True,
+) -> None:
+    """Embed a dataset and write the index artifacts (failed images listed and skipped)."""
+    from indexer.build import build_index
+    from models.image_encoder import load_image_encoder
+    from models.taxonomy import load_taxonomy
+    from models.text_encoder import load_text_encoder
+
+    with _errors():
+        image_encoder = load_image_encoder(
+            image_model, device=device, dtype=dtype, image_size=image_size, pooling=pooling
+        )
+        text_encoder = load_text_encoder(text_model, device=device)
+        report = build_index(
+            manifest, out, image_encoder=image_encoder, text_encoder=text_encoder,
+            taxonomy=load_taxonomy(taxonomy), alpha=alpha, index_type=index_type,
+            index_params=_params(index_param), batch_size=batch_size, workers=workers,
+            cache_dir=cache_dir, progress=progress,
+        )  # fmt: skip
+    _report(report, "built")
+
+
+@index_app.command("import")
+def import_(
+    embeddings: Annotated[Path, typer.Option(help="(N, D) float32 .npy of image vectors")],
+    metadata: Annotated[Path, typer.Option(help="JSON list of N metadata objects")],
+    out: Annotated[Path, typer.Option(help="artifact directory to write")],
+    text_model: TextModelOpt = None,
+    image_model_id: Annotated[
+        str | None, typer.Option(help="image model id, if the metadata does not name it")
+    ] = None,
+    index_type: Annotated[str, typer.Option(help="flat|hnsw|ivfpq")] = "flat",
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.6,
+    device: DeviceOpt = "auto",
+    taxonomy: TaxonomyOpt = None,
+) -> None:
+    """Index precomputed image embeddings (labels normalised, descriptions from the template)."""
+    from indexer.importing import import_embeddings
+    from models.taxonomy import load_taxonomy
+    from models.text_encoder import load_text_encoder
+
+    with _errors():
+        manifest = import_embeddings(
+            embeddings, metadata, out, taxonomy=load_taxonomy(taxonomy),
+            text_encoder=load_text_encoder(text_model, device=device), alpha=alpha,
+            image_model_id=image_model_id, index_type=index_type,
+        )  # fmt: skip
+    coverage = manifest["dataset"]["coverage"]
+    typer.echo(
+        f"imported {manifest['vector_count']} vectors of {manifest['image_model']['id']} into "
+        f"{out}; label coverage {coverage['coverage']:.1%} ({coverage['unmapped']} unmapped"
+        + (f": {coverage['unmapped_labels']})" if coverage["unmapped"] else ")")
+    )
+
+
+@index_app.command("add")
+def add(
+    artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
+    manifest: Annotated[Path, typer.Option(help="JSONL (or dataset) of the new records")],
+    image_model: Annotated[
+        str | None, typer.Option(help="local copy of the recorded image model")
+    ] = None,
+    text_model: Annotated[
+        str | None, typer.Option(help="local copy of the recorded text model")
+    ] = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 8,
+    workers: WorkersOpt = 2,
+    taxonomy: TaxonomyOpt = None,
+) -> None:
+    """Embed new records with the recorded models and append them (no full rebuild)."""
+    from indexer.artifacts import read_manifest
+    from indexer.build import add_records
+    from models.image_encoder import load_image_encoder
+    from models.taxonomy import load_taxonomy
+    from models.text_encoder import load_text_encoder
+
+    with _errors():
+        recorded = read_manifest(artifacts)
+        img = recorded["image_model"]
+        pre = img.get("preprocessing") or {}
+        image_encoder = load_image_encoder(
+            image_model or img["id"], device=device, dtype=img.get("dtype"),
+            image_size=int(pre.get("image_size") or img.get("image_size") or 448),
+            pooling=img.get("pooling") or "cls", revision=img.get("revision"),
+        )  # fmt: skip
+        text_encoder = load_text_encoder(text_model or recorded["text_model"]["id"], device=device)
+        report = add_records(
+            artifacts, manifest, image_encoder=image_encoder, text_encoder=text_encoder,
+            taxonomy=load_taxonomy(taxonomy), batch_size=batch_size, workers=workers,
+        )  # fmt: skip
+    _report(report, "updated")
+
+
+@index_app.command("remove")
+def remove(
+    artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
+    ids: Annotated[list[str], typer.Argument(help="item ids to remove")],
+) -> None:
+    """Remove items by id (the directory is rewritten atomically with new checksums)."""
+    from indexer.build import remove_items
+
+    with _errors():
+        manifest = remove_items(artifacts, ids)
+    typer.echo(f"removed {len(set(ids))} item(s); {manifest['vector_count']} remain in {artifacts}")
+
+
+@index_app.command("verify")
+def verify(artifacts: Annotated[Path, typer.Argument(help="artifact directory")]) -> None:
+    """Check files, checksums, counts, dims and manifest vs catalogue; exit 1 on any failure."""
+    from indexer.artifacts import verify_artifacts
+
+    report = verify_artifacts(artifacts)
+    for check, ok, detail in report:
+        mark = typer.style("OK  ", fg="green") if ok else typer.style("FAIL", fg="red")
+        typer.echo(f"{mark} {check}" + (f": {detail}" if detail else ""))
+    failed = [c for c, ok, _ in report if not ok]
+    if failed:
+        typer.secho(f"{artifacts}: {len(failed)} check(s) failed", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.secho(f"{artifacts}: OK", fg="green")
