@@ -40,6 +40,7 @@ _BODY_COLOURS = [(180, 20, 25), (20, 50, 140), (215, 215, 220), (30, 30, 34), (1
                  (20, 110, 60), (230, 180, 20), (90, 50, 30)]  # fmt: skip
 NO_DAMAGE_SHARE = 0.15  # images without an annotation file
 EMPTY_JSON_SHARE = 0.03  # images with an annotation file but no shapes (also "no damage")
+BIG_SHARE = 0.12  # defects drawn three times larger than usual
 BROKEN_KINDS = (
     "unparsable_json",
     "missing_image",
@@ -128,7 +129,9 @@ def _draw_and_save(
         for raw in sorted(str(t) for t in types):
             low, high = _INSTANCES.get(raw, (1, 1))
             for _ in range(int(rng.integers(low, high + 1))):
-                polygon = _DRAWERS[raw](draw, colour, size, rng)
+                # now and then a large one, so every relative-area bucket occurs
+                grow = 3.0 if rng.random() < BIG_SHARE else 1.0
+                polygon = _DRAWERS[raw](draw, colour, size, rng, _scale(size) * grow)
                 shapes.append(_shape(raw, polygon, size))
     image.save(out / f"{stem}_imageDANO_original.jpg", quality=85)
     if roll >= NO_DAMAGE_SHARE:
@@ -224,8 +227,7 @@ def _mix(colour: tuple[int, int, int], other: tuple[int, int, int], t: float) ->
     return tuple(int(a * (1 - t) + b * t) for a, b in zip(colour, other, strict=True))
 
 
-def _surface_scratch(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
-    s = _scale(size)
+def _surface_scratch(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -> list[Point]:
     p, q = _segment(size, rng, rng.uniform(30, 90) * s)
     light = _mix(colour, (245, 245, 245), 0.6)
     lines = int(rng.integers(2, 5))
@@ -241,8 +243,7 @@ def _surface_scratch(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[
     return _band(p, q, lines * spread / 2 + 2)
 
 
-def _deep_scratch(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
-    s = _scale(size)
+def _deep_scratch(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -> list[Point]:
     p, q = _segment(size, rng, rng.uniform(40, 120) * s)
     width = max(3, round(rng.uniform(4, 7) * s))
     draw.line([p, q], fill=_mix(colour, (230, 230, 230), 0.5), width=width + 2)
@@ -250,8 +251,7 @@ def _deep_scratch(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Poi
     return _band(p, q, width / 2 + 2)
 
 
-def _dent(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
-    s = _scale(size)
+def _dent(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -> list[Point]:
     cx, cy = _centre(size, rng)
     rx, ry = rng.uniform(15, 45) * s, rng.uniform(12, 35) * s
     for k, t in enumerate(np.linspace(0.0, 1.0, 5)):
@@ -275,8 +275,7 @@ def _dent(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
     ]
 
 
-def _crack(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
-    s = _scale(size)
+def _crack(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -> list[Point]:
     start = _centre(size, rng, 0.2)
     points = [start]
     for _ in range(int(rng.integers(2, 4))):
@@ -297,8 +296,7 @@ def _crack(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
     return _convex_hull(padded)
 
 
-def _paint_peeling(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
-    s = _scale(size)
+def _paint_peeling(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -> list[Point]:
     cx, cy = _centre(size, rng)
     r = rng.uniform(15, 40) * s
     angles = np.sort(rng.uniform(0, 2 * math.pi, int(rng.integers(8, 15))))
@@ -314,8 +312,7 @@ def _paint_peeling(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Po
     return polygon
 
 
-def _missing_part(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
-    s = _scale(size)
+def _missing_part(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -> list[Point]:
     cx, cy = _centre(size, rng)
     hw, hh = rng.uniform(20, 45) * s, rng.uniform(12, 30) * s
     box = [cx - hw, cy - hh, cx + hw, cy + hh]
@@ -325,8 +322,7 @@ def _missing_part(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Poi
     return [(box[0], box[1]), (box[2], box[1]), (box[2], box[3]), (box[0], box[3])]
 
 
-def _missing_accessory(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
-    s = _scale(size)
+def _missing_accessory(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -> list[Point]:
     cx, cy = _centre(size, rng)
     hw, hh = rng.uniform(15, 35) * s, rng.uniform(8, 18) * s
     box = [cx - hw, cy - hh, cx + hw, cy + hh]
@@ -339,8 +335,7 @@ def _missing_accessory(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> lis
     return [(box[0], box[1]), (box[2], box[1]), (box[2], box[3]), (box[0], box[3])]
 
 
-def _misaligned_part(draw: ImageDraw.ImageDraw, colour, size, rng: Rng) -> list[Point]:
-    s = _scale(size)
+def _misaligned_part(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -> list[Point]:
     p, q = _segment(size, rng, rng.uniform(80, 200) * s)
     shift = rng.uniform(6, 12) * s
     side = _band(p, q, shift)  # one side of the gap sits lower: a shadow band along it
@@ -393,7 +388,7 @@ def _make_broken(out: Path, kind: str, i: int, size: tuple[int, int], seed: int)
     json_path = out / f"{stem}_labelDANO_modificado.json"
     colour = _BODY_COLOURS[i % len(_BODY_COLOURS)]
     image = _panel(colour, size, rng)
-    polygon = _dent(ImageDraw.Draw(image), colour, size, rng)
+    polygon = _dent(ImageDraw.Draw(image), colour, size, rng, _scale(size))
     good = _shape("2", polygon, size)
     effect = "skipped"
     file = json_path
