@@ -45,3 +45,43 @@ def taxonomy():
     from models.taxonomy import load_taxonomy
 
     return load_taxonomy()
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def render_in_chromium():
+    """Open a local HTML file in headless Chromium; returns (images, console errors, page text).
+
+    ``images`` is a list of (src prefix, complete, naturalWidth) for every <img>.
+    """
+    playwright_api = pytest.importorskip("playwright.sync_api")
+
+    def render(path: Path) -> tuple[list[tuple[str, bool, int]], list[str], str]:
+        errors: list[str] = []
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(Path(path).resolve().as_uri())
+                page.wait_for_load_state("load")
+                images = page.evaluate(
+                    "Array.from(document.images)"
+                    ".map(i => [i.src.slice(0, 30), i.complete, i.naturalWidth])"
+                )
+                text = page.inner_text("body")
+            finally:
+                browser.close()
+        return [tuple(i) for i in images], errors, text
+
+    return render

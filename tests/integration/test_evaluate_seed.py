@@ -96,3 +96,18 @@ def test_leave_one_out_on_seed_crops(seed_artifacts, tmp_path):
     support = Counter(lb for m in meta for lb in set(m["damage_types"]))
     plr = image["per_label_recall"]["5"]
     assert {lb: v["support"] for lb, v in plr.items()} == dict(support)
+
+
+@pytest.mark.browser
+def test_seed_report_renders_its_plots_in_chromium(seed_artifacts, tmp_path, render_in_chromium):
+    from indexer.cli import cli
+
+    out = tmp_path / "eval"
+    args = ["evaluate", "--artifacts", str(seed_artifacts), "--leave-one-out", "--out", str(out),
+            "--random-repeats", "2"]  # fmt: skip
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    images, errors, text = render_in_chromium(out / "report.html")
+    assert errors == []
+    assert len(images) >= 3  # curves, per-label bars, confusion (crops have no images)
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert "Metrics beside baselines" in text and "majority" in text
