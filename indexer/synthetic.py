@@ -316,9 +316,11 @@ def _missing_part(draw: ImageDraw.ImageDraw, colour, size, rng: Rng, s: float) -
     cx, cy = _centre(size, rng)
     hw, hh = rng.uniform(20, 45) * s, rng.uniform(12, 30) * s
     box = [cx - hw, cy - hh, cx + hw, cy + hh]
-    draw.rounded_rectangle(
-        box, radius=int(6 * s) + 1, fill=(14, 14, 16), outline=(90, 90, 92), width=2
-    )
+    radius = int(min(hw, hh) / 3) - 1
+    if radius >= 2:  # PIL cannot round the corners of a box smaller than twice the radius
+        draw.rounded_rectangle(box, radius=radius, fill=(14, 14, 16), outline=(90, 90, 92), width=1)
+    else:
+        draw.rectangle(box, fill=(14, 14, 16), outline=(90, 90, 92))
     return [(box[0], box[1]), (box[2], box[1]), (box[2], box[3]), (box[0], box[3])]
 
 
