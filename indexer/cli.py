@@ -28,6 +28,12 @@ def _group() -> None:
     # A callback keeps `visrag <command>` a command group even while only one command exists.
 
 
+_USER_ERRORS = frozenset(
+    {"ArtifactError", "ChecksumError", "ManifestMismatchError", "ModelNotAvailableError",
+     "DatasetError", "FileNotFoundError", "TaxonomyError"}
+)  # fmt: skip
+
+
 @cli.command("evaluate")
 def evaluate(
     artifacts: Annotated[Path, typer.Option(help="index artifact directory")],
@@ -52,6 +58,13 @@ def evaluate(
     ] = None,
     taxonomy: Annotated[str | None, typer.Option(help="taxonomy file")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
+    image_model: Annotated[
+        str | None, typer.Option(help="local copy of the recorded image model")
+    ] = None,
+    text_model: Annotated[
+        str | None, typer.Option(help="local copy of the recorded text model")
+    ] = None,
+    rerank_candidates: Annotated[int, typer.Option(min=1, help="rerank: image top-N")] = 20,
     random_repeats: Annotated[int, typer.Option(help="random-baseline draws")] = 20,
     seed: Annotated[int, typer.Option(help="random-baseline seed")] = 0,
 ) -> None:
@@ -72,11 +85,20 @@ def evaluate(
             text_source=text_source,
             taxonomy=taxonomy,
             device=device,
+            image_model=image_model,
+            text_model=text_model,
+            rerank_candidates=rerank_candidates,
             random_repeats=random_repeats,
             seed=seed,
         )
     except EvaluationError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    except Exception as exc:
+        # Corrupt artifacts, missing weights or an unreadable query file: one line, no traceback.
+        if type(exc).__name__ not in _USER_ERRORS:
+            raise
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
     if text_source == ORACLE:
         typer.secho(f"text source: {ORACLE_LABEL}", fg="red", err=True)
     print_summary(ev)
