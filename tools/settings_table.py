@@ -53,7 +53,7 @@ def _type_name(annotation: object) -> str:
         names = [_type_name(a) for a in args if a is not type(None)]
         return " / ".join(names)
     if origin in (list, tuple, set):
-        return f"JSON list of {_type_name(args[0])}" if args else "JSON list"
+        return f"list of {_type_name(args[0])}" if args else "list"
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return " / ".join(f"`{m.value}`" for m in annotation)
     names = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}
