@@ -104,3 +104,108 @@ def evaluate(
     print_summary(ev)
     for path in paths.values():
         typer.echo(f"wrote {path}")
+
+
+# -- dataset commands: analyze, split, generate (bodies in indexer.analysis / split / synthetic) --
+FormatOpt = Annotated[str, typer.Option("--format", help="auto|labelme|coco|jsonl")]
+TaxonomyPathOpt = Annotated[
+    Path | None, typer.Option("--taxonomy", help="taxonomy file (default: vehicle damage)")
+]
+GroupByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--group-by",
+        help="what a split keeps together: image (default), capture (the long number in the "
+        "file name), folder, or a regex with one group",
+    ),
+]
+ImagesDirOpt = Annotated[
+    Path | None, typer.Option("--images-dir", help="COCO: folder the file_names are relative to")
+]
+
+
+def _dataset_errors(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg="red", err=True)
+    return typer.Exit(1)
+
+
+@cli.command("analyze")
+def analyze(
+    dataset: Annotated[Path, typer.Argument(help="LabelMe folder, COCO .json or .jsonl")],
+    out: Annotated[Path, typer.Option(help="report folder (analysis.json, .md, plots)")],
+    format: FormatOpt = "auto",
+    taxonomy: TaxonomyPathOpt = None,
+    group_by: GroupByOpt = None,
+    images_dir: ImagesDirOpt = None,
+) -> None:
+    """Analyse a dataset from its annotations and image headers (no pixel decoding)."""
+    from indexer.analysis import analyse_dataset
+    from indexer.analysis.rendering import print_summary
+    from models.taxonomy import load_taxonomy
+
+    try:
+        report, paths = analyse_dataset(
+            dataset, out, taxonomy=load_taxonomy(taxonomy), format=format,
+            group_by=group_by, images_dir=images_dir, progress=True,
+        )  # fmt: skip
+    except ValueError as exc:  # DatasetError, GroupByError, TaxonomyError
+        raise _dataset_errors(exc) from exc
+    print_summary(report)
+    typer.echo(f"wrote {paths['json']}, {paths['markdown']} and {len(paths) - 2} plots")
+
+
+@cli.command("split")
+def split(
+    dataset: Annotated[Path, typer.Argument(help="LabelMe folder, COCO .json or .jsonl")],
+    out: Annotated[Path, typer.Option(help="folder for train/test.jsonl, split_report.json")],
+    test_size: Annotated[float, typer.Option(min=0.0, max=1.0, help="test share of images")] = 0.2,
+    seed: Annotated[int, typer.Option(help="seed of the split")] = 42,
+    group_by: GroupByOpt = None,
+    format: FormatOpt = "auto",
+    taxonomy: TaxonomyPathOpt = None,
+    images_dir: ImagesDirOpt = None,
+) -> None:
+    """Deterministic, multi-label stratified, group-aware train/test split."""
+    from indexer.split import print_summary, split_files
+    from models.taxonomy import load_taxonomy
+
+    try:
+        result, paths, scan = split_files(
+            dataset, out, taxonomy=load_taxonomy(taxonomy), test_size=test_size, seed=seed,
+            format=format, group_by=group_by, images_dir=images_dir, progress=True,
+        )  # fmt: skip
+    except ValueError as exc:  # DatasetError, GroupByError, SplitError, TaxonomyError
+        raise _dataset_errors(exc) from exc
+    if scan.problems:
+        typer.secho(
+            f"{len(scan.problems)} input problem(s) skipped (visrag analyze lists them)",
+            fg="yellow",
+        )
+    print_summary(result.report)
+    typer.echo(f"wrote {paths['train']}, {paths['test']}, {paths['report']}")
+
+
+@cli.command("generate")
+def generate(
+    out: Annotated[Path, typer.Argument(help="folder to write the synthetic LabelMe dataset to")],
+    n: Annotated[int, typer.Option("--n", min=1, help="number of valid images")] = 200,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    broken: Annotated[int, typer.Option(min=0, help="deliberately broken inputs to add")] = 0,
+    size: Annotated[str, typer.Option(help="image size WIDTHxHEIGHT")] = "640x480",
+) -> None:
+    """Write a synthetic car-panel damage dataset (LabelMe, reference naming scheme)."""
+    from indexer.synthetic import generate_dataset
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"--size expects WIDTHxHEIGHT, got {size!r}") from exc
+    summary = generate_dataset(out, n, seed=seed, broken=broken, image_size=(width, height))
+    typer.echo(
+        f"wrote {summary['images']} images ({summary['no_damage']} without damage, "
+        f"{summary['captures']} captures) to {out}"
+    )
+    for label, count in summary["label_images"].items():
+        typer.echo(f"  {label}: {count} images, {summary['label_instances'][label]} instances")
+    for item in summary["broken"]:
+        typer.echo(f"  broken ({item['kind']}, {item['effect']}): {item['file']}")

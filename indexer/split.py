@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.jsonl import write_jsonl
+from indexer.jsonl import relative_image_path, write_jsonl
+from indexer.readers import DatasetScan, read_dataset
 from indexer.records import Record
+from models.taxonomy import Taxonomy
 
 NO_DAMAGE = "no_damage"
 _PENALTY = 100.0  # per label with >= 2 groups that is missing from one side
@@ -119,6 +121,70 @@ def write_split(result: SplitResult, out_dir: str | Path) -> dict[str, Path]:
     text = json.dumps(result.report, indent=2, ensure_ascii=False) + "\n"
     paths["report"].write_text(text, encoding="utf-8", newline="\n")
     return paths
+
+
+def split_files(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    taxonomy: Taxonomy,
+    test_size: float = 0.2,
+    seed: int = 42,
+    format: str = "auto",
+    group_by: str | None = None,
+    images_dir: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[SplitResult, dict[str, Path], DatasetScan]:
+    """Read a dataset, split it and write the split; returns (result, paths, scan).
+
+    The report gains a ``dataset`` entry: the dataset path relative to ``out_dir``, its format,
+    the group_by rule, how many records were split and how many inputs were skipped.
+    """
+    scan = read_dataset(
+        path,
+        taxonomy=taxonomy,
+        format=format,
+        group_by=group_by,
+        images_dir=images_dir,
+        progress=progress,
+    )
+    result = split_dataset(scan.records, test_size=test_size, seed=seed)
+    dataset = {
+        "path": relative_image_path(Path(path), Path(out_dir)),
+        "format": scan.format,
+        "group_by": group_by or "image",
+        "records": len(scan.records),
+        "problems": len(scan.problems),
+    }
+    result = SplitResult(result.train, result.test, {"dataset": dataset, **result.report})
+    return result, write_split(result, out_dir), scan
+
+
+def print_summary(report: dict[str, Any], *, console: Any = None) -> None:
+    """Sizes of both sides, the largest deviations, and labels that could not be spread."""
+    from rich.console import Console
+
+    console = console or Console()
+    images, groups = report["images"], report["groups"]
+    console.print(
+        f"train [bold]{images['train']}[/] images / {groups['train']} groups, "
+        f"test [bold]{images['test']}[/] images / {groups['test']} groups "
+        f"(test fraction {images['test_fraction']:.3f}, target {report['test_size']})"
+    )
+    lab, zone = report["largest_deviation"], report["largest_zone_deviation"]
+    console.print(
+        f"largest deviation from the target: label {lab['key']} {lab['value']:.3f}, "
+        f"zone {zone['key']} {zone['value']:.3f}"
+    )
+    if report["labels_in_one_group_only"]:
+        console.print(
+            "[yellow]in a single group (one side only):[/] "
+            + ", ".join(report["labels_in_one_group_only"])
+        )
+    if report["labels_missing_from_a_side"]:
+        console.print(
+            "[bold red]missing from a side:[/] " + ", ".join(report["labels_missing_from_a_side"])
+        )
 
 
 def record_keys(record: Record) -> tuple[list[str], str]:

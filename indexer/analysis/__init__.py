@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.readers import DatasetScan
+from indexer.readers import DatasetScan, read_dataset
 from models.taxonomy import Taxonomy
 
 AREA_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -73,6 +73,29 @@ def analyse(scan: DatasetScan, *, taxonomy: Taxonomy | None = None) -> dict[str,
         "coverage": scan.coverage.as_dict(),
         "problems": _problems(scan),
     }
+
+
+def analyse_dataset(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    taxonomy: Taxonomy,
+    format: str = "auto",
+    group_by: str | None = None,
+    images_dir: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Read a dataset, analyse it and write the report; returns (report, written paths)."""
+    scan = read_dataset(
+        path,
+        taxonomy=taxonomy,
+        format=format,
+        group_by=group_by,
+        images_dir=images_dir,
+        progress=progress,
+    )
+    report = analyse(scan, taxonomy=taxonomy)
+    return report, write_analysis(report, out_dir)
 
 
 def problem_kind(reason: str) -> str:

@@ -208,3 +208,33 @@ def render_markdown(report: dict[str, Any], plots: list[Path], *, max_problems: 
         out += ["", "## Plots", ""]
         out += [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(out) + "\n"
+
+
+def print_summary(report: dict[str, Any], *, console: Any = None) -> None:
+    """A short terminal summary: sizes, labels, coverage and input problems."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    ds = report["dataset"]
+    console.print(
+        f"[bold]{ds['images']}[/] images ({ds['images_with_damage']} damaged, "
+        f"{ds['images_without_damage']} without damage), [bold]{ds['defects']}[/] defects, "
+        f"{ds['groups']} groups; defects per image mean "
+        f"{report['defects_per_image']['mean']:.2f}"
+    )
+    table = Table(title="canonical labels")
+    for col in ("label", "images", "instances"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for label, entry in report["labels"].items():
+        if entry["images"]:
+            table.add_row(label, str(entry["images"]), str(entry["instances"]))
+    console.print(table)
+    cov = report["coverage"]
+    if cov["unmapped"]:
+        unmapped = ", ".join(f"{k} ({n})" for k, n in list(cov["unmapped_labels"].items())[:10])
+        console.print(f"[yellow]unmapped labels kept as unknown:[/] {unmapped}")
+    probs = report["problems"]
+    if probs["count"]:
+        kinds = ", ".join(f"{k} {n}" for k, n in probs["by_kind"].items())
+        console.print(f"[bold red]{probs['count']} input problem(s)[/] skipped: {kinds}")

@@ -14,9 +14,10 @@ def track(items: list[T], description: str, *, enabled: bool) -> Iterator[T]:
     if not enabled or len(items) < MIN_ITEMS:
         yield from items
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=len(items))
         for item in items:
             yield item
