@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -36,8 +37,20 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, description="Per-request time limit.")
     default_k: int = Field(5, ge=1, le=100, description="k when the request gives none.")
     rerank_candidates: int = Field(20, ge=1, description="Neighbours voting in mode 'rerank'.")
-    api_keys: list[SecretStr] = Field(
-        default_factory=list, description="Accepted API keys (JSON list); empty = no auth."
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted API keys (comma-separated or a JSON list); empty = no auth.",
     )
     demo_page: bool = Field(True, description="Serve the demo page at `/`.")
     log_level: str = Field("info", description="Log level.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """``VISRAG_API_KEYS=k1,k2`` or ``VISRAG_API_KEYS='["k1", "k2"]'``."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [k.strip() for k in text.split(",") if k.strip()]
+        return value

@@ -1,0 +1,64 @@
+"""The app factory. ``create_app(settings=None, resources=None)``; nothing heavy at import.
+
+The lifespan starts loading models and index in the background, so ``/health`` answers at once
+and ``/ready`` says 503 (with the reason) until everything is loaded and warmed up. A start-up
+failure (manifest mismatch, checksum, missing weights) is logged with the field that differs and
+reported by ``/ready``; ``visrag serve`` then stops the server with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.errors import install_error_handlers
+from app.metrics import Metrics, RequestMetricsMiddleware
+from app.resources import Resources
+from app.routes import context, demo, ops, retrieve
+from app.service import Service
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, resources: Resources | None = None) -> FastAPI:
+    """Build the app. ``resources`` (fakes in tests) replaces loading from ``settings``."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    service = Service(settings, metrics, resources=resources)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        start = asyncio.create_task(service.start(), name="visrag-start")
+        try:
+            yield
+        finally:
+            if not start.done():
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await start
+            await service.stop()
+
+    app = FastAPI(
+        title="visrag",
+        summary="Visual retrieval for multimodal RAG: similar verified cases for a VLM prompt.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.api_keys = [k.get_secret_value().encode("utf-8") for k in settings.api_keys]
+    install_error_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.include_router(ops.router)
+    app.include_router(retrieve.router)
+    app.include_router(context.router)
+    app.include_router(demo.items_router)
+    if settings.demo_page:
+        app.include_router(demo.page_router)
+        app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
+    return app

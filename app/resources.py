@@ -1,0 +1,139 @@
+"""What the lifespan loads: encoders, artifacts, the Retriever. Tests hand in fakes instead.
+
+:func:`load_resources` is the only place that touches weights and index files. It refuses to
+serve artifacts built with other models (``check_compatible`` names the field that differs) or
+with a failed checksum.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Runner = Callable[..., Any]
+
+
+class OnWorker:
+    """A text encoder whose ``encode`` runs on the inference worker once one is bound."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.runner: Runner | None = None
+
+    def encode(self, texts: list[str], **kwargs: Any) -> Any:
+        if self.runner is None:
+            return self._inner.encode(texts, **kwargs)
+        return self.runner(self._inner.encode, texts, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@dataclass
+class Resources:
+    """The loaded, heavy things one app serves.
+
+    ``retriever`` needs ``search(vector, *, k, mode, text, filters, alpha)``, ``image_path(id)``,
+    ``size``, ``manifest`` and ``taxonomy``; ``image_encoder`` needs ``preprocess(PIL)``,
+    ``encode_preprocessed(list, *, batch_size)``, ``info()``, ``device`` and ``dtype``.
+    """
+
+    retriever: Any
+    image_encoder: Any
+    text_encoder: OnWorker | None = None
+    extra_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return dict(self.retriever.manifest)
+
+    @property
+    def taxonomy(self) -> Any:
+        return self.retriever.taxonomy
+
+    def bind_worker(self, runner: Runner) -> None:
+        """Route the text encoder's calls through the inference worker's thread."""
+        if self.text_encoder is not None:
+            self.text_encoder.runner = runner
+
+    def runtime(self) -> dict[str, Any]:
+        enc = self.image_encoder
+        info: dict[str, Any] = {
+            "device": str(getattr(enc, "device", "unknown")),
+            "dtype": str(getattr(enc, "dtype", "unknown")),
+            "image_model": enc.info() if hasattr(enc, "info") else {},
+            "index_size": int(self.retriever.size),
+        }
+        if self.text_encoder is not None and hasattr(self.text_encoder, "info"):
+            info["text_model"] = self.text_encoder.info()
+        return {**info, **self.extra_info}
+
+
+def _recorded(manifest: dict[str, Any], key: str) -> Any:
+    """A model id recorded in the manifest (``image_model`` may be a dict or a plain id)."""
+    value = manifest.get(key)
+    if isinstance(value, dict):
+        return value.get("id") or value.get("model_id")
+    return value
+
+
+def load_resources(settings: Settings) -> Resources:
+    """Load artifacts and both encoders, check they agree, build the Retriever (blocking, slow).
+
+    Raises:
+        ArtifactError / ChecksumError: the artifact directory is unreadable or corrupt.
+        ManifestMismatchError: the configured models differ from the ones the index was built with.
+        ModelNotAvailableError: weights are missing (no download is attempted when offline).
+    """
+    from indexer.artifacts import check_compatible, load_artifacts
+
+    # The artifacts first: a wrong path or a corrupt file fails fast, before torch is imported.
+    artifacts = load_artifacts(settings.artifacts, verify=True)
+
+    from indexer.retriever import Retriever
+    from models.image_encoder import load_image_encoder
+    from models.taxonomy import load_taxonomy
+    from models.text_encoder import load_text_encoder
+
+    manifest = artifacts.manifest
+    recorded = manifest.get("image_model") or {}
+    image_model = settings.image_model or _recorded(manifest, "image_model")
+    text_model = settings.text_model or _recorded(manifest, "text_model")
+    if not image_model:
+        raise ValueError("no image model configured (VISRAG_IMAGE_MODEL) or recorded in manifest")
+    # Preprocessing and pooling follow the manifest, so the query side matches the index side.
+    image_size = (recorded.get("preprocessing") or {}).get("image_size") or recorded.get(
+        "image_size", 448
+    )
+    logger.info("loading image model %s and text model %s", image_model, text_model)
+    image_encoder = load_image_encoder(
+        image_model,
+        device=settings.device,
+        dtype=settings.dtype,
+        image_size=int(image_size),
+        pooling=recorded.get("pooling") or "cls",
+    )
+    text_encoder = load_text_encoder(text_model, device=settings.device)
+    taxonomy = load_taxonomy(settings.taxonomy)
+    check_compatible(
+        manifest,
+        image_model_info=image_encoder.info(),
+        text_model_info=text_encoder.info(),
+        taxonomy=taxonomy,
+    )
+    on_worker = OnWorker(text_encoder)
+    retriever = Retriever(
+        artifacts,
+        image_encoder=image_encoder,
+        text_encoder=on_worker,
+        taxonomy=taxonomy,
+        rerank_candidates=settings.rerank_candidates,
+    )
+    logger.info("loaded %d indexed items from %s", retriever.size, settings.artifacts)
+    return Resources(retriever=retriever, image_encoder=image_encoder, text_encoder=on_worker)

@@ -1,0 +1,49 @@
+"""The demo page at ``/`` and the catalogue thumbnails it shows."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import FileResponse
+
+from app.auth import require_api_key
+from app.dependencies import ReadyServiceDep
+from app.errors import NotFoundError
+from app.schemas import ERROR_RESPONSES
+from app.thumbnails import THUMBNAIL_SIZES, thumbnail
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+page_router = APIRouter(tags=["demo"], include_in_schema=False)
+items_router = APIRouter(tags=["catalogue"], dependencies=[Depends(require_api_key)])
+
+
+@page_router.get("/")
+async def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@items_router.get(
+    "/items/{item_id:path}/image",
+    response_class=Response,
+    responses={404: ERROR_RESPONSES[422] | {"description": "Unknown item"}},
+)
+async def item_image(
+    item_id: str,
+    service: ReadyServiceDep,
+    size: Annotated[int, Query(ge=16, le=512)] = 256,
+) -> Response:
+    """A JPEG thumbnail of an indexed image, looked up by catalogue id (no paths accepted)."""
+    resources, _ = service.require_ready()
+    path = resources.retriever.image_path(item_id)
+    if path is None:
+        raise NotFoundError(f"no indexed image for item {item_id!r}")
+    size = min((s for s in THUMBNAIL_SIZES if s >= size), default=THUMBNAIL_SIZES[-1])
+    data = await anyio.to_thread.run_sync(functools.partial(thumbnail, Path(path), size))
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )

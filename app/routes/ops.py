@@ -1,0 +1,41 @@
+"""Operations: liveness, readiness, Prometheus metrics, manifest and runtime info."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+
+from app.auth import require_api_key
+from app.dependencies import ServiceDep
+from app.metrics import CONTENT_TYPE
+from app.schemas import HealthResponse, InfoResponse, ReadyResponse
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/health", response_model=HealthResponse)
+async def health() -> HealthResponse:
+    """Liveness: the process answers. Never touches the model."""
+    return HealthResponse()
+
+
+@router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+async def ready(service: ServiceDep) -> JSONResponse:
+    """200 once models and index are loaded and warmed up; 503 with the reason until then."""
+    body = ReadyResponse(ready=service.ready, status=service.status, reason=service.reason)
+    headers = {} if service.ready else {"Retry-After": "5"}
+    return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503, headers=headers)
+
+
+@router.get("/metrics", dependencies=[Depends(require_api_key)], response_class=Response)
+async def metrics(service: ServiceDep) -> Response:
+    """Prometheus text exposition of this app's registry."""
+    if service.worker is not None:
+        service.metrics.queue_depth.set(service.worker.depth)
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.get("/info", response_model=InfoResponse, dependencies=[Depends(require_api_key)])
+async def info(service: ServiceDep) -> InfoResponse:
+    """The artifacts' manifest and the runtime: device, dtype, batching, index size."""
+    return InfoResponse(**service.info())

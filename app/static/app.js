@@ -1,0 +1,167 @@
+"use strict";
+// visrag demo page: POST /context with the chosen image, show neighbours, votes and the block.
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const form = $("query-form");
+  const fileInput = $("image");
+  const drop = $("drop");
+  const keyInput = $("api-key");
+  let objectUrls = [];
+
+  keyInput.value = sessionStorage.getItem("visrag-api-key") || "";
+  keyInput.addEventListener("change", () => sessionStorage.setItem("visrag-api-key", keyInput.value));
+
+  function authHeaders() {
+    const key = keyInput.value.trim();
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function showError(message) {
+    $("error").textContent = message;
+    $("error").hidden = !message;
+  }
+
+  async function refreshStatus() {
+    const badge = $("status");
+    try {
+      const r = await fetch("ready");
+      const body = await r.json();
+      badge.textContent = body.ready ? "ready" : `${body.status}${body.reason ? ": " + body.reason : ""}`;
+      badge.className = "badge " + (body.ready ? "ok" : body.status === "failed" ? "bad" : "wait");
+      if (!body.ready && body.status !== "failed") setTimeout(refreshStatus, 1000);
+    } catch (err) {
+      badge.textContent = "unreachable";
+      badge.className = "badge bad";
+      setTimeout(refreshStatus, 3000);
+    }
+  }
+
+  function setPreview(file) {
+    const preview = $("preview");
+    if (!file) return;
+    const url = URL.createObjectURL(file);
+    preview.src = url;
+    preview.hidden = false;
+    $("drop-text").textContent = file.name;
+  }
+
+  fileInput.addEventListener("change", () => setPreview(fileInput.files[0]));
+  ["dragenter", "dragover"].forEach((ev) =>
+    drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((ev) =>
+    drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+  drop.addEventListener("drop", (e) => {
+    if (e.dataTransfer.files.length) {
+      fileInput.files = e.dataTransfer.files;
+      setPreview(fileInput.files[0]);
+    }
+  });
+
+  async function loadThumbnail(img, url) {
+    // Thumbnails may need the API key, which an <img src> cannot send: fetch, then a blob URL.
+    try {
+      const r = await fetch(url + "?size=256", { headers: authHeaders() });
+      if (!r.ok) return;
+      const blobUrl = URL.createObjectURL(await r.blob());
+      objectUrls.push(blobUrl);
+      img.src = blobUrl;
+    } catch (err) {
+      img.alt = "thumbnail unavailable";
+    }
+  }
+
+  function renderNeighbours(cases) {
+    objectUrls.forEach((u) => URL.revokeObjectURL(u));
+    objectUrls = [];
+    const grid = $("neighbours");
+    grid.replaceChildren();
+    if (!cases.length) {
+      grid.append(el("p", "muted", "No indexed case matched."));
+      return;
+    }
+    for (const c of cases) {
+      const card = el("div", "card");
+      card.dataset.id = c.id;
+      const img = el("img");
+      img.alt = `neighbour ${c.rank}: ${c.id}`;
+      loadThumbnail(img, c.image_url);
+      const body = el("div", "body");
+      body.append(el("span", "rank", `#${c.rank}`), el("span", "score", `${c.similarity_pct}%`));
+      const bar = el("div", "bar");
+      const fill = el("span");
+      fill.style.width = `${Math.max(0, Math.min(100, c.similarity_pct))}%`;
+      bar.append(fill);
+      const chips = el("div", "chips");
+      if (c.labels.length) {
+        c.labels.forEach((lb) => chips.append(el("span", "chip", `${lb.count} × ${lb.name}`)));
+      } else {
+        chips.append(el("span", "chip none", "no labels"));
+      }
+      body.append(bar, chips, el("div", "zone", `${c.zone_name} · ${c.area_name}`));
+      card.append(img, body);
+      grid.append(card);
+    }
+  }
+
+  function renderVotes(votes) {
+    const list = $("votes");
+    list.replaceChildren();
+    for (const v of votes) {
+      list.append(el("li", "", `${v.name}: ${v.support} of ${v.neighbours} neighbours, weighted ${v.weighted.toFixed(2)}`));
+    }
+  }
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError("");
+    const file = fileInput.files[0];
+    if (!file) { showError("Choose an image first."); return; }
+    const data = new FormData();
+    data.append("image", file);
+    for (const name of ["k", "mode", "language", "format", "text", "labels_any"]) {
+      const value = $(name).value.trim();
+      if (value) data.append(name, value);
+    }
+    data.append("max_examples", $("k").value || "5");
+    $("submit").disabled = true;
+    $("submit").textContent = "Searching…";
+    try {
+      const r = await fetch("context", { method: "POST", body: data, headers: authHeaders() });
+      const body = await r.json();
+      if (!r.ok) {
+        showError(`${r.status} ${body.error_type}: ${body.error}`);
+        return;
+      }
+      renderNeighbours(body.cases);
+      renderVotes(body.label_votes);
+      $("context").textContent = body.context;
+      $("copy").disabled = false;
+      const total = Object.values(body.timings).reduce((a, b) => a + b, 0);
+      $("timing").textContent = `${body.mode} · ${total.toFixed(0)} ms in the pipeline`;
+    } catch (err) {
+      showError(`request failed: ${err}`);
+    } finally {
+      $("submit").disabled = false;
+      $("submit").textContent = "Find similar cases";
+    }
+  });
+
+  $("copy").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText($("context").textContent);
+      $("copy").textContent = "copied";
+      setTimeout(() => { $("copy").textContent = "copy"; }, 1200);
+    } catch (err) {
+      $("copy").textContent = "select and copy";
+    }
+  });
+
+  refreshStatus();
+})();

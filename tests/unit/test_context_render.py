@@ -1,0 +1,82 @@
+"""Context rendering on hand-made hits: percentages, dedup'd labels, votes with support."""
+
+from __future__ import annotations
+
+import json
+
+from app.context import label_votes, render_context, similarity_pct
+from indexer.hits import Hit, LabelCount, RetrievalResult
+
+
+def hit(rank, score, labels, zone="hood_center", taxonomy=None):
+    lcs = tuple(
+        LabelCount(i, n, taxonomy.label(i).en, taxonomy.label(i).es, taxonomy.label(i).coarse)
+        for i, n in labels.items()
+    )
+    return Hit(f"item-{rank}", rank, score, lcs, zone, zone, "frontal", "", f"{rank}.jpg")
+
+
+def hits(taxonomy):
+    return (
+        hit(1, 0.9, {"surface_scratch": 2, "dent": 1}, taxonomy=taxonomy),
+        hit(2, 0.8, {"surface_scratch": 1}, taxonomy=taxonomy),
+        hit(3, 0.7, {"surface_scratch": 3}, "rear_bumper", taxonomy=taxonomy),
+        hit(4, 0.4, {}, taxonomy=taxonomy),
+        hit(5, 0.2, {"surface_scratch": 1, "crack": 1}, taxonomy=taxonomy),
+    )
+
+
+def test_similarity_is_a_whole_percentage_of_the_cosine():
+    assert (
+        similarity_pct(0.874) == 87 and similarity_pct(1.0) == 100 and similarity_pct(-0.2) == -20
+    )
+
+
+def test_votes_count_support_and_similarity_weight(taxonomy):
+    votes = {v.label: v for v in label_votes(hits(taxonomy), taxonomy, language="en")}
+    total = 0.9 + 0.8 + 0.7 + 0.4 + 0.2
+    scratch = votes["surface_scratch"]
+    assert (scratch.support, scratch.neighbours) == (4, 5)
+    assert abs(scratch.weighted - round((0.9 + 0.8 + 0.7 + 0.2) / total, 4)) < 1e-9
+    assert votes["no_damage"].support == 1  # an unlabelled neighbour votes 'no damage'
+    assert abs(votes["dent"].weighted - round(0.9 / total, 4)) < 1e-9
+    assert list(votes)[0] == "surface_scratch"
+
+
+def test_negative_scores_do_not_vote_against(taxonomy):
+    h = (
+        hit(1, -0.5, {"dent": 1}, taxonomy=taxonomy),
+        hit(2, -0.1, {"crack": 1}, taxonomy=taxonomy),
+    )
+    votes = label_votes(h, taxonomy, language="en")
+    assert [v.weighted for v in votes] == [0.5, 0.5]
+
+
+def test_markdown_block(taxonomy):
+    result = RetrievalResult(hits(taxonomy), "image", {})
+    out = render_context(result, taxonomy, max_examples=3)
+    lines = out.context.splitlines()
+    assert lines[0] == "### Similar verified cases"
+    assert lines[3].startswith("1. **Similarity 90%**. Labels: 2 x Surface scratch, 1 x Dent.")
+    assert "Zone: hood center (frontal area)" in lines[3]
+    assert "2 surface scratches and 1 dent on the hood center (frontal area)" in lines[3]
+    assert lines[5].startswith("3. **Similarity 70%**")
+    assert "Surface scratch: 4 of 5 neighbours, weighted 0.87" in out.context
+    assert len(out.cases) == 3 and out.label_votes[0].neighbours == 5
+
+
+def test_spanish_uses_spanish_names_and_decimal_comma(taxonomy):
+    out = render_context(
+        RetrievalResult(hits(taxonomy), "image", {}), taxonomy, language="es", fmt="text"
+    )
+    assert out.context.startswith("Casos verificados similares:")
+    assert "Arañazo superficial: 4 de 5 vecinos, ponderado 0,87" in out.context
+    assert out.cases[0].zone_name == "centro del capó"
+
+
+def test_json_and_empty(taxonomy):
+    out = render_context(RetrievalResult(hits(taxonomy), "rerank", {}), taxonomy, fmt="json")
+    data = json.loads(out.context)
+    assert data["neighbours"] == 5 and data["cases"][0]["similarity_pct"] == 90
+    empty = render_context(RetrievalResult((), "image", {}), taxonomy)
+    assert "No similar indexed case was found." in empty.context and empty.label_votes == ()
