@@ -100,8 +100,9 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "/opt/visrag/healthcheck.py"]
 
-# Exec form: `visrag serve` is PID 1 and receives SIGTERM itself; uvicorn then stops accepting
-# connections, lets in-flight requests finish and runs the lifespan shutdown (inference worker
-# drained) before exiting.
+# Exec form: `visrag serve` receives SIGTERM itself (no shell in between); uvicorn then stops
+# accepting connections, lets in-flight requests finish (timeout_graceful_shutdown =
+# VISRAG_REQUEST_TIMEOUT_S + 5 s) and runs the lifespan shutdown before exiting. Give the platform
+# a longer stop timeout than that (compose: stop_grace_period; docker run: --stop-timeout).
 STOPSIGNAL SIGTERM
 CMD ["visrag", "serve"]
