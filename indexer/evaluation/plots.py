@@ -55,16 +55,23 @@ def recall_curves(ev: Evaluation) -> bytes:
 def per_label_recall(ev: Evaluation) -> bytes:
     """Grouped bars: recall@vote_k per label for each run and both baselines (support in ticks)."""
     k = ev.vote_k
-    series = [(run.name, run.per_label_recall[k]) for run in ev.runs]
-    series += [(f"{n} baseline", b.per_label_recall[k]) for n, b in ev.baselines.items()]
+    series = [(run.name, run.per_label_recall[k], {}) for run in ev.runs]
+    series += [
+        (
+            f"{n} baseline",
+            b.per_label_recall[k],
+            {"color": BASELINE_STYLE[n]["color"], "hatch": "//"},
+        )
+        for n, b in ev.baselines.items()
+    ]
     labels = [lb for lb in ev.labels if lb in series[0][1]]
     fig = _figure(max(6.0, 1.1 * len(labels) + 2), 4.5)
     ax = fig.subplots()
     width = 0.8 / max(1, len(series))
     x = np.arange(len(labels))
-    for i, (name, values) in enumerate(series):
+    for i, (name, values, style) in enumerate(series):
         heights = [values.get(lb, (0.0, 0))[0] for lb in labels]
-        ax.bar(x + i * width - 0.4 + width / 2, heights, width, label=name)
+        ax.bar(x + i * width - 0.4 + width / 2, heights, width, label=name, **style)
     ticks = [f"{lb}\n(n={series[0][1][lb][1]})" for lb in labels]
     ax.set_xticks(x, ticks, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)

@@ -246,7 +246,11 @@ def evaluate(
         "ks": list(ks),
         "vote_k": vote_k,
         "modes": list(dict.fromkeys(c.mode for c in configs)),
-        "alphas": [c.alpha for c in configs if c.mode != "image"],
+        "alphas": [
+            c.alpha if c.alpha is not None else getattr(retriever.artifacts, "alpha", None)
+            for c in configs
+            if c.mode != "image"
+        ],
         "manifest_alpha": getattr(retriever.artifacts, "alpha", None),
         "rerank_candidates": getattr(retriever, "rerank_candidates", None),
         "text_source": (ORACLE_LABEL if text_source == ORACLE else text_source),
