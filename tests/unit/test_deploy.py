@@ -149,6 +149,11 @@ def test_compose_indexer_writes_where_the_service_reads(runtime, compose):
     assert command[:3] == ["visrag", "index", "build"]
     assert command[command.index("--out") + 1] == _env(runtime)["VISRAG_ARTIFACTS"]
     assert any(v.endswith(":/artifacts") for v in indexer["volumes"])  # writable
+    # Thumbnails are read from the indexed images' recorded paths: the service needs the dataset
+    # mounted where the indexer read it.
+    dataset = command[command.index("--manifest") + 1]
+    service_mounts = {_target(v) for v in compose["services"]["visrag"]["volumes"]}
+    assert dataset in service_mounts
 
 
 def test_compose_visrag_names_are_settings_fields(compose):
