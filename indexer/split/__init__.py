@@ -168,9 +168,11 @@ def print_summary(report: dict[str, Any], *, console: Any = None) -> None:
         f"(test fraction {images['test_fraction']:.3f}, target {report['test_size']})"
     )
     lab, zone = report["largest_deviation"], report["largest_zone_deviation"]
+    freq = report["largest_deviation_frequent"]
     console.print(
-        f"largest deviation from the target: label {lab['key']} {lab['value']:.3f}, "
-        f"zone {zone['key']} {zone['value']:.3f}"
+        f"largest deviation of a test share from the target: label {lab['key']} "
+        f"{lab['value']:.3f} (labels on >= {freq['min_images']} images: {freq['key']} "
+        f"{freq['value']:.3f}), zone {zone['key']} {zone['value']:.3f}"
     )
     if report["labels_in_one_group_only"]:
         console.print(

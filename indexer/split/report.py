@@ -10,6 +10,8 @@ import numpy.typing as npt
 from indexer.records import Record
 from indexer.split.stratification import NO_DAMAGE, ZONE_PREFIX, GroupMatrix
 
+FREQUENT = 20  # images a label needs to count in "largest_deviation_frequent"
+
 
 def build_report(
     p: GroupMatrix,
@@ -71,6 +73,11 @@ def build_report(
             "largest": int(p.sizes.max()),
         },
         "largest_deviation": _largest(labels),
+        # a label on 3 images cannot be split 80/20; this one shows the balance that was possible
+        "largest_deviation_frequent": {
+            "min_images": FREQUENT,
+            **_largest({k: e for k, e in labels.items() if _images(e) >= FREQUENT}),
+        },
         "largest_zone_deviation": _largest(zones),
         "labels_missing_from_a_side": one_sided,
         "labels_in_one_group_only": [k for k, e in labels.items() if e["groups"] < 2],
@@ -81,6 +88,10 @@ def build_report(
 
 def _empty_entry() -> dict[str, Any]:
     return {"images": {"train": 0, "test": 0}, "instances": {"train": 0, "test": 0}}
+
+
+def _images(entry: dict[str, Any]) -> int:
+    return int(entry["images"]["train"] + entry["images"]["test"])
 
 
 def _largest(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:

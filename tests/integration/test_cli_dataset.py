@@ -68,6 +68,7 @@ def test_analyze_and_split_a_generated_2000_image_dataset(tmp_path: Path):
     _run("split", data, "--out", tmp_path / "split", "--group-by", "capture")
     split_report = json.loads((tmp_path / "split" / "split_report.json").read_text("utf-8"))
     assert split_report["images"]["total"] == 2004
+    assert split_report["largest_deviation_frequent"]["value"] <= 0.05
     for label, entry in split_report["labels"].items():
         if entry["images"]["train"] + entry["images"]["test"] >= 50:
             assert entry["deviation"] <= 0.05, label

@@ -52,6 +52,9 @@ def test_per_label_balance_and_groups_on_a_generated_multilabel_set(scan500):
     report = result.report
     assert abs(report["images"]["test_fraction"] - 0.2) <= 0.02
     assert report["largest_deviation"]["value"] <= 0.1
+    frequent = report["largest_deviation_frequent"]
+    assert frequent["value"] <= report["largest_deviation"]["value"]
+    assert frequent["key"] in report["labels"] and frequent["min_images"] == 20
     # the reported deviations are the real ones, recomputed from the two sides
     for label, entry in report["labels"].items():
         if label == "no_damage":
