@@ -156,7 +156,7 @@ def _write_json(
         "imageWidth": size[0],
         **override,
     }
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    path.write_text(json.dumps(data), encoding="utf-8")  # one line: the C encoder, 3x faster
 
 
 # -- deliberately broken inputs -------------------------------------------------------------------
