@@ -178,9 +178,10 @@ def target_size(
     """Aspect-preserving size: longer side ``image_size``, both sides whole patches (>= 1)."""
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}×{height}")
-    longer = max(patch_size, round(image_size / patch_size) * patch_size)
+    # Round half up (not Python's half-to-even), so 4:3 at 224 px gives 224×176, not 224×160.
+    longer = max(patch_size, math.floor(image_size / patch_size + 0.5) * patch_size)
     shorter_exact = min(width, height) * longer / max(width, height)
-    shorter = max(patch_size, round(shorter_exact / patch_size) * patch_size)
+    shorter = max(patch_size, math.floor(shorter_exact / patch_size + 0.5) * patch_size)
     return (longer, shorter) if width >= height else (shorter, longer)
 
 

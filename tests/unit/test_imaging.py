@@ -47,6 +47,7 @@ def test_target_size_keeps_aspect_in_whole_patches(width, height, image_size):
 
 def test_target_size_rounds_longer_side_to_a_patch_multiple():
     assert target_size(100, 50, image_size=450, patch_size=16) == (448, 224)
+    assert target_size(1024, 768, image_size=224, patch_size=16) == (224, 176)  # 168 rounds up
     with pytest.raises(ValueError):
         target_size(0, 10)
 

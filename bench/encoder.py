@@ -1,0 +1,390 @@
+"""Image-encoder throughput: our path vs the naive reference path vs the machine's GEMM bound.
+
+For DINOv3 ViT-S/16 and ViT-B/16 architectures (``DINOv3ViTConfig`` sized like the released
+checkpoints, random weights: same FLOPs, same cost) it measures, in the same run:
+
+- **ours**: ``ImageEncoder.encode`` from decoded PIL photos (aspect-preserving resize to the
+  longer side, bucketed batches, L2 normalisation included) at 224 and 448 px, batch 1 and 8,
+  fp32 and bf16 autocast;
+- **naive**: the reference project's path, one image at a time in fp32, through the HF image
+  processor (squash to 224×224). In transformers 5 that processor needs torchvision; when it is
+  missing the same steps are done with torch ("rescale 1/255, bilinear antialiased squash to
+  224×224, normalise with ImageNet mean/std, batch 1, fp32"), and the output says so;
+- **GEMM bound**: the best measured matmul GFLOP/s in fp32 and in bf16 (square and model-shaped
+  ``torch.matmul``/``F.linear``) divided by the model's FLOPs per image, counted analytically:
+  patch embedding + per layer ``8·N·d² (q, k, v, o) + 4·N·d·I (MLP) + 4·N²·d (QKᵀ and AV)`` with
+  N = patches + 1 CLS + 4 registers (layer norms, softmax, RoPE and GELU are not counted).
+
+Input photos are 1024×768 (4:3) by default, so "ours" at 224 px runs 14×11 patches where the naive
+squash runs 14×14; a ``square`` row runs ours on 1:1 photos (the naive path's token count) to
+separate the two effects. Run: ``python bench/encoder.py --quick [--out results.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.image_encoder import (  # noqa: E402
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageEncoder,
+    cpu_supports_bf16,
+)
+from models.imaging import target_size  # noqa: E402
+
+PATCH, REGISTERS = 16, 4
+ARCHS = {  # as in the released facebook/dinov3-vit{s,b}16-pretrain-lvd1689m configs
+    "ViT-S/16": {
+        "hidden_size": 384,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 6,
+        "intermediate_size": 1536,
+    },
+    "ViT-B/16": {
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+    },
+}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        line = next(ln for ln in out.splitlines() if ln.startswith("Model name"))
+        return line.split(":", 1)[1].strip()
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def build_model(arch: str) -> torch.nn.Module:
+    from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+    torch.manual_seed(0)
+    config = DINOv3ViTConfig(**ARCHS[arch], num_register_tokens=REGISTERS, patch_size=PATCH)
+    return DINOv3ViTModel(config).eval()
+
+
+def model_flops(arch: str, height: int, width: int) -> float:
+    """FLOPs (2 per multiply-add) of one forward pass at height×width pixels."""
+    cfg = ARCHS[arch]
+    d, inner, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    patches = (height // PATCH) * (width // PATCH)
+    n = patches + 1 + REGISTERS
+    embed = 2 * patches * 3 * PATCH * PATCH * d
+    per_layer = 8 * n * d * d + 4 * n * d * inner + 4 * n * n * d
+    return float(embed + layers * per_layer)
+
+
+def timed(fn: Callable[[], Any], *, min_time: float, max_iters: int = 1000) -> float:
+    """Seconds per call: one warm-up call, then calls until ``min_time`` has passed."""
+    start = time.perf_counter()
+    fn()
+    warm = time.perf_counter() - start
+    iters = 1 if warm > 2 * min_time else max_iters
+    times: list[float] = []
+    begin = time.perf_counter()
+    while len(times) < iters:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() - begin >= min_time:
+            break
+    return float(np.median(times))
+
+
+def gemm_gflops(dtype: torch.dtype, shapes: list[tuple[int, int, int]], min_time: float) -> dict:
+    """Best GFLOP/s over square matmuls and model-shaped linears (x @ Wᵀ)."""
+    best: dict[str, Any] = {"gflops": 0.0}
+    with torch.inference_mode():
+        for m, k, n in shapes:
+            a = torch.randn(m, k, dtype=dtype)
+            w = torch.randn(n, k, dtype=dtype)
+            for op, fn in (
+                ("matmul", lambda a=a, w=w: a @ w.T),
+                ("linear", lambda a=a, w=w: F.linear(a, w)),
+            ):
+                seconds = timed(fn, min_time=min_time)
+                gflops = 2 * m * k * n / seconds / 1e9
+                if gflops > best["gflops"]:
+                    best = {"gflops": gflops, "op": op, "shape": [m, k, n]}
+    return best
+
+
+def make_photos(count: int, width: int, height: int) -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    photos = []
+    for _ in range(count):
+        noise = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
+        image = Image.fromarray(noise).resize((width, height), Image.Resampling.BILINEAR)
+        draw = ImageDraw.Draw(image)
+        for _ in range(6):
+            x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+            draw.ellipse(
+                (x - 60, y - 40, x + 60, y + 40), fill=tuple(rng.integers(0, 256, 3).tolist())
+            )
+        photos.append(image)
+    return photos
+
+
+def naive_preprocessor() -> tuple[Callable[[Image.Image], torch.Tensor], str]:
+    """The HF processor if it can run here, else the same steps in torch."""
+    try:
+        from transformers import DINOv3ViTImageProcessor
+
+        processor = DINOv3ViTImageProcessor()
+
+        def hf(image: Image.Image) -> torch.Tensor:
+            return processor(images=image, return_tensors="pt")["pixel_values"]
+
+        return hf, "HF DINOv3ViTImageProcessor (squash to 224×224)"
+    except ImportError:
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+        def faithful(image: Image.Image) -> torch.Tensor:
+            x = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1)[None]
+            x = x.float() * (1 / 255)  # the processor's order: rescale, resize, normalise
+            x = F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
+            return (x - mean) / std
+
+        return faithful, (
+            "torchvision missing, so the HF processor cannot run: same steps in torch "
+            "(rescale 1/255, bilinear antialiased squash to 224×224, ImageNet normalise, "
+            "batch 1, fp32)"
+        )
+
+
+@dataclass
+class Row:
+    arch: str
+    path: str
+    image_size: int
+    input: str
+    batch: int
+    dtype: str
+    pixels: str
+    gflop_per_image: float
+    images_per_s: float
+    ms_per_image: float
+    pct_fp32_bound: float = 0.0
+    pct_bf16_bound: float = 0.0
+    pct_best_bound: float = 0.0
+    x_naive: float | None = None
+
+
+def run_ours(model, arch, *, image_size, batch, dtype, photos, label, min_time) -> Row:
+    encoder = ImageEncoder(
+        model, model_id=arch, image_size=image_size, dtype=dtype, autocast=dtype != "fp32"
+    )
+    images = photos[:batch]
+    seconds = timed(lambda: encoder.encode(images, batch_size=batch), min_time=min_time)
+    w, h = target_size(*images[0].size, image_size=image_size, patch_size=PATCH)
+    return Row(
+        arch,
+        "ours",
+        image_size,
+        label,
+        batch,
+        dtype,
+        f"{w}×{h}",
+        model_flops(arch, h, w) / 1e9,
+        batch / seconds,
+        1000 * seconds / batch,
+    )
+
+
+def run_naive(model, arch, *, photos, min_time) -> Row:
+    preprocess, _ = naive_preprocessor()
+    image = photos[0]
+
+    def one() -> None:
+        with torch.inference_mode():
+            out = model(pixel_values=preprocess(image)).pooler_output
+            F.normalize(out, dim=-1).numpy()
+
+    seconds = timed(one, min_time=min_time)
+    return Row(
+        arch,
+        "naive",
+        224,
+        "4:3",
+        1,
+        "fp32",
+        "224×224",
+        model_flops(arch, 224, 224) / 1e9,
+        1 / seconds,
+        1000 * seconds,
+    )
+
+
+def plan(quick: bool) -> list[tuple[str, int, int, str, str]]:
+    """(arch, image_size, batch, dtype, input) of the 'ours' rows."""
+    if not quick:
+        return [
+            (a, s, b, d, "4:3") for a in ARCHS for s in (224, 448) for b in (1, 8) for d in DTYPES
+        ] + [(a, 224, 8, "fp32", "1:1") for a in ARCHS]
+    # bf16 autocast without native bf16 runs at a few GFLOP/s: keep it to the headline config.
+    return [
+        ("ViT-S/16", 224, 1, "fp32", "4:3"),
+        ("ViT-S/16", 224, 8, "fp32", "4:3"),
+        ("ViT-S/16", 224, 8, "fp32", "1:1"),
+        ("ViT-S/16", 224, 8, "bf16", "4:3"),
+        ("ViT-S/16", 448, 8, "fp32", "4:3"),
+        ("ViT-B/16", 224, 1, "fp32", "4:3"),
+        ("ViT-B/16", 224, 8, "fp32", "4:3"),
+        ("ViT-B/16", 448, 1, "fp32", "4:3"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer configs, shorter timings")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--min-time", type=float, help="seconds timed per config")
+    args = parser.parse_args()
+    min_time = args.min_time or (1.5 if args.quick else 6.0)
+    started = time.perf_counter()
+
+    machine = {
+        "cpu": cpu_model(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": cpu_supports_bf16(),
+    }
+    print(f"machine: {machine}")
+    shapes = [(1024, 1024, 1024), (8 * 181, 384, 1536), (8 * 181, 768, 3072)]
+    bf16_shapes = shapes if machine["native_bf16"] else [(512, 512, 512), (8 * 181, 384, 1536)]
+    gemm = {
+        "fp32": gemm_gflops(torch.float32, shapes, min_time / 2),
+        "bf16": gemm_gflops(torch.bfloat16, bf16_shapes, min_time / 2),
+    }
+    for name, g in gemm.items():
+        print(f"GEMM {name}: {g['gflops']:.1f} GFLOP/s ({g['op']} {g['shape']})")
+    best_gemm = max(g["gflops"] for g in gemm.values())
+    preprocess_note = naive_preprocessor()[1]
+    print(f"naive path: {preprocess_note}")
+
+    photos = {"4:3": make_photos(8, 1024, 768), "1:1": make_photos(8, 768, 768)}
+    rows: list[Row] = []
+    configs = plan(args.quick)
+    for arch in ARCHS:
+        model = build_model(arch)
+        naive = run_naive(model, arch, photos=photos["4:3"], min_time=min_time)
+        rows.append(naive)
+        print(f"  {arch} naive: {naive.images_per_s:.2f} img/s", flush=True)
+        for a, size, batch, dtype, label in configs:
+            if a != arch:
+                continue
+            row = run_ours(
+                model,
+                arch,
+                image_size=size,
+                batch=batch,
+                dtype=dtype,
+                photos=photos[label],
+                label=label,
+                min_time=min_time,
+            )
+            row.x_naive = row.images_per_s / naive.images_per_s
+            rows.append(row)
+            print(
+                f"  {arch} {size}px {label} b{batch} {dtype}: {row.images_per_s:.2f} img/s",
+                flush=True,
+            )
+    for row in rows:
+        flops = row.gflop_per_image
+        row.pct_fp32_bound = 100 * row.images_per_s * flops / gemm["fp32"]["gflops"]
+        row.pct_bf16_bound = 100 * row.images_per_s * flops / gemm["bf16"]["gflops"]
+        row.pct_best_bound = 100 * row.images_per_s * flops / best_gemm
+
+    print_table(rows, gemm)
+    verdict = targets(rows, gemm)
+    for line in verdict["lines"]:
+        print(line)
+    elapsed = time.perf_counter() - started
+    print(f"total {elapsed:.0f} s")
+    if args.out:
+        result = {
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(["python", "bench/encoder.py", *sys.argv[1:]]),
+            "machine": machine,
+            "gemm": gemm,
+            "naive_path": preprocess_note,
+            "flops_model": "patch embed + L·(8·N·d² + 4·N·d·I + 4·N²·d), N = patches + 5",
+            "rows": [asdict(r) for r in rows],
+            "targets": verdict,
+            "seconds": elapsed,
+        }
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+def print_table(rows: list[Row], gemm: dict) -> None:
+    head = (
+        "| arch | path | px | input | batch | dtype | pixels | GFLOP/img | img/s | ms/img "
+        "| % fp32 bound | % bf16 bound | × naive |"
+    )
+    print()
+    print(head)
+    print("|" + "---|" * 13)
+    for r in rows:
+        x = f"{r.x_naive:.2f}" if r.x_naive is not None else "1.00"
+        cells = [r.arch, r.path, r.image_size, r.input, r.batch, r.dtype, r.pixels]
+        cells += [f"{r.gflop_per_image:.1f}", f"{r.images_per_s:.2f}", f"{r.ms_per_image:.0f}"]
+        cells += [f"{r.pct_fp32_bound:.0f}%", f"{r.pct_bf16_bound:.0f}%", x]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    print(
+        f"\nGEMM bound: fp32 {gemm['fp32']['gflops']:.1f} GFLOP/s, "
+        f"bf16 {gemm['bf16']['gflops']:.1f} GFLOP/s"
+    )
+
+
+def targets(rows: list[Row], gemm: dict) -> dict:
+    """DESIGN §6 targets for ViT-S/16 at 224 px, judged on the best 'ours' row."""
+    ours = [r for r in rows if r.arch == "ViT-S/16" and r.path == "ours" and r.image_size == 224]
+    naive = next(r for r in rows if r.arch == "ViT-S/16" and r.path == "naive")
+    best = max(ours, key=lambda r: r.images_per_s)
+    bf16_bound = gemm["bf16"]["gflops"] / best.gflop_per_image
+    best_bound = max(g["gflops"] for g in gemm.values()) / best.gflop_per_image
+    lines = [
+        f"ViT-S/16 224 px best: {best.images_per_s:.2f} img/s ({best.dtype}, batch {best.batch},"
+        f" {best.input} input, {best.pixels})",
+        f"target ≥ 80% of the bf16 GEMM bound ({bf16_bound:.2f} img/s): "
+        f"{'MET' if best.pct_bf16_bound >= 80 else 'NOT MET'} ({best.pct_bf16_bound:.0f}%)",
+        f"same against the machine's best GEMM bound ({best_bound:.2f} img/s): "
+        f"{'MET' if best.pct_best_bound >= 80 else 'NOT MET'} ({best.pct_best_bound:.0f}%)",
+        f"target ≥ 3× naive ({naive.images_per_s:.2f} img/s): "
+        f"{'MET' if (best.x_naive or 0) >= 3 else 'NOT MET'} ({best.x_naive:.2f}×)",
+    ]
+    return {
+        "best": asdict(best),
+        "pct_bf16_bound": best.pct_bf16_bound,
+        "pct_best_bound": best.pct_best_bound,
+        "x_naive": best.x_naive,
+        "lines": lines,
+    }
+
+
+if __name__ == "__main__":
+    main()
