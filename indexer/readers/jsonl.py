@@ -94,7 +94,7 @@ def _labels(builder: ScanBuilder, raw: object, where: str) -> dict[str, int] | N
         if not builder.taxonomy.is_known(label):
             builder.problem(where, f"label {label!r} not in the taxonomy: kept as unknown")
     try:
-        counts = builder.taxonomy.normalise_counts(raw, builder.coverage)  # type: ignore[arg-type]
+        counts = builder.taxonomy.normalise_counts(raw, builder.coverage)
     except (TypeError, ValueError):
         builder.problem(where, "label counts must be integers: skipped")
         return None
