@@ -43,8 +43,11 @@ def test_generate_analyze_split_on_a_small_dataset(tmp_path: Path):
     groups = [{json.loads(line)["group"] for line in side} for side in (train, test)]
     assert not groups[0] & groups[1]
 
-    # the written test.jsonl is itself a dataset the commands accept
-    _run("analyze", tmp_path / "split" / "test.jsonl", "--out", tmp_path / "analysis-test")
+    # the written train.jsonl is itself a dataset the commands accept, groups included
+    _run("split", tmp_path / "split" / "train.jsonl", "--out", tmp_path / "again", "--seed", "3")
+    again = json.loads((tmp_path / "again" / "split_report.json").read_text("utf-8"))
+    assert again["images"]["total"] == len(train)
+    assert again["groups"]["total"] == len(groups[0])
 
 
 def test_user_errors_are_one_line_not_a_traceback(tmp_path: Path):
@@ -60,7 +63,7 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path: Path):
 @pytest.mark.slow
 def test_analyze_and_split_a_generated_2000_image_dataset(tmp_path: Path):
     data = tmp_path / "data"
-    _run("generate", data, "--n", "2000", "--seed", "0", "--broken", "12", "--size", "96x72")
+    _run("generate", data, "--n", "2000", "--seed", "0", "--broken", "12", "--size", "64x48")
     _run("analyze", data, "--out", tmp_path / "analysis")
     report = json.loads((tmp_path / "analysis" / "analysis.json").read_text("utf-8"))
     assert report["dataset"]["images"] == 2004  # 2000 + 4 broken inputs that are kept
