@@ -109,6 +109,21 @@ def test_artifacts_and_weights_live_on_volumes(runtime):
     assert Path(env["HF_HOME"]).is_relative_to("/models")
 
 
+def test_build_context_whitelist_covers_every_copy():
+    # .dockerignore excludes everything ("*") and re-includes what the build copies.
+    included = {
+        line[1:].strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    for keyword, args in _instructions(DOCKERFILE):
+        if keyword != "COPY" or args.startswith("--from"):
+            continue
+        for source in args.split()[:-1]:
+            assert source.removeprefix("./").rstrip("/") in included, f"{source} not in context"
+            assert (ROOT / source).exists()
+
+
 def test_container_does_not_run_as_root(runtime):
     user = _only(runtime, "USER")
     assert user.split(":")[0] not in {"root", "0"}
