@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,9 +22,45 @@ def serve(
     from app.server import run_server
     from app.settings import Settings
 
-    given = {"host": host, "port": port, "artifacts": artifacts}
+    given: dict[str, Any] = {"host": host, "port": port, "artifacts": artifacts}
     settings = Settings(**{k: v for k, v in given.items() if v is not None})
     raise typer.Exit(run_server(settings))
+
+
+@cli.command("demo")
+def demo(
+    n: Annotated[int, typer.Option("--n", min=10, help="synthetic images to generate")] = 300,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
+    image_model: Annotated[
+        str | None, typer.Option(help="DINOv3 hub id or local dir (default: VISRAG_IMAGE_MODEL)")
+    ] = None,
+    tiny: Annotated[
+        bool, typer.Option("--tiny", help="skip the real model: tiny random DINOv3 (meaningless)")
+    ] = False,
+    workdir: Annotated[Path, typer.Option(help="where data, split and index go")] = Path(
+        "visrag-demo"
+    ),
+    image_size: Annotated[int, typer.Option(help="longer image side fed to DINOv3")] = 224,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic data and split")] = 0,
+) -> None:
+    """Generate a synthetic dataset, split it, index it and serve it with the demo page."""
+    from app.demo import demo_resources, prepare_demo
+    from app.server import run_server
+    from app.settings import Settings
+
+    base = Settings()
+    build = prepare_demo(
+        workdir, n=n, seed=seed, image_model=image_model or base.image_model,
+        text_model=base.text_model, tiny=tiny, image_size=image_size, device=base.device,
+        echo=typer.echo,
+    )  # fmt: skip
+    settings = base.model_copy(update={"artifacts": build.artifacts, "host": "127.0.0.1",
+                                       "port": port, "demo_page": True})  # fmt: skip
+    typer.secho(f"demo page: http://127.0.0.1:{port}/  (Ctrl+C to stop)", fg="green", bold=True)
+    if build.tiny:
+        typer.secho("(tiny random model: the neighbours are meaningless)", fg="red", bold=True)
+    resources = demo_resources(build, rerank_candidates=settings.rerank_candidates)
+    raise typer.Exit(run_server(settings, resources=resources))
 
 
 def main() -> None:

@@ -96,7 +96,6 @@ def load_resources(settings: Settings) -> Resources:
     # The artifacts first: a wrong path or a corrupt file fails fast, before torch is imported.
     artifacts = load_artifacts(settings.artifacts, verify=True)
 
-    from indexer.retriever import Retriever
     from models.image_encoder import load_image_encoder
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder
@@ -127,13 +126,34 @@ def load_resources(settings: Settings) -> Resources:
         text_model_info=text_encoder.info(),
         taxonomy=taxonomy,
     )
+    resources = assemble_resources(
+        artifacts,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        taxonomy=taxonomy,
+        rerank_candidates=settings.rerank_candidates,
+    )
+    logger.info("loaded %d indexed items from %s", resources.retriever.size, settings.artifacts)
+    return resources
+
+
+def assemble_resources(
+    artifacts: Any,
+    *,
+    image_encoder: Any,
+    text_encoder: Any,
+    taxonomy: Any,
+    rerank_candidates: int = 20,
+) -> Resources:
+    """Resources from loaded, checked parts (``visrag demo`` reuses its encoders)."""
+    from indexer.retriever import Retriever
+
     on_worker = OnWorker(text_encoder)
     retriever = Retriever(
         artifacts,
         image_encoder=image_encoder,
         text_encoder=on_worker,
         taxonomy=taxonomy,
-        rerank_candidates=settings.rerank_candidates,
+        rerank_candidates=rerank_candidates,
     )
-    logger.info("loaded %d indexed items from %s", retriever.size, settings.artifacts)
     return Resources(retriever=retriever, image_encoder=image_encoder, text_encoder=on_worker)

@@ -36,10 +36,29 @@
       badge.textContent = body.ready ? "ready" : `${body.status}${body.reason ? ": " + body.reason : ""}`;
       badge.className = "badge " + (body.ready ? "ok" : body.status === "failed" ? "bad" : "wait");
       if (!body.ready && body.status !== "failed") setTimeout(refreshStatus, 1000);
+      if (body.ready) refreshInfo();
     } catch (err) {
       badge.textContent = "unreachable";
       badge.className = "badge bad";
       setTimeout(refreshStatus, 3000);
+    }
+  }
+
+  async function refreshInfo() {
+    // Model and index size in the header; a loud note when the weights are the random test ones.
+    try {
+      const r = await fetch("info", { headers: authHeaders() });
+      if (!r.ok) return;
+      const info = await r.json();
+      const model = (info.manifest.image_model || {}).id || "";
+      $("model").textContent = `${model.split("/").pop()} · ${info.runtime.index_size} items · ${info.runtime.device}`;
+      if (/tiny-random/.test(model)) {
+        $("warning").textContent = "Demo model: a tiny, randomly initialised DINOv3. Similarities "
+          + "and neighbours are meaningless; configure a real checkpoint for real retrieval.";
+        $("warning").hidden = false;
+      }
+    } catch (err) {
+      // the header line is a nicety; the page works without it
     }
   }
 
@@ -93,7 +112,11 @@
       img.alt = `neighbour ${c.rank}: ${c.id}`;
       loadThumbnail(img, c.image_url);
       const body = el("div", "body");
-      body.append(el("span", "rank", `#${c.rank}`), el("span", "score", `${c.similarity_pct}%`));
+      body.append(
+        el("span", "rank", `#${c.rank}`),
+        el("span", "score", `${c.similarity_pct}%`),
+        el("span", "cos", `cos ${c.score.toFixed(3)}`),
+      );
       const bar = el("div", "bar");
       const fill = el("span");
       fill.style.width = `${Math.max(0, Math.min(100, c.similarity_pct))}%`;

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from service_index import build_small_index
 
 pytestmark = pytest.mark.slow
 
@@ -59,16 +60,8 @@ def start_server(artifacts: Path, port: int, log: Path, **env: str) -> subproces
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
-    from indexer.build import build_index
-    from indexer.synthetic import generate_dataset
-    from models.image_encoder import load_image_encoder
-
     root = tmp_path_factory.mktemp("served")
-    generate_dataset(root / "data", N_IMAGES, seed=0, image_size=(160, 120))
-    encoder = load_image_encoder(tiny_dinov3, device="cpu", image_size=64)
-    build_index(root / "data", root / "art", image_encoder=encoder, text_encoder=text_encoder,
-                taxonomy=taxonomy, progress=False)  # fmt: skip
-    return root
+    return build_small_index(root, tiny_dinov3, text_encoder, taxonomy, n=N_IMAGES)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,146 @@
+"""``visrag demo``: a synthetic dataset, split, indexed and served with the demo page, in one go.
+
+Uses the configured DINOv3 when its weights are available; otherwise a tiny, randomly initialised
+one, with a loud warning: the pipeline is real, the retrieval quality then means nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TINY_DIR = "tiny-random-dinov3"
+TINY_WARNING = """
+################################################################################
+#  WARNING: no DINOv3 weights available ({reason})
+#  The demo runs on a TINY, RANDOMLY INITIALISED DINOv3 ({path}).
+#  Every stage is real (decode, preprocess, encode, FAISS, labels, context), but
+#  SIMILARITIES AND NEIGHBOURS ARE MEANINGLESS. For real retrieval, download a
+#  checkpoint and pass --image-model <hub id or local dir>.
+################################################################################
+"""
+
+
+@dataclass
+class DemoBuild:
+    artifacts: Path
+    image_encoder: Any
+    text_encoder: Any
+    taxonomy: Any
+    tiny: bool
+    reused: bool
+
+
+def _load_encoder(
+    image_model: str | None, *, tiny: bool, workdir: Path, image_size: int, device: str
+) -> tuple[Any, bool, str]:
+    """The configured DINOv3, or the tiny random one; returns (encoder, is_tiny, reason)."""
+    from models.errors import ModelNotAvailableError
+    from models.image_encoder import DEFAULT_IMAGE_MODEL, load_image_encoder
+    from models.testing import make_tiny_dinov3
+
+    if not tiny:
+        try:
+            encoder = load_image_encoder(
+                image_model or DEFAULT_IMAGE_MODEL, device=device, image_size=image_size
+            )
+            return encoder, False, ""
+        except ModelNotAvailableError as exc:
+            reason = str(exc).splitlines()[0]
+    else:
+        reason = "--tiny was given"
+    path = workdir / TINY_DIR
+    if not (path / "config.json").is_file():
+        make_tiny_dinov3(path)
+    return load_image_encoder(path, device=device, image_size=image_size), True, reason
+
+
+def prepare_demo(
+    workdir: Path,
+    *,
+    n: int = 300,
+    seed: int = 0,
+    image_model: str | None = None,
+    text_model: str | None = None,
+    tiny: bool = False,
+    image_size: int = 224,
+    device: str = "auto",
+    echo: Any = print,
+) -> DemoBuild:
+    """Generate, split and index a synthetic dataset under ``workdir`` (reused when unchanged)."""
+    from indexer.artifacts import load_artifacts
+    from indexer.build import build_index
+    from indexer.split import split_files
+    from indexer.synthetic import generate_dataset
+    from models.taxonomy import load_taxonomy
+    from models.text_encoder import load_text_encoder
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    taxonomy = load_taxonomy()
+    encoder, is_tiny, reason = _load_encoder(
+        image_model, tiny=tiny, workdir=workdir, image_size=image_size, device=device
+    )
+    if is_tiny:
+        echo(TINY_WARNING.format(reason=reason, path=workdir / TINY_DIR))
+    text_encoder = load_text_encoder(text_model, device=device)
+    artifacts = workdir / "artifacts"
+    recipe = {
+        "n": n,
+        "seed": seed,
+        "image_model": encoder.info(),
+        "text_model": text_encoder.info(),
+    }
+    recipe_file = workdir / "demo.json"
+    reused = (
+        recipe_file.is_file()
+        and json.loads(recipe_file.read_text()) == json.loads(json.dumps(recipe))
+        and (artifacts / "manifest.json").is_file()
+    )
+    if reused:
+        echo(f"reusing the demo index in {artifacts}")
+    else:
+        echo(f"generating {n} synthetic images in {workdir / 'data'}")
+        generate_dataset(workdir / "data", n, seed=seed)
+        result, paths, _ = split_files(
+            workdir / "data", workdir / "split", taxonomy=taxonomy, seed=seed, group_by="capture"
+        )
+        echo(
+            f"split: {len(result.train)} train / {len(result.test)} test images -> {paths['train']}"
+        )
+        echo(
+            f"indexing the train split with {encoder.model_id} ({encoder.device}, {encoder.dtype})"
+        )
+        report = build_index(
+            paths["train"], artifacts, image_encoder=encoder, text_encoder=text_encoder,
+            taxonomy=taxonomy, progress=True,
+        )  # fmt: skip
+        echo(f"indexed {report.count} images in {report.seconds:.1f} s -> {artifacts}")
+        recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+    load_artifacts(artifacts, verify=True)  # what the service will do; fails loudly if broken
+    return DemoBuild(artifacts, encoder, text_encoder, taxonomy, is_tiny, reused)
+
+
+def demo_resources(build: DemoBuild, *, rerank_candidates: int = 20) -> Any:
+    """Service resources from the encoders the demo already loaded (no second model load)."""
+    from app.resources import assemble_resources
+    from indexer.artifacts import check_compatible, load_artifacts
+
+    artifacts = load_artifacts(build.artifacts, verify=True)
+    check_compatible(
+        artifacts.manifest,
+        image_model_info=build.image_encoder.info(),
+        text_model_info=build.text_encoder.info(),
+        taxonomy=build.taxonomy,
+    )
+    return assemble_resources(
+        artifacts,
+        image_encoder=build.image_encoder,
+        text_encoder=build.text_encoder,
+        taxonomy=build.taxonomy,
+        rerank_candidates=rerank_candidates,
+    )

@@ -1,0 +1,106 @@
+"""The demo page in headless Chromium against a real in-process server (tiny DINOv3, FAISS)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from service_index import build_small_index
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def chromium() -> str | None:
+    return next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    )
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
+    from app.main import create_app
+    from app.settings import Settings
+
+    root = build_small_index(tmp_path_factory.mktemp("demo"), tiny_dinov3, text_encoder, taxonomy)
+    settings = Settings(_env_file=None, artifacts=root / "art", device="cpu")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail("demo server not ready in 60 s")
+        try:
+            yield base, root
+        finally:
+            server.should_exit = True
+            thread.join(20)
+
+
+def test_upload_shows_neighbours_votes_and_context(base_url, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base, root = base_url
+    query = sorted((root / "data").glob("*.jpg"))[2]
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(base + "/")
+            page.wait_for_selector("#status.ok", timeout=10_000)
+            page.set_input_files("#image", str(query))
+            page.fill("#k", "6")
+            page.click("#submit")
+            page.wait_for_function("document.querySelectorAll('#neighbours .card').length === 6")
+            page.wait_for_function(
+                "Array.from(document.querySelectorAll('#neighbours img'))"
+                ".every(i => i.complete && i.naturalWidth > 0)",
+                timeout=10_000,
+            )
+            cards = page.locator("#neighbours .card")
+            first = cards.nth(0).inner_text()
+            assert "#1" in first and "%" in first
+            assert page.locator("#votes li").count() >= 1
+            assert "neighbours, weighted" in page.locator("#votes").inner_text()
+            context = page.locator("#context").inner_text()
+            assert context.startswith("### Similar verified cases")
+            assert page.locator("#error").is_hidden()
+            shot = tmp_path / "demo.png"
+            page.screenshot(path=str(shot), full_page=True)
+            if os.environ.get("VISRAG_KEEP_SCREENSHOT"):
+                shutil.copy(shot, os.environ["VISRAG_KEEP_SCREENSHOT"])
+        finally:
+            browser.close()
+    assert errors == []
+    assert shot.stat().st_size > 10_000
