@@ -285,12 +285,13 @@ def print_summary(ev: Evaluation, *, console: Any = None) -> None:
     for w in ev.warnings:
         console.print(f"[bold red]WARNING[/] {w}")
     table = Table(title=f"{ev.setting['protocol']}: {ev.setting['queries']} queries")
-    table.add_column("metric")
+    keys = _metric_keys(ev)
+    table.add_column("metric", no_wrap=True, min_width=max(len(key) for key in keys))
     for run in ev.runs:
         table.add_column(run.name, justify="right")
     table.add_column("majority", justify="right", style="dim")
     table.add_column("random", justify="right", style="dim")
-    for row in summary_rows(ev, _metric_keys(ev)):
+    for row in summary_rows(ev, keys):
         cells = [_fmt(row[r.name]) for r in ev.runs]
         table.add_row(row["metric"], *cells, _fmt(row["majority"]), _fmt(row["random"]))
     console.print(table)

@@ -56,17 +56,23 @@ def seed_artifacts(tmp_path_factory):
     return out
 
 
-def test_leave_one_out_on_seed_crops(seed_artifacts, tmp_path):
+@pytest.fixture(scope="module")
+def seed_eval(seed_artifacts, tmp_path_factory):
     from indexer.cli import cli
 
-    out = tmp_path / "eval"
+    out = tmp_path_factory.mktemp("seed-eval") / "eval"
     result = CliRunner().invoke(
         cli,
         ["evaluate", "--artifacts", str(seed_artifacts), "--leave-one-out", "--out", str(out),
          "--mode", "image", "--random-repeats", "5"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "majority" in result.output and "random" in result.output
+    return out, result.output
+
+
+def test_leave_one_out_on_seed_crops(seed_eval):
+    out, output = seed_eval
+    assert "majority" in output and "random" in output
     data = json.loads((out / "metrics.json").read_text())
     assert (out / "summary.md").is_file() and (out / "report.html").is_file()
     assert data["setting"]["queries"] == 239
@@ -99,13 +105,8 @@ def test_leave_one_out_on_seed_crops(seed_artifacts, tmp_path):
 
 
 @pytest.mark.browser
-def test_seed_report_renders_its_plots_in_chromium(seed_artifacts, tmp_path, render_in_chromium):
-    from indexer.cli import cli
-
-    out = tmp_path / "eval"
-    args = ["evaluate", "--artifacts", str(seed_artifacts), "--leave-one-out", "--out", str(out),
-            "--random-repeats", "2"]  # fmt: skip
-    assert CliRunner().invoke(cli, args).exit_code == 0
+def test_seed_report_renders_its_plots_in_chromium(seed_eval, render_in_chromium):
+    out, _ = seed_eval
     images, errors, text = render_in_chromium(out / "report.html")
     assert errors == []
     assert len(images) >= 3  # curves, per-label bars, confusion (crops have no images)
