@@ -198,3 +198,44 @@ def test_majority_ranking_prefers_the_most_frequent_label_set():
     # before {dent} (2)
     assert [n.id for n in ranked] == ["i1", "i3", "i0", "i2"]
     assert [n.id for n in _majority_ranking(items, sets, np.array([0, 2]), 2)] == ["i0", "i2"]
+
+
+class PixelEncoder:
+    """Stand-in image encoder: the first 32 pixel values of a 4x4 thumbnail, L2-normalised."""
+
+    def preprocess(self, image):
+        return np.asarray(image.convert("RGB").resize((4, 4)), np.float32).ravel()[:32] + 1.0
+
+    def encode_preprocessed(self, batch, **_):
+        return l2_normalise(np.stack(batch))
+
+
+def test_held_out_queries_with_a_declared_caption_field(retriever, taxonomy, tmp_path):
+    from indexer.evaluation.queries import load_queries
+
+    leaky = describe({"surface_scratch": 2}, "hood_center", taxonomy)
+    lines = [
+        {"image": "q0.png", "labels": ["dent"], "caption": "a dent near the door handle"},
+        {"image": "q1.png", "labels": {"surface_scratch": 2}, "zone": "hood_center",
+         "caption": leaky},
+    ]  # fmt: skip
+    for i in range(2):
+        Image.new("RGB", (20, 20), (200, 30 * i, 10)).save(tmp_path / f"q{i}.png")
+    manifest = tmp_path / "test.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    queries = sorted(load_queries(manifest, taxonomy, text_source="caption"), key=lambda q: q.id)
+    assert [q.text for q in queries] == ["a dent near the door handle", leaky]
+    assert [q.labels for q in queries] == [{"dent": 1}, {"surface_scratch": 2}]
+    oracle = sorted(load_queries(manifest, taxonomy, text_source=ORACLE), key=lambda q: q.id)
+    assert oracle[1].text == leaky
+    assert load_queries(manifest, taxonomy)[0].text is None
+
+    retriever.image_encoder = PixelEncoder()
+    ev = evaluate(retriever, queries, modes=["image", "hybrid"], ks=[1, 3], text_source="caption",
+                  random_repeats=1)  # fmt: skip
+    assert [r.name for r in ev.runs] == ["image", "hybrid"]
+    # the second caption is the ground-truth template sentence: flagged as a leak
+    assert any("1 of 2 query texts in 'caption'" in w for w in ev.warnings)
+    assert {"decode", "preprocess", "encode", "search"} <= set(ev.runs[0].latency)
+    assert "text_encode" in ev.runs[1].latency
