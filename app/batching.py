@@ -2,7 +2,8 @@
 
 Requests hand preprocessed pixel arrays to :meth:`InferenceWorker.encode` (awaitable from the event
 loop). The worker takes the first waiting image, then keeps collecting until it has
-``max_batch_size`` images or ``max_wait_ms`` has passed, and runs them through the encoder in one
+``max_batch_size`` images or ``max_wait_ms`` has passed (it stops waiting early when no other
+request is on its way, i.e. none is still decoding), and runs them through the encoder in one
 call; requests that arrive while a batch is computing form the next batch, so under load batches
 fill up without waiting. Other model calls (the text encoder inside the retriever) go through
 :meth:`InferenceWorker.call` from thread-pool threads and run on the same thread, one at a time,
@@ -65,6 +66,7 @@ class InferenceWorker:
         max_queue: int = 256,
         on_batch: Callable[[int, float], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
+        arriving: Callable[[], int] | None = None,
         name: str = "visrag-inference",
     ) -> None:
         self._encode = encode
@@ -73,6 +75,8 @@ class InferenceWorker:
         self.max_queue = max_queue
         self._on_batch = on_batch or (lambda size, seconds: None)
         self._on_depth = on_depth or (lambda depth: None)
+        # Requests still decoding/preprocessing: worth waiting for; with none, waiting is pure loss.
+        self._arriving = arriving or (lambda: 1)
         self._queue: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -113,12 +117,21 @@ class InferenceWorker:
     # -- submission ------------------------------------------------------------------------------
     async def encode(self, pixels: Pixels) -> Encoded:
         """Encode one preprocessed image (3, H, W) as part of a batch."""
+        return await self.result(self.submit(pixels))
+
+    def submit(self, pixels: Pixels) -> Future[Encoded]:
+        """Queue one preprocessed image; raises OverloadedError when the queue is full."""
         future: Future[Encoded] = Future()
         self._submit(_Job("encode", pixels, future))
+        return future
+
+    @staticmethod
+    async def result(future: Future[Encoded]) -> Encoded:
+        """Await a submitted image; a request cancelled before its batch starts is skipped."""
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            future.cancel()  # a job not started yet is skipped by the worker
+            future.cancel()
             raise
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -177,7 +190,7 @@ class InferenceWorker:
                     batch.append(self._queue.popleft())
                     continue
                 remaining = deadline - time.perf_counter()
-                if remaining <= 0:
+                if remaining <= 0 or self._arriving() <= 0:
                     break
                 self._cond.wait(remaining)
             return batch

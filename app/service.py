@@ -102,6 +102,7 @@ class Service:
         self.reason: str | None = "loading models and index"
         self.started_at = time.time()
         self.on_fatal: Callable[[BaseException], None] | None = None
+        self._preparing = 0  # requests decoding/preprocessing, about to reach the worker
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -119,6 +120,7 @@ class Service:
                 max_queue=s.max_queue,
                 on_batch=self.metrics.observe_batch,
                 on_depth=self.metrics.queue_depth.set,
+                arriving=lambda: self._preparing,
             )
             self.worker.start()
             resources.bind_worker(self.worker.call)
@@ -189,8 +191,15 @@ class Service:
             max_side=getattr(encoder, "image_size", None),
             preprocess=encoder.preprocess,
         )
-        pixels, t_decode, t_pre = await anyio.to_thread.run_sync(prepare, abandon_on_cancel=True)
-        encoded = await worker.encode(pixels)
+        self._preparing += 1
+        try:
+            pixels, t_decode, t_pre = await anyio.to_thread.run_sync(
+                prepare, abandon_on_cancel=True
+            )
+            pending = worker.submit(pixels)
+        finally:
+            self._preparing -= 1  # after submit: the worker never sees a gap between the two
+        encoded = await worker.result(pending)
         search = functools.partial(
             resources.retriever.search,
             encoded.vector,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -153,3 +154,16 @@ def test_cancelled_request_is_skipped_and_stopped_worker_refuses():
     assert rec.batches == [1]
     with pytest.raises(NotReadyError):
         run(worker.encode(np.zeros((3, 1, 1), np.float32)))
+
+
+def test_no_wait_for_a_batch_when_nothing_else_is_arriving():
+    rec = Recorder()
+    arriving = [0]
+    worker = InferenceWorker(rec, max_batch_size=8, max_wait_ms=5000, arriving=lambda: arriving[0])
+    worker.start()
+    try:
+        t0 = time.perf_counter()
+        run(worker.encode(np.zeros((3, 1, 1), np.float32)))
+        assert time.perf_counter() - t0 < 2.5  # not the 5 s max_wait
+    finally:
+        worker.stop()
