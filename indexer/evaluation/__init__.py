@@ -1,7 +1,11 @@
 """Evaluation: leakage-free retrieval quality with baselines, and reports people read.
 
 - :mod:`indexer.evaluation.metrics` — pure metric functions over canonical label sets;
-- :mod:`indexer.evaluation.runner` — queries (or leave-one-out) through the :class:`Retriever`,
-  sweeps over mode and fusion weight, baselines, latency per stage;
-- :mod:`indexer.evaluation.report` — ``metrics.json``, ``summary.md`` and ``report.html``.
+- :mod:`indexer.evaluation.queries` — held-out (JSONL) or leave-one-out queries, declared text
+  sources (``oracle`` labelled as leaking), loading the retriever the manifest describes;
+- :mod:`indexer.evaluation.runner` — queries through the :class:`Retriever`, sweeps over mode and
+  fusion weight, majority/random baselines on the same pools, latency per stage;
+- :mod:`indexer.evaluation.plots` / :mod:`indexer.evaluation.report` — figures, ``metrics.json``,
+  ``summary.md`` and the self-contained ``report.html``;
+- :mod:`indexer.evaluation.pipeline` — ``visrag evaluate`` end to end.
 """
