@@ -1,0 +1,234 @@
+"""`visrag index build | verify | add | remove` on generated images with the tiny random DINOv3
+and the real (offline) text model; failures listed and skipped; resume from the cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.slow
+N_IMAGES = 10
+
+
+def invoke(*args: str, ok: bool = True) -> str:
+    from indexer.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    if ok:
+        assert result.exit_code == 0, f"{args}\n{result.output}\n{result.exception!r}"
+    else:
+        assert result.exit_code == 1, f"{args} should fail\n{result.output}"
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, taxonomy):
+    """Generated LabelMe images, a JSONL manifest with one broken image, a tiny checkpoint."""
+    from indexer.jsonl import record_to_json
+    from indexer.readers import read_dataset
+    from indexer.synthetic import generate_dataset
+    from models.testing import make_tiny_dinov3
+
+    root = tmp_path_factory.mktemp("build")
+    generate_dataset(root / "data", N_IMAGES, seed=0, image_size=(160, 120))
+    records = read_dataset(root / "data", taxonomy=taxonomy).records
+    assert len(records) == N_IMAGES
+    # not an image at all, and a JPEG cut in half: the JSONL reader refuses both
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    whole = Path(records[0].image_path).read_bytes()
+    (root / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    lines = [json.dumps(record_to_json(r, base_dir=root)) for r in records]
+    lines.append(json.dumps({"id": "broken", "image": "broken.jpg", "labels": ["dent"]}))
+    lines.append(json.dumps({"id": "truncated", "image": "truncated.jpg", "labels": ["dent"]}))
+    (root / "train.jsonl").write_text("\n".join(lines) + "\n")
+    model = make_tiny_dinov3(root / "tiny-dinov3")
+    return root, model, records
+
+
+def build_args(root: Path, model: Path, out: Path, *extra: str) -> list[str]:
+    return ["index", "build", "--manifest", str(root / "train.jsonl"), "--out", str(out),
+            "--image-model", str(model), "--image-size", "64", "--device", "cpu",
+            "--no-progress", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(env):
+    root, model, records = env
+    out = root / "art"
+    output = invoke(*build_args(root, model, out, "--index-type", "hnsw"))
+    return out, output
+
+
+def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
+    from indexer.artifacts import load_artifacts
+
+    root, model, records = env
+    out, output = built
+    assert "2 input(s) failed and were skipped" in output
+    assert "broken.jpg" in output and "truncated.jpg" in output
+    assert f"{N_IMAGES} items" in output
+    a = load_artifacts(out)
+    failed = [json.dumps(f) for f in a.manifest["failed"]]
+    assert len(failed) == 2
+    assert "broken.jpg" in failed[0] and "truncated.jpg" in failed[1]
+    assert a.row_of("broken") is None and a.row_of("truncated") is None and len(a) == N_IMAGES
+    assert {it.id for it in a.items} == {r.id for r in records}
+    img = a.manifest["image_model"]
+    assert img["model_id"] == str(model) and img["dim"] == 32
+    assert img["preprocessing"]["image_size"] == 64 and img["pooling"] == "cls"
+    assert a.manifest["text_model"]["dim"] == 384 and a.manifest["index"]["image"]["type"] == "hnsw"
+    assert np.allclose(np.linalg.norm(a.image_vectors, axis=1), 1.0, atol=1e-4)  # no zero rows
+    for item in a.items:
+        assert item.image and a.image_file(item).is_file()
+        assert item.description.startswith(("no visible damage", *"0123456789"))
+    verify = invoke("index", "verify", str(out))
+    assert "FAIL" not in verify and verify.strip().endswith("OK")
+
+
+def test_image_that_fails_to_decode_is_listed_and_skipped(env, tmp_path, taxonomy):
+    from dataclasses import replace
+
+    from indexer.artifacts import load_artifacts
+    from indexer.build import build_index
+    from models.image_encoder import load_image_encoder
+    from models.text_encoder import load_text_encoder
+
+    root, model, records = env
+    # records handed over directly skip the reader's checks: only decoding finds this one out
+    bad = replace(records[0], id="truncated", image_path=root / "truncated.jpg")
+    report = build_index(
+        [*records[:3], bad], tmp_path / "art", taxonomy=taxonomy, progress=False,
+        image_encoder=load_image_encoder(model, device="cpu", image_size=64),
+        text_encoder=load_text_encoder(device="cpu"),
+    )  # fmt: skip
+    assert report.count == 3 and [p.file for p in report.failed] == [str(root / "truncated.jpg")]
+    assert "Decode" in report.failed[0].reason or "decode" in report.failed[0].reason
+    a = load_artifacts(tmp_path / "art")
+    assert a.row_of("truncated") is None and len(a) == 3
+    assert a.manifest["failed"] == [report.failed[0].as_dict()]
+
+
+def test_indexed_image_retrieves_itself(built):
+    from indexer.artifacts import load_artifacts
+    from models.fusion import fuse
+
+    a = load_artifacts(built[0])
+    for row in range(len(a)):
+        scores, rows = a.image_store.search(a.image_vectors[row], 1)
+        assert rows[0, 0] == row and scores[0, 0] == pytest.approx(1.0, abs=1e-4)
+    q = fuse(a.image_vectors[3], a.text_vectors[3], alpha=a.alpha)
+    assert a.fused_store.search(q, 1)[1][0, 0] == 3
+
+
+def test_verify_fails_on_a_tampered_file(env, built, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built[0], copy)
+    with (copy / "text_vectors.npy").open("r+b") as f:
+        f.seek(-3, 2)
+        f.write(b"\x00\x01\x02")
+    output = invoke("index", "verify", str(copy), ok=False)
+    assert "FAIL" in output and "text_vectors.npy" in output
+
+
+def test_remove_then_add_back(env, built, tmp_path, taxonomy):
+    import shutil
+
+    from indexer.artifacts import load_artifacts
+    from indexer.jsonl import record_to_json
+
+    root, model, records = env
+    out = tmp_path / "art"
+    shutil.copytree(built[0], out)
+    target = records[4]
+    before = load_artifacts(out)
+    vec = np.array(before.image_vectors[before.row_of(target.id)])
+    invoke("index", "remove", str(out), target.id)
+    a = load_artifacts(out)
+    assert len(a) == N_IMAGES - 1 and a.row_of(target.id) is None
+    assert target.id not in {a.items[r].id for r in a.image_store.search(vec, 3)[1][0]}
+    assert "OK" in invoke("index", "verify", str(out))
+    invoke("index", "remove", str(out), "no-such-id", ok=False)
+
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps(record_to_json(target, base_dir=tmp_path)) + "\n")
+    output = invoke("index", "add", str(out), "--manifest", str(new), "--device", "cpu",
+                    "--image-model", str(model))  # fmt: skip
+    assert "1 embedded" in output
+    b = load_artifacts(out)
+    row = b.row_of(target.id)
+    assert len(b) == N_IMAGES and row == N_IMAGES - 1
+    scores, rows = b.image_store.search(vec, 1)
+    assert rows[0, 0] == row and scores[0, 0] == pytest.approx(1.0, abs=1e-4)
+    assert [h["op"] for h in b.manifest["history"]] == ["build", "remove", "add"]
+    # adding it again is refused; so is an encoder configured differently from the manifest
+    invoke("index", "add", str(out), "--manifest", str(new), "--device", "cpu",
+           "--image-model", str(model), ok=False)  # fmt: skip
+
+
+def test_add_with_another_preprocessing_is_refused(env, built, taxonomy):
+    from indexer.artifacts import ManifestMismatchError
+    from indexer.build import add_records
+    from models.image_encoder import load_image_encoder
+    from models.text_encoder import load_text_encoder
+
+    root, model, records = env
+    other = load_image_encoder(model, device="cpu", image_size=96)
+    with pytest.raises(ManifestMismatchError) as err:
+        add_records(built[0], records[:1], image_encoder=other,
+                    text_encoder=load_text_encoder(device="cpu"), taxonomy=taxonomy)  # fmt: skip
+    assert err.value.field == "image_model.preprocessing.image_size"
+
+
+class CountingEncoder:
+    """Delegates to a real encoder, counts images encoded, can fail after some calls."""
+
+    def __init__(self, inner, fail_after_calls: int | None = None):
+        self.inner, self.images, self.calls, self.fail_after = inner, 0, 0, fail_after_calls
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode_preprocessed(self, arrays, *, batch_size=8):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.calls += 1
+        self.images += len(arrays)
+        return self.inner.encode_preprocessed(arrays, batch_size=batch_size)
+
+
+def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy):
+    from indexer.artifacts import load_artifacts
+    from indexer.build import build_index
+    from models.image_encoder import load_image_encoder
+    from models.text_encoder import load_text_encoder
+
+    root, model, records = env
+    encoder = load_image_encoder(model, device="cpu", image_size=64)
+    text = load_text_encoder(device="cpu")
+    out, cache = tmp_path / "art", tmp_path / "cache"
+    kwargs = {"text_encoder": text, "taxonomy": taxonomy, "batch_size": 1, "workers": 2,
+              "cache_dir": cache, "progress": False}  # fmt: skip
+    # window = 4 images per encoder call: the first call succeeds, the second is interrupted
+    with pytest.raises(KeyboardInterrupt):
+        build_index(root / "train.jsonl", out, image_encoder=CountingEncoder(encoder, 1), **kwargs)
+    assert not out.exists()
+    resumed = CountingEncoder(encoder)
+    report = build_index(root / "train.jsonl", out, image_encoder=resumed, **kwargs)
+    assert report.cached == 4 and report.embedded == N_IMAGES - 4 == resumed.images
+    assert len(report.failed) == 2
+    # cached vectors are the same as freshly encoded ones
+    fresh = load_artifacts(built[0])
+    got = load_artifacts(out)
+    for item in got.items:
+        np.testing.assert_allclose(
+            got.image_vectors[item.row], fresh.image_vectors[fresh.row_of(item.id)], atol=1e-5
+        )
+    again = CountingEncoder(encoder)
+    report = build_index(root / "train.jsonl", out, image_encoder=again, **kwargs)
+    assert again.images == 0 and report.cached == N_IMAGES
