@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth import require_api_key
+from app.auth import check_key, presented_key, require_api_key
 from app.dependencies import ServiceDep
+from app.errors import UnauthorisedError
 from app.metrics import CONTENT_TYPE
 from app.schemas import HealthResponse, InfoResponse, ReadyResponse
 
@@ -20,9 +21,18 @@ async def health() -> HealthResponse:
 
 
 @router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-async def ready(service: ServiceDep) -> JSONResponse:
-    """200 once models and index are loaded and warmed up; 503 with the reason until then."""
-    body = ReadyResponse(ready=service.ready, status=service.status, reason=service.reason)
+async def ready(request: Request, service: ServiceDep) -> JSONResponse:
+    """200 once models and index are loaded and warmed up; 503 with the reason until then.
+
+    Open to probes; with API keys configured, the reason (which may name paths and models) is
+    given only to callers presenting a valid key.
+    """
+    reason = service.reason
+    try:
+        check_key(presented_key(request), request.app.state.api_keys)
+    except UnauthorisedError:
+        reason = None
+    body = ReadyResponse(ready=service.ready, status=service.status, reason=reason)
     headers = {} if service.ready else {"Retry-After": "5"}
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503, headers=headers)
 

@@ -44,3 +44,14 @@ def test_no_keys_configured_means_open(make_client):
     client = make_client()
     assert post(client).status_code == 200
     assert client.get("/metrics").status_code == 200
+
+
+def test_ready_reason_only_with_a_key(make_client, fakes):
+    fakes.image_encoder.gate.clear()
+    client = make_client(ready=False, api_keys="k-one")
+    try:
+        assert client.get("/ready").json()["reason"] is None
+        r = client.get("/ready", headers={"X-API-Key": "k-one"})
+        assert r.status_code == 503 and r.json()["reason"]
+    finally:
+        fakes.image_encoder.gate.set()
