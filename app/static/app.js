@@ -125,7 +125,7 @@
       if (c.labels.length) {
         c.labels.forEach((lb) => chips.append(el("span", "chip", `${lb.count} × ${lb.name}`)));
       } else {
-        chips.append(el("span", "chip none", "no labels"));
+        chips.append(el("span", "chip none", $("language").value === "es" ? "sin daño" : "no damage"));
       }
       body.append(bar, chips, el("div", "zone", `${c.zone_name} · ${c.area_name}`));
       card.append(img, body);
@@ -136,8 +136,12 @@
   function renderVotes(votes) {
     const list = $("votes");
     list.replaceChildren();
+    const es = $("language").value === "es";
     for (const v of votes) {
-      list.append(el("li", "", `${v.name}: ${v.support} of ${v.neighbours} neighbours, weighted ${v.weighted.toFixed(2)}`));
+      const w = v.weighted.toFixed(2);
+      list.append(el("li", "", es
+        ? `${v.name}: ${v.support} de ${v.neighbours} vecinos, ponderado ${w.replace(".", ",")}`
+        : `${v.name}: ${v.support} of ${v.neighbours} neighbours, weighted ${w}`));
     }
   }
 
