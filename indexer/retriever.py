@@ -13,8 +13,9 @@ Modes (DESIGN §3):
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,10 @@ class Retriever:
         self.text_encoder = text_encoder
         self.taxonomy = taxonomy
         self.rerank_candidates = rerank_candidates
+        # Template texts repeat a lot (rerank pseudo-texts, gateway captions): cache their vectors.
+        self._text_cache: OrderedDict[str, Vector] = OrderedDict()
+        self._text_cache_size = 4096
+        self._text_lock = threading.Lock()
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -214,7 +219,16 @@ class Retriever:
         if self.text_encoder is None:
             raise QueryError("no text encoder is loaded: modes 'hybrid' and 'rerank' need one")
         t0 = time.perf_counter()
-        tvec = self.text_encoder.encode([text])[0].astype(np.float32)
+        with self._text_lock:
+            tvec = self._text_cache.get(text)
+            if tvec is not None:
+                self._text_cache.move_to_end(text)
+        if tvec is None:
+            tvec = self.text_encoder.encode([text])[0].astype(np.float32)
+            with self._text_lock:
+                self._text_cache[text] = tvec
+                while len(self._text_cache) > self._text_cache_size:
+                    self._text_cache.popitem(last=False)
         timings["text_encode"] = time.perf_counter() - t0
         dim = self.artifacts.text_vectors.shape[1]
         if tvec.shape[0] != dim:
