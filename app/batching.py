@@ -81,6 +81,8 @@ class InferenceWorker:
         self._cond = threading.Condition()
         self._stopping = False
         self._batch_seconds = 0.05  # running estimate, for Retry-After
+        self._last_batch_size = 0
+        self._last_batch_end = 0.0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -190,10 +192,21 @@ class InferenceWorker:
                     batch.append(self._queue.popleft())
                     continue
                 remaining = deadline - time.perf_counter()
-                if remaining <= 0 or self._arriving() <= 0:
+                if remaining <= 0 or not self._more_expected(len(batch)):
                     break
                 self._cond.wait(remaining)
             return batch
+
+    def _more_expected(self, held: int) -> bool:
+        """Worth waiting: requests are decoding, or the last batch was bigger and just finished.
+
+        The second case is the clients of the last batch coming back with their next request;
+        without it, closed-loop traffic settles into alternating tiny and big batches.
+        """
+        if self._arriving() > 0:
+            return True
+        recent = time.perf_counter() - self._last_batch_end < self.max_wait_s
+        return recent and self._last_batch_size > held
 
     def _run_call(self, job: _Job) -> None:
         fn, args, kwargs = job.payload
@@ -215,8 +228,10 @@ class InferenceWorker:
             for job in jobs:
                 job.future.set_exception(exc)
             return
-        seconds = time.perf_counter() - start
+        end = time.perf_counter()
+        seconds = end - start
         self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+        self._last_batch_size, self._last_batch_end = len(jobs), end
         self._on_batch(len(jobs), seconds)
         for job, vector in zip(jobs, vectors, strict=True):
             job.future.set_result(
