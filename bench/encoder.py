@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -96,7 +97,10 @@ def model_flops(arch: str, height: int, width: int) -> float:
 
 
 def timed(fn: Callable[[], Any], *, min_time: float, max_iters: int = 1000) -> float:
-    """Seconds per call: one warm-up call, then calls until ``min_time`` has passed."""
+    """Fastest seconds per call: one warm-up call, then calls until ``min_time`` has passed.
+
+    The minimum, not the median: other processes on shared cores only ever slow a call down.
+    """
     start = time.perf_counter()
     fn()
     warm = time.perf_counter() - start
@@ -109,7 +113,7 @@ def timed(fn: Callable[[], Any], *, min_time: float, max_iters: int = 1000) -> f
         times.append(time.perf_counter() - t0)
         if time.perf_counter() - begin >= min_time:
             break
-    return float(np.median(times))
+    return float(min(times))
 
 
 def gemm_gflops(dtype: torch.dtype, shapes: list[tuple[int, int, int]], min_time: float) -> dict:
@@ -260,9 +264,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer configs, shorter timings")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    parser.add_argument("--min-time", type=float, help="seconds timed per config")
+    parser.add_argument("--min-time", type=float, help="seconds timed per config and round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved passes; best kept")
     args = parser.parse_args()
-    min_time = args.min_time or (1.5 if args.quick else 6.0)
+    min_time = args.min_time or (1.0 if args.quick else 4.0)
     started = time.perf_counter()
 
     machine = {
@@ -271,47 +276,46 @@ def main() -> None:
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": cpu_supports_bf16(),
+        "load_average_at_start": os.getloadavg(),
     }
     print(f"machine: {machine}")
     shapes = [(1024, 1024, 1024), (8 * 181, 384, 1536), (8 * 181, 768, 3072)]
     bf16_shapes = shapes if machine["native_bf16"] else [(512, 512, 512), (8 * 181, 384, 1536)]
-    gemm = {
-        "fp32": gemm_gflops(torch.float32, shapes, min_time / 2),
-        "bf16": gemm_gflops(torch.bfloat16, bf16_shapes, min_time / 2),
-    }
+    preprocess_note = naive_preprocessor()[1]
+    print(f"naive path: {preprocess_note}")
+    photos = {"4:3": make_photos(8, 1024, 768), "1:1": make_photos(8, 768, 768)}
+    models = {arch: build_model(arch) for arch in ARCHS}
+    configs = plan(args.quick)
+    # Every measurement is repeated in `rounds` interleaved passes and the best pass is kept, so a
+    # burst of load from another process degrades one pass, not one side of a comparison.
+    gemm: dict[str, dict[str, Any]] = {"fp32": {"gflops": 0.0}, "bf16": {"gflops": 0.0}}
+    best: dict[tuple, Row] = {}
+    for round_ in range(args.rounds):
+        for name, dtype_shapes in (("fp32", shapes), ("bf16", bf16_shapes)):
+            g = gemm_gflops(DTYPES[name], dtype_shapes, min_time / 2)
+            if g["gflops"] > gemm[name]["gflops"]:
+                gemm[name] = g
+        for arch, model in models.items():
+            measured = [run_naive(model, arch, photos=photos["4:3"], min_time=min_time)]
+            for a, size, batch, dtype, label in configs:
+                if a == arch:
+                    measured.append(
+                        run_ours(model, arch, image_size=size, batch=batch, dtype=dtype,
+                                 photos=photos[label], label=label, min_time=min_time)
+                    )  # fmt: skip
+            for row in measured:
+                key = (row.arch, row.path, row.image_size, row.input, row.batch, row.dtype)
+                if key not in best or row.images_per_s > best[key].images_per_s:
+                    best[key] = row
+        print(f"round {round_ + 1}/{args.rounds} done ({time.perf_counter() - started:.0f} s)",
+              flush=True)  # fmt: skip
     for name, g in gemm.items():
         print(f"GEMM {name}: {g['gflops']:.1f} GFLOP/s ({g['op']} {g['shape']})")
     best_gemm = max(g["gflops"] for g in gemm.values())
-    preprocess_note = naive_preprocessor()[1]
-    print(f"naive path: {preprocess_note}")
-
-    photos = {"4:3": make_photos(8, 1024, 768), "1:1": make_photos(8, 768, 768)}
-    rows: list[Row] = []
-    configs = plan(args.quick)
-    for arch in ARCHS:
-        model = build_model(arch)
-        naive = run_naive(model, arch, photos=photos["4:3"], min_time=min_time)
-        rows.append(naive)
-        print(f"  {arch} naive: {naive.images_per_s:.2f} img/s", flush=True)
-        for a, size, batch, dtype, label in configs:
-            if a != arch:
-                continue
-            row = run_ours(
-                model,
-                arch,
-                image_size=size,
-                batch=batch,
-                dtype=dtype,
-                photos=photos[label],
-                label=label,
-                min_time=min_time,
-            )
-            row.x_naive = row.images_per_s / naive.images_per_s
-            rows.append(row)
-            print(
-                f"  {arch} {size}px {label} b{batch} {dtype}: {row.images_per_s:.2f} img/s",
-                flush=True,
-            )
+    rows = list(best.values())
+    naive_by_arch = {r.arch: r for r in rows if r.path == "naive"}
+    for row in rows:
+        row.x_naive = row.images_per_s / naive_by_arch[row.arch].images_per_s
     for row in rows:
         flops = row.gflop_per_image
         row.pct_fp32_bound = 100 * row.images_per_s * flops / gemm["fp32"]["gflops"]
@@ -323,7 +327,11 @@ def main() -> None:
     for line in verdict["lines"]:
         print(line)
     elapsed = time.perf_counter() - started
-    print(f"total {elapsed:.0f} s")
+    machine["load_average_at_end"] = os.getloadavg()
+    print(
+        f"total {elapsed:.0f} s; load average at start {machine['load_average_at_start']}, "
+        f"at end {machine['load_average_at_end']} (other processes share these cores)"
+    )
     if args.out:
         result = {
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
