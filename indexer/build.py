@@ -113,7 +113,9 @@ def _load(record: Record, image_encoder: Any) -> np.ndarray | Problem:
     from models.imaging import ImageDecodeError, decode_image
 
     try:
-        return image_encoder.preprocess(decode_image(Path(record.image_path)))
+        # max_side: large photos decode at a reduced JPEG scale, never at full size.
+        size = getattr(image_encoder, "image_size", None)
+        return image_encoder.preprocess(decode_image(Path(record.image_path), max_side=size))
     except (ImageDecodeError, OSError, ValueError) as exc:
         return Problem(str(record.image_path), f"{type(exc).__name__}: {exc}")
 
