@@ -1,5 +1,9 @@
 """The split as an optimisation over groups: the group x key count matrix, iterative
-stratification (Sechidis et al. 2011) and the local search that refines and repairs it."""
+stratification (Sechidis et al. 2011) and the local search that refines and repairs it.
+
+Written here rather than taken from the `iterative-stratification` package because that package
+stratifies samples, not groups: a capture's images must land on one side together.
+"""
 
 from __future__ import annotations
 
