@@ -1,4 +1,4 @@
-"""The on-disk index artifacts (DESIGN §2.4): writer, reader, catalogue and compatibility check.
+"""The on-disk index artifacts (DESIGN §2.4): the writer and the reader of the format.
 
 One directory::
 
@@ -18,6 +18,10 @@ stable). The directory is written into a temporary sibling, fsynced, and swapped
 reader falling back to the renamed-away copy), so a writer killed at any moment leaves a loadable
 directory. One writer at a time per directory (a lock file enforces it).
 
+The catalogue (items, its SQLite table, filters) lives in :mod:`indexer.catalogue`, the model
+check in :mod:`indexer.compatibility`, the errors in :mod:`indexer.errors`; their public names
+are importable from here as before.
+
 Errors: ``ArtifactError`` (missing/unreadable/inconsistent) > ``ChecksumError`` (a file's sha256
 differs) and ``ManifestMismatchError`` (the manifest disagrees with the configured models; its
 ``field`` names which).
@@ -33,9 +37,7 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import tempfile
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,9 +47,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from indexer.catalogue import CatalogueItem, CatalogueMasks, dataset_summary
+from indexer.catalogue import read_catalogue as _read_catalogue
+from indexer.catalogue import write_catalogue as _write_catalogue  # tests replace it mid-write
+from indexer.compatibility import check_compatible as check_compatible  # re-exported
+from indexer.errors import ArtifactError, ChecksumError
+from indexer.errors import ManifestMismatchError as ManifestMismatchError  # re-exported
 from indexer.hits import Filters
 from indexer.store import VectorStore
-from models.description import TEMPLATE_VERSION
 from models.fusion import fuse
 
 logger = logging.getLogger(__name__)
@@ -62,95 +69,6 @@ CATALOGUE = "catalogue.sqlite"
 DATA_FILES = (IMAGE_VECTORS, TEXT_VECTORS, IMAGE_INDEX, FUSED_INDEX, CATALOGUE)
 
 
-class ArtifactError(Exception):
-    """The artifact directory is missing, unreadable or inconsistent."""
-
-
-class ChecksumError(ArtifactError):
-    """A file's sha256 differs from the one recorded in the manifest."""
-
-
-class ManifestMismatchError(ArtifactError):
-    """The manifest disagrees with the configured models or taxonomy; ``field`` names where."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-@dataclass(frozen=True)
-class CatalogueItem:
-    row: int
-    id: str
-    image: str
-    labels: dict[str, int]
-    zone: str
-    area: str
-    description: str
-    group: str
-    defects: dict[str, Any] = field(default_factory=dict)
-
-
-# -- catalogue ------------------------------------------------------------------------------------
-_SCHEMA = """CREATE TABLE items (
-    row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, image TEXT NOT NULL, labels TEXT NOT NULL,
-    zone TEXT NOT NULL, area TEXT NOT NULL, description TEXT NOT NULL, grp TEXT NOT NULL,
-    defects TEXT NOT NULL)"""
-
-
-def _write_catalogue(path: Path, items: Sequence[CatalogueItem]) -> None:
-    con = sqlite3.connect(path)
-    try:
-        con.execute("PRAGMA journal_mode=OFF")
-        con.execute(_SCHEMA)
-        con.executemany(
-            "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                (it.row, it.id, it.image, json.dumps(it.labels), it.zone, it.area,
-                 it.description, it.group, json.dumps(it.defects, sort_keys=True))
-                for it in items
-            ),
-        )  # fmt: skip
-        con.commit()
-    finally:
-        con.close()
-
-
-def _read_catalogue(path: Path) -> list[CatalogueItem]:
-    # immutable=1: reading must not touch the file (no journal), or its checksum would change
-    con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
-    try:
-        rows = con.execute(
-            "SELECT row, id, image, labels, zone, area, description, grp, defects "
-            "FROM items ORDER BY row"
-        ).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise ArtifactError(f"{CATALOGUE} is not a readable catalogue: {exc}") from exc
-    finally:
-        con.close()
-    return [
-        CatalogueItem(r, i, img, json.loads(lb), z, a, d, g, json.loads(df))
-        for r, i, img, lb, z, a, d, g, df in rows
-    ]
-
-
-def dataset_summary(items: Sequence[CatalogueItem], **extra: Any) -> dict[str, Any]:
-    """Counts the manifest records: items per canonical label, label instances, items per zone."""
-    labels: Counter[str] = Counter()
-    instances: Counter[str] = Counter()
-    for it in items:
-        labels.update(it.labels.keys())
-        instances.update(it.labels)
-    zones = Counter(it.zone for it in items)
-    return {
-        **extra,
-        "count": len(items),
-        "labels": dict(labels.most_common()),
-        "label_instances": dict(instances.most_common()),
-        "zones": dict(zones.most_common()),
-    }
-
-
 # -- the loaded artifacts -------------------------------------------------------------------------
 @dataclass
 class Artifacts:
@@ -163,7 +81,7 @@ class Artifacts:
     fused_store: VectorStore
     image_root: Path | None = None
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
-    _masks: dict[str, Any] = field(default_factory=dict, repr=False)
+    _masks: CatalogueMasks | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._rows = {it.id: it.row for it in self.items}
@@ -192,32 +110,10 @@ class Artifacts:
         """Rows an item filter allows (``None``: no filter). An item without labels is no-damage."""
         if not filters:
             return None
-        if not self._masks:
+        if self._masks is None:
             no_damage = self.manifest.get("taxonomy", {}).get("no_damage_id", "no_damage")
-            by_label: dict[str, list[int]] = {}
-            for it in self.items:
-                for label in it.labels or {no_damage: 1}:
-                    by_label.setdefault(label, []).append(it.row)
-            self._masks["labels"] = by_label
-            self._masks["zones"] = np.array([it.zone for it in self.items], dtype=object)
-            self._masks["areas"] = np.array([it.area for it in self.items], dtype=object)
-        n = len(self.items)
-
-        def has(label: str) -> npt.NDArray[np.bool_]:
-            mask = np.zeros(n, bool)
-            mask[self._masks["labels"].get(label, [])] = True
-            return mask
-
-        mask = np.ones(n, bool)
-        if filters.labels_any:
-            mask &= np.logical_or.reduce([has(lb) for lb in filters.labels_any])
-        for label in filters.labels_all:
-            mask &= has(label)
-        if filters.zones:
-            mask &= np.isin(self._masks["zones"], list(filters.zones))
-        if filters.areas:
-            mask &= np.isin(self._masks["areas"], list(filters.areas))
-        return np.flatnonzero(mask).astype(np.int64)
+            self._masks = CatalogueMasks(self.items, no_damage_id=no_damage)
+        return self._masks.select(filters)
 
 
 def _sha256(path: Path) -> str:
@@ -359,92 +255,6 @@ def verify_artifacts(path: str | Path) -> list[tuple[str, bool, str]]:
     ids_unique = len({it.id for it in a.items}) == len(a)
     report.append(("item ids unique", ids_unique, ""))
     return report
-
-
-# -- compatibility --------------------------------------------------------------------------------
-def _model_id_matches(a: str, b: str) -> bool:
-    """Equal ids, or a local directory named like the hub id ('/models/x' vs 'org/x')."""
-    if a == b:
-        return True
-    tail_a, tail_b = Path(a.rstrip("/")).name, Path(b.rstrip("/")).name
-    return bool(tail_a) and tail_a == tail_b and "-" in tail_a
-
-
-def _dtype_family(dtype: object) -> str:
-    """fp32/bf16/fp16 all give float vectors (cosine >= 0.9999 measured); int8 etc. do not."""
-    name = str(dtype).lower().removeprefix("torch.")
-    floats = {"float32", "fp32", "float", "bfloat16", "bf16", "float16", "fp16", "half"}
-    return "float" if name in floats else name
-
-
-def _get(info: Mapping[str, Any] | None, *keys: str) -> Any:
-    """First present key; ``preprocessing.image_size`` style keys look inside a sub-dict too."""
-    if not info:
-        return None
-    for key in keys:
-        node: Any = info
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node is not None:
-            return node
-    return None
-
-
-def check_compatible(
-    manifest: Mapping[str, Any],
-    *,
-    image_model_info: Mapping[str, Any] | None = None,
-    text_model_info: Mapping[str, Any] | None = None,
-    taxonomy: Any = None,
-) -> None:
-    """Refuse artifacts built with other models, preprocessing, template or taxonomy.
-
-    A field missing on either side (e.g. preprocessing of imported vectors) is not compared.
-
-    Raises:
-        ManifestMismatchError: naming the first field that differs.
-    """
-    img, txt = manifest.get("image_model", {}), manifest.get("text_model", {})
-    checks: list[tuple[str, Any, Any, Any]] = []
-    if image_model_info is not None:
-        cfg = image_model_info
-        checks += [
-            ("image_model.id", _get(img, "id"), _get(cfg, "id", "model_id"), _model_id_matches),
-            ("image_model.dim", _get(img, "dim"), _get(cfg, "dim"), None),
-            ("image_model.pooling", _get(img, "pooling"), _get(cfg, "pooling"), None),
-            ("image_model.preprocessing.image_size",
-             _get(img, "preprocessing.image_size", "image_size"),
-             _get(cfg, "preprocessing.image_size", "image_size"), None),
-            ("image_model.preprocessing.mean", _get(img, "preprocessing.mean", "mean"),
-             _get(cfg, "preprocessing.mean", "mean"), np.allclose),
-            ("image_model.preprocessing.std", _get(img, "preprocessing.std", "std"),
-             _get(cfg, "preprocessing.std", "std"), np.allclose),
-            ("image_model.dtype", _get(img, "dtype"), _get(cfg, "dtype"),
-             lambda a, b: _dtype_family(a) == _dtype_family(b)),
-        ]  # fmt: skip
-    if text_model_info is not None:
-        cfg = text_model_info
-        checks += [
-            ("text_model.id", _get(txt, "id"), _get(cfg, "id", "model_id"), _model_id_matches),
-            ("text_model.dim", _get(txt, "dim"), _get(cfg, "dim"), None),
-        ]
-    checks.append(("template_version", manifest.get("template_version"), TEMPLATE_VERSION, None))
-    if taxonomy is not None:
-        tax = manifest.get("taxonomy", {})
-        checks += [
-            ("taxonomy.name", tax.get("name"), taxonomy.name, None),
-            ("taxonomy.version", tax.get("version"), taxonomy.version, None),
-        ]
-    for name, recorded, configured, same in checks:
-        if recorded is None or configured is None:
-            continue
-        equal = (same or (lambda a, b: a == b))(recorded, configured)
-        if not equal:
-            raise ManifestMismatchError(
-                name,
-                f"artifacts were built with {name} = {recorded!r}, but the configured value is "
-                f"{configured!r}; rebuild the index or configure the same model",
-            )
 
 
 # -- writing --------------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""The catalogue: one :class:`CatalogueItem` per indexed image, its SQLite table (writer and
+reader), the dataset summary the manifest records, and item filters turned into rows.
+
+``catalogue.sqlite`` holds table ``items``: row, id, image, labels, zone, area, description, grp,
+defects (JSON text in columns; never pickle). ``items[r].row == r`` is the FAISS id and the
+vector row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.errors import ArtifactError
+from indexer.hits import Filters
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    row: int
+    id: str
+    image: str
+    labels: dict[str, int]
+    zone: str
+    area: str
+    description: str
+    group: str
+    defects: dict[str, Any] = field(default_factory=dict)
+
+
+_SCHEMA = """CREATE TABLE items (
+    row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, image TEXT NOT NULL, labels TEXT NOT NULL,
+    zone TEXT NOT NULL, area TEXT NOT NULL, description TEXT NOT NULL, grp TEXT NOT NULL,
+    defects TEXT NOT NULL)"""
+
+
+def write_catalogue(path: Path, items: Sequence[CatalogueItem]) -> None:
+    """Write the items as a new SQLite file (no journal: the caller writes into a fresh dir)."""
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute(_SCHEMA)
+        con.executemany(
+            "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                (it.row, it.id, it.image, json.dumps(it.labels), it.zone, it.area,
+                 it.description, it.group, json.dumps(it.defects, sort_keys=True))
+                for it in items
+            ),
+        )  # fmt: skip
+        con.commit()
+    finally:
+        con.close()
+
+
+def read_catalogue(path: Path) -> list[CatalogueItem]:
+    """The items in row order; ``ArtifactError`` when the file is not a readable catalogue."""
+    # immutable=1: reading must not touch the file (no journal), or its checksum would change
+    con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
+    try:
+        rows = con.execute(
+            "SELECT row, id, image, labels, zone, area, description, grp, defects "
+            "FROM items ORDER BY row"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ArtifactError(f"{path.name} is not a readable catalogue: {exc}") from exc
+    finally:
+        con.close()
+    return [
+        CatalogueItem(r, i, img, json.loads(lb), z, a, d, g, json.loads(df))
+        for r, i, img, lb, z, a, d, g, df in rows
+    ]
+
+
+def dataset_summary(items: Sequence[CatalogueItem], **extra: Any) -> dict[str, Any]:
+    """Counts the manifest records: items per canonical label, label instances, items per zone."""
+    labels: Counter[str] = Counter()
+    instances: Counter[str] = Counter()
+    for it in items:
+        labels.update(it.labels.keys())
+        instances.update(it.labels)
+    zones = Counter(it.zone for it in items)
+    return {
+        **extra,
+        "count": len(items),
+        "labels": dict(labels.most_common()),
+        "label_instances": dict(instances.most_common()),
+        "zones": dict(zones.most_common()),
+    }
+
+
+class CatalogueMasks:
+    """Rows per label, zone and area of a catalogue, built once, for item filters."""
+
+    def __init__(self, items: Sequence[CatalogueItem], *, no_damage_id: str) -> None:
+        self._n = len(items)
+        self._labels: dict[str, list[int]] = {}
+        for it in items:  # an item without labels is no-damage
+            for label in it.labels or {no_damage_id: 1}:
+                self._labels.setdefault(label, []).append(it.row)
+        self._zones = np.array([it.zone for it in items], dtype=object)
+        self._areas = np.array([it.area for it in items], dtype=object)
+
+    def _has(self, label: str) -> npt.NDArray[np.bool_]:
+        mask = np.zeros(self._n, bool)
+        mask[self._labels.get(label, [])] = True
+        return mask
+
+    def select(self, filters: Filters) -> npt.NDArray[np.int64]:
+        """Rows the filter allows: any of ``labels_any``, all of ``labels_all``, zones, areas."""
+        mask = np.ones(self._n, bool)
+        if filters.labels_any:
+            mask &= np.logical_or.reduce([self._has(lb) for lb in filters.labels_any])
+        for label in filters.labels_all:
+            mask &= self._has(label)
+        if filters.zones:
+            mask &= np.isin(self._zones, list(filters.zones))
+        if filters.areas:
+            mask &= np.isin(self._areas, list(filters.areas))
+        return np.flatnonzero(mask).astype(np.int64)
