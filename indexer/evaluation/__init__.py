@@ -4,7 +4,9 @@
 - :mod:`indexer.evaluation.queries` — held-out (JSONL) or leave-one-out queries, declared text
   sources (``oracle`` labelled as leaking), loading the retriever the manifest describes;
 - :mod:`indexer.evaluation.runner` — queries through the :class:`Retriever`, sweeps over mode and
-  fusion weight, majority/random baselines on the same pools, latency per stage;
+  fusion weight, latency per stage;
+- :mod:`indexer.evaluation.baselines` — majority-label and random-retrieval baselines on the same
+  pools; :mod:`indexer.evaluation.results` — the result types and the scoring shared by both;
 - :mod:`indexer.evaluation.plots` / :mod:`indexer.evaluation.report` — figures, ``metrics.json``,
   ``summary.md`` and the self-contained ``report.html``;
 - :mod:`indexer.evaluation.pipeline` — ``visrag evaluate`` end to end.

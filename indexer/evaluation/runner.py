@@ -5,13 +5,8 @@ precomputed vector) and, in ``hybrid`` mode, an explicitly declared text. Every 
 (mode x fusion weight) and both baselines rank the same candidate pool per query (the catalogue
 minus the query's own group in leave-one-out), and are scored by the same functions.
 
-Baselines (query-independent rankings over the same pool):
-- ``majority``: pool items carrying the most frequent label set first, i.e. always retrieving
-  (and, by kNN vote, predicting) the majority label set. Order: number of pool items with the
-  same exact label set, then the sum over the item's labels of how many pool items carry each
-  label, then id.
-- ``random``: uniform random rankings of the pool, metrics averaged over ``random_repeats``
-  draws with a fixed seed.
+The baselines live in :mod:`indexer.evaluation.baselines`, the result types and the scoring in
+:mod:`indexer.evaluation.results`; the names imported from here before the split still are.
 """
 
 from __future__ import annotations
@@ -19,8 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,19 +23,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.evaluation.metrics import (
-    F1Report,
-    LabelSet,
-    aggregate,
-    confusion,
-    f1_scores,
-    knn_vote,
-    label_set,
-    latency_summary,
-    per_label_recall,
-    tie_break,
-)
+from indexer.evaluation.baselines import majority_baseline, majority_ranking, random_baseline
+from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
+from indexer.evaluation.results import Evaluation as Evaluation
+from indexer.evaluation.results import Neighbour as Neighbour
+from indexer.evaluation.results import QueryOutcome as QueryOutcome
+from indexer.evaluation.results import RunResult as RunResult
+from indexer.evaluation.results import score_rankings
+from indexer.evaluation.results import summary_rows as summary_rows
 from indexer.hits import QUERY_MODES, RetrievalResult
 from models.description import describe
 from models.taxonomy import Taxonomy
@@ -48,6 +39,7 @@ from models.taxonomy import Taxonomy
 logger = logging.getLogger(__name__)
 
 DEFAULT_KS = (1, 3, 5, 10)
+_majority_ranking = majority_ranking  # imported from here by tests/unit/test_report
 
 
 @dataclass(frozen=True)
@@ -58,49 +50,6 @@ class RunConfig:
     @property
     def name(self) -> str:
         return self.mode if self.alpha is None else f"{self.mode} a={self.alpha:g}"
-
-
-@dataclass(frozen=True)
-class Neighbour:
-    id: str
-    score: float
-    labels: tuple[str, ...]
-    image: Path | None = None
-
-
-@dataclass
-class QueryOutcome:
-    query: Query
-    neighbours: list[Neighbour]
-    metrics: dict[str, float]
-    predicted: LabelSet
-    pseudo_text: str | None = None
-
-
-@dataclass
-class RunResult:
-    """Scores of one configuration (or baseline) over all queries."""
-
-    name: str
-    summary: dict[str, float]
-    per_label_recall: dict[int, dict[str, tuple[float, int]]]
-    knn: F1Report | None = None
-    confusion: npt.NDArray[np.int64] | None = None
-    outcomes: list[QueryOutcome] = field(default_factory=list)
-    latency: dict[str, dict[str, float]] = field(default_factory=dict)
-    alpha: float | None = None
-    mode: str = ""
-
-
-@dataclass
-class Evaluation:
-    setting: dict[str, Any]
-    runs: list[RunResult]
-    baselines: dict[str, RunResult]
-    labels: list[str]  # label order for per-label views (taxonomy order, seen labels only)
-    vote_k: int
-    ks: tuple[int, ...]
-    warnings: list[str] = field(default_factory=list)
 
 
 def configs_for(modes: Sequence[str], alphas: Sequence[float] | None) -> list[RunConfig]:
@@ -227,20 +176,20 @@ def evaluate(
         samples = dict(timings[c])
         if decode_times:
             samples = {"decode": decode_times, **samples}
-        run = _score(c.name, queries, truths, rankings[c], pool_counts, ks, vote_k, labels, order)
+        run = score_rankings(
+            c.name, queries, truths, rankings[c], pool_counts, ks, vote_k, labels, order
+        )
         run.latency = latency_summary(samples)
         run.mode, run.alpha = c.mode, c.alpha
         for outcome, text in zip(run.outcomes, pseudo[c], strict=True):
             outcome.pseudo_text = text
         runs.append(run)
 
-    majority = [_majority_ranking(items, item_sets, rows, kmax) for rows in pools]
     baselines = {
-        "majority": _score(
-            "majority-label baseline", queries, truths, majority, pool_counts, ks, vote_k,
-            labels, order,
+        "majority": majority_baseline(
+            queries, truths, items, item_sets, pools, pool_counts, ks, vote_k, labels, order
         ),
-        "random": _random_baseline(
+        "random": random_baseline(
             queries, truths, items, item_sets, pools, pool_counts, ks, vote_k, labels, order,
             repeats=random_repeats, seed=seed,
         ),
@@ -330,101 +279,3 @@ def _label_order(
 ) -> list[str]:
     seen = set().union(*truths, *item_sets) if truths or item_sets else set()
     return sorted(seen, key=lambda label: (order(label), label))
-
-
-def _majority_ranking(
-    items: Sequence[Any], item_sets: Sequence[LabelSet], rows: npt.NDArray[np.int64], k: int
-) -> list[Neighbour]:
-    """Pool items carrying the most frequent label set first (then by label frequency, id)."""
-    sets = Counter(item_sets[r] for r in rows)
-    freq = Counter(label for r in rows for label in item_sets[r])
-
-    def key(r: int) -> tuple[int, int, str]:
-        return (-sets[item_sets[r]], -sum(freq[lb] for lb in item_sets[r]), items[r].id)
-
-    ranked = sorted(rows.tolist(), key=key)[:k]
-    return [Neighbour(items[r].id, 0.0, tuple(sorted(item_sets[r]))) for r in ranked]
-
-
-def _score(
-    name: str,
-    queries: Sequence[Query],
-    truths: Sequence[LabelSet],
-    rankings: Sequence[Sequence[Neighbour]],
-    pools: Sequence[Mapping[LabelSet, int]],
-    ks: Sequence[int],
-    vote_k: int,
-    labels: Sequence[str],
-    order: Callable[[str], int],
-) -> RunResult:
-    sets = [[frozenset(n.labels) for n in r] for r in rankings]
-    summary, rows = aggregate(truths, sets, ks, pools=pools, order=order)
-    predicted = [knn_vote(s, vote_k, order=order) for s in sets]
-    outcomes = [
-        QueryOutcome(q, list(r), m, p)
-        for q, r, m, p in zip(queries, rankings, rows, predicted, strict=True)
-    ]
-    return RunResult(
-        name=name,
-        summary=summary,
-        per_label_recall={k: per_label_recall(truths, sets, k) for k in ks},
-        knn=f1_scores(truths, predicted),
-        confusion=confusion(truths, predicted, labels),
-        outcomes=outcomes,
-    )
-
-
-def _random_baseline(
-    queries: Sequence[Query],
-    truths: Sequence[LabelSet],
-    items: Sequence[Any],
-    item_sets: Sequence[LabelSet],
-    pools: Sequence[npt.NDArray[np.int64]],
-    pool_counts: Sequence[Mapping[LabelSet, int]],
-    ks: Sequence[int],
-    vote_k: int,
-    labels: Sequence[str],
-    order: Callable[[str], int],
-    *,
-    repeats: int,
-    seed: int,
-) -> RunResult:
-    rng = np.random.default_rng(seed)
-    kmax = max(ks)
-    draws: list[RunResult] = []
-    for _ in range(max(1, repeats)):
-        rankings = []
-        for rows in pools:
-            pick = rng.choice(rows, size=min(kmax, len(rows)), replace=False) if len(rows) else rows
-            rankings.append(
-                [Neighbour(items[r].id, 0.0, tuple(sorted(item_sets[r]))) for r in pick]
-            )
-        draws.append(
-            _score("random", queries, truths, rankings, pool_counts, ks, vote_k, labels, order)
-        )
-    summary = {key: float(np.mean([d.summary[key] for d in draws])) for key in draws[0].summary}
-    plr: dict[int, dict[str, tuple[float, int]]] = {}
-    for k in ks:
-        plr[k] = {
-            label: (float(np.mean([d.per_label_recall[k][label][0] for d in draws])), n)
-            for label, (_, n) in draws[0].per_label_recall[k].items()
-        }
-    return RunResult(
-        name=f"random-retrieval baseline (mean of {len(draws)} draws, seed {seed})",
-        summary=summary,
-        per_label_recall=plr,
-    )
-
-
-def summary_rows(evaluation: Evaluation, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """One row per metric: each run's value beside the majority and random baselines."""
-    first = evaluation.runs[0].summary if evaluation.runs else {}
-    rows = []
-    for key in keys or first.keys():
-        row: dict[str, Any] = {"metric": key}
-        for run in evaluation.runs:
-            row[run.name] = run.summary.get(key)
-        row["majority"] = evaluation.baselines["majority"].summary.get(key)
-        row["random"] = evaluation.baselines["random"].summary.get(key)
-        rows.append(row)
-    return rows

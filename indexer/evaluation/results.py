@@ -1,0 +1,110 @@
+"""What an evaluation produces: neighbours, per-query outcomes, per-run results, and how a set of
+rankings is scored into a :class:`RunResult` (the same functions for every configuration and
+baseline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.evaluation.metrics import (
+    F1Report,
+    LabelSet,
+    aggregate,
+    confusion,
+    f1_scores,
+    knn_vote,
+    per_label_recall,
+)
+from indexer.evaluation.queries import Query
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    id: str
+    score: float
+    labels: tuple[str, ...]
+    image: Path | None = None
+
+
+@dataclass
+class QueryOutcome:
+    query: Query
+    neighbours: list[Neighbour]
+    metrics: dict[str, float]
+    predicted: LabelSet
+    pseudo_text: str | None = None
+
+
+@dataclass
+class RunResult:
+    """Scores of one configuration (or baseline) over all queries."""
+
+    name: str
+    summary: dict[str, float]
+    per_label_recall: dict[int, dict[str, tuple[float, int]]]
+    knn: F1Report | None = None
+    confusion: npt.NDArray[np.int64] | None = None
+    outcomes: list[QueryOutcome] = field(default_factory=list)
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    alpha: float | None = None
+    mode: str = ""
+
+
+@dataclass
+class Evaluation:
+    setting: dict[str, Any]
+    runs: list[RunResult]
+    baselines: dict[str, RunResult]
+    labels: list[str]  # label order for per-label views (taxonomy order, seen labels only)
+    vote_k: int
+    ks: tuple[int, ...]
+    warnings: list[str] = field(default_factory=list)
+
+
+def score_rankings(
+    name: str,
+    queries: Sequence[Query],
+    truths: Sequence[LabelSet],
+    rankings: Sequence[Sequence[Neighbour]],
+    pools: Sequence[Mapping[LabelSet, int]],
+    ks: Sequence[int],
+    vote_k: int,
+    labels: Sequence[str],
+    order: Callable[[str], int],
+) -> RunResult:
+    """Score one ranking per query (same metrics for configurations and baselines)."""
+    sets = [[frozenset(n.labels) for n in r] for r in rankings]
+    summary, rows = aggregate(truths, sets, ks, pools=pools, order=order)
+    predicted = [knn_vote(s, vote_k, order=order) for s in sets]
+    outcomes = [
+        QueryOutcome(q, list(r), m, p)
+        for q, r, m, p in zip(queries, rankings, rows, predicted, strict=True)
+    ]
+    return RunResult(
+        name=name,
+        summary=summary,
+        per_label_recall={k: per_label_recall(truths, sets, k) for k in ks},
+        knn=f1_scores(truths, predicted),
+        confusion=confusion(truths, predicted, labels),
+        outcomes=outcomes,
+    )
+
+
+def summary_rows(evaluation: Evaluation, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One row per metric: each run's value beside the majority and random baselines."""
+    first = evaluation.runs[0].summary if evaluation.runs else {}
+    rows = []
+    for key in keys or first.keys():
+        row: dict[str, Any] = {"metric": key}
+        for run in evaluation.runs:
+            row[run.name] = run.summary.get(key)
+        row["majority"] = evaluation.baselines["majority"].summary.get(key)
+        row["random"] = evaluation.baselines["random"].summary.get(key)
+        rows.append(row)
+    return rows
