@@ -6,8 +6,9 @@ For each collection size N (10k, 100k, 1M; ``--quick``: 10k and 100k) and d = 38
 - the memory-bandwidth bound of one exact query: bytes scanned (N·d·4) / copy bandwidth measured
   with a large numpy copy (bytes read + bytes written per second);
 - a numpy baseline: ``X @ q`` + ``argpartition`` (one query) and ``X @ Q.T`` (a batch);
-- per index: build time, bytes per vector (serialised index / N), single-query latency (median
-  over the queries, one at a time, one thread), batched latency per query (all queries in one
+- per index: build time, bytes per vector (serialised index / N; for IVF-PQ this includes the
+  refine stage's float vectors, and the split is printed), single-query latency (median over the
+  queries, one at a time, one thread), batched latency per query (all queries in one
   call, all threads), recall@10 against exact search.
 
 Data is synthetic but shaped like the real thing: image halves are noisy samples around N/100
@@ -156,14 +157,21 @@ def bench_size(n: int, n_queries: int, bandwidth: float) -> list[dict]:
         ("flat", {}, [{}]),
         ("hnsw", {"M": 32, "efConstruction": 200},
          [{"efSearch": ef} for ef in (32, 64, 128, 256)]),
-        ("ivfpq", {"m": (DI + DT) // 8, "nbits": 8},
-         [{"nprobe": p} for p in (8, 32, 128)]),
+        # k_factor=1: the PQ ranking alone (re-scoring only its own top k cannot change the set)
+        ("ivfpq", {"m": (DI + DT) // 8, "nbits": 8, "k_factor": 8},
+         [{"nprobe": 8, "k_factor": 1}, {"nprobe": 8, "k_factor": 8},
+          {"nprobe": 32, "k_factor": 8}, {"nprobe": 32, "k_factor": 16},
+          {"nprobe": 128, "k_factor": 8}]),
     ]  # fmt: skip
     for index_type, build_params, search_params in configs:
         t = time.perf_counter()
         store = VectorStore.build(x, ids, index_type=index_type, params=build_params)
         build_s = time.perf_counter() - t
         size = len(faiss.serialize_index(store.index)) / n
+        if index_type == "ivfpq":  # the whole index: codes + the refine stage's float vectors
+            codes = len(faiss.serialize_index(faiss.downcast_index(store.index.index).base_index))
+            print(f"  ivfpq bytes/vector {size:.0f}: IVF-PQ codes and lists {codes / n:.0f}, "
+                  f"refine vectors and id map {size - codes / n:.0f}", flush=True)  # fmt: skip
         for sp in search_params:
             store.params.update(sp)
             if index_type == "hnsw":
