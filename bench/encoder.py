@@ -26,8 +26,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +40,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import cpu_model  # noqa: E402
 from models.image_encoder import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -66,15 +65,6 @@ ARCHS = {  # as in the released facebook/dinov3-vit{s,b}16-pretrain-lvd1689m con
     },
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        line = next(ln for ln in out.splitlines() if ln.startswith("Model name"))
-        return line.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def build_model(arch: str) -> torch.nn.Module:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,18 +31,10 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import cpu_model  # noqa: E402
 from indexer.store import VectorStore  # noqa: E402
 
 DI, DT, ALPHA, K = 768, 384, 0.6, 10
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        line = next(ln for ln in out.splitlines() if ln.startswith("Model name"))
-        return line.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def unit(x: np.ndarray) -> np.ndarray:

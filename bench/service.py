@@ -27,7 +27,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -43,18 +42,11 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.machine import cpu_model  # noqa: E402
+
 VIT_S16 = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
            "intermediate_size": 1536}  # fmt: skip
 STAGES = ("decode", "preprocess", "queue", "encode", "search", "render")
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        line = next(ln for ln in out.splitlines() if ln.startswith("Model name"))
-        return line.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def prepare(workdir: Path, *, image_model: str | None, image_size: int, n_index: int) -> dict:
