@@ -28,7 +28,10 @@ ReadyServiceDep = Annotated[Service, Depends(get_ready_service)]
 
 async def get_upload(request: Request, service: ReadyServiceDep) -> Upload:
     """The streamed multipart upload; read only once the service is ready (else 503 first)."""
-    return await read_upload(request, max_bytes=service.settings.max_upload_bytes)
+    settings = service.settings
+    return await read_upload(
+        request, max_bytes=settings.max_upload_bytes, timeout_s=settings.request_timeout_s
+    )
 
 
 UploadDep = Annotated[Upload, Depends(get_upload)]

@@ -5,6 +5,7 @@ Exceptions raised by the HTTP layer (all subclasses of :class:`ServiceError`)::
     ServiceError
     ├── UnauthorisedError      401 unauthorised       missing or wrong API key
     ├── NotFoundError          404 not_found          unknown catalogue item
+    ├── UploadTimeoutError     408 upload_timeout     body not received in request_timeout_s
     ├── UploadTooLargeError    413 too_large          upload over max_upload_bytes
     ├── UnsupportedMediaError  415 unsupported_media  not multipart, or the file is not an image
     ├── EmptyUploadError       422 invalid_image      zero-byte file
@@ -14,7 +15,9 @@ Exceptions raised by the HTTP layer (all subclasses of :class:`ServiceError`)::
     └── RequestTimeoutError    504 timeout            request_timeout_s exceeded
 
 Domain errors from ``models``/``indexer`` map through the same table: ``ImageTooLargeError`` 413,
-``ImageDecodeError`` 422, ``QueryError`` 422; FastAPI's ``RequestValidationError`` 422. Anything
+``ImageDecodeError`` 422, ``QueryError`` 422; FastAPI's ``RequestValidationError`` 422; Starlette's
+``ClientDisconnect`` (the client hung up mid-upload) 499, nginx's "client closed request": nobody
+reads that answer, but it keeps a hang-up out of the 5xx counts and the error log. Anything
 else is a 500 whose body says only "internal server error"; the traceback goes to the log.
 Every body is ``{"error": <message>, "error_type": <type>}``.
 """
@@ -30,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from indexer.hits import QueryError
 from models.imaging import ImageDecodeError, ImageTooLargeError
@@ -38,9 +42,14 @@ logger = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
-    """Base of the errors the HTTP layer raises; ``retry_after`` (seconds) adds a header."""
+    """Base of the errors the HTTP layer raises; ``retry_after`` (seconds) adds a header.
+
+    ``close_connection`` answers with ``Connection: close``: for errors raised before the body
+    was read to its end, so the server does not keep waiting for (or reading) the rest.
+    """
 
     retry_after: float | None = None
+    close_connection: bool = False
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -58,6 +67,10 @@ class NotFoundError(ServiceError):
 
 class UploadTooLargeError(ServiceError):
     pass
+
+
+class UploadTimeoutError(ServiceError):
+    close_connection = True
 
 
 class UnsupportedMediaError(ServiceError):
@@ -89,6 +102,7 @@ class RequestTimeoutError(ServiceError):
 ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     UnauthorisedError: (401, "unauthorised"),
     NotFoundError: (404, "not_found"),
+    UploadTimeoutError: (408, "upload_timeout"),
     UploadTooLargeError: (413, "too_large"),
     ImageTooLargeError: (413, "image_too_large"),
     UnsupportedMediaError: (415, "unsupported_media"),
@@ -98,6 +112,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     QueryError: (422, "bad_parameter"),
     ValidationError: (422, "bad_parameter"),
     RequestValidationError: (422, "bad_parameter"),
+    ClientDisconnect: (499, "client_disconnected"),
     OverloadedError: (429, "overloaded"),
     NotReadyError: (503, "not_ready"),
     RequestTimeoutError: (504, "timeout"),
@@ -148,6 +163,8 @@ def error_response(request: Request, exc: BaseException) -> JSONResponse:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if getattr(exc, "close_connection", False):
+        headers["Connection"] = "close"
     request.state.error_type = error_type
     return JSONResponse(error_body(message, error_type), status_code=status, headers=headers)
 

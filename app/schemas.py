@@ -184,6 +184,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": what}
     for status, what in (
         (401, "Missing or invalid API key"),
+        (408, "Upload not received within the request timeout"),
         (413, "Upload or image too large"),
         (415, "Not multipart, or not an image"),
         (422, "Invalid image or parameter"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from app.errors import (
     BadParameterError,
     EmptyUploadError,
     UnsupportedMediaError,
+    UploadTimeoutError,
     UploadTooLargeError,
 )
 
@@ -146,11 +148,17 @@ class _PartCollector:
         self._buffer = bytearray()
 
 
-async def read_upload(request: Request, *, max_bytes: int) -> Upload:
+async def read_upload(
+    request: Request, *, max_bytes: int, timeout_s: float | None = None
+) -> Upload:
     """Parse a ``multipart/form-data`` request with an image in field ``image``.
+
+    ``timeout_s`` bounds reading the whole body: a client that declares a body and stalls would
+    otherwise hold the request, and up to ``max_bytes`` of buffer, for as long as it likes.
 
     Raises:
         UnsupportedMediaError: not multipart, or the file is not a known image format (415).
+        UploadTimeoutError: the body did not arrive within ``timeout_s`` (408).
         UploadTooLargeError: the body passes ``max_bytes`` (+ form overhead) (413).
         EmptyUploadError: the file is empty (422).
         BadParameterError: no ``image`` field, malformed body, too many/long fields (422).
@@ -172,16 +180,21 @@ async def read_upload(request: Request, *, max_bytes: int) -> Upload:
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     received = 0
     try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise UploadTooLargeError(
-                    f"the upload is larger than the limit of {max_bytes} bytes"
-                )
-            parser.write(chunk)
+        with anyio.fail_after(timeout_s):
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise UploadTooLargeError(
+                        f"the upload is larger than the limit of {max_bytes} bytes"
+                    )
+                parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
         raise BadParameterError(f"malformed multipart body: {exc}") from None
+    except TimeoutError:
+        raise UploadTimeoutError(
+            f"the upload did not arrive within {timeout_s:g} s ({received} bytes received)"
+        ) from None
 
     if collector.image is None:
         raise BadParameterError(f"missing file field {FILE_FIELD!r}")

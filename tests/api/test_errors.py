@@ -6,6 +6,7 @@ import io
 import threading
 import time
 
+import anyio
 from api_fakes import assert_error, jpeg, wait_ready
 from PIL import Image
 
@@ -195,3 +196,76 @@ def test_internal_error_is_500_without_internals(make_client):
 def test_unknown_route_and_method_use_the_same_shape(client):
     assert_error(client.get("/nope"), 404, "not_found")
     assert_error(client.get("/retrieve"), 405, "method_not_allowed")
+
+
+_IMAGE_PART_HEAD = (
+    b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+    b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff"
+)
+
+
+def _drive_retrieve(client, receive) -> list[dict]:
+    """POST /retrieve straight through the ASGI app with a hand-written receive()."""
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/retrieve",
+        "raw_path": b"/retrieve",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=xyz")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+
+    async def run():
+        with anyio.fail_after(10):  # a hang fails the test instead of the suite
+            await client.app(scope, receive, send)
+
+    client.portal.call(run)
+    return sent
+
+
+def test_stalled_upload_is_408_after_the_request_timeout(make_client):
+    # A client that declares a body and then stops sending must not hold the request forever.
+    client = make_client(request_timeout_s=0.3)
+    calls = 0
+
+    async def receive():
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": _IMAGE_PART_HEAD, "more_body": True}
+        await anyio.sleep_forever()
+
+    sent = _drive_retrieve(client, receive)
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert b'"error_type":"upload_timeout"' in sent[1]["body"]
+
+
+def test_client_hanging_up_mid_upload_is_not_a_server_error(make_client, caplog):
+    client = make_client()
+    calls = 0
+
+    async def receive():
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": _IMAGE_PART_HEAD, "more_body": True}
+        return {"type": "http.disconnect"}
+
+    _drive_retrieve(client, receive)
+    metrics = client.get("/metrics").text
+    assert 'outcome="client_disconnected",route="/retrieve"' in metrics
+    assert "internal_error" not in metrics
+    assert "unhandled error" not in caplog.text
