@@ -167,7 +167,9 @@ def milliseconds(timings: dict[str, float]) -> dict[str, float]:
 def multipart_openapi(form: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI request body for a route that parses its multipart body itself (to stream it)."""
     schema = form.model_json_schema()
-    properties = {"image": {"type": "string", "format": "binary"}, **schema["properties"]}
+    properties: dict[str, Any] = {"image": {"type": "string", "format": "binary"}}
+    for name, prop in schema["properties"].items():
+        properties[name] = _without_null(prop)
     return {
         "requestBody": {
             "required": True,
@@ -178,6 +180,15 @@ def multipart_openapi(form: type[BaseModel]) -> dict[str, Any]:
             },
         }
     }
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf: [X, null]`` -> X: a form field is absent or a string, never JSON null."""
+    branches = [b for b in prop.get("anyOf", ()) if b.get("type") != "null"]
+    if len(branches) != 1:
+        return prop
+    rest = {key: value for key, value in prop.items() if key not in ("anyOf", "default")}
+    return {**branches[0], **rest}
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

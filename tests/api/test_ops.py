@@ -76,3 +76,15 @@ def test_demo_page_and_assets(client):
 def test_demo_page_can_be_turned_off(make_client):
     client = make_client(demo_page=False)
     assert client.get("/").status_code == 404
+
+
+def test_openapi_multipart_fields_have_no_null_a_form_cannot_send(client):
+    # A multipart field is a string or absent; a schema offering null invites clients (and
+    # schemathesis) to send the text "null", which the service rightly refuses with 422.
+    spec = client.get("/openapi.json").json()
+    for path in ("/retrieve", "/context"):
+        body = spec["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
+        props = body["schema"]["properties"]
+        assert not [name for name, prop in props.items() if "anyOf" in prop], path
+        assert props["alpha"]["type"] == "number" and props["alpha"]["maximum"] == 1.0
+        assert props["text"]["type"] == "string" and props["text"]["maxLength"] == 2000
