@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,8 @@ from app.dependencies import ReadyServiceDep
 from app.errors import NotFoundError
 from app.schemas import ERROR_RESPONSES
 from app.thumbnails import THUMBNAIL_SIZES, thumbnail
+
+logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -43,7 +46,11 @@ async def item_image(
     if path is None:
         raise NotFoundError(f"no indexed image for item {item_id!r}")
     size = min((s for s in THUMBNAIL_SIZES if s >= size), default=THUMBNAIL_SIZES[-1])
-    data = await anyio.to_thread.run_sync(functools.partial(thumbnail, Path(path), size))
+    try:
+        data = await anyio.to_thread.run_sync(functools.partial(thumbnail, Path(path), size))
+    except OSError as exc:  # file gone or unreadable since indexing (PIL errors are OSErrors)
+        logger.warning("thumbnail of %s failed: %s: %s", item_id, type(exc).__name__, exc)
+        raise NotFoundError(f"the indexed image of item {item_id!r} cannot be read") from exc
     return Response(
         data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
     )

@@ -66,6 +66,13 @@ def test_thumbnails_never_follow_paths(client):
     assert_error(client.get("/items/nope/image"), 404, "not_found")
 
 
+def test_thumbnail_of_an_image_gone_or_broken_since_indexing_is_404(client, fakes):
+    (fakes.retriever.image_dir / "red-1.jpg").write_bytes(b"no longer a jpeg")
+    assert_error(client.get("/items/red-1/image"), 404, "not_found")
+    (fakes.retriever.image_dir / "red-1.jpg").unlink()
+    assert_error(client.get("/items/red-1/image"), 404, "not_found")
+
+
 def test_demo_page_and_assets(client):
     r = client.get("/")
     assert r.status_code == 200 and "visrag" in r.text
