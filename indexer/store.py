@@ -5,18 +5,9 @@ Index types:
 - ``hnsw``: ``IndexIDMap2(IndexHNSWFlat)``; params ``M`` (32), ``efConstruction`` (200),
   ``efSearch`` (128). FAISS cannot remove from an HNSW graph, so :meth:`VectorStore.remove`
   rebuilds the graph from the vectors it stores (exact copies), which costs a build.
-- ``ivfpq``: ``IndexIDMap2(IndexRefineFlat(IndexIVFPQ))``: the PQ codes pick a shortlist of
-  ``k_factor``·k candidates, which FAISS re-scores with exact inner products on the float vectors
-  the refine stage keeps (so scores are exact, and memory is d·4 bytes per vector more than the
-  codes: more than ``flat`` in total; see docs/performance.md "Search").
-  Params ``nlist`` (4·sqrt(N)), ``m`` sub-quantisers (must divide the dim; default the largest
-  divisor <= d/8: 144 bytes per 1152-d vector; d/4 trains 2x slower for a little more
-  recall), ``nbits`` (8), ``nprobe`` (16), ``train_size`` (64·nlist, at least 20k; a fixed-seed
-  sample), ``k_factor`` (8). ``k_factor=0`` builds a bare ``IndexIVFPQ`` with native ids (no
-  re-ranking, approximate scores; what indexes written before the refine stage hold): PQ codes
-  alone reached recall@10 of only 0.60-0.65 in ``bench/search.py``. The refine stage keeps rows
-  by position, so its ids live in the ID map and :meth:`VectorStore.remove` compacts both
-  stages and renumbers the inverted lists itself (``IndexRefine`` has no ``remove_ids``).
+- ``ivfpq``: ``IndexIDMap2(IndexRefineFlat(IndexIVFPQ))``: PQ codes pick a shortlist that the
+  refine stage re-scores exactly; ``k_factor=0`` builds a bare ``IndexIVFPQ`` with native ids.
+  Its params, search parameters and removal live in :mod:`indexer.ivfpq`.
 
 Filters are applied inside the search with a FAISS ID selector, so a filtered query returns k
 results whenever at least k ids are allowed: HNSW raises ``efSearch`` and IVF raises ``nprobe``
@@ -34,6 +25,8 @@ from typing import Any
 import faiss
 import numpy as np
 import numpy.typing as npt
+
+from indexer import ivfpq
 
 logger = logging.getLogger(__name__)
 
@@ -53,47 +46,6 @@ def _as_vectors(x: npt.ArrayLike, dim: int | None = None) -> Vectors:
 
 def _as_ids(ids: npt.ArrayLike) -> Ids:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).ravel())
-
-
-def _ivfpq_params(dim: int, n: int, params: dict[str, Any]) -> dict[str, Any]:
-    """Defaults that train on small collections too (PQ needs 2**nbits points, IVF ~39·nlist)."""
-    m = int(params.get("m") or max(c for c in range(1, max(dim // 8, 1) + 1) if dim % c == 0))
-    if dim % m:
-        raise ValueError(f"ivfpq: m={m} must divide the vector dim {dim}")
-    nbits = int(params.get("nbits", 8))
-    # k-means wants ~39 training points per centroid: fewer bits on small collections
-    nbits = max(1, min(nbits, int(math.log2(max(n / 39, 2)))))
-    nlist = int(params.get("nlist") or max(1, int(4 * math.sqrt(max(n, 1)))))
-    nlist = max(1, min(nlist, n // 39 or 1))
-    nprobe = min(int(params.get("nprobe", 16)), nlist)
-    # k-means needs ~39-256 points per centroid; more only costs training time
-    train_size = int(params.get("train_size") or min(n, max(64 * nlist, 2**nbits * 64, 20_000)))
-    k_factor = int(params.get("k_factor", 8))
-    if k_factor < 0:
-        raise ValueError(f"ivfpq: k_factor={k_factor} must be >= 1, or 0 for no re-ranking")
-    return {
-        "nlist": nlist,
-        "m": m,
-        "nbits": nbits,
-        "nprobe": nprobe,
-        "train_size": train_size,
-        "k_factor": k_factor,
-    }
-
-
-def _relabel_lists(ivf: Any, old: Ids, new: Ids) -> None:
-    """Rewrite the ids stored in an in-RAM IVF's inverted lists (every held id in ``old``)."""
-    order = np.argsort(old)
-    old, new = old[order], new[order]
-    invlists = ivf.invlists
-    for i in range(invlists.nlist):
-        n = invlists.list_size(i)
-        if n:  # the id array of the list, written in place
-            view = faiss.rev_swig_ptr(invlists.get_ids(i), n)
-            pos = np.searchsorted(old, view)
-            if pos.max() >= len(old) or (old[pos] != view).any():
-                raise ValueError("renumber: a held id has no new id")
-            view[:] = new[pos]
 
 
 class VectorStore:
@@ -137,28 +89,8 @@ class VectorStore:
             inner.hnsw.efSearch = params["efSearch"]
             index = faiss.IndexIDMap2(inner)
         elif index_type == "ivfpq":
-            params = _ivfpq_params(dim, len(x), params)
-            quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFPQ(
-                quantizer,
-                dim,
-                params["nlist"],
-                params["m"],
-                params["nbits"],
-                faiss.METRIC_INNER_PRODUCT,
-            )
-            if len(x) == 0:
-                raise ValueError("ivfpq needs training vectors; build it from a non-empty set")
-            train = x
-            if len(x) > params["train_size"]:  # a fixed-seed sample keeps builds reproducible
-                pick = np.random.default_rng(0).choice(len(x), params["train_size"], replace=False)
-                train = x[np.sort(pick)]
-            index.train(train)
-            index.nprobe = params["nprobe"]
-            if params["k_factor"]:  # wrapped after training: is_trained is copied at construction
-                refine = faiss.IndexRefineFlat(index)
-                refine.k_factor = params["k_factor"]
-                index = faiss.IndexIDMap2(refine)
+            params = ivfpq.fill_params(dim, len(x), params)
+            index = ivfpq.train_index(x, params)
         else:
             raise ValueError(f"unknown index type {index_type!r}; choose one of {INDEX_TYPES}")
         store = cls(index, index_type=index_type, params=params)
@@ -175,27 +107,14 @@ class VectorStore:
     def dim(self) -> int:
         return int(self.index.d)
 
-    def _ivfpq(self) -> tuple[Any, Any]:
-        """The ``IndexIVFPQ`` and the ``IndexRefineFlat`` around it (None: bare IVF-PQ)."""
-        if isinstance(self.index, faiss.IndexIDMap2):
-            refine = faiss.downcast_index(self.index.index)
-            return faiss.downcast_index(refine.base_index), refine
-        return self.index, None
-
     def _native_ids(self) -> bool:
         """A bare IVF-PQ keeps the ids in its inverted lists; every other index in an ID map."""
-        return self.index_type == "ivfpq" and self._ivfpq()[1] is None
+        return self.index_type == "ivfpq" and ivfpq.stages(self.index)[1] is None
 
     def ids(self) -> Ids:
         """All ids held, in internal order."""
         if self._native_ids():
-            invlists = self.index.invlists
-            out = [
-                faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-                for i in range(invlists.nlist)
-                if invlists.list_size(i)
-            ]
-            return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
+            return ivfpq.list_ids(self.index)
         return faiss.vector_to_array(self.index.id_map).astype(np.int64)
 
     # -- search ------------------------------------------------------------------------------
@@ -243,21 +162,7 @@ class VectorStore:
         return faiss.SearchParameters(sel=sel) if sel is not None else None
 
     def _ivf_params(self, sel: faiss.IDSelector | None, nprobe: int) -> Any:
-        refine = self._ivfpq()[1]
-        if refine is not None and sel is not None:
-            # the IVF holds positions; IndexRefine passes only base_index_params on, so the
-            # ID map's own translation of params.sel would never reach it
-            sel = faiss.IDSelectorTranslated(self.index.id_map, sel)
-        ivf = (
-            faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
-            if sel is not None
-            else faiss.SearchParametersIVF(nprobe=nprobe)
-        )
-        if refine is None:
-            return ivf
-        return faiss.IndexRefineSearchParameters(
-            k_factor=float(self.params["k_factor"]), base_index_params=ivf
-        )
+        return ivfpq.search_params(self.index, self.params, sel, nprobe)
 
     def _filtered(self, q: Vectors, k: int, allowed: Ids) -> tuple[Vectors, Ids]:
         sel = faiss.IDSelectorBatch(allowed)
@@ -310,7 +215,7 @@ class VectorStore:
         """Remove ids; returns how many were removed. HNSW: rebuilds the graph (see module doc)."""
         id_arr = _as_ids(ids)
         if self.index_type == "ivfpq" and not self._native_ids():
-            return self._remove_refined(id_arr)
+            return ivfpq.remove_refined(self.index, self.ids(), id_arr)
         if self.index_type != "hnsw":
             return int(self.index.remove_ids(faiss.IDSelectorBatch(id_arr)))
         held = self.ids()
@@ -323,30 +228,11 @@ class VectorStore:
             self.index = rebuilt.index
         return removed
 
-    def _remove_refined(self, id_arr: Ids) -> int:
-        """Drop positions from the IVF and the refine vectors, then close the gaps in both."""
-        held = self.ids()
-        gone = np.isin(held, id_arr)
-        if not gone.any():
-            return 0
-        ivf, refine = self._ivfpq()
-        positions = faiss.IDSelectorBatch(np.flatnonzero(gone).astype(np.int64))
-        ivf.remove_ids(positions)
-        flat = faiss.downcast_index(refine.refine_index)
-        flat.remove_ids(positions)  # compacts: kept rows keep their order
-        kept = np.flatnonzero(~gone).astype(np.int64)
-        _relabel_lists(ivf, kept, np.arange(len(kept), dtype=np.int64))
-        refine.ntotal = flat.ntotal
-        self.index.ntotal = flat.ntotal
-        faiss.copy_array_to_vector(held[~gone], self.index.id_map)
-        self.index.construct_rev_map()
-        return int(gone.sum())
-
     def renumber(self, old_ids: npt.ArrayLike, new_ids: npt.ArrayLike) -> None:
         """Relabel held ids in place (``old_ids[i] -> new_ids[i]``; every held id listed)."""
         old, new = _as_ids(old_ids), _as_ids(new_ids)
         if self._native_ids():
-            _relabel_lists(self.index, old, new)
+            ivfpq.relabel_lists(self.index, old, new)
             return
         order = np.argsort(old)
         old, new = old[order], new[order]
@@ -378,7 +264,7 @@ class VectorStore:
             store.params.setdefault("efSearch", 128)
             faiss.downcast_index(index.index).hnsw.efSearch = store.params["efSearch"]
         elif index_type == "ivfpq":
-            ivf, refine = store._ivfpq()
+            ivf, refine = ivfpq.stages(index)
             store.params.setdefault("nlist", int(ivf.nlist))
             store.params.setdefault("nprobe", int(ivf.nprobe))
             store.params.setdefault("k_factor", int(refine.k_factor) if refine is not None else 0)
