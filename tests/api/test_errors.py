@@ -81,7 +81,6 @@ def test_streamed_oversized_upload_stops_reading_at_the_limit(make_client):
         b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff"
     )
     pulled = 0
-    sent: list[dict] = []
 
     async def receive():  # chunked, no Content-Length: ~2 GB if read to the end
         nonlocal pulled
@@ -89,25 +88,7 @@ def test_streamed_oversized_upload_stops_reading_at_the_limit(make_client):
         body = head if pulled == 1 else b"\0" * 65536
         return {"type": "http.request", "body": body, "more_body": pulled < 30_000}
 
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/retrieve",
-        "raw_path": b"/retrieve",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"multipart/form-data; boundary=xyz")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
-    client.portal.call(client.app, scope, receive, send)
+    sent = _drive_retrieve(client, receive)
     assert sent[0]["status"] == 413
     assert b'"too_large"' in sent[1]["body"]
     assert pulled <= 3  # 100 kB + form overhead = at most a few 64 kB chunks, never 2 GB
