@@ -9,8 +9,10 @@ All three are importable from :mod:`indexer.artifacts` too.
 
 from __future__ import annotations
 
+from models.errors import VisragError
 
-class ArtifactError(Exception):
+
+class ArtifactError(VisragError):
     """The artifact directory is missing, unreadable or inconsistent."""
 
 

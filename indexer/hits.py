@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from models.errors import VisragError
+
 QueryMode = Literal["image", "hybrid", "rerank"]
 QUERY_MODES: tuple[str, ...] = ("image", "hybrid", "rerank")
 
 
-class QueryError(ValueError):
+class QueryError(VisragError):
     """A query that cannot be answered as asked (bad mode, missing text for hybrid, bad filter)."""
 
 

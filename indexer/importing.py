@@ -30,13 +30,14 @@ import numpy as np
 from indexer.artifacts import CatalogueItem, build_stores, dataset_summary, write_artifacts
 from indexer.readers.naming import zone_from_name
 from models.description import TEMPLATE_VERSION, describe
+from models.errors import VisragError
 from models.fusion import l2_normalise
 from models.taxonomy import Coverage, Taxonomy
 
 logger = logging.getLogger(__name__)
 
 
-class EmbeddingImportError(ValueError):
+class EmbeddingImportError(VisragError):
     """Embeddings and metadata that do not fit together."""
 
 

@@ -34,6 +34,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from models.errors import VisragError
+
 DEFAULT_MAX_PIXELS = 64_000_000
 INTERPOLATION = "bicubic_antialias"
 RESIZE_POLICY = "aspect_preserving_longer_side"
@@ -43,7 +45,7 @@ _REDUCING_GAP = 3.0
 _WHITE = (255, 255, 255)
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(VisragError):
     """The bytes are not a usable image; ``str(err)`` is a reason fit for a user."""
 
 

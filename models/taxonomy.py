@@ -18,10 +18,12 @@ from typing import Any
 
 import yaml
 
+from models.errors import VisragError
+
 DEFAULT_TAXONOMY = "vehicle_damage"
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(VisragError):
     """The taxonomy file is missing, unreadable or inconsistent."""
 
 

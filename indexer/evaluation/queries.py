@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.description import describe
+from models.errors import VisragError
 from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ ORACLE = "oracle"
 ORACLE_LABEL = "ORACLE (leaks ground truth; upper bound)"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(VisragError):
     """The evaluation cannot run as asked (no queries, missing text for hybrid, bad k...)."""
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from indexer.records import Defect
+from models.errors import VisragError
 from models.taxonomy import Coverage, Taxonomy
 
 Point = tuple[float, float]
 
 
-class ShapeError(ValueError):
+class ShapeError(VisragError):
     """A shape that cannot be a defect (too few points, non-numeric coordinates)."""
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from models.errors import VisragError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 _JPEG_TAIL = 4096  # some cameras pad after the end-of-image marker; look this far back for it
 
 
-class ImageHeaderError(ValueError):
+class ImageHeaderError(VisragError):
     """The file is not a readable image (header unreadable, or a JPEG cut short)."""
 
 

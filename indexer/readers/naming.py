@@ -19,11 +19,13 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from models.errors import VisragError
+
 _ZONE = re.compile(r"zona_(\d+)", re.IGNORECASE)
 _CAPTURE = r"(?<!\d)(\d{10,})(?!\d)"
 
 
-class GroupByError(ValueError):
+class GroupByError(VisragError):
     """A ``group_by`` value that is neither a known rule nor a regex with one group."""
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from indexer.readers.naming import Grouper, zone_from_name
 from indexer.records import Defect, Problem, Record, record_id
 from models.description import describe
+from models.errors import VisragError
 from models.taxonomy import Coverage, Taxonomy
 
 logger = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(VisragError):
     """The dataset as a whole cannot be read (path missing, top-level file unparsable)."""
 
 

@@ -33,6 +33,7 @@ from indexer.readers import DatasetScan, read_dataset
 from indexer.records import Record
 from indexer.split.report import build_report
 from indexer.split.stratification import NO_DAMAGE, build_matrix, improve, record_keys, stratify
+from models.errors import VisragError
 from models.taxonomy import Taxonomy
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 
-class SplitError(ValueError):
+class SplitError(VisragError):
     """The records cannot be split (bad test_size, fewer than two groups, duplicate ids)."""
 
 
