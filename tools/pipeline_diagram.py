@@ -68,20 +68,42 @@ OFFLINE_COLOUR, ONLINE_COLOUR = "#dbe8f5", "#e3f1df"
 def _box(ax, x: float, y: float, title: str, detail: str, colour: str) -> None:
     ax.add_patch(
         FancyBboxPatch(
-            (x, y), BOX_W, BOX_H, boxstyle="round,pad=0.02,rounding_size=0.12",
-            facecolor=colour, edgecolor="#34495e", linewidth=1.2,
+            (x, y),
+            BOX_W,
+            BOX_H,
+            boxstyle="round,pad=0.02,rounding_size=0.12",
+            facecolor=colour,
+            edgecolor="#34495e",
+            linewidth=1.2,
         )
     )
-    ax.text(x + BOX_W / 2, y + BOX_H - 0.28, title, ha="center", va="center",
-            fontsize=10, fontweight="bold", color="#1b2631")
-    ax.text(x + BOX_W / 2, y + 0.36, detail, ha="center", va="center", fontsize=8.5,
-            color="#2c3e50", linespacing=1.25)
+    ax.text(
+        x + BOX_W / 2,
+        y + BOX_H - 0.28,
+        title,
+        ha="center",
+        va="center",
+        fontsize=10,
+        fontweight="bold",
+        color="#1b2631",
+    )
+    ax.text(
+        x + BOX_W / 2,
+        y + 0.36,
+        detail,
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        color="#2c3e50",
+        linespacing=1.25,
+    )
 
 
 def _arrow(ax, start: tuple[float, float], end: tuple[float, float], **style) -> None:
     ax.add_patch(
-        FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color="#34495e",
-                        linewidth=1.3, **style)
+        FancyArrowPatch(
+            start, end, arrowstyle="-|>", mutation_scale=14, color="#34495e", linewidth=1.3, **style
+        )
     )
 
 
@@ -95,16 +117,23 @@ def draw(lang: str, out: Path) -> None:
     ax.axis("off")
 
     top, bottom = 3.1, 0.55
-    ax.text(0, top + BOX_H + 0.35, labels["offline"], fontsize=11.5, fontweight="bold",
-            color="#1f4e79")
+    ax.text(
+        0, top + BOX_H + 0.35, labels["offline"], fontsize=11.5, fontweight="bold", color="#1f4e79"
+    )
     for i, (title, detail) in enumerate(steps):
         x = i * (BOX_W + GAP)
         _box(ax, x, top, title, detail, OFFLINE_COLOUR)
         if i:
             _arrow(ax, (x - GAP, top + BOX_H / 2), (x, top + BOX_H / 2))
 
-    ax.text(0, bottom + BOX_H + 0.35, labels["online"], fontsize=11.5, fontweight="bold",
-            color="#2e6b30")
+    ax.text(
+        0,
+        bottom + BOX_H + 0.35,
+        labels["online"],
+        fontsize=11.5,
+        fontweight="bold",
+        color="#2e6b30",
+    )
     step = (width - BOX_W) / (len(request) - 1)
     for i, (title, detail) in enumerate(request):
         x = i * step
@@ -115,10 +144,21 @@ def draw(lang: str, out: Path) -> None:
     # The index (5th offline box) is loaded by the service (2nd request box).
     index_x = 4 * (BOX_W + GAP) + BOX_W / 2
     service_x = step + BOX_W / 2
-    _arrow(ax, (index_x, top), (service_x + 0.4, bottom + BOX_H),
-           connectionstyle="arc3,rad=0.0", linestyle="--")
-    ax.text((index_x + service_x) / 2 + 0.55, (top + bottom + BOX_H) / 2, labels["loads"],
-            fontsize=9, style="italic", color="#34495e")
+    _arrow(
+        ax,
+        (index_x, top),
+        (service_x + 0.4, bottom + BOX_H),
+        connectionstyle="arc3,rad=0.0",
+        linestyle="--",
+    )
+    ax.text(
+        (index_x + service_x) / 2 + 0.55,
+        (top + bottom + BOX_H) / 2,
+        labels["loads"],
+        fontsize=9,
+        style="italic",
+        color="#34495e",
+    )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight", facecolor="white", metadata={"Software": None})
