@@ -152,12 +152,15 @@ def draw(lang: str, out: Path) -> None:
         linestyle="--",
     )
     ax.text(
-        (index_x + service_x) / 2 + 0.55,
+        (index_x + service_x + 0.4) / 2,
         (top + bottom + BOX_H) / 2,
         labels["loads"],
         fontsize=9,
         style="italic",
         color="#34495e",
+        ha="center",
+        va="center",
+        bbox={"facecolor": "white", "edgecolor": "none", "pad": 2},
     )
 
     out.parent.mkdir(parents=True, exist_ok=True)
