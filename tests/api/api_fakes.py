@@ -141,6 +141,7 @@ class Fakes:
             )  # fmt: skip
         image_vectors = np.stack([colour_vector(np.array(c[0])) for c in COLOURS.values()])
         text_vectors = self.text_encoder.encode([it.description for it in items])
+        self.text_encoder.threads.clear()  # the build's encode is not the service's
         image_store, fused_store = build_stores(image_vectors, text_vectors, alpha=ALPHA)
         write_artifacts(
             tmp_path / "art",
