@@ -28,11 +28,11 @@ import numpy as np
 import numpy.typing as npt
 
 from app.errors import NotReadyError, OverloadedError
+from models.base import Pixels
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Pixels = npt.NDArray[np.float32]
 EncodeFn = Callable[[list[Pixels]], npt.NDArray[np.float32]]
 
 

@@ -270,6 +270,7 @@ def test_expected_start_up_errors_log_one_line_and_bugs_a_traceback(caplog):
         (record,) = [r for r in caplog.records if r.name == "app.service"]
         return record
 
-    assert start_with(ManifestMismatchError("image_model.id", "image_model.id differs")).exc_info in (None, False)
+    mismatch = ManifestMismatchError("image_model.id", "image_model.id differs")
+    assert start_with(mismatch).exc_info in (None, False)
     assert start_with(TaxonomyError("taxonomy.yaml: no labels")).exc_info in (None, False)
     assert start_with(KeyError("a bug")).exc_info not in (None, False)
