@@ -5,9 +5,10 @@ loop). The worker takes the first waiting image, then keeps collecting until it 
 ``max_batch_size`` images or ``max_wait_ms`` has passed (it stops waiting early when no other
 request is on its way, i.e. none is still decoding), and runs them through the encoder in one
 call; requests that arrive while a batch is computing form the next batch, so under load batches
-fill up without waiting. Other model calls (the text encoder inside the retriever) go through
-:meth:`InferenceWorker.call` from thread-pool threads and run on the same thread, one at a time,
-in arrival order. The queue is bounded: when ``max_queue`` jobs wait, new ones are refused with
+fill up without waiting. Other model calls (the text encodes of hybrid and rerank, which the
+service hands the Retriever as ``encode_text``) go through :meth:`InferenceWorker.call` from
+thread-pool threads and run on the same thread, one at a time, in arrival order. The queue is
+bounded: when ``max_queue`` jobs wait, new ones are refused with
 :class:`~app.errors.OverloadedError` (429 + Retry-After) instead of piling up latency.
 """
 
@@ -28,11 +29,11 @@ import numpy as np
 import numpy.typing as npt
 
 from app.errors import NotReadyError, OverloadedError
+from models.base import Pixels
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Pixels = npt.NDArray[np.float32]
 EncodeFn = Callable[[list[Pixels]], npt.NDArray[np.float32]]
 
 

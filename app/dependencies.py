@@ -1,4 +1,9 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the service, a ready service, the upload."""
+"""FastAPI dependencies as ``Annotated`` aliases: the service, a ready service, the upload.
+
+Readiness is checked once per request, here: :data:`ReadyDep` is the service's :class:`Ready`
+snapshot, and the upload (which depends on it) is only read once the service is ready, so a
+request to a loading service gets its 503 before any byte of the body is pulled.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.service import Service
+from app.service import Ready, Service
 from app.uploads import Upload, read_upload
 
 
@@ -18,17 +23,16 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_ready_service(service: ServiceDep) -> Service:
-    service.require_ready()
-    return service
+def get_ready(service: ServiceDep) -> Ready:
+    return service.require_ready()
 
 
-ReadyServiceDep = Annotated[Service, Depends(get_ready_service)]
+ReadyDep = Annotated[Ready, Depends(get_ready)]
 
 
-async def get_upload(request: Request, service: ReadyServiceDep) -> Upload:
+async def get_upload(request: Request, ready: ReadyDep) -> Upload:
     """The streamed multipart upload; read only once the service is ready (else 503 first)."""
-    settings = service.settings
+    settings = ready.settings
     return await read_upload(
         request, max_bytes=settings.max_upload_bytes, timeout_s=settings.request_timeout_s
     )

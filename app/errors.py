@@ -158,12 +158,11 @@ def error_response(request: Request, exc: BaseException) -> JSONResponse:
         message = "internal server error"
     else:
         message = _message(exc)
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if isinstance(exc, ServiceError) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if getattr(exc, "close_connection", False):
+    if isinstance(exc, ServiceError) and exc.close_connection:
         headers["Connection"] = "close"
     request.state.error_type = error_type
     return JSONResponse(error_body(message, error_type), status_code=status, headers=headers)

@@ -1,52 +1,40 @@
-"""What the lifespan loads: encoders, artifacts, the Retriever. Tests hand in fakes instead.
+"""What the lifespan loads: the encoders, the artifacts and the Retriever over them.
 
 :func:`load_resources` is the only place that touches weights and index files. It refuses to
 serve artifacts built with other models (``check_compatible`` names the field that differs) or
-with a failed checksum.
+with a failed checksum. Tests build :class:`Resources` with :func:`assemble_resources` over a
+real (small) artifact directory and fake encoders.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from models.base import ImageEncoderProtocol, TextEncoderProtocol
+
+if TYPE_CHECKING:
+    from indexer.artifacts import Artifacts
+    from indexer.retriever import Retriever
+    from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
-
-Runner = Callable[..., Any]
-
-
-class OnWorker:
-    """A text encoder whose ``encode`` runs on the inference worker once one is bound."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.runner: Runner | None = None
-
-    def encode(self, texts: list[str], **kwargs: Any) -> Any:
-        if self.runner is None:
-            return self._inner.encode(texts, **kwargs)
-        return self.runner(self._inner.encode, texts, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 @dataclass
 class Resources:
     """The loaded, heavy things one app serves.
 
-    ``retriever`` needs ``search(vector, *, k, mode, text, filters, alpha)``, ``image_path(id)``,
-    ``size``, ``manifest`` and ``taxonomy``; ``image_encoder`` needs ``preprocess(PIL)``,
-    ``encode_preprocessed(list, *, batch_size)``, ``info()``, ``device`` and ``dtype``.
+    The text encoder is called by the service only (on its inference thread), never by the
+    Retriever behind the service's back: the service hands the Retriever an ``encode_text``
+    callable per query.
     """
 
-    retriever: Any
-    image_encoder: Any
-    text_encoder: OnWorker | None = None
+    retriever: Retriever
+    image_encoder: ImageEncoderProtocol
+    text_encoder: TextEncoderProtocol | None = None
     extra_info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -54,23 +42,18 @@ class Resources:
         return dict(self.retriever.manifest)
 
     @property
-    def taxonomy(self) -> Any:
+    def taxonomy(self) -> Taxonomy:
         return self.retriever.taxonomy
-
-    def bind_worker(self, runner: Runner) -> None:
-        """Route the text encoder's calls through the inference worker's thread."""
-        if self.text_encoder is not None:
-            self.text_encoder.runner = runner
 
     def runtime(self) -> dict[str, Any]:
         enc = self.image_encoder
         info: dict[str, Any] = {
-            "device": str(getattr(enc, "device", "unknown")),
-            "dtype": str(getattr(enc, "dtype", "unknown")),
-            "image_model": enc.info() if hasattr(enc, "info") else {},
+            "device": str(enc.device),
+            "dtype": str(enc.dtype),
+            "image_model": enc.info(),
             "index_size": int(self.retriever.size),
         }
-        if self.text_encoder is not None and hasattr(self.text_encoder, "info"):
+        if self.text_encoder is not None:
             info["text_model"] = self.text_encoder.info()
         return {**info, **self.extra_info}
 
@@ -138,22 +121,21 @@ def load_resources(settings: Settings) -> Resources:
 
 
 def assemble_resources(
-    artifacts: Any,
+    artifacts: Artifacts,
     *,
-    image_encoder: Any,
-    text_encoder: Any,
-    taxonomy: Any,
+    image_encoder: ImageEncoderProtocol,
+    text_encoder: TextEncoderProtocol | None,
+    taxonomy: Taxonomy,
     rerank_candidates: int = 20,
 ) -> Resources:
-    """Resources from loaded, checked parts (``visrag demo`` reuses its encoders)."""
+    """Resources from loaded, checked parts (``visrag demo`` reuses its encoders; tests fakes)."""
     from indexer.retriever import Retriever
 
-    on_worker = OnWorker(text_encoder)
     retriever = Retriever(
         artifacts,
         image_encoder=image_encoder,
-        text_encoder=on_worker,
+        text_encoder=text_encoder,
         taxonomy=taxonomy,
         rerank_candidates=rerank_candidates,
     )
-    return Resources(retriever=retriever, image_encoder=image_encoder, text_encoder=on_worker)
+    return Resources(retriever=retriever, image_encoder=image_encoder, text_encoder=text_encoder)

@@ -1,4 +1,5 @@
-"""Pydantic models of the HTTP boundary: form fields in, JSON out. Nothing inside app uses them."""
+"""Pydantic models of the HTTP boundary: form fields in, JSON out. The service never sees them:
+a form becomes a plain :class:`app.query.Query` at the route."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.query import Query
 from indexer.hits import Hit
 
 _LIST_FIELDS = ("labels_any", "labels_all", "zones", "areas")
@@ -44,6 +46,19 @@ class QueryForm(BaseModel):
             elif values and values[-1].strip() != "":
                 data[name] = values[-1].strip() if name != "text" else values[-1]
         return cls.model_validate(data)
+
+    def query(self) -> Query:
+        """The plain query the service takes (the form stays at the HTTP boundary)."""
+        return Query(
+            k=self.k,
+            mode=self.mode,
+            text=self.text,
+            alpha=self.alpha,
+            labels_any=tuple(self.labels_any),
+            labels_all=tuple(self.labels_all),
+            zones=tuple(self.zones),
+            areas=tuple(self.areas),
+        )
 
 
 class ContextForm(QueryForm):

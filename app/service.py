@@ -1,8 +1,11 @@
-"""The running service: start-up state, and the query pipeline every route goes through.
+"""The running service: start-up state, readiness, and the one pipeline every query goes through.
 
-``bytes -> decode -> preprocess`` (thread pool) ``-> encode`` (inference worker, batched)
-``-> search`` (thread pool) ``-> RetrievalResult``. Each stage is timed; the whole request is
-bounded by ``request_timeout_s``.
+A route parses its request, calls :meth:`Ready.answer` once and returns what it got (LitServe
+style: the service decodes, batches, searches, renders, times and records; the route is glue).
+``bytes -> decode + preprocess`` (thread pool, :func:`models.embedding.prepare_image`) ``->
+encode`` (inference worker, batched) ``-> search`` (thread pool; any text encode hops back onto
+the inference worker) ``-> render`` (the route's presenter) ``-> Answer``. Each stage is timed and
+recorded once; the query part is bounded by ``request_timeout_s``.
 """
 
 from __future__ import annotations
@@ -13,22 +16,24 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import anyio
 import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 from app.batching import InferenceWorker
-from app.errors import BadParameterError, NotReadyError, RequestTimeoutError
+from app.errors import NotReadyError, RequestTimeoutError
 from app.metrics import Metrics
+from app.query import Query, resolve_filters
 from app.resources import Resources, load_resources
-from app.schemas import QueryForm
 from app.settings import Settings
 from indexer.hits import Filters, RetrievalResult
-from models.imaging import decode_image
-from models.taxonomy import Taxonomy, fold
+from models.base import Vectors
+from models.embedding import prepare_image
+from models.errors import VisragError
+from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -40,45 +45,14 @@ LOADING, WARMING_UP, READY, FAILED, STOPPING = (
     "stopping",
 )
 
-
-def build_filters(form: QueryForm, taxonomy: Taxonomy) -> Filters:
-    """Normalise filter values through the taxonomy; an unknown value is a 422 naming it."""
-
-    def labels(field: str, values: list[str]) -> tuple[str, ...]:
-        out = []
-        for raw in values:
-            if not taxonomy.is_known(raw):
-                known = ", ".join(taxonomy.label_ids)
-                raise BadParameterError(f"unknown label {raw!r} in {field}; known: {known}")
-            out.append(taxonomy.normalise(raw).id)
-        return tuple(dict.fromkeys(out))
-
-    zones = []
-    for raw in form.zones:
-        zone = taxonomy.normalise_zone(raw)
-        if zone.id == taxonomy.unknown_id and fold(raw) != fold(taxonomy.unknown_id):
-            raise BadParameterError(f"unknown zone {raw!r} in zones")
-        zones.append(zone.id)
-    area_keys = {fold(a): a for a in taxonomy.areas}
-    for key, names in taxonomy.areas.items():
-        area_keys.update({fold(n): key for n in names.values()})
-    areas = []
-    for raw in form.areas:
-        if fold(raw) not in area_keys:
-            known = ", ".join(taxonomy.areas)
-            raise BadParameterError(f"unknown area {raw!r} in areas; known: {known}")
-        areas.append(area_keys[fold(raw)])
-    return Filters(
-        labels_any=labels("labels_any", form.labels_any),
-        labels_all=labels("labels_all", form.labels_all),
-        zones=tuple(dict.fromkeys(zones)),
-        areas=tuple(dict.fromkeys(areas)),
-    )
+R = TypeVar("R")
+Render = Callable[[RetrievalResult, Taxonomy], R]
 
 
 @dataclass(frozen=True)
-class Answer:
+class Answer(Generic[R]):
     result: RetrievalResult
+    rendered: R  # what the route's presenter made of the result
     timings: dict[str, float]  # stage -> seconds, ours and the retriever's
 
 
@@ -102,7 +76,7 @@ class Service:
         self.reason: str | None = "loading models and index"
         self.started_at = time.time()
         self.on_fatal: Callable[[BaseException], None] | None = None
-        self._preparing = 0  # requests decoding/preprocessing, about to reach the worker
+        self.preparing = 0  # requests decoding/preprocessing, about to reach the worker
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -120,13 +94,12 @@ class Service:
                 max_queue=s.max_queue,
                 on_batch=self.metrics.observe_batch,
                 on_depth=self.metrics.queue_depth.set,
-                arriving=lambda: self._preparing,
+                arriving=lambda: self.preparing,
             )
             self.worker.start()
-            resources.bind_worker(self.worker.call)
             self.metrics.index_vectors.set(resources.retriever.size)
             self.status, self.reason = WARMING_UP, "warming up the encoder"
-            await self._warm_up(resources, self.worker)
+            await Ready(self, resources, self.worker).warm_up()
         except Exception as exc:
             self.status, self.reason = FAILED, f"start-up failed: {exc}"
             logger.error("visrag cannot start: %s", exc, exc_info=not _is_expected(exc))
@@ -136,15 +109,6 @@ class Service:
         self.status, self.reason = READY, None
         self.metrics.ready.set(1)
         logger.info("visrag is ready (%d indexed items)", resources.retriever.size)
-
-    async def _warm_up(self, resources: Resources, worker: InferenceWorker) -> None:
-        """One dummy image through the whole path, so the first real request is not the slow one."""
-        image = Image.new("RGB", (64, 48), (128, 128, 128))
-        pixels = await anyio.to_thread.run_sync(resources.image_encoder.preprocess, image)
-        encoded = await worker.encode(pixels)
-        if resources.retriever.size:
-            search = functools.partial(resources.retriever.search, encoded.vector, k=1)
-            await anyio.to_thread.run_sync(search)
 
     async def stop(self) -> None:
         self.status, self.reason = STOPPING, "shutting down"
@@ -156,69 +120,19 @@ class Service:
     def ready(self) -> bool:
         return self.status == READY and self.worker is not None and self.worker.alive
 
-    def require_ready(self) -> tuple[Resources, InferenceWorker]:
+    def require_ready(self) -> Ready:
+        """The one readiness check of a request: 503 (Retry-After) unless loaded and warmed up."""
         if not self.ready or self.resources is None or self.worker is None:
             reason = self.reason or "the inference worker stopped"
             raise NotReadyError(f"not ready: {reason}", retry_after=5)
-        return self.resources, self.worker
+        return Ready(self, self.resources, self.worker)
 
-    # -- the query pipeline ----------------------------------------------------------------------
-    async def query(self, data: bytes, form: QueryForm) -> Answer:
-        """Decode, preprocess, encode (batched) and search one uploaded image."""
-        resources, worker = self.require_ready()
-        filters = build_filters(form, resources.taxonomy)
-        try:
-            with anyio.fail_after(self.settings.request_timeout_s):
-                return await self._run(resources, worker, data, form, filters)
-        except TimeoutError:
-            raise RequestTimeoutError(
-                f"the request took longer than {self.settings.request_timeout_s:g} s"
-            ) from None
-
-    async def _run(
-        self,
-        resources: Resources,
-        worker: InferenceWorker,
-        data: bytes,
-        form: QueryForm,
-        filters: Filters,
-    ) -> Answer:
-        encoder = resources.image_encoder
-        prepare = functools.partial(
-            _decode_and_preprocess,
-            data,
-            max_pixels=self.settings.max_pixels,
-            max_side=getattr(encoder, "image_size", None),
-            preprocess=encoder.preprocess,
-        )
-        self._preparing += 1
-        try:
-            pixels, t_decode, t_pre = await anyio.to_thread.run_sync(
-                prepare, abandon_on_cancel=True
-            )
-            pending = worker.submit(pixels)
-        finally:
-            self._preparing -= 1  # after submit: the worker never sees a gap between the two
-        encoded = await worker.result(pending)
-        search = functools.partial(
-            resources.retriever.search,
-            encoded.vector,
-            k=form.k,
-            mode=form.mode,
-            text=form.text,
-            filters=filters or None,
-            alpha=form.alpha,
-        )
-        result: RetrievalResult = await anyio.to_thread.run_sync(search, abandon_on_cancel=True)
-        timings = {
-            "decode": t_decode,
-            "preprocess": t_pre,
-            "queue": encoded.queue_seconds,
-            "encode": encoded.encode_seconds,
-            **result.timings,
-        }
-        self.metrics.observe_stages(timings)
-        return Answer(result=result, timings=timings)
+    # -- operations ------------------------------------------------------------------------------
+    def metrics_text(self) -> bytes:
+        """The Prometheus exposition, with the queue depth read now."""
+        if self.worker is not None:
+            self.metrics.queue_depth.set(self.worker.depth)
+        return self.metrics.render()
 
     def info(self) -> dict[str, Any]:
         s = self.settings
@@ -243,23 +157,86 @@ class Service:
         return {"manifest": manifest, "runtime": runtime}
 
 
-def _decode_and_preprocess(
-    data: bytes,
-    *,
-    max_pixels: int,
-    max_side: int | None,
-    preprocess: Callable[[Image.Image], Any],
-) -> tuple[npt.NDArray[np.float32], float, float]:
-    t0 = time.perf_counter()
-    # max_side: huge JPEGs decode at a reduced DCT scale, never at full size.
-    image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
-    t1 = time.perf_counter()
-    pixels = np.asarray(preprocess(image), dtype=np.float32)
-    return pixels, t1 - t0, time.perf_counter() - t1
+class Ready:
+    """A service found ready by a request: what that request's pipeline runs against."""
+
+    def __init__(self, service: Service, resources: Resources, worker: InferenceWorker) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.resources = resources
+        self.worker = worker
+
+    async def answer(self, data: bytes, query: Query, render: Render[R]) -> Answer[R]:
+        """Decode, preprocess, encode (batched), search and render one uploaded image."""
+        taxonomy = self.resources.taxonomy
+        filters = resolve_filters(query, taxonomy)
+        timeout = self.settings.request_timeout_s
+        try:
+            with anyio.fail_after(timeout):
+                result, timings = await self._run(data, query, filters)
+        except TimeoutError:
+            raise RequestTimeoutError(f"the request took longer than {timeout:g} s") from None
+        start = time.perf_counter()
+        rendered = render(result, taxonomy)
+        timings["render"] = time.perf_counter() - start
+        self.service.metrics.observe_stages(timings)
+        return Answer(result=result, rendered=rendered, timings=timings)
+
+    def image_path(self, item_id: str) -> Path | None:
+        """The indexed image of a catalogue item; None if unknown or gone."""
+        return self.resources.retriever.image_path(item_id)
+
+    async def _run(
+        self, data: bytes, query: Query, filters: Filters
+    ) -> tuple[RetrievalResult, dict[str, float]]:
+        prepare = functools.partial(
+            prepare_image, data, self.resources.image_encoder, max_pixels=self.settings.max_pixels
+        )
+        self.service.preparing += 1
+        try:
+            prepared = await anyio.to_thread.run_sync(prepare, abandon_on_cancel=True)
+            pending = self.worker.submit(prepared.pixels)
+        finally:
+            self.service.preparing -= 1  # after submit: the worker never sees a gap between them
+        encoded = await self.worker.result(pending)
+        search = functools.partial(
+            self.resources.retriever.search,
+            encoded.vector,
+            k=query.k,
+            mode=query.mode,
+            text=query.text,
+            filters=filters or None,
+            alpha=query.alpha,
+            encode_text=self._encode_text if self.resources.text_encoder is not None else None,
+        )
+        result: RetrievalResult = await anyio.to_thread.run_sync(search, abandon_on_cancel=True)
+        timings = {
+            "decode": prepared.decode_seconds,
+            "preprocess": prepared.preprocess_seconds,
+            "queue": encoded.queue_seconds,
+            "encode": encoded.encode_seconds,
+            **result.timings,
+        }
+        return result, timings
+
+    def _encode_text(self, text: str) -> Vectors:
+        """One text -> its vector, on the inference thread (called from the search thread)."""
+        encoder = self.resources.text_encoder
+        assert encoder is not None
+        vectors: Vectors = self.worker.call(encoder.encode, [text])
+        return np.asarray(vectors[0], dtype=np.float32)
+
+    async def warm_up(self) -> None:
+        """One dummy image through the whole path, so the first real request is not the slow one."""
+        image = Image.new("RGB", (64, 48), (128, 128, 128))
+        encoder = self.resources.image_encoder
+        prepared = await anyio.to_thread.run_sync(prepare_image, image, encoder)
+        encoded = await self.worker.encode(prepared.pixels)
+        if self.resources.retriever.size:
+            search = functools.partial(self.resources.retriever.search, encoded.vector, k=1)
+            await anyio.to_thread.run_sync(search)
 
 
 def _is_expected(exc: BaseException) -> bool:
     """Start-up errors with a clear message (mismatch, checksum, missing weights): no traceback."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    expected = {"ArtifactError", "ManifestMismatchError", "ChecksumError", "ModelNotAvailableError"}
-    return bool(names & expected) or isinstance(exc, (FileNotFoundError, asyncio.CancelledError))
+    return isinstance(exc, (VisragError, FileNotFoundError, asyncio.CancelledError))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,11 +145,14 @@ class Retriever:
         exclude_ids: Iterable[str] = (),
         exclude_groups: Iterable[str] = (),
         alpha: float | None = None,
+        encode_text: Callable[[str], Vector] | None = None,
     ) -> RetrievalResult:
         """Rank catalogue items for an encoded image (precomputed vectors, leave-one-out, service).
 
         ``exclude_ids`` / ``exclude_groups`` drop items (e.g. the query itself and crops of the same
-        source photo) while still returning k hits when enough remain.
+        source photo) while still returning k hits when enough remain. ``encode_text`` (one text ->
+        its unit vector) replaces this Retriever's text encoder for this call: the service passes
+        one that runs the model on its inference thread.
         """
         if mode not in QUERY_MODES:
             raise QueryError(f"unknown mode {mode!r}; expected one of {', '.join(QUERY_MODES)}")
@@ -174,7 +177,7 @@ class Retriever:
             rows, scores = self._image_search(vec, k, allowed, excluded)
         elif mode == "hybrid":
             assert text is not None
-            tvec = self._encode_text(text, timings)
+            tvec = self._encode_text(text, timings, encode_text)
             t0 = time.perf_counter()
             rows, scores = self._hybrid_search(vec, tvec, a, k, allowed, excluded)
         else:
@@ -184,7 +187,7 @@ class Retriever:
             items = [self.artifacts.items[r] for r in cand_rows]
             consensus = label_consensus(items, cand_scores.tolist(), self.taxonomy)
             pseudo_text = describe(consensus.labels, consensus.zone, self.taxonomy)
-            tvec = self._encode_text(pseudo_text, timings)
+            tvec = self._encode_text(pseudo_text, timings, encode_text)
             t0 = time.perf_counter()
             fused = a * cand_scores + (1 - a) * (self.artifacts.text_vectors[cand_rows] @ tvec)
             order = np.lexsort((cand_rows, -fused))[:k]
@@ -215,8 +218,13 @@ class Retriever:
         return path if path is not None and path.is_file() else None
 
     # -- internals -------------------------------------------------------------------------------
-    def _encode_text(self, text: str, timings: dict[str, float]) -> Vector:
-        if self.text_encoder is None:
+    def _encode_text(
+        self, text: str, timings: dict[str, float], encode: Callable[[str], Vector] | None
+    ) -> Vector:
+        if encode is None and self.text_encoder is not None:
+            encoder = self.text_encoder
+            encode = lambda t: encoder.encode([t])[0]  # noqa: E731
+        if encode is None:
             raise QueryError("no text encoder is loaded: modes 'hybrid' and 'rerank' need one")
         t0 = time.perf_counter()
         with self._text_lock:
@@ -224,7 +232,7 @@ class Retriever:
             if tvec is not None:
                 self._text_cache.move_to_end(text)
         if tvec is None:
-            tvec = self.text_encoder.encode([text])[0].astype(np.float32)
+            tvec = np.asarray(encode(text), dtype=np.float32)
             with self._text_lock:
                 self._text_cache[text] = tvec
                 while len(self._text_cache) > self._text_cache_size:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 
 from app.auth import require_api_key
-from app.dependencies import ReadyServiceDep
+from app.dependencies import ReadyDep
 from app.errors import NotFoundError
 from app.schemas import ERROR_RESPONSES
 from app.thumbnails import THUMBNAIL_SIZES, thumbnail
@@ -37,12 +37,11 @@ async def index() -> FileResponse:
 )
 async def item_image(
     item_id: str,
-    service: ReadyServiceDep,
+    ready: ReadyDep,
     size: Annotated[int, Query(ge=16, le=512)] = 256,
 ) -> Response:
     """A JPEG thumbnail of an indexed image, looked up by catalogue id (no paths accepted)."""
-    resources, _ = service.require_ready()
-    path = resources.retriever.image_path(item_id)
+    path = ready.image_path(item_id)
     if path is None:
         raise NotFoundError(f"no indexed image for item {item_id!r}")
     size = min((s for s in THUMBNAIL_SIZES if s >= size), default=THUMBNAIL_SIZES[-1])

@@ -40,9 +40,7 @@ async def ready(request: Request, service: ServiceDep) -> JSONResponse:
 @router.get("/metrics", dependencies=[Depends(require_api_key)], response_class=Response)
 async def metrics(service: ServiceDep) -> Response:
     """Prometheus text exposition of this app's registry."""
-    if service.worker is not None:
-        service.metrics.queue_depth.set(service.worker.depth)
-    return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+    return Response(service.metrics_text(), media_type=CONTENT_TYPE)
 
 
 @router.get("/info", response_model=InfoResponse, dependencies=[Depends(require_api_key)])

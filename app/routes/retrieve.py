@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Depends, Request
 
 from app.auth import require_api_key
-from app.dependencies import ReadyServiceDep, UploadDep
+from app.dependencies import ReadyDep, UploadDep
 from app.schemas import (
     ERROR_RESPONSES,
     QueryForm,
@@ -26,20 +24,18 @@ router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
     responses=ERROR_RESPONSES,
     openapi_extra=multipart_openapi(QueryForm),
 )
-async def retrieve(
-    request: Request, service: ReadyServiceDep, upload: UploadDep
-) -> RetrieveResponse:
+async def retrieve(request: Request, ready: ReadyDep, upload: UploadDep) -> RetrieveResponse:
     """Multipart ``image`` plus form fields ``k``, ``mode``, ``text``, ``alpha`` and filters."""
-    form = QueryForm.from_fields(upload.fields, default_k=service.settings.default_k)
-    answer = await service.query(upload.data, form)
-    start = time.perf_counter()
+    form = QueryForm.from_fields(upload.fields, default_k=ready.settings.default_k)
     root = request.scope.get("root_path", "")
-    hits = [hit_out(hit, root_path=root) for hit in answer.result.hits]
-    timings = {**answer.timings, "render": time.perf_counter() - start}
-    service.metrics.observe_stages({"render": timings["render"]})
+    answer = await ready.answer(
+        upload.data,
+        form.query(),
+        lambda result, _: [hit_out(hit, root_path=root) for hit in result.hits],
+    )
     return RetrieveResponse(
-        hits=hits,
+        hits=answer.rendered,
         mode=answer.result.mode,
-        timings=milliseconds(timings),
+        timings=milliseconds(answer.timings),
         pseudo_text=answer.result.pseudo_text,
     )

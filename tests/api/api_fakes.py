@@ -1,14 +1,19 @@
-"""Fakes for the API tests, handed to ``create_app(settings, resources=...)``.
+"""Fake *encoders* over a real index, handed to ``create_app(settings, resources=...)``.
 
-The fake encoder turns an image's mean colour into a unit vector, so a red upload lands on the
-red catalogue item: rank and labels are checkable by hand.
+The service runs the real :class:`indexer.retriever.Retriever` over a small flat FAISS artifact
+directory written by the real writer; only the models are fakes, and both satisfy the encoder
+Protocols of ``models.base``. The image encoder turns an image's mean colour into a unit vector,
+so a red upload lands on the red catalogue item; the text encoder counts a few damage and zone
+words, so "a crack on the door" lands on the cracked door. Ranks and labels are checkable by hand.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +21,14 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.resources import Resources
-from indexer.hits import Filters, Hit, LabelCount, QueryError, RetrievalResult
-from models.taxonomy import Taxonomy, load_taxonomy
+from app.resources import assemble_resources
+from indexer.artifacts import build_stores, load_artifacts, write_artifacts
+from indexer.catalogue import CatalogueItem
+from models.base import ImageEncoderProtocol, TextEncoderProtocol
+from models.description import describe
+from models.taxonomy import load_taxonomy
 
+ALPHA = 0.5
 COLOURS = {
     "red-1": ((220, 30, 30), {"surface_scratch": 2, "dent": 1}, "hood_center"),
     "green-2": ((30, 200, 40), {"dent": 1}, "rear_bumper"),
@@ -27,6 +36,7 @@ COLOURS = {
     "grey-4": ((128, 128, 128), {}, "unknown"),
     "orange-5": ((230, 120, 20), {"surface_scratch": 1}, "hood_center"),
 }
+WORDS = ("scratch", "dent", "crack", "hood", "bumper", "door")
 
 
 def colour_vector(rgb: np.ndarray) -> np.ndarray:
@@ -49,9 +59,14 @@ def png(colour: tuple[int, int, int] = (30, 40, 210), size: tuple[int, int] = (2
 class FakeImageEncoder:
     """preprocess -> (3, 4, 4) mean colour; encode -> unit colour vector. Can be held shut."""
 
+    model_id = "fake/colour"
+    revision = None
+    dim = 3
+    image_size = 64
+    patch_size = 16
+    pooling = "mean-colour"
     device = "cpu"
     dtype = "fp32"
-    dim = 3
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -59,124 +74,94 @@ class FakeImageEncoder:
         self.entered = threading.Event()
         self.batches: list[int] = []
         self.threads: set[str] = set()
-        self.delay = 0.0
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         mean = np.asarray(image.convert("RGB"), dtype=np.float32).reshape(-1, 3).mean(0)
         return np.broadcast_to(mean[:, None, None], (3, 4, 4)).astype(np.float32)
 
-    def encode_preprocessed(self, arrays: list[np.ndarray], *, batch_size: int = 8) -> np.ndarray:
+    def encode_preprocessed(self, arrays: Sequence[np.ndarray], *, batch_size: int = 8) -> Any:
         self.threads.add(threading.current_thread().name)
         self.entered.set()
         self.gate.wait(30)
-        if self.delay:
-            time.sleep(self.delay)
         self.batches.append(len(arrays))
         return np.stack([colour_vector(a[:, 0, 0]) for a in arrays])
 
     def info(self) -> dict[str, Any]:
-        return {"id": "fake/dinov3", "dim": 3, "pooling": "cls", "dtype": "fp32"}
+        return {"id": self.model_id, "dim": self.dim, "pooling": self.pooling, "dtype": "fp32"}
 
 
 class FakeTextEncoder:
-    model_id = "fake/text"
-    dim = 2
+    """Counts of a few damage and zone words (+ a small constant), unit length.
+
+    A text containing "explode" raises, to stand for a bug inside a model call.
+    """
+
+    model_id = "fake/words"
+    dim = len(WORDS) + 1
 
     def __init__(self) -> None:
         self.threads: set[str] = set()
 
-    def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> Any:
         self.threads.add(threading.current_thread().name)
-        return np.ones((len(texts), 2), np.float32) / np.sqrt(2)
+        rows = []
+        for text in texts:
+            if "explode" in text:
+                raise RuntimeError("secret internal detail /srv/private")
+            tokens = re.findall(r"[a-z]+", text.lower())
+            counts = [sum(t.startswith(w) for t in tokens) for w in WORDS]
+            v = np.array([*counts, 0.1], dtype=np.float32)
+            rows.append(v / np.linalg.norm(v))
+        return np.stack(rows)
 
     def info(self) -> dict[str, Any]:
         return {"id": self.model_id, "dim": self.dim}
 
 
-class FakeRetriever:
-    """Cosine over the colour catalogue; filters and modes behave like the real Retriever's."""
-
-    def __init__(self, taxonomy: Taxonomy, image_dir: Path, text_encoder: Any) -> None:
-        self.taxonomy = taxonomy
-        self.text_encoder = text_encoder
-        self.manifest = {"format_version": 1, "image_model": {"id": "fake/dinov3", "dim": 3}}
-        self.ids = list(COLOURS)
-        self.vectors = np.stack([colour_vector(np.array(c[0])) for c in COLOURS.values()])
-        self.image_dir = image_dir
-        self.calls: list[dict[str, Any]] = []
-        for item_id, (rgb, _, _) in COLOURS.items():
-            Image.new("RGB", (300, 200), rgb).save(image_dir / f"{item_id}.jpg")
-
-    @property
-    def size(self) -> int:
-        return len(self.ids)
-
-    def search(
-        self,
-        image_vector: np.ndarray,
-        *,
-        k: int = 5,
-        mode: str = "image",
-        text: str | None = None,
-        filters: Filters | None = None,
-        alpha: float | None = None,
-    ) -> RetrievalResult:
-        self.calls.append({"k": k, "mode": mode, "text": text, "filters": filters, "alpha": alpha})
-        if mode == "hybrid" and not text:
-            raise QueryError("mode 'hybrid' needs a text (e.g. a caption of the image)")
-        if text == "explode":
-            raise RuntimeError("secret internal detail /srv/private")
-        timings: dict[str, float] = {}
-        if mode != "image":
-            t0 = time.perf_counter()
-            self.text_encoder.encode([text or "pseudo"])
-            timings["text_encode"] = time.perf_counter() - t0
-        scores = self.vectors @ np.asarray(image_vector, np.float32)
-        rows = [
-            r
-            for r in np.argsort(-scores, kind="stable")
-            if not filters
-            or not filters.labels_any
-            or set(filters.labels_any) & set(COLOURS[self.ids[r]][1])
-        ][:k]
-        hits = tuple(self._hit(int(r), float(scores[r]), rank) for rank, r in enumerate(rows, 1))
-        timings["search"] = 1e-4
-        pseudo = "2 surface scratches on the hood center (frontal)" if mode == "rerank" else None
-        return RetrievalResult(hits=hits, mode=mode, timings=timings, pseudo_text=pseudo)
-
-    def _hit(self, row: int, score: float, rank: int) -> Hit:
-        item_id = self.ids[row]
-        _, labels, zone_id = COLOURS[item_id]
-        zone = self.taxonomy.normalise_zone(zone_id)
-        return Hit(
-            id=item_id,
-            rank=rank,
-            score=score,
-            labels=tuple(
-                LabelCount(lb.id, n, lb.en, lb.es, lb.coarse)
-                for lb, n in ((self.taxonomy.label(i), n) for i, n in labels.items())
-            ),
-            zone=zone.id,
-            zone_name=zone.en,
-            area=zone.area,
-            description=f"{item_id} description",
-            image=f"{item_id}.jpg",
-        )
-
-    def image_path(self, item_id: str) -> Path | None:
-        return self.image_dir / f"{item_id}.jpg" if item_id in COLOURS else None
-
-
 class Fakes:
-    def __init__(self, tmp_path: Path) -> None:
-        from app.resources import OnWorker
+    """The fake encoders, the colour catalogue as a real artifact directory, the Resources."""
 
+    def __init__(self, tmp_path: Path) -> None:
         self.image_encoder = FakeImageEncoder()
         self.text_encoder = FakeTextEncoder()
-        on_worker = OnWorker(self.text_encoder)
-        self.retriever = FakeRetriever(load_taxonomy(), tmp_path, on_worker)
-        self.resources = Resources(
-            retriever=self.retriever, image_encoder=self.image_encoder, text_encoder=on_worker
+        assert isinstance(self.image_encoder, ImageEncoderProtocol)
+        assert isinstance(self.text_encoder, TextEncoderProtocol)
+        taxonomy = load_taxonomy()
+        self.image_dir = tmp_path / "images"
+        self.image_dir.mkdir()
+        items = []
+        for row, (item_id, (rgb, labels, zone)) in enumerate(COLOURS.items()):
+            Image.new("RGB", (300, 200), rgb).save(self.image_dir / f"{item_id}.jpg")
+            items.append(
+                CatalogueItem(
+                    row=row, id=item_id, image=f"{item_id}.jpg", labels=labels, zone=zone,
+                    area=taxonomy.normalise_zone(zone).area, group=item_id,
+                    description=describe(labels, zone, taxonomy),
+                )
+            )  # fmt: skip
+        image_vectors = np.stack([colour_vector(np.array(c[0])) for c in COLOURS.values()])
+        text_vectors = self.text_encoder.encode([it.description for it in items])
+        self.text_encoder.threads.clear()  # the build's encode is not the service's
+        image_store, fused_store = build_stores(image_vectors, text_vectors, alpha=ALPHA)
+        write_artifacts(
+            tmp_path / "art",
+            manifest={
+                "image_model": self.image_encoder.info(),
+                "text_model": self.text_encoder.info(),
+                "fusion": {"alpha": ALPHA},
+                "dataset": {"root": str(self.image_dir)},
+            },
+            items=items,
+            image_vectors=image_vectors,
+            text_vectors=text_vectors,
+            image_store=image_store,
+            fused_store=fused_store,
+        )
+        self.resources = assemble_resources(
+            load_artifacts(tmp_path / "art"),
+            image_encoder=self.image_encoder,
+            text_encoder=self.text_encoder,
+            taxonomy=taxonomy,
         )
 
 

@@ -250,3 +250,27 @@ def test_client_hanging_up_mid_upload_is_not_a_server_error(make_client, caplog)
     assert 'outcome="client_disconnected",route="/retrieve"' in metrics
     assert "internal_error" not in metrics
     assert "unhandled error" not in caplog.text
+
+
+def test_expected_start_up_errors_log_one_line_and_bugs_a_traceback(caplog):
+    from app.metrics import Metrics
+    from app.service import FAILED, Service
+    from app.settings import Settings
+    from indexer.errors import ManifestMismatchError
+    from models.taxonomy import TaxonomyError
+
+    def start_with(exc):
+        def loader(settings):
+            raise exc
+
+        service = Service(Settings(_env_file=None), Metrics(), loader=loader)
+        caplog.clear()
+        anyio.run(service.start)
+        assert service.status == FAILED and str(exc) in service.reason
+        (record,) = [r for r in caplog.records if r.name == "app.service"]
+        return record
+
+    mismatch = ManifestMismatchError("image_model.id", "image_model.id differs")
+    assert start_with(mismatch).exc_info in (None, False)
+    assert start_with(TaxonomyError("taxonomy.yaml: no labels")).exc_info in (None, False)
+    assert start_with(KeyError("a bug")).exc_info not in (None, False)

@@ -24,7 +24,7 @@ def test_health_and_ready(client):
 
 def test_info_has_manifest_and_runtime(client):
     body = client.get("/info").json()
-    assert body["manifest"]["image_model"]["id"] == "fake/dinov3"
+    assert body["manifest"]["image_model"]["id"] == "fake/colour"
     rt = body["runtime"]
     assert rt["device"] == "cpu" and rt["dtype"] == "fp32"
     assert rt["index_size"] == 5 and rt["max_batch_size"] == 16 and rt["status"] == "ready"
@@ -67,9 +67,9 @@ def test_thumbnails_never_follow_paths(client):
 
 
 def test_thumbnail_of_an_image_gone_or_broken_since_indexing_is_404(client, fakes):
-    (fakes.retriever.image_dir / "red-1.jpg").write_bytes(b"no longer a jpeg")
+    (fakes.image_dir / "red-1.jpg").write_bytes(b"no longer a jpeg")
     assert_error(client.get("/items/red-1/image"), 404, "not_found")
-    (fakes.retriever.image_dir / "red-1.jpg").unlink()
+    (fakes.image_dir / "red-1.jpg").unlink()
     assert_error(client.get("/items/red-1/image"), 404, "not_found")
 
 

@@ -51,17 +51,27 @@ def test_png_upload_is_accepted(client):
     assert r.json()["hits"][0]["id"] == "blue-3"
 
 
-def test_filters_are_normalised_through_the_taxonomy(client, fakes):
-    r = client.post(
-        "/retrieve",
-        files={"image": ("q.jpg", jpeg(RED), "image/jpeg")},
-        data={"labels_any": ["Arañazo superficial, Dents", "crack"], "zones": "7", "k": "5"},
-    )
-    assert r.status_code == 200, r.text
-    filters = fakes.retriever.calls[-1]["filters"]
-    assert filters.labels_any == ("surface_scratch", "dent", "crack")
-    assert filters.zones == ("driver_side_door",)
-    assert {h["id"] for h in r.json()["hits"]} == {"red-1", "green-2", "blue-3", "orange-5"}
+def ids(response):
+    assert response.status_code == 200, response.text
+    return [h["id"] for h in response.json()["hits"]]
+
+
+def test_filters_are_normalised_through_the_taxonomy_and_really_filter(client):
+    # Spanish names, plurals and a zone number mean the same as the canonical ids.
+    loose = {"labels_any": ["Arañazo superficial, Dents", "crack"], "zones": "7"}
+    canonical = {"labels_any": "surface_scratch,dent,crack", "zones": "driver_side_door"}
+    assert ids(post(client, k="5", **loose)) == ids(post(client, k="5", **canonical))
+    # Only the cracked door is on the driver's door, however red the query is.
+    assert ids(post(client, k="5", **loose)) == ["blue-3"]
+
+
+def test_each_filter_keeps_exactly_the_matching_items_in_image_order(client):
+    assert ids(post(client)) == ["red-1", "orange-5", "grey-4", "green-2", "blue-3"]
+    assert ids(post(client, labels_any="dent")) == ["red-1", "green-2"]
+    assert ids(post(client, labels_all="surface_scratch,dent")) == ["red-1"]
+    assert ids(post(client, zones="hood_center")) == ["red-1", "orange-5"]
+    assert ids(post(client, areas="posterior")) == ["green-2"]
+    assert ids(post(client, labels_any="dent", zones="rear_bumper")) == ["green-2"]
 
 
 def test_unknown_label_is_a_422_naming_it(client):
@@ -90,13 +100,30 @@ def test_hybrid_without_text_is_a_422(client):
     assert "text" in body["error"]
 
 
-def test_hybrid_and_rerank_run_the_text_encoder_on_the_inference_thread(client, fakes):
-    r = post(client, mode="hybrid", text="a scratched hood", alpha="0.5")
-    assert r.status_code == 200, r.text
-    assert fakes.retriever.calls[-1]["alpha"] == 0.5
+def test_every_mode_ranks_by_what_it_searches(client):
+    # image: the red item first (the upload's own colour).
+    assert ids(post(client, k="3")) == ["red-1", "orange-5", "grey-4"]
+    # hybrid: the caption outweighs the colour: the cracked door first for a red image.
+    hybrid = post(client, mode="hybrid", text="a crack on the door", k="3")
+    assert ids(hybrid)[0] == "blue-3"
+    assert hybrid.json()["pseudo_text"] is None
+    # rerank: the red neighbours agree on scratches on the hood; that text matches orange-5
+    # (one scratch on the hood) better than red-1 (scratches and a dent), so orange-5 moves up.
+    rerank = post(client, mode="rerank", k="3")
+    assert rerank.json()["pseudo_text"] == "2 surface scratches on the hood center (frontal area)"
+    assert ids(rerank)[:2] == ["orange-5", "red-1"]
+
+
+def test_alpha_moves_the_hybrid_ranking(client):
+    text = {"mode": "hybrid", "text": "a crack on the door", "k": "2"}
+    assert ids(post(client, alpha="0", **text))[0] == "blue-3"
+    assert ids(post(client, alpha="1", **text)) == ["red-1", "orange-5"]
+
+
+def test_models_run_on_the_inference_thread(client, fakes):
+    assert post(client, mode="hybrid", text="a scratched hood").status_code == 200
     r = post(client, mode="rerank")
     assert r.status_code == 200
-    assert r.json()["pseudo_text"].startswith("2 surface scratches")
     assert "text_encode" in r.json()["timings"]
     assert fakes.text_encoder.threads == {"visrag-inference"}
     assert fakes.image_encoder.threads == {"visrag-inference"}

@@ -142,18 +142,30 @@ def test_retrieve_finds_the_indexed_image_itself(server, built):
 
 def test_rerank_hybrid_filters_and_context(server, built):
     base, _ = server
-    data, _ = dataset_image(built, 5)
+    data, own_id = dataset_image(built, 5)
     files = {"image": ("q.jpg", data, "image/jpeg")}
+
+    def hits(**form: str) -> list[dict]:
+        r = httpx.post(f"{base}/retrieve", files=files, data=form, timeout=30)
+        assert r.status_code == 200, r.text
+        return list(r.json()["hits"])
+
+    image_ids = [h["id"] for h in hits(k="3")]
+    assert image_ids[0] == own_id
+    # Every mode ranks: with all the weight on the image, hybrid and rerank rank like image.
+    hybrid = {"mode": "hybrid", "text": "a dent on the door", "k": "3"}
+    assert [h["id"] for h in hits(**hybrid, alpha="1")] == image_ids
+    assert [h["id"] for h in hits(mode="rerank", k="3", alpha="1")] == image_ids
     r = httpx.post(f"{base}/retrieve", files=files, data={"mode": "rerank", "k": "3"}, timeout=30)
     assert r.status_code == 200, r.text
     assert r.json()["pseudo_text"] and "text_encode" in r.json()["timings"]
-    hybrid = {"mode": "hybrid", "text": "a dent on the door", "k": "3"}
-    r = httpx.post(f"{base}/retrieve", files=files, data=hybrid, timeout=30)
-    assert r.status_code == 200, r.text
-    r = httpx.post(f"{base}/retrieve", files=files, data={"labels_any": "Abolladura", "k": "4"},
-                   timeout=30)  # fmt: skip
-    assert r.status_code == 200, r.text
-    assert all("dent" in {lb["id"] for lb in h["labels"]} for h in r.json()["hits"])
+    assert len(hits(**hybrid)) == 3
+    dents = hits(labels_any="Abolladura", k="4")
+    assert dents and all("dent" in {lb["id"] for lb in h["labels"]} for h in dents)
+    zone = hits(k="1")[0]["zone"]
+    in_zone = hits(zones=zone, k="24")
+    assert in_zone and all(h["zone"] == zone for h in in_zone)
+    assert len(in_zone) < len(hits(k="24"))  # the zone filter really dropped items
     r = httpx.post(f"{base}/retrieve", files=files, data={"labels_any": "rust"}, timeout=30)
     assert r.status_code == 422 and "rust" in r.json()["error"]
     r = httpx.post(f"{base}/context", files=files, data={"k": "4", "language": "es"}, timeout=30)
@@ -161,6 +173,7 @@ def test_rerank_hybrid_filters_and_context(server, built):
     ctx = r.json()
     assert ctx["context"].startswith("### Casos verificados similares")
     assert len(ctx["cases"]) == 4 and ctx["label_votes"][0]["neighbours"] == 4
+    assert ctx["cases"][0]["id"] == own_id
 
 
 def test_bad_uploads_over_http(server):
