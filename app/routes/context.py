@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 
 from app.auth import require_api_key
-from app.context import render_context
+from app.context import RenderedContext, render_context
+from app.messages import ImageLimits, message_parts, neighbour_images
 from app.dependencies import ReadyServiceDep, UploadDep
 from app.schemas import (
     ERROR_RESPONSES,
@@ -42,17 +48,39 @@ async def context(request: Request, service: ReadyServiceDep, upload: UploadDep)
         resources.taxonomy,
         language=form.language,
         max_examples=form.max_examples,
-        fmt=form.format,
+        fmt="text" if form.format == "messages" else form.format,
         image_url=lambda item_id: item_image_url(item_id, root),
     )
+    messages = None
+    if form.format == "messages":
+        messages = await _messages(request, form, rendered, resources.retriever.image_path)
     timings = {**answer.timings, "render": time.perf_counter() - start}
     service.metrics.observe_stages({"render": timings["render"]})
     return ContextResponse(
         context=rendered.context,
-        format=rendered.format,
+        format=form.format,
         language=rendered.language,
         cases=[CaseOut(**asdict(c)) for c in rendered.cases],
         label_votes=[LabelVoteOut(**asdict(v)) for v in rendered.label_votes],
         mode=answer.result.mode,
         timings=milliseconds(timings),
+        messages=messages,
     )
+
+
+async def _messages(
+    request: Request,
+    form: ContextForm,
+    rendered: RenderedContext,
+    path_of: Callable[[str], Path | str | None],
+) -> list[dict[str, Any]]:
+    """format=messages: the content parts, the images encoded off the event loop."""
+    base = str(request.base_url).rstrip("/")  # includes the root path
+    limits = ImageLimits(max_images=form.max_images, max_side=form.max_image_side,
+                         max_total_bytes=form.max_total_bytes, urls=form.image_urls)  # fmt: skip
+    images = await anyio.to_thread.run_sync(functools.partial(
+        neighbour_images, rendered.cases, limits, path_of=path_of,
+        url_of=lambda item_id, size: f"{base}{item_image_url(item_id)}?size={size}",
+    ))  # fmt: skip
+    return message_parts(rendered.cases, rendered.label_votes, language=rendered.language,
+                         images=images)  # fmt: skip
