@@ -39,7 +39,8 @@ _WORDS: dict[str, dict[str, str]] = {
     "es": {
         "intro": "A continuación, los {n} casos indexados más parecidos a la imagen a analizar, "
         "cada uno como una imagen seguida de sus etiquetas verificadas. Son casos de referencia "
-        "para comparar, no un diagnóstico de esa imagen. La similitud es la similitud coseno x 100.",
+        "para comparar, no un diagnóstico de esa imagen. La similitud es la similitud coseno "
+        "x 100.",
         "none": "No se encontró ningún caso indexado similar.",
         "case": "Caso {rank} ({id}): similitud {pct}%. Etiquetas verificadas: {labels}. "
         "Zona: {zone}.",

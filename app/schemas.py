@@ -27,6 +27,13 @@ from visrag_client.schemas import (
     TextPart,
 )
 
+# The wire models, defined in visrag_client.schemas, are used by the routes through this module.
+__all__ = [
+    "CaseLabelOut", "CaseOut", "ContextForm", "ContextResponse", "ErrorResponse",
+    "HealthResponse", "HitOut", "ImagePart", "InfoResponse", "LabelOut", "LabelVoteOut",
+    "QueryForm", "ReadyResponse", "RetrieveResponse", "TextPart", "hit_out", "item_image_url",
+    "milliseconds", "multipart_openapi", "ERROR_RESPONSES",
+]  # fmt: skip
 _LIST_FIELDS = ("labels_any", "labels_all", "zones", "areas")
 F = TypeVar("F", bound="QueryForm")
 

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Request
 
 from app.auth import require_api_key
 from app.context import RenderedContext, render_context
-from app.messages import ImageLimits, message_parts, neighbour_images
 from app.dependencies import ReadyServiceDep, UploadDep
+from app.messages import ImageLimits, message_parts, neighbour_images
 from app.schemas import (
     ERROR_RESPONSES,
     CaseOut,

@@ -28,6 +28,7 @@ from visrag_client.schemas import (
     RetrieveResponse,
 )
 
+
 class VisragClient(ClientBase):
     """Blocking client. ``with VisragClient(url) as c: c.context(path, format="messages")``."""
 
@@ -85,7 +86,7 @@ class VisragClient(ClientBase):
         areas: Iterable[str] | None = None,
     ) -> RetrieveResponse:
         """POST /retrieve: the ``k`` most similar indexed items (filters: any/all labels...)."""
-        fields = queryform_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
+        fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
         response = self._request("POST", "/retrieve", files={"image": image_upload(image)},
                                  data=form_fields(**fields))  # fmt: skip
         return parse(response, RetrieveResponse)
@@ -112,7 +113,7 @@ class VisragClient(ClientBase):
     ) -> ContextResponse:
         """POST /context: the similar verified cases as a prompt block (``format=messages``:
         chat content parts with the neighbours' images, in ``.messages``)."""
-        fields = queryform_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
+        fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
         fields.update(language=language, format=format, max_examples=max_examples,
                       image_urls=image_urls, max_images=max_images,
                       max_image_side=max_image_side, max_total_bytes=max_total_bytes)  # fmt: skip
@@ -190,7 +191,7 @@ class AsyncVisragClient(ClientBase):
         zones: Iterable[str] | None = None,
         areas: Iterable[str] | None = None,
     ) -> RetrieveResponse:
-        fields = queryform_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
+        fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
         response = await self._request("POST", "/retrieve", files={"image": image_upload(image)},
                                        data=form_fields(**fields))  # fmt: skip
         return parse(response, RetrieveResponse)
@@ -215,7 +216,7 @@ class AsyncVisragClient(ClientBase):
         zones: Iterable[str] | None = None,
         areas: Iterable[str] | None = None,
     ) -> ContextResponse:
-        fields = queryform_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
+        fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
         fields.update(language=language, format=format, max_examples=max_examples,
                       image_urls=image_urls, max_images=max_images,
                       max_image_side=max_image_side, max_total_bytes=max_total_bytes)  # fmt: skip

@@ -133,5 +133,3 @@ class ClientBase:
         if delay is None:
             raise VisragConnectionError(f"{self.base_url}: {exc}") from exc
         return delay
-
-
