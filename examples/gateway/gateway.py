@@ -7,9 +7,9 @@
          then a user message with those parts, the question and the image to analyse;
       3. the answer, with the cases and label votes the model was given.
 
-Configuration (environment): VISRAG_URL, VISRAG_API_KEY (optional), LLM_BASE_URL (e.g.
-http://host:8001/v1), LLM_MODEL, LLM_API_KEY (optional), LLM_TIMEOUT_S, GATEWAY_K,
-GATEWAY_MAX_IMAGES. Run: ``uvicorn gateway:app --app-dir examples/gateway``.
+Configuration (environment): GATEWAY_VISRAG_URL, GATEWAY_VISRAG_API_KEY (optional),
+GATEWAY_LLM_BASE_URL (e.g. http://host:8001/v1), GATEWAY_LLM_MODEL, GATEWAY_LLM_API_KEY
+(optional), GATEWAY_LLM_TIMEOUT_S, GATEWAY_K, GATEWAY_MAX_IMAGES. Run: ``uvicorn gateway:app --app-dir examples/gateway``.
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ class GatewaySettings:
     def from_env(cls) -> GatewaySettings:
         env = os.environ
         return cls(
-            visrag_url=env.get("VISRAG_URL", "http://127.0.0.1:8000"),
-            llm_base_url=env.get("LLM_BASE_URL", "http://127.0.0.1:8001/v1"),
-            llm_model=env.get("LLM_MODEL", "default"),
-            visrag_api_key=env.get("VISRAG_API_KEY") or None,
-            llm_api_key=env.get("LLM_API_KEY") or None,
-            llm_timeout_s=float(env.get("LLM_TIMEOUT_S", "120")),
+            visrag_url=env.get("GATEWAY_VISRAG_URL", "http://127.0.0.1:8000"),
+            llm_base_url=env.get("GATEWAY_LLM_BASE_URL", "http://127.0.0.1:8001/v1"),
+            llm_model=env.get("GATEWAY_LLM_MODEL", "default"),
+            visrag_api_key=env.get("GATEWAY_VISRAG_API_KEY") or None,
+            llm_api_key=env.get("GATEWAY_LLM_API_KEY") or None,
+            llm_timeout_s=float(env.get("GATEWAY_LLM_TIMEOUT_S", "120")),
             k=int(env.get("GATEWAY_K", "5")),
             max_images=int(env.get("GATEWAY_MAX_IMAGES", "5")),
         )

@@ -237,7 +237,10 @@ def test_compose_file_validates():
     )
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
-    assert set(resolved["services"]) == {"visrag", "indexer", "prometheus"}
+    assert set(resolved["services"]) == {"visrag", "indexer", "prometheus", "gateway"}
+    gateway = resolved["services"]["gateway"]
+    assert gateway["environment"]["GATEWAY_VISRAG_URL"] == "http://visrag:8000"
+    assert gateway["build"]["dockerfile"].endswith("examples/gateway/Dockerfile")
     assert resolved["services"]["visrag"]["environment"]["VISRAG_LOG_LEVEL"] == "info"
 
 
