@@ -9,7 +9,8 @@
 
 Configuration (environment): GATEWAY_VISRAG_URL, GATEWAY_VISRAG_API_KEY (optional),
 GATEWAY_LLM_BASE_URL (e.g. http://host:8001/v1), GATEWAY_LLM_MODEL, GATEWAY_LLM_API_KEY
-(optional), GATEWAY_LLM_TIMEOUT_S, GATEWAY_K, GATEWAY_MAX_IMAGES. Run: ``uvicorn gateway:app --app-dir examples/gateway``.
+(optional), GATEWAY_LLM_TIMEOUT_S, GATEWAY_K, GATEWAY_MAX_IMAGES.
+Run: ``uvicorn gateway:app --app-dir examples/gateway``.
 """
 
 from __future__ import annotations
