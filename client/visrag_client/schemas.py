@@ -6,7 +6,7 @@ Only pydantic: importing this module pulls neither torch nor FAISS.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -84,7 +84,7 @@ class ImagePart(BaseModel):
     image_url: ImageURL
 
 
-ContentPart = TextPart | ImagePart
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
 class ContextResponse(BaseModel):

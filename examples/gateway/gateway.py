@@ -25,6 +25,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from pydantic import BaseModel
 
 from visrag_client import AsyncVisragClient, VisragAPIError, VisragConnectionError
+from visrag_client.images import image_upload
 from visrag_client.schemas import CaseOut, LabelVoteOut
 
 SYSTEM = {
@@ -93,6 +94,14 @@ def chat_messages(
             ],
         },
     ]
+
+
+def image_type(data: bytes, declared: str | None) -> str:
+    """The query image's media type for its data URL: sniffed, else the declared one."""
+    _, _, sniffed = image_upload(data)
+    if sniffed.startswith("image/"):
+        return sniffed
+    return declared if declared and declared.startswith("image/") else "image/jpeg"
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

@@ -167,3 +167,19 @@ def test_async_client_retries_and_parses(sleeps):
     result = asyncio.run(run())
     assert result.hits[0].id == "a.jpg" and sleeps == [3.0]
     assert script.requests[-1].headers["authorization"] == "Bearer k"
+
+
+def test_messages_parse_into_typed_parts_and_back():
+    from visrag_client.schemas import ImagePart, TextPart
+
+    parts = [{"type": "text", "text": "intro"},
+             {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}},
+             {"type": "text", "text": "Case 1 (a.jpg): similarity 90%."}]  # fmt: skip
+    body = {"context": "intro", "format": "messages", "language": "en", "cases": [],
+            "label_votes": [], "mode": "image", "timings": {}, "messages": parts}  # fmt: skip
+    script = Script(httpx.Response(200, json=body))
+    ctx = client(script).context(JPEG, format="messages", max_images=1, image_urls=False)
+    assert [type(p) for p in ctx.messages or ()] == [TextPart, ImagePart, TextPart]
+    assert ctx.content_parts() == parts
+    sent = script.requests[0].content
+    assert b'name="format"\r\n\r\nmessages' in sent and b'name="image_urls"\r\n\r\nfalse' in sent
