@@ -63,8 +63,10 @@ COPY README.md ./
 COPY models ./models
 COPY indexer ./indexer
 COPY app ./app
+# The wire schemas the service answers with live in the light client's package (visrag_client).
+COPY client/visrag_client ./client/visrag_client
 RUN pip install --no-cache-dir --no-deps . \
-    && python -c "import app, indexer, models; import faiss, torch; print('torch', torch.__version__)"
+    && python -c "import app, indexer, models, visrag_client; import faiss, torch; print('torch', torch.__version__)"
 
 # ---------------------------------------------------------------------------------------------
 # Runtime: the virtual environment, a non-root user, mount points for weights and artifacts.

@@ -1,4 +1,5 @@
-"""Console entry point: the indexer's commands plus the service commands (`serve`, `demo`)."""
+"""Console entry point: the indexer's commands plus the service commands (`serve`, `demo`,
+`query`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from indexer.cli import cli
+from visrag_client.schemas import (
+    ContextFormat,
+    ContextResponse,
+    Language,
+    QueryMode,
+    RetrieveResponse,
+)
 
 
 @cli.command("serve")
@@ -61,6 +69,43 @@ def demo(
         typer.secho("(tiny random model: the neighbours are meaningless)", fg="red", bold=True)
     resources = demo_resources(build, rerank_candidates=settings.rerank_candidates)
     raise typer.Exit(run_server(settings, resources=resources))
+
+
+@cli.command("query")
+def query(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="query image")],
+    url: Annotated[str, typer.Option(help="the visrag service, e.g. http://127.0.0.1:8000")],
+    context: Annotated[
+        bool, typer.Option("--context", help="POST /context instead of /retrieve")
+    ] = False,
+    fmt: Annotated[ContextFormat, typer.Option("--format", help="context format")] = "markdown",
+    k: Annotated[int | None, typer.Option(help="neighbours (default: the service's)")] = None,
+    mode: Annotated[QueryMode | None, typer.Option(help="query mode")] = None,
+    text: Annotated[str | None, typer.Option(help="caption (mode hybrid)")] = None,
+    language: Annotated[Language, typer.Option(help="context language")] = "en",
+    api_key: Annotated[str | None, typer.Option(help="API key, if the service has keys")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds per request")] = 60.0,
+) -> None:
+    """Query a running visrag service over HTTP (the visrag_client a gateway uses).
+
+    Prints the context block (markdown/text), else the JSON answer.
+    """
+    from visrag_client import VisragClient, VisragClientError
+
+    try:
+        with VisragClient(url, api_key=api_key, timeout=timeout) as client:
+            answer: RetrieveResponse | ContextResponse = (
+                client.context(image, k=k, mode=mode, text=text, format=fmt, language=language)
+                if context
+                else client.retrieve(image, k=k, mode=mode, text=text)
+            )
+    except VisragClientError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    if isinstance(answer, ContextResponse) and answer.format in ("markdown", "text"):
+        typer.echo(answer.context, nl=False)
+    else:
+        typer.echo(answer.model_dump_json(indent=2, exclude_none=True))
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""Pydantic models of the HTTP boundary: form fields in, JSON out. The service never sees them:
-a form becomes a plain :class:`app.query.Query` at the route."""
+"""The HTTP boundary: form fields in (here; a form becomes a plain :class:`app.query.Query` at
+the route, the service never sees pydantic) and the JSON answers, defined once in
+``visrag_client.schemas`` and shared with the client."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.query import Query
 from indexer.hits import Hit
+from visrag_client.schemas import (
+    ErrorResponse,
+    HitOut,
+    LabelOut,
+)
 
 _LIST_FIELDS = ("labels_any", "labels_all", "zones", "areas")
 F = TypeVar("F", bound="QueryForm")
@@ -66,92 +72,16 @@ class ContextForm(QueryForm):
 
     language: Literal["en", "es"] = Field("en", description="Language of the context block.")
     max_examples: int = Field(5, ge=1, le=100, description="Cases listed in the block.")
-    format: Literal["markdown", "text", "json"] = Field("markdown", description="Block format.")
-
-
-class LabelOut(BaseModel):
-    id: str = Field(description="Canonical label id.")
-    count: int = Field(description="Instances of this label on the item.")
-    name: str = Field(description="English display name.")
-    name_es: str = Field(description="Spanish display name.")
-    coarse: str = Field(description="Coarse (benchmark) label.")
-
-
-class HitOut(BaseModel):
-    id: str
-    rank: int = Field(description="1 = most similar.")
-    score: float = Field(description="Cosine similarity of the searched vectors, -1..1.")
-    labels: list[LabelOut]
-    zone: str
-    zone_name: str
-    area: str
-    description: str
-    image_url: str = Field(description="Thumbnail of the indexed image (GET).")
-
-
-class RetrieveResponse(BaseModel):
-    hits: list[HitOut]
-    mode: str
-    timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
-    pseudo_text: str | None = Field(None, description="Consensus description used by 'rerank'.")
-
-
-class CaseLabelOut(BaseModel):
-    id: str
-    count: int
-    name: str = Field(description="Display name in the requested language.")
-
-
-class CaseOut(BaseModel):
-    rank: int
-    id: str
-    similarity_pct: int = Field(description="Cosine similarity x 100, rounded.")
-    score: float
-    labels: list[CaseLabelOut]
-    zone: str
-    zone_name: str
-    area: str
-    area_name: str
-    description: str = Field(description="Template description in the requested language.")
-    image_url: str
-
-
-class LabelVoteOut(BaseModel):
-    label: str
-    name: str
-    support: int = Field(description="Neighbours carrying the label.")
-    neighbours: int = Field(description="Neighbours voting.")
-    weighted: float = Field(description="Share of the similarity weight carrying the label, 0..1.")
-
-
-class ContextResponse(BaseModel):
-    context: str = Field(description="The block to paste into the VLM prompt.")
-    format: str
-    language: str
-    cases: list[CaseOut]
-    label_votes: list[LabelVoteOut]
-    mode: str
-    timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
-
-
-class ErrorResponse(BaseModel):
-    error: str
-    error_type: str
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ok"] = "ok"
-
-
-class ReadyResponse(BaseModel):
-    ready: bool
-    status: str = Field(description="loading | warming_up | ready | failed | stopping")
-    reason: str | None = None
-
-
-class InfoResponse(BaseModel):
-    manifest: dict[str, Any]
-    runtime: dict[str, Any]
+    format: Literal["markdown", "text", "json", "messages"] = Field(
+        "markdown", description="Block format; 'messages': also chat content parts with images."
+    )
+    # format=messages only: the neighbours' images in the content parts.
+    image_urls: bool = Field(False, description="Thumbnail URLs instead of JPEG data URLs.")
+    max_images: int = Field(5, ge=0, le=20, description="Neighbour images in the parts.")
+    max_image_side: int = Field(512, ge=64, le=1024, description="Longer side of each image.")
+    max_total_bytes: int = Field(
+        2_000_000, ge=10_000, le=20_000_000, description="Bytes of all data URLs together."
+    )
 
 
 def item_image_url(item_id: str, root_path: str = "") -> str:

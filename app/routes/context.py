@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 
 from app.auth import require_api_key
-from app.context import render_context
+from app.context import RenderedContext, render_context
 from app.dependencies import ReadyDep, UploadDep
+from app.messages import ImageLimits, message_parts, neighbour_images
 from app.schemas import (
     ERROR_RESPONSES,
-    CaseOut,
     ContextForm,
-    ContextResponse,
-    LabelVoteOut,
     item_image_url,
     milliseconds,
     multipart_openapi,
+)
+from visrag_client.schemas import (
+    CaseOut,
+    ContextResponse,
+    LabelVoteOut,
 )
 
 router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
@@ -38,17 +45,39 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
         render_context,
         language=form.language,
         max_examples=form.max_examples,
-        fmt=form.format,
+        fmt="text" if form.format == "messages" else form.format,
         image_url=lambda item_id: item_image_url(item_id, root),
     )
     answer = await ready.answer(upload.data, form.query(), render)
     rendered = answer.rendered
+    messages = None
+    if form.format == "messages":
+        messages = await _messages(request, form, rendered, ready.image_path)
     return ContextResponse(
         context=rendered.context,
-        format=rendered.format,
+        format=form.format,
         language=rendered.language,
         cases=[CaseOut(**asdict(c)) for c in rendered.cases],
         label_votes=[LabelVoteOut(**asdict(v)) for v in rendered.label_votes],
         mode=answer.result.mode,
         timings=milliseconds(answer.timings),
+        messages=messages,
     )
+
+
+async def _messages(
+    request: Request,
+    form: ContextForm,
+    rendered: RenderedContext,
+    path_of: Callable[[str], Path | str | None],
+) -> list[dict[str, Any]]:
+    """format=messages: the content parts, the images encoded off the event loop."""
+    base = str(request.base_url).rstrip("/")  # includes the root path
+    limits = ImageLimits(max_images=form.max_images, max_side=form.max_image_side,
+                         max_total_bytes=form.max_total_bytes, urls=form.image_urls)  # fmt: skip
+    images = await anyio.to_thread.run_sync(functools.partial(
+        neighbour_images, rendered.cases, limits, path_of=path_of,
+        url_of=lambda item_id, size: f"{base}{item_image_url(item_id)}?size={size}",
+    ))  # fmt: skip
+    return message_parts(rendered.cases, rendered.label_votes, language=rendered.language,
+                         images=images)  # fmt: skip

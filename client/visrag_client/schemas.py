@@ -1,0 +1,126 @@
+"""The wire schemas of the visrag HTTP API: the one definition, shared by the service and clients.
+
+The service (``app/``) answers with these models; ``VisragClient`` parses its answers into them.
+Only pydantic: importing this module pulls neither torch nor FAISS.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+QueryMode = Literal["image", "hybrid", "rerank"]
+ContextFormat = Literal["markdown", "text", "json", "messages"]
+Language = Literal["en", "es"]
+
+
+class LabelOut(BaseModel):
+    id: str = Field(description="Canonical label id.")
+    count: int = Field(description="Instances of this label on the item.")
+    name: str = Field(description="English display name.")
+    name_es: str = Field(description="Spanish display name.")
+    coarse: str = Field(description="Coarse (benchmark) label.")
+
+
+class HitOut(BaseModel):
+    id: str
+    rank: int = Field(description="1 = most similar.")
+    score: float = Field(description="Cosine similarity of the searched vectors, -1..1.")
+    labels: list[LabelOut]
+    zone: str
+    zone_name: str
+    area: str
+    description: str
+    image_url: str = Field(description="Thumbnail of the indexed image (GET).")
+
+
+class RetrieveResponse(BaseModel):
+    hits: list[HitOut]
+    mode: str
+    timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
+    pseudo_text: str | None = Field(None, description="Consensus description used by 'rerank'.")
+
+
+class CaseLabelOut(BaseModel):
+    id: str
+    count: int
+    name: str = Field(description="Display name in the requested language.")
+
+
+class CaseOut(BaseModel):
+    rank: int
+    id: str
+    similarity_pct: int = Field(description="Cosine similarity x 100, rounded.")
+    score: float
+    labels: list[CaseLabelOut]
+    zone: str
+    zone_name: str
+    area: str
+    area_name: str
+    description: str = Field(description="Template description in the requested language.")
+    image_url: str
+
+
+class LabelVoteOut(BaseModel):
+    label: str
+    name: str
+    support: int = Field(description="Neighbours carrying the label.")
+    neighbours: int = Field(description="Neighbours voting.")
+    weighted: float = Field(description="Share of the similarity weight carrying the label, 0..1.")
+
+
+class ImageURL(BaseModel):
+    url: str = Field(description="A data:image/jpeg;base64 URL or an http(s) thumbnail URL.")
+
+
+class TextPart(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(BaseModel):
+    type: Literal["image_url"] = "image_url"
+    image_url: ImageURL
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class ContextResponse(BaseModel):
+    context: str = Field(description="The block to paste into the VLM prompt.")
+    format: str
+    language: str
+    cases: list[CaseOut]
+    label_votes: list[LabelVoteOut]
+    mode: str
+    timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
+    messages: list[ContentPart] | None = Field(
+        None,
+        description="format=messages: OpenAI-compatible chat content parts (instruction, each "
+        "neighbour's image and labels, the label votes), for a user message's 'content'.",
+    )
+
+    def content_parts(self) -> list[dict[str, Any]]:
+        """``messages`` as plain dicts, ready for a chat-completions request body."""
+        return [part.model_dump() for part in self.messages or ()]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    error_type: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    status: str = Field(description="loading | warming_up | ready | failed | stopping")
+    reason: str | None = None
+
+
+class InfoResponse(BaseModel):
+    manifest: dict[str, Any]
+    runtime: dict[str, Any]
