@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from indexer.evaluation.runner import Evaluation
+    from indexer.evaluation.results import Evaluation
 
 BASELINE_STYLE = {
     "majority": {"color": "#7f7f7f", "linestyle": "--"},

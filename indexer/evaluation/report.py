@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.evaluation import plots
-from indexer.evaluation.runner import Evaluation, QueryOutcome, RunResult, summary_rows
+from indexer.evaluation.results import Evaluation, QueryOutcome, RunResult, summary_rows
 
 logger = logging.getLogger(__name__)
 

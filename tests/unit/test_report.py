@@ -188,20 +188,22 @@ def test_report_files(retriever, tmp_path):
 
 
 def test_majority_ranking_prefers_the_most_frequent_label_set():
-    from indexer.evaluation.runner import _majority_ranking
+    from indexer.evaluation.baselines import majority_ranking
 
     sets = [frozenset({"surface_scratch", "dent"}), frozenset({"surface_scratch"}),
             frozenset({"dent"}), frozenset({"surface_scratch"})]  # fmt: skip
     items = [Item(i, f"i{i}", {}, "g") for i in range(4)]
-    ranked = _majority_ranking(items, sets, np.arange(4), 4)
+    ranked = majority_ranking(items, sets, np.arange(4), 4)
     # {scratch} is the most frequent set (2 items); then {scratch, dent} (label frequencies 3 + 2)
     # before {dent} (2)
     assert [n.id for n in ranked] == ["i1", "i3", "i0", "i2"]
-    assert [n.id for n in _majority_ranking(items, sets, np.array([0, 2]), 2)] == ["i0", "i2"]
+    assert [n.id for n in majority_ranking(items, sets, np.array([0, 2]), 2)] == ["i0", "i2"]
 
 
 class PixelEncoder:
     """Stand-in image encoder: the first 32 pixel values of a 4x4 thumbnail, L2-normalised."""
+
+    image_size = 4
 
     def preprocess(self, image):
         return np.asarray(image.convert("RGB").resize((4, 4)), np.float32).ravel()[:32] + 1.0
