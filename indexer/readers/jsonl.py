@@ -5,8 +5,9 @@ Optional keys: ``id``, ``labels`` (list or {label: count}), ``zone``, ``descript
 relative to the manifest's directory. ``labels``, when given, are the image's labels (and the ones
 checked against the taxonomy); otherwise labels are counted from ``defects``. Without ``zone``, it
 comes from ``zona_<N>`` in the file name. A given ``description`` is the item's indexed text (the
-text vector and the catalogue); without one, the template description of its labels and zone. ``group`` is used unless the caller passes an explicit
-``group_by`` rule, which then overrides it. Every image's header is read (size and truncation).
+text vector and the catalogue); without one, the template description of its labels and zone.
+``group`` is used unless the caller passes an explicit ``group_by`` rule, which then overrides it.
+Every image's header is read (size and truncation).
 """
 
 from __future__ import annotations
