@@ -135,6 +135,16 @@ def test_report_files(retriever, tmp_path):
     assert "http://" not in page and "https://" not in page
 
 
+def test_report_page_escapes_dataset_text(retriever, tmp_path):
+    ev = evaluate(retriever, leave_one_out_queries(retriever.artifacts), ks=[1, 3],
+                  leave_one_out=True, random_repeats=1)  # fmt: skip
+    ev.warnings.append('<script>alert("x")</script> & co')
+    ev.runs[0].name = "<b>image</b>"
+    page = write_report(ev, tmp_path / "out")["report"].read_text()
+    assert "<script>" not in page and "<b>image" not in page
+    assert "&lt;script&gt;" in page and "&lt;b&gt;image&lt;/b&gt;" in page
+
+
 def test_majority_ranking_prefers_the_most_frequent_label_set(taxonomy):
     from indexer.evaluation.baselines import majority_ranking
 
