@@ -152,7 +152,7 @@ def assemble_resources(
     retriever = Retriever(
         artifacts,
         image_encoder=image_encoder,
-        text_encoder=on_worker,
+        text_encoder=on_worker,  # type: ignore[arg-type]  # the OnWorker proxy (issue 10 B removes it)
         taxonomy=taxonomy,
         rerank_candidates=rerank_candidates,
     )

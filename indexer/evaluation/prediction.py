@@ -78,9 +78,9 @@ def f1_scores(truths: Sequence[LabelSet], predictions: Sequence[LabelSet]) -> F1
         fn.update(t - p)
     per_label: dict[str, LabelScores] = {}
     for label in sorted(set(support) | set(predicted)):
-        p = tp[label] / (tp[label] + fp[label]) if tp[label] + fp[label] else 0.0
-        r = tp[label] / (tp[label] + fn[label]) if tp[label] + fn[label] else 0.0
-        per_label[label] = LabelScores(p, r, _f1(p, r), support[label], predicted[label])
+        prec = tp[label] / (tp[label] + fp[label]) if tp[label] + fp[label] else 0.0
+        rec = tp[label] / (tp[label] + fn[label]) if tp[label] + fn[label] else 0.0
+        per_label[label] = LabelScores(prec, rec, _f1(prec, rec), support[label], predicted[label])
     stp, sfp, sfn = sum(tp.values()), sum(fp.values()), sum(fn.values())
     mp = stp / (stp + sfp) if stp + sfp else 0.0
     mr = stp / (stp + sfn) if stp + sfn else 0.0

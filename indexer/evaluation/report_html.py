@@ -50,8 +50,8 @@ def _thumb(path: Path | None) -> str:
     try:
         from PIL import Image, ImageOps
 
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
+        with Image.open(path) as opened:
+            im = ImageOps.exif_transpose(opened).convert("RGB")
             im.thumbnail((THUMB_PX, THUMB_PX))
             buf = io.BytesIO()
             im.save(buf, format="JPEG", quality=80)

@@ -59,7 +59,8 @@ def configs_for(modes: Sequence[str], alphas: Sequence[float] | None) -> list[Ru
         if mode == "image":
             out.append(RunConfig("image"))
         else:
-            out.extend(RunConfig(mode, a) for a in (alphas or [None]))
+            weights: Sequence[float | None] = alphas or [None]
+            out.extend(RunConfig(mode, a) for a in weights)
     return list(dict.fromkeys(out))
 
 
@@ -131,7 +132,7 @@ def evaluate(
     timings: dict[RunConfig, dict[str, list[float]]] = {c: {} for c in configs}
     decode_times: list[float] = []
     for n, q in enumerate(queries):
-        vector, encode_stages = q.vector, {}
+        vector, encode_stages = q.vector, dict[str, float]()
         if vector is None:
             # Embed once per query, then search every configuration: the service's image ->
             # vector path, without re-encoding the image per sweep point.
