@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from indexer.hits import Hit, RetrievalResult
+from indexer.votes import tally
 from models.description import describe
 from models.taxonomy import Taxonomy
 
@@ -84,6 +84,7 @@ class LabelVote:
     support: int
     neighbours: int
     weighted: float
+    predicted: bool  # the vote rule keeps it: at least half of the neighbours (or the top vote)
 
 
 @dataclass(frozen=True)
@@ -101,34 +102,24 @@ def similarity_pct(score: float) -> int:
 
 
 def label_votes(hits: tuple[Hit, ...], taxonomy: Taxonomy, *, language: str) -> list[LabelVote]:
-    """How many neighbours carry each label, and their share of the (non-negative) similarity.
-
-    A neighbour without labels votes for ``no_damage``. Order: support, then weight, then the
-    taxonomy's canonical order.
-    """
-    if not hits:
-        return []
-    weights = [max(h.score, 0.0) for h in hits]
-    total = sum(weights)
-    if total <= 0:
-        weights, total = [1.0] * len(hits), float(len(hits))
-    support: dict[str, int] = {}
-    weight: dict[str, float] = {}
-    for hit, w in zip(hits, weights, strict=True):
-        ids = {lb.id for lb in hit.labels} or {taxonomy.no_damage_id}
-        for label_id in ids:
-            support[label_id] = support.get(label_id, 0) + 1
-            weight[label_id] = weight.get(label_id, 0.0) + w / total
-    ordered = sorted(support, key=lambda i: (-support[i], -weight[i], taxonomy.order(i), i))
+    """The label votes of the neighbours, by the one rule of :mod:`indexer.votes`: support, share
+    of the (non-negative) similarity, and whether the rule predicts the label."""
+    votes = tally(
+        [{lb.id: lb.count for lb in h.labels} for h in hits],
+        [h.score for h in hits],
+        no_damage=taxonomy.no_damage_id,
+        order=taxonomy.order,
+    )
     return [
         LabelVote(
-            label=i,
-            name=taxonomy.normalise(i).name(language),
-            support=support[i],
-            neighbours=len(hits),
-            weighted=round(weight[i], 4),
+            label=v.label,
+            name=taxonomy.normalise(v.label).name(language),
+            support=v.support,
+            neighbours=v.neighbours,
+            weighted=round(v.weighted, 4),
+            predicted=v.predicted,
         )
-        for i in ordered
+        for v in votes
     ]
 
 
@@ -247,7 +238,3 @@ def _render_prose(
                 )
             )
     return "\n".join(lines) + "\n"
-
-
-def as_dict(rendered: RenderedContext) -> dict[str, Any]:
-    return asdict(rendered)

@@ -210,7 +210,7 @@ def catalogue_items(
                 labels=dict(record.labels),
                 zone=zone.id,
                 area=zone.area,
-                description=describe(record.labels, zone.id, taxonomy),
+                description=record.description or describe(record.labels, zone.id, taxonomy),
                 group=record.group or record.id,
                 defects=defects,
             )

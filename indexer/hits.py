@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from models.errors import VisragError
 
@@ -55,7 +55,6 @@ class Hit:
     description: str
     image: str  # reference to the indexed image (path relative to the dataset root, or as given)
     group: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,6 @@ class Record:
     group: str = ""
     description: str | None = None
     source: str = ""  # annotation file (or manifest line) the record came from
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

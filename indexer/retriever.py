@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,10 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.hits import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
+from indexer.votes import consensus
+from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.description import describe
+from models.embedding import embed_image
 from models.fusion import fuse, l2_normalise
 from models.taxonomy import Taxonomy
 
@@ -37,49 +39,6 @@ if TYPE_CHECKING:
 Vector = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class Consensus:
-    """Labels the neighbours agree on: {label: count}, the majority zone, each label's support."""
-
-    labels: dict[str, int]
-    zone: str
-    support: dict[str, float]
-
-
-def label_consensus(
-    items: Sequence[CatalogueItem],
-    weights: Sequence[float],
-    taxonomy: Taxonomy,
-    *,
-    min_support: float = 0.5,
-) -> Consensus:
-    """Weighted vote over neighbours: a label is kept when its share of the weight >= min_support.
-
-    Weights are the neighbours' similarities clipped at a small positive floor, so that a neighbour
-    with a negative cosine still counts a little rather than voting against. The kept count is the
-    median count among the neighbours that carry the label.
-    """
-    w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-3)
-    total = float(w.sum()) or 1.0
-    support: dict[str, float] = {}
-    counts: dict[str, list[int]] = {}
-    zones: Counter[str] = Counter()
-    for item, weight in zip(items, w, strict=True):
-        labels = item.labels or {taxonomy.no_damage_id: 1}
-        for label, n in labels.items():
-            support[label] = support.get(label, 0.0) + weight / total
-            counts.setdefault(label, []).append(int(n))
-        zones[item.zone] += weight
-    kept = {
-        label: max(1, round(float(np.median(counts[label]))))
-        for label, s in support.items()
-        if s >= min_support and label != taxonomy.no_damage_id
-    }
-    zone = min(zones.items(), key=lambda kv: (-kv[1], kv[0]))[0] if zones else taxonomy.unknown_id
-    ordered = dict(sorted(support.items(), key=lambda kv: (-kv[1], taxonomy.order(kv[0]))))
-    return Consensus(labels=taxonomy.sort_counts(kept), zone=zone, support=ordered)
-
-
 class Retriever:
     """Answers queries against loaded artifacts with the configured encoders."""
 
@@ -87,8 +46,8 @@ class Retriever:
         self,
         artifacts: Artifacts,
         *,
-        image_encoder: Any | None,
-        text_encoder: Any | None,
+        image_encoder: ImageEncoderProtocol | None,
+        text_encoder: TextEncoderProtocol | None,
         taxonomy: Taxonomy,
         rerank_candidates: int = 20,
     ) -> None:
@@ -121,16 +80,12 @@ class Retriever:
         filters: Filters | None = None,
         alpha: float | None = None,
     ) -> RetrievalResult:
-        """Preprocess and encode an image, then :meth:`search`."""
+        """Embed an image (:func:`models.embedding.embed_image`), then :meth:`search`."""
         if self.image_encoder is None:
             raise QueryError("no image encoder is loaded: query with a vector instead")
-        t0 = time.perf_counter()
-        pixels = self.image_encoder.preprocess(image)
-        t1 = time.perf_counter()
-        vector = self.image_encoder.encode_preprocessed([pixels])[0]
-        t2 = time.perf_counter()
+        vector, stages = embed_image(image, self.image_encoder)
         result = self.search(vector, k=k, mode=mode, text=text, filters=filters, alpha=alpha)
-        timings = {"preprocess": t1 - t0, "encode": t2 - t1, **result.timings}
+        timings = {**stages, **result.timings}
         return RetrievalResult(result.hits, result.mode, timings, result.pseudo_text)
 
     # -- vector in -------------------------------------------------------------------------------
@@ -185,8 +140,8 @@ class Retriever:
             cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded)
             timings["search"] = time.perf_counter() - t0
             items = [self.artifacts.items[r] for r in cand_rows]
-            consensus = label_consensus(items, cand_scores.tolist(), self.taxonomy)
-            pseudo_text = describe(consensus.labels, consensus.zone, self.taxonomy)
+            agreed = consensus(items, cand_scores.tolist(), self.taxonomy)
+            pseudo_text = describe(agreed.labels, agreed.zone, self.taxonomy)
             tvec = self._encode_text(pseudo_text, timings, encode_text)
             t0 = time.perf_counter()
             fused = a * cand_scores + (1 - a) * (self.artifacts.text_vectors[cand_rows] @ tvec)
@@ -201,8 +156,6 @@ class Retriever:
             for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)
         )
         return RetrievalResult(hits=hits, mode=mode, timings=timings, pseudo_text=pseudo_text)
-
-    retrieve_vector = search
 
     # -- catalogue -------------------------------------------------------------------------------
     def item(self, item_id: str) -> CatalogueItem | None:

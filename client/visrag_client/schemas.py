@@ -68,6 +68,7 @@ class LabelVoteOut(BaseModel):
     support: int = Field(description="Neighbours carrying the label.")
     neighbours: int = Field(description="Neighbours voting.")
     weighted: float = Field(description="Share of the similarity weight carrying the label, 0..1.")
+    predicted: bool = Field(description="The vote rule keeps the label (>= half the neighbours).")
 
 
 class ImageURL(BaseModel):

@@ -9,7 +9,7 @@ Definitions:
 - *density* terciles: the 1/3 and 2/3 quantiles of defects per image over **damaged** images;
   low <= t1 < medium <= t2 < high;
 - *relative area*: defect area / image area, in buckets very_small < 0.5% <= small < 2% <=
-  medium < 10% <= large;
+  medium < 10% <= large (the size measures are in :mod:`indexer.analysis.sizes`);
 - *class imbalance ratio*: instances of the most frequent damage label / instances of the least
   frequent one present (labels with no instance are listed as absent, not divided by).
 """
@@ -23,15 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from indexer.analysis.sizes import density, image_sizes, relative_area, rounded, stats
 from indexer.readers import DatasetScan, read_dataset
 from models.taxonomy import Taxonomy
 
-AREA_BUCKETS: tuple[tuple[str, float], ...] = (
-    ("very_small", 0.005),
-    ("small", 0.02),
-    ("medium", 0.10),
-    ("large", float("inf")),
-)
 NO_DAMAGE = "no_damage"
 # Problem reasons are free text; these fragments (written by indexer.readers) name their kind.
 _PROBLEM_KINDS = (
@@ -62,13 +57,13 @@ def analyse(scan: DatasetScan, *, taxonomy: Taxonomy | None = None) -> dict[str,
             "groups": len({r.group or r.id for r in records}),
             "problems": len(scan.problems),
         },
-        "defects_per_image": _stats(per_image, histogram=True),
+        "defects_per_image": stats(per_image, histogram=True),
         "labels": _labels(scan, order, taxonomy),
         "zones": _zones(scan, taxonomy),
         "cooccurrence": _cooccurrence(scan, [k for k in order if k != NO_DAMAGE]),
-        "density": _density(damaged, int((per_image == 0).sum())),
-        "image_sizes": _sizes(scan),
-        "relative_area": _relative_area(scan, order),
+        "density": density(damaged, int((per_image == 0).sum())),
+        "image_sizes": image_sizes(scan.records),
+        "relative_area": relative_area(scan.records, order),
         "imbalance": _imbalance(scan, order, taxonomy),
         "coverage": scan.coverage.as_dict(),
         "problems": _problems(scan),
@@ -106,27 +101,6 @@ def problem_kind(reason: str) -> str:
 
 
 # -- sections -------------------------------------------------------------------------------------
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
-def _stats(values: np.ndarray, *, histogram: bool = False) -> dict[str, Any]:
-    if values.size == 0:
-        out: dict[str, Any] = {"mean": 0.0, "median": 0.0, "std": 0.0, "min": 0, "max": 0}
-    else:
-        out = {
-            "mean": _r(values.mean()),
-            "median": _r(np.median(values)),
-            "std": _r(values.std()),
-            "min": _r(values.min()),
-            "max": _r(values.max()),
-        }
-    if histogram:
-        counts = Counter(int(v) for v in values)
-        out["histogram"] = {str(k): counts[k] for k in sorted(counts)}
-    return out
-
-
 def _label_order(scan: DatasetScan, taxonomy: Taxonomy | None) -> list[str]:
     seen = {k for r in scan.records for k in r.labels}
     if taxonomy is not None:
@@ -163,8 +137,8 @@ def _labels(scan: DatasetScan, order: list[str], taxonomy: Taxonomy | None) -> d
             "name": _name(k, taxonomy),
             "images": images[k],
             "instances": instances[k],
-            "image_share": _r(images[k] / n_images),
-            "instance_share": _r(instances[k] / n_instances) if k != NO_DAMAGE else 0.0,
+            "image_share": rounded(images[k] / n_images),
+            "instance_share": rounded(instances[k] / n_instances) if k != NO_DAMAGE else 0.0,
         }
         for k in order
     }
@@ -203,71 +177,6 @@ def _cooccurrence(scan: DatasetScan, labels: list[str]) -> dict[str, Any]:
     return {"labels": labels, "matrix": matrix.tolist(), "unit": "images containing both"}
 
 
-def _density(damaged: np.ndarray, no_damage: int) -> dict[str, Any]:
-    if damaged.size == 0:
-        return {"thresholds": [], "buckets": {}, "no_damage_images": no_damage}
-    t1, t2 = (float(q) for q in np.quantile(damaged, [1 / 3, 2 / 3]))
-    low = int((damaged <= t1).sum())
-    high = int((damaged > t2).sum())
-    return {
-        "thresholds": [_r(t1), _r(t2)],
-        "rule": "low: n <= t1; medium: t1 < n <= t2; high: n > t2 (n = defects per damaged image)",
-        "buckets": {"low": low, "medium": int(damaged.size) - low - high, "high": high},
-        "no_damage_images": no_damage,
-    }
-
-
-def _sizes(scan: DatasetScan) -> dict[str, Any]:
-    sized = [(r.width, r.height) for r in scan.records if r.width and r.height]
-    counts = Counter(sized)
-    widths = np.array([w for w, _ in sized], dtype=float)
-    heights = np.array([h for _, h in sized], dtype=float)
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-    return {
-        "distinct": len(counts),
-        "most_common": [{"width": w, "height": h, "images": n} for (w, h), n in top],
-        "width": _stats(widths),
-        "height": _stats(heights),
-        "megapixels": _stats(widths * heights / 1e6),
-    }
-
-
-def _bucket(share: float) -> str:
-    for name, upper in AREA_BUCKETS:
-        if share < upper:
-            return name
-    return AREA_BUCKETS[-1][0]
-
-
-def _relative_area(scan: DatasetScan, order: list[str]) -> dict[str, Any]:
-    buckets: Counter[str] = Counter()
-    per_label: dict[str, Counter[str]] = {}
-    shares = []
-    for r in scan.records:
-        if not (r.width and r.height):
-            continue
-        for d in r.defects:
-            share = d.area / (r.width * r.height)
-            shares.append(share)
-            name = _bucket(share)
-            buckets[name] += 1
-            per_label.setdefault(d.label, Counter())[name] += 1
-    names = [name for name, _ in AREA_BUCKETS]
-    return {
-        "thresholds": {
-            "very_small": "< 0.5%",
-            "small": "0.5% to < 2%",
-            "medium": "2% to < 10%",
-            "large": ">= 10%",
-        },
-        "buckets": {name: buckets[name] for name in names},
-        "share_of_image": _stats(np.array(shares, dtype=float)),
-        "per_label": {
-            k: {name: per_label[k][name] for name in names} for k in order if k in per_label
-        },
-    }
-
-
 def _imbalance(scan: DatasetScan, order: list[str], taxonomy: Taxonomy | None) -> dict[str, Any]:
     unknown = taxonomy.unknown_id if taxonomy is not None else "unknown"
     damage = [k for k in order if k not in (NO_DAMAGE, unknown)]
@@ -281,8 +190,8 @@ def _imbalance(scan: DatasetScan, order: list[str], taxonomy: Taxonomy | None) -
     most_img = max(images[k] for k in present)
     least_img = min(images[k] for k in present)
     return {
-        "ratio_instances": _r(instances[most] / instances[least]),
-        "ratio_images": _r(most_img / least_img),
+        "ratio_instances": rounded(instances[most] / instances[least]),
+        "ratio_images": rounded(most_img / least_img),
         "most_frequent": most,
         "least_frequent": least,
         "absent": [k for k in damage if instances[k] == 0],

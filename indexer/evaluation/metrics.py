@@ -13,6 +13,9 @@ neighbour. Definitions (also in ``docs/evaluation.md``):
 - **Short rankings** (fewer hits than k, e.g. k larger than the index): missing slots are
   non-relevant and contribute nothing; precision@k still divides by k.
 
+The kNN-vote prediction and its F1 / confusion scores are in
+:mod:`indexer.evaluation.prediction`.
+
 Per query, at cut-off k over the ranking ``N_1..N_n`` and query labels ``Q``:
 
 - ``recall@k`` = |Q ∩ (N_1 ∪ … ∪ N_k)| / |Q| (the reference project's label recall);
@@ -24,11 +27,6 @@ Per query, at cut-off k over the ranking ``N_1..N_n`` and query labels ``Q``:
 - ``ndcg@k`` = DCG@k / IDCG@k, gain_i = Jaccard(Q, N_i), discount 1/log2(i+1); the ideal ranking
   is the pool's k largest gains; 0 when the ideal is 0 (the query's labels occur nowhere).
 
-kNN vote at k: a label is predicted when at least half of the returned top-k neighbours carry it
-(``votes >= n/2``, n = min(k, hits)); if none reaches half, the most voted label is predicted
-(ties by canonical order), so every non-empty ranking predicts something. Micro F1 pools
-(query, label) decisions; macro F1 averages per-label F1 over the labels present in the ground
-truth or the predictions.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -161,72 +158,6 @@ def count_relevant(query: LabelSet, pool: Mapping[LabelSet, int]) -> int:
     return sum(n for s, n in pool.items() if query & s)
 
 
-def knn_vote(
-    ranking: Sequence[LabelSet], k: int, *, order: Callable[[str], object] | None = None
-) -> LabelSet:
-    """Labels carried by at least half of the top-k neighbours (else the most voted one)."""
-    _check_k(k)
-    top = ranking[:k]
-    if not top:
-        return frozenset()
-    votes = Counter(label for s in top for label in s)
-    kept = {label for label, v in votes.items() if 2 * v >= len(top)}
-    if kept:
-        return frozenset(kept)
-    key = order or (lambda label: label)
-    best = max(votes.values())
-    return frozenset({min((lb for lb, v in votes.items() if v == best), key=key)})  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class LabelScores:
-    precision: float
-    recall: float
-    f1: float
-    support: int  # queries whose ground truth carries the label
-    predicted: int  # queries predicted to carry it
-
-
-@dataclass(frozen=True)
-class F1Report:
-    micro_precision: float
-    micro_recall: float
-    micro_f1: float
-    macro_f1: float
-    per_label: dict[str, LabelScores]
-
-
-def _f1(p: float, r: float) -> float:
-    return 2 * p * r / (p + r) if p + r > 0 else 0.0
-
-
-def f1_scores(truths: Sequence[LabelSet], predictions: Sequence[LabelSet]) -> F1Report:
-    """Multi-label micro/macro F1; macro over labels seen in the truths or the predictions."""
-    if len(truths) != len(predictions):
-        raise ValueError("truths and predictions differ in length")
-    tp: Counter[str] = Counter()
-    fp: Counter[str] = Counter()
-    fn: Counter[str] = Counter()
-    support: Counter[str] = Counter()
-    predicted: Counter[str] = Counter()
-    for t, p in zip(truths, predictions, strict=True):
-        support.update(t)
-        predicted.update(p)
-        tp.update(t & p)
-        fp.update(p - t)
-        fn.update(t - p)
-    per_label: dict[str, LabelScores] = {}
-    for label in sorted(set(support) | set(predicted)):
-        p = tp[label] / (tp[label] + fp[label]) if tp[label] + fp[label] else 0.0
-        r = tp[label] / (tp[label] + fn[label]) if tp[label] + fn[label] else 0.0
-        per_label[label] = LabelScores(p, r, _f1(p, r), support[label], predicted[label])
-    stp, sfp, sfn = sum(tp.values()), sum(fp.values()), sum(fn.values())
-    mp = stp / (stp + sfp) if stp + sfp else 0.0
-    mr = stp / (stp + sfn) if stp + sfn else 0.0
-    macro = float(np.mean([s.f1 for s in per_label.values()])) if per_label else 0.0
-    return F1Report(mp, mr, _f1(mp, mr), macro, per_label)
-
-
 def per_label_recall(
     queries: Sequence[LabelSet], rankings: Sequence[Sequence[LabelSet]], k: int
 ) -> dict[str, tuple[float, int]]:
@@ -239,27 +170,6 @@ def per_label_recall(
         support.update(q)
         found.update(q & top)
     return {label: (found[label] / n, n) for label, n in sorted(support.items())}
-
-
-def confusion(
-    truths: Sequence[LabelSet], predictions: Sequence[LabelSet], labels: Sequence[str]
-) -> np.ndarray:
-    """Multi-label confusion counts: ``m[i, j]`` = queries with true label i predicted label j.
-
-    The extra last column counts queries with true label i and an empty prediction.
-    """
-    index = {label: i for i, label in enumerate(labels)}
-    m = np.zeros((len(labels), len(labels) + 1), dtype=np.int64)
-    for t, p in zip(truths, predictions, strict=True):
-        for tl in t:
-            if tl not in index:
-                continue
-            if not p:
-                m[index[tl], -1] += 1
-            for pl in p:
-                if pl in index:
-                    m[index[tl], index[pl]] += 1
-    return m
 
 
 def query_metrics(
@@ -289,6 +199,7 @@ def aggregate(
     ks: Sequence[int],
     *,
     pools: Sequence[Mapping[LabelSet, int] | None] | None = None,
+    scores: Sequence[Sequence[float]] | None = None,
     order: Callable[[str], object] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Mean metrics over queries plus per-query rows.
@@ -296,6 +207,8 @@ def aggregate(
     Adds ``label_recall_macro@k`` (mean per-label recall), ``knn_micro_f1@k`` and
     ``knn_macro_f1@k`` to the query means.
     """
+    from indexer.evaluation.prediction import f1_scores, knn_vote  # it builds on label sets
+
     if pools is None:
         pools = [None] * len(queries)
     rows = [
@@ -310,7 +223,11 @@ def aggregate(
         summary[f"label_recall_macro@{k}"] = (
             float(np.mean([v for v, _ in plr.values()])) if plr else 0.0
         )
-        report = f1_scores(queries, [knn_vote(r, k, order=order) for r in rankings])
+        predicted = [
+            knn_vote(r, k, scores=None if scores is None else scores[i], order=order)
+            for i, r in enumerate(rankings)
+        ]
+        report = f1_scores(queries, predicted)
         summary[f"knn_micro_f1@{k}"] = report.micro_f1
         summary[f"knn_macro_f1@{k}"] = report.macro_f1
     return summary, rows

@@ -15,7 +15,8 @@ from indexer.evaluation.queries import (
     open_retriever,
 )
 from indexer.evaluation.report import write_report
-from indexer.evaluation.runner import Evaluation, evaluate
+from indexer.evaluation.results import Evaluation
+from indexer.evaluation.runner import evaluate
 from indexer.hits import QUERY_MODES
 
 

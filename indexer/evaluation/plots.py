@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from indexer.evaluation.runner import Evaluation
+    from indexer.evaluation.results import Evaluation
 
 BASELINE_STYLE = {
     "majority": {"color": "#7f7f7f", "linestyle": "--"},
@@ -55,7 +55,9 @@ def recall_curves(ev: Evaluation) -> bytes:
 def per_label_recall(ev: Evaluation) -> bytes:
     """Grouped bars: recall@vote_k per label for each run and both baselines (support in ticks)."""
     k = ev.vote_k
-    series = [(run.name, run.per_label_recall[k], {}) for run in ev.runs]
+    series: list[tuple[str, dict[str, tuple[float, int]], dict[str, Any]]] = [
+        (run.name, run.per_label_recall[k], {}) for run in ev.runs
+    ]
     series += [
         (
             f"{n} baseline",

@@ -1,28 +1,19 @@
-"""Write an evaluation as ``metrics.json``, ``summary.md`` and a self-contained ``report.html``.
-
-The HTML embeds its figures and thumbnails as base64 ``data:`` URIs and loads nothing else, so it
-can be mailed or opened offline. Every metric is shown beside the majority-label and
+"""Write an evaluation as ``metrics.json``, ``summary.md`` and a self-contained ``report.html``
+(:mod:`indexer.evaluation.report_html`). Every metric is shown beside the majority-label and
 random-retrieval baselines of the same run.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
-from indexer.evaluation import plots
-from indexer.evaluation.runner import Evaluation, QueryOutcome, RunResult, summary_rows
-
-logger = logging.getLogger(__name__)
+from indexer.evaluation.report_html import fmt as _fmt
+from indexer.evaluation.report_html import render_html
+from indexer.evaluation.results import Evaluation, RunResult, summary_rows
 
 HEADLINE = ("recall", "hit", "precision", "map", "ndcg", "label_recall_macro")
-GALLERY_SIZE = 4
-THUMB_PX = 96
 
 
 def _metric_keys(ev: Evaluation) -> list[str]:
@@ -84,10 +75,6 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
     }
 
 
-def _fmt(value: Any) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
 def summary_markdown(ev: Evaluation) -> str:
     s = ev.setting
     lines = ["# Retrieval evaluation", ""]
@@ -132,135 +119,6 @@ def summary_markdown(ev: Evaluation) -> str:
     return "\n".join(lines)
 
 
-# -- HTML -----------------------------------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}
-.base{color:#666}.warn{background:#fee;border:1px solid #c00;padding:.5em 1em}
-.q{display:flex;gap:8px;align-items:flex-start;margin:8px 0;border-bottom:1px solid #eee}
-.card{width:120px;font-size:11px;overflow-wrap:anywhere}
-.card img{width:96px;height:96px;object-fit:cover}
-.chip{display:inline-block;background:#eef;border-radius:4px;padding:0 4px;margin:1px}
-.ok{background:#dfd}.qcard{background:#f6f6f6}
-"""
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _thumb(path: Path | None) -> str:
-    """Small base64 JPEG of an image file, or '' when there is no readable image."""
-    if path is None or not Path(path).is_file():
-        return ""
-    try:
-        from PIL import Image, ImageOps
-
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            im.thumbnail((THUMB_PX, THUMB_PX))
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=80)
-    except (OSError, ValueError) as exc:
-        logger.warning("no thumbnail for %s: %s", path, exc)
-        return ""
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="thumbnail" src="data:image/jpeg;base64,{data}">'
-
-
-def _chips(labels: Any, query: set[str] | None = None) -> str:
-    return "".join(
-        f'<span class="chip{" ok" if query and lb in query else ""}">{html.escape(lb)}</span>'
-        for lb in labels
-    )
-
-
-def _gallery(ev: Evaluation, run: RunResult) -> str:
-    k = ev.vote_k
-    key = f"ndcg@{k}"
-
-    def score(o: QueryOutcome) -> tuple[float, float, str]:
-        return (o.metrics[key], o.metrics[f"recall@{k}"], o.query.id)
-
-    ranked = sorted(run.outcomes, key=score)
-    worst = ranked[:GALLERY_SIZE]
-    shown = {id(o) for o in worst}
-    best = [o for o in reversed(ranked[-GALLERY_SIZE:]) if id(o) not in shown]
-    parts = []
-    for title, outcomes in (("Best", best), ("Worst", worst)):
-        parts.append(f"<h3>{title} queries by {key} ({html.escape(run.name)})</h3>")
-        for o in outcomes:
-            qset = set(o.query.labels) or {"no_damage"}
-            cells = [
-                f'<div class="card qcard">{_thumb(o.query.image_path)}<br>'
-                f"<b>query</b> {html.escape(o.query.id)}<br>{_chips(sorted(qset))}<br>"
-                f"{key}={o.metrics[key]:.2f}, predicted {_chips(sorted(o.predicted))}</div>"
-            ]
-            for rank, n in enumerate(o.neighbours[:k], 1):
-                cells.append(
-                    f'<div class="card">{_thumb(n.image)}<br>#{rank} {n.score:.3f}<br>'
-                    f"{html.escape(n.id)}<br>{_chips(n.labels, qset)}</div>"
-                )
-            parts.append(f'<div class="q">{"".join(cells)}</div>')
-    return "\n".join(parts)
-
-
-def _table(ev: Evaluation) -> str:
-    names = [r.name for r in ev.runs]
-    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
-    rows = [f'<tr><th>metric</th>{head}<th class="base">majority</th><th class="base">random</th>']
-    for row in summary_rows(ev, _metric_keys(ev)):
-        cells = "".join(f"<td>{_fmt(row[n])}</td>" for n in names)
-        rows.append(
-            f"<tr><td>{row['metric']}</td>{cells}<td class='base'>{_fmt(row['majority'])}</td>"
-            f"<td class='base'>{_fmt(row['random'])}</td></tr>"
-        )
-    return "<table>" + "\n".join(rows) + "</table>"
-
-
-def render_html(ev: Evaluation) -> str:
-    s = ev.setting
-    body = ["<h1>Retrieval evaluation</h1>", "<ul>"]
-    body += [f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in s.items()]
-    body.append("</ul>")
-    body += [f'<p class="warn">WARNING: {html.escape(w)}</p>' for w in ev.warnings]
-    body += ["<h2>Metrics beside baselines</h2>", _table(ev)]
-    body += ["<h2>Curves over k</h2>", _img(plots.recall_curves(ev), "metrics over k")]
-    sweep = plots.sweep(
-        ev, [f"recall@{ev.vote_k}", f"ndcg@{ev.vote_k}", f"knn_macro_f1@{ev.vote_k}"]
-    )
-    if sweep is not None:
-        body += ["<h2>Fusion-weight sweep</h2>", _img(sweep, "fusion weight sweep")]
-    body += [f"<h2>Per-label recall@{ev.vote_k}</h2>", _img(plots.per_label_recall(ev), "labels")]
-    body.append(f"<h2>kNN-vote confusion (k={ev.vote_k})</h2>")
-    for run in ev.runs:
-        if run.confusion is not None and run.knn is not None:
-            title = f"{run.name}: micro F1 {run.knn.micro_f1:.3f}, macro F1 {run.knn.macro_f1:.3f}"
-            body.append(_img(plots.confusion(run.confusion, ev.labels, title), "confusion"))
-    body.append("<h2>Latency per stage (ms)</h2><table><tr><th>run</th><th>stage</th>")
-    body.append("<th>p50</th><th>p95</th><th>mean</th><th>n</th></tr>")
-    for run in ev.runs:
-        for stage, v in run.latency.items():
-            body.append(
-                f"<tr><td>{html.escape(run.name)}</td><td>{stage}</td><td>{v['p50_ms']:.3f}</td>"
-                f"<td>{v['p95_ms']:.3f}</td><td>{v['mean_ms']:.3f}</td><td>{v['n']}</td></tr>"
-            )
-    body.append("</table>")
-    body += ["<h2>Gallery</h2>", _gallery(ev, ev.runs[0])]
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        "<title>visrag evaluation</title><style>"
-        + CSS
-        + "</style></head><body>"
-        + "\n".join(body)
-        + "</body></html>"
-    )
-
-
 def write_report(ev: Evaluation, out_dir: Path) -> dict[str, Path]:
     """Write the three report files into ``out_dir`` (created if needed); returns their paths."""
     out = Path(out_dir)
@@ -272,7 +130,7 @@ def write_report(ev: Evaluation, out_dir: Path) -> dict[str, Path]:
     }
     paths["metrics"].write_text(json.dumps(to_json(ev), indent=2, sort_keys=False) + "\n", "utf-8")
     paths["summary"].write_text(summary_markdown(ev), "utf-8")
-    paths["report"].write_text(render_html(ev), "utf-8")
+    paths["report"].write_text(render_html(ev, _metric_keys(ev)), "utf-8")
     return paths
 
 

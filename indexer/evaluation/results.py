@@ -12,15 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.evaluation.metrics import (
-    F1Report,
-    LabelSet,
-    aggregate,
-    confusion,
-    f1_scores,
-    knn_vote,
-    per_label_recall,
-)
+from indexer.evaluation.metrics import LabelSet, aggregate, per_label_recall
+from indexer.evaluation.prediction import F1Report, confusion, f1_scores, knn_vote
 from indexer.evaluation.queries import Query
 
 
@@ -80,8 +73,11 @@ def score_rankings(
 ) -> RunResult:
     """Score one ranking per query (same metrics for configurations and baselines)."""
     sets = [[frozenset(n.labels) for n in r] for r in rankings]
-    summary, rows = aggregate(truths, sets, ks, pools=pools, order=order)
-    predicted = [knn_vote(s, vote_k, order=order) for s in sets]
+    scores = [[n.score for n in r] for r in rankings]
+    summary, rows = aggregate(truths, sets, ks, pools=pools, scores=scores, order=order)
+    predicted = [
+        knn_vote(s, vote_k, scores=w, order=order) for s, w in zip(sets, scores, strict=True)
+    ]
     outcomes = [
         QueryOutcome(q, list(r), m, p)
         for q, r, m, p in zip(queries, rankings, rows, predicted, strict=True)

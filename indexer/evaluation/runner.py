@@ -5,8 +5,9 @@ precomputed vector) and, in ``hybrid`` mode, an explicitly declared text. Every 
 (mode x fusion weight) and both baselines rank the same candidate pool per query (the catalogue
 minus the query's own group in leave-one-out), and are scored by the same functions.
 
-The baselines live in :mod:`indexer.evaluation.baselines`, the result types and the scoring in
-:mod:`indexer.evaluation.results`; the names imported from here before the split still are.
+Queries with an image are embedded by :func:`models.embedding.embed_image` (the service's path);
+the baselines live in :mod:`indexer.evaluation.baselines`, the result types and the scoring in
+:mod:`indexer.evaluation.results`.
 """
 
 from __future__ import annotations
@@ -17,29 +18,26 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from indexer.evaluation.baselines import majority_baseline, majority_ranking, random_baseline
+from indexer.evaluation.baselines import majority_baseline, random_baseline
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
-from indexer.evaluation.results import Evaluation as Evaluation
-from indexer.evaluation.results import Neighbour as Neighbour
-from indexer.evaluation.results import QueryOutcome as QueryOutcome
-from indexer.evaluation.results import RunResult as RunResult
-from indexer.evaluation.results import score_rankings
-from indexer.evaluation.results import summary_rows as summary_rows
+from indexer.evaluation.results import Evaluation, Neighbour, score_rankings
 from indexer.hits import QUERY_MODES, RetrievalResult
 from models.description import describe
+from models.embedding import embed_image
 from models.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from indexer.retriever import Retriever
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_KS = (1, 3, 5, 10)
-_majority_ranking = majority_ranking  # imported from here by tests/unit/test_report
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,8 @@ def configs_for(modes: Sequence[str], alphas: Sequence[float] | None) -> list[Ru
         if mode == "image":
             out.append(RunConfig("image"))
         else:
-            out.extend(RunConfig(mode, a) for a in (alphas or [None]))
+            weights: Sequence[float | None] = alphas or [None]
+            out.extend(RunConfig(mode, a) for a in weights)
     return list(dict.fromkeys(out))
 
 
@@ -69,7 +68,7 @@ def configs_for(modes: Sequence[str], alphas: Sequence[float] | None) -> list[Ru
 
 
 def evaluate(
-    retriever: Any,
+    retriever: Retriever,
     queries: Sequence[Query],
     *,
     modes: Sequence[str] = ("image",),
@@ -133,18 +132,12 @@ def evaluate(
     timings: dict[RunConfig, dict[str, list[float]]] = {c: {} for c in configs}
     decode_times: list[float] = []
     for n, q in enumerate(queries):
-        vector, encode_stages = q.vector, {}
+        vector, encode_stages = q.vector, dict[str, float]()
         if vector is None:
-            # Decode, preprocess and encode once per query, then search every configuration:
-            # the same stages the service runs, without re-encoding the image per sweep point.
-            t0 = time.perf_counter()
-            image = _decode(q.image_path, retriever)
-            decode_times.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            pixels = retriever.image_encoder.preprocess(image)
-            t1 = time.perf_counter()
-            vector = retriever.image_encoder.encode_preprocessed([pixels])[0]
-            encode_stages = {"preprocess": t1 - t0, "encode": time.perf_counter() - t1}
+            # Embed once per query, then search every configuration: the service's image ->
+            # vector path, without re-encoding the image per sweep point.
+            vector, encode_stages = _embed(q, retriever)
+            decode_times.append(encode_stages.pop("decode"))
         for c in configs:
             text = q.text if c.mode == "hybrid" else None
             t0 = time.perf_counter()
@@ -203,12 +196,12 @@ def evaluate(
         "vote_k": vote_k,
         "modes": list(dict.fromkeys(c.mode for c in configs)),
         "alphas": [
-            c.alpha if c.alpha is not None else getattr(retriever.artifacts, "alpha", None)
+            c.alpha if c.alpha is not None else retriever.artifacts.alpha
             for c in configs
             if c.mode != "image"
         ],
-        "manifest_alpha": getattr(retriever.artifacts, "alpha", None),
-        "rerank_candidates": getattr(retriever, "rerank_candidates", None),
+        "manifest_alpha": retriever.artifacts.alpha,
+        "rerank_candidates": retriever.rerank_candidates,
         "text_source": (ORACLE_LABEL if text_source == ORACLE else text_source),
         "random_repeats": random_repeats,
         "seed": seed,
@@ -218,19 +211,17 @@ def evaluate(
     return Evaluation(setting, runs, baselines, labels, vote_k, ks, warnings)
 
 
-def _decode(path: Path | None, retriever: Any) -> Any:
-    if path is None:
-        raise EvaluationError("a query has neither an image nor a vector")
-    from models.imaging import decode_image
+def _embed(q: Query, retriever: Retriever) -> tuple[Any, dict[str, float]]:
+    if q.image_path is None:
+        raise EvaluationError(f"query {q.id!r} has neither an image nor a vector")
+    if retriever.image_encoder is None:
+        raise EvaluationError("image queries need an image encoder (none is loaded)")
+    return embed_image(q.image_path, retriever.image_encoder)
 
-    max_side = getattr(retriever.image_encoder, "image_size", None)
-    return decode_image(Path(path), max_side=max_side)
 
-
-def _neighbours(retriever: Any, result: RetrievalResult, no_damage: str) -> list[Neighbour]:
+def _neighbours(retriever: Retriever, result: RetrievalResult, no_damage: str) -> list[Neighbour]:
     hits = result.hits
     ordered = tie_break([h.id for h in hits], [h.score for h in hits])
-    image_path = getattr(retriever, "image_path", None)
     out = []
     for i in ordered:
         h = hits[i]
@@ -239,7 +230,7 @@ def _neighbours(retriever: Any, result: RetrievalResult, no_damage: str) -> list
                 id=h.id,
                 score=float(h.score),
                 labels=tuple(sorted(label_set([lc.id for lc in h.labels], no_damage=no_damage))),
-                image=image_path(h.id) if image_path is not None else None,
+                image=retriever.image_path(h.id),
             )
         )
     return out

@@ -4,8 +4,10 @@ Optional keys: ``id``, ``labels`` (list or {label: count}), ``zone``, ``descript
 ``width``, ``height``, ``defects`` (as written by :mod:`indexer.jsonl`). ``image`` is absolute or
 relative to the manifest's directory. ``labels``, when given, are the image's labels (and the ones
 checked against the taxonomy); otherwise labels are counted from ``defects``. Without ``zone``, it
-comes from ``zona_<N>`` in the file name. ``group`` is used unless the caller passes an explicit
-``group_by`` rule, which then overrides it. Every image's header is read (size and truncation).
+comes from ``zona_<N>`` in the file name. A given ``description`` is the item's indexed text (the
+text vector and the catalogue); without one, the template description of its labels and zone.
+``group`` is used unless the caller passes an explicit ``group_by`` rule, which then overrides it.
+Every image's header is read (size and truncation).
 """
 
 from __future__ import annotations

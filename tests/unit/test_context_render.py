@@ -41,6 +41,8 @@ def test_votes_count_support_and_similarity_weight(taxonomy):
     assert votes["no_damage"].support == 1  # an unlabelled neighbour votes 'no damage'
     assert abs(votes["dent"].weighted - round(0.9 / total, 4)) < 1e-9
     assert list(votes)[0] == "surface_scratch"
+    # the vote rule (indexer.votes): predicted at half of the neighbours or more
+    assert [v.label for v in votes.values() if v.predicted] == ["surface_scratch"]
 
 
 def test_negative_scores_do_not_vote_against(taxonomy):

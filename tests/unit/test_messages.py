@@ -60,7 +60,7 @@ def test_missing_image_leaves_that_case_text_only(tmp_path):
 
 def test_votes_close_the_parts_and_no_cases_says_so():
     labels = (CaseLabel("dent", 2, "Dent"),)
-    votes = [LabelVote("dent", "Abolladura", 1, 1, 0.5)]
+    votes = [LabelVote("dent", "Abolladura", 1, 1, 0.5, True)]
     parts = message_parts([case(1, "a", labels)], votes, language="es", images={"a": "data:x"})
     assert parts[1] == {"type": "image_url", "image_url": {"url": "data:x"}}
     assert "Etiquetas verificadas: 2 x Dent" in parts[2]["text"]

@@ -9,12 +9,9 @@ import pytest
 from indexer.evaluation.metrics import (
     aggregate,
     average_precision_at_k,
-    confusion,
     count_relevant,
-    f1_scores,
     hit_at_k,
     jaccard,
-    knn_vote,
     label_set,
     latency_summary,
     ndcg_at_k,
@@ -25,6 +22,7 @@ from indexer.evaluation.metrics import (
     reciprocal_rank,
     tie_break,
 )
+from indexer.evaluation.prediction import confusion, f1_scores, knn_vote
 
 A, B, C, D, Z = "a", "b", "c", "d", "z"
 

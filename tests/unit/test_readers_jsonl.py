@@ -55,6 +55,14 @@ def test_jsonl_manifest_fields_and_problems(tmp_path: Path, taxonomy):
     assert "missing image" in reasons["m.jsonl:5"]
     assert "size mismatch" in reasons["m.jsonl:6"]
 
+    # the catalogue keeps a given description (that text is what gets embedded), else the template
+    from indexer.build import catalogue_items
+    from models.description import describe
+
+    items = {it.id: it for it in catalogue_items(scan.records, taxonomy, root=tmp_path)}
+    assert items["bee"].description == "custom text"
+    assert items[a.id].description == describe(a.labels, a.zone, taxonomy)
+
     # an explicit group_by overrides the manifest's group
     regrouped = read_dataset(manifest, taxonomy=taxonomy, group_by="folder")
     assert {r.image_path.name: r.group for r in regrouped.records}["b.jpg"] == "other"

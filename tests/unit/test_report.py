@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from vector_index import KeywordTextEncoder, item, write_vector_index
 
 from indexer.evaluation.queries import (
     ORACLE,
@@ -21,54 +20,7 @@ from indexer.evaluation.report import write_report
 from indexer.evaluation.runner import evaluate
 from indexer.retriever import Retriever
 from models.description import describe
-from models.fusion import fuse, l2_normalise
-
-
-@dataclass(frozen=True)
-class Item:
-    row: int
-    id: str
-    labels: dict
-    group: str
-    zone: str = "hood_center"
-    image: str = ""
-    area: str = "frontal"
-    description: str = ""
-    defects: dict = field(default_factory=dict)
-
-
-class NumpyStore:
-    def __init__(self, vectors):
-        self.vectors = vectors
-        self.ntotal = len(vectors)
-
-    def search(self, queries, k, *, allowed=None):
-        scores = queries @ self.vectors.T
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, order, 1).astype(np.float32), order.astype(np.int64)
-
-
-class Artifacts:
-    def __init__(self, image_vectors, text_vectors, items, alpha=0.6):
-        self.image_vectors, self.text_vectors, self.items = image_vectors, text_vectors, items
-        self.alpha, self.manifest = alpha, {}
-        self.image_store = NumpyStore(image_vectors)
-        self.fused_store = NumpyStore(fuse(image_vectors, text_vectors, alpha=alpha))
-
-    def row_of(self, item_id):
-        return next((it.row for it in self.items if it.id == item_id), None)
-
-    def image_file(self, item):
-        return Path(item.image) if item.image else None
-
-
-class KeywordTextEncoder:
-    words = ("scratch", "dent", "crack", "no visible damage")
-
-    def encode(self, texts):
-        v = np.array([[float(w in t) for w in self.words] for t in texts], np.float32) + 1e-3
-        return l2_normalise(v)
-
+from models.fusion import l2_normalise
 
 # (labels, group): scratch and no-damage occur in several groups; crack only in g3
 CATALOGUE = [
@@ -93,13 +45,9 @@ def retriever(taxonomy, tmp_path):
         vectors.append(centres[key] + 0.2 * rng.normal(size=32))
         image = tmp_path / f"item{row}.png"
         Image.new("RGB", (40, 30), (row * 30, 100, 200)).save(image)
-        desc = describe(labels, "hood_center", taxonomy)
-        items.append(Item(row, f"item{row}", labels, group, image=str(image), description=desc))
-    enc = KeywordTextEncoder()
-    arts = Artifacts(
-        l2_normalise(np.array(vectors)), enc.encode([i.description for i in items]), items
-    )
-    return Retriever(arts, image_encoder=None, text_encoder=enc, taxonomy=taxonomy,
+        items.append(item(row, labels, group=group, image=str(image), taxonomy=taxonomy))
+    arts = write_vector_index(tmp_path / "art", items, np.array(vectors), taxonomy)
+    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(), taxonomy=taxonomy,
                      rerank_candidates=4)  # fmt: skip
 
 
@@ -187,21 +135,33 @@ def test_report_files(retriever, tmp_path):
     assert "http://" not in page and "https://" not in page
 
 
-def test_majority_ranking_prefers_the_most_frequent_label_set():
-    from indexer.evaluation.runner import _majority_ranking
+def test_report_page_escapes_dataset_text(retriever, tmp_path):
+    ev = evaluate(retriever, leave_one_out_queries(retriever.artifacts), ks=[1, 3],
+                  leave_one_out=True, random_repeats=1)  # fmt: skip
+    ev.warnings.append('<script>alert("x")</script> & co')
+    ev.runs[0].name = "<b>image</b>"
+    page = write_report(ev, tmp_path / "out")["report"].read_text()
+    assert "<script>" not in page and "<b>image" not in page
+    assert "&lt;script&gt;" in page and "&lt;b&gt;image&lt;/b&gt;" in page
+
+
+def test_majority_ranking_prefers_the_most_frequent_label_set(taxonomy):
+    from indexer.evaluation.baselines import majority_ranking
 
     sets = [frozenset({"surface_scratch", "dent"}), frozenset({"surface_scratch"}),
             frozenset({"dent"}), frozenset({"surface_scratch"})]  # fmt: skip
-    items = [Item(i, f"i{i}", {}, "g") for i in range(4)]
-    ranked = _majority_ranking(items, sets, np.arange(4), 4)
+    items = [item(i, {}, group="g", taxonomy=taxonomy) for i in range(4)]
+    ranked = majority_ranking(items, sets, np.arange(4), 4)
     # {scratch} is the most frequent set (2 items); then {scratch, dent} (label frequencies 3 + 2)
     # before {dent} (2)
-    assert [n.id for n in ranked] == ["i1", "i3", "i0", "i2"]
-    assert [n.id for n in _majority_ranking(items, sets, np.array([0, 2]), 2)] == ["i0", "i2"]
+    assert [n.id for n in ranked] == ["item1", "item3", "item0", "item2"]
+    assert [n.id for n in majority_ranking(items, sets, np.array([0, 2]), 2)] == ["item0", "item2"]
 
 
 class PixelEncoder:
     """Stand-in image encoder: the first 32 pixel values of a 4x4 thumbnail, L2-normalised."""
+
+    image_size = 4
 
     def preprocess(self, image):
         return np.asarray(image.convert("RGB").resize((4, 4)), np.float32).ravel()[:32] + 1.0

@@ -1,113 +1,57 @@
-"""Retriever logic on small hand-made catalogues (real FAISS: see the integration tests)."""
+"""The real Retriever over a small real flat artifact directory; only the encoders are stand-ins."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 import pytest
+from PIL import Image
+from vector_index import KeywordTextEncoder, item, write_vector_index
 
 from indexer.hits import Filters, QueryError
-from indexer.retriever import Retriever, label_consensus
-from models.fusion import fuse, l2_normalise
+from indexer.retriever import Retriever
+from models.description import describe
+from models.fusion import l2_normalise
 
-
-@dataclass(frozen=True)
-class Item:
-    row: int
-    id: str
-    labels: dict
-    zone: str = "hood_center"
-    group: str = ""
-    image: str = ""
-    area: str = "frontal"
-    description: str = ""
-    defects: dict = field(default_factory=dict)
-
-
-class NumpyStore:
-    def __init__(self, vectors):
-        self.vectors = vectors
-        self.ntotal = len(vectors)
-
-    def search(self, queries, k, *, allowed=None):
-        scores = queries @ self.vectors.T
-        rows = np.arange(self.ntotal) if allowed is None else np.asarray(allowed)
-        out_s = np.full((len(queries), k), -np.inf, np.float32)
-        out_i = np.full((len(queries), k), -1, np.int64)
-        for q in range(len(queries)):
-            sub = scores[q, rows]
-            order = np.argsort(-sub, kind="stable")[:k]
-            out_s[q, : len(order)] = sub[order]
-            out_i[q, : len(order)] = rows[order]
-        return out_s, out_i
-
-
-class FakeArtifacts:
-    def __init__(self, image_vectors, text_vectors, items, alpha=0.6):
-        self.image_vectors = image_vectors
-        self.text_vectors = text_vectors
-        self.items = items
-        self.alpha = alpha
-        self.manifest = {}
-        self.image_store = NumpyStore(image_vectors)
-        self.fused_store = NumpyStore(fuse(image_vectors, text_vectors, alpha=alpha))
-
-    def row_of(self, item_id):
-        return next((it.row for it in self.items if it.id == item_id), None)
-
-    def select(self, filters):
-        rows = [
-            it.row
-            for it in self.items
-            if (not filters.labels_any or set(filters.labels_any) & set(it.labels))
-            and set(filters.labels_all) <= set(it.labels)
-            and (not filters.zones or it.zone in filters.zones)
-        ]
-        return np.array(rows, dtype=np.int64)
-
-    def image_file(self, item):
-        return Path(item.image) if item.image else None
-
-
-class KeywordTextEncoder:
-    """Deterministic text vectors: one dimension per keyword present in the text."""
-
-    words = ("scratch", "dent", "crack", "no visible damage")
-
-    def encode(self, texts):
-        v = np.array([[float(w in t) for w in self.words] for t in texts], np.float32) + 1e-3
-        return l2_normalise(v)
+# rows 0-7: spread out; rows 8-11: a tight cluster where the query item (8, crack) sits among
+# three dents, so the neighbours vote 'dent' while the query's own catalogue labels say 'crack'.
+LABELS = [{"surface_scratch": 2}, {"dent": 1}, {"crack": 1}, {}, {"dent": 2, "crack": 1},
+          {"surface_scratch": 1}, {}, {"dent": 1},
+          {"crack": 1}, {"dent": 1}, {"dent": 3}, {"dent": 1}]  # fmt: skip
+QUERY = 8
 
 
 @pytest.fixture
-def retriever(taxonomy):
+def retriever(taxonomy, tmp_path):
     rng = np.random.default_rng(0)
-    labels = [{"surface_scratch": 2}, {"dent": 1}, {"crack": 1}, {}, {"dent": 2, "crack": 1}]
-    img = l2_normalise(rng.normal(size=(len(labels), 16)))
-    enc = KeywordTextEncoder()
-    items = []
-    for i, lb in enumerate(labels):
-        zone = "rear_bumper" if i % 2 else "hood_center"
-        items.append(Item(row=i, id=f"item{i}", labels=lb, zone=zone, group=f"g{i // 2}"))
-    from models.description import describe
+    vectors = rng.normal(size=(len(LABELS), 16))
+    centre = rng.normal(size=16) * 3
+    vectors[8:] = centre + 0.1 * rng.normal(size=(4, 16))
+    items = [
+        item(i, lb, zone="rear_bumper" if i % 2 else "hood_center", group=f"g{i // 2}",
+             taxonomy=taxonomy)
+        for i, lb in enumerate(LABELS)
+    ]  # fmt: skip
+    arts = write_vector_index(tmp_path / "art", items, vectors, taxonomy)
+    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(),
+                     taxonomy=taxonomy, rerank_candidates=4)  # fmt: skip
 
-    txt = enc.encode([describe(it.labels, it.zone, taxonomy) for it in items])
-    arts = FakeArtifacts(img, txt, items)
-    return Retriever(
-        arts, image_encoder=None, text_encoder=enc, taxonomy=taxonomy, rerank_candidates=4
-    )
+
+def ranked(scores, k, rows=None):
+    rows = np.arange(len(scores)) if rows is None else np.asarray(rows)
+    order = np.lexsort((rows, -scores[rows]))[:k]
+    return [f"item{r}" for r in rows[order]]
+
+
+def ids(result):
+    return [h.id for h in result.hits]
 
 
 def test_image_mode_ranks_by_image_cosine_and_finds_itself(retriever):
     vecs = retriever.artifacts.image_vectors
-    result = retriever.search(vecs[2], k=3)
-    assert [h.id for h in result.hits][0] == "item2"
-    assert result.hits[0].score == pytest.approx(1.0, abs=1e-5)
-    expected = np.argsort(-(vecs @ vecs[2]), kind="stable")[:3]
-    assert [h.id for h in result.hits] == [f"item{i}" for i in expected]
-    assert [h.rank for h in result.hits] == [1, 2, 3]
+    result = retriever.search(vecs[2], k=5)
+    assert ids(result) == ranked(vecs @ vecs[2], 5)
+    assert result.hits[0].id == "item2" and result.hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert [h.rank for h in result.hits] == [1, 2, 3, 4, 5]
 
 
 def test_hits_carry_normalised_labels_and_zone(retriever):
@@ -120,43 +64,98 @@ def test_hits_carry_normalised_labels_and_zone(retriever):
 def test_exclusions_drop_items_but_keep_k(retriever):
     vecs = retriever.artifacts.image_vectors
     result = retriever.search(vecs[0], k=3, exclude_groups=("g0",))
-    ids = [h.id for h in result.hits]
-    assert len(ids) == 3 and "item0" not in ids and "item1" not in ids
-    result = retriever.search(vecs[0], k=10, exclude_ids=("item0",))
-    assert len(result.hits) == 4 and "item0" not in [h.id for h in result.hits]
+    assert ids(result) == ranked(vecs @ vecs[0], 3, rows=range(2, len(LABELS)))
+    result = retriever.search(vecs[0], k=20, exclude_ids=("item0",))
+    assert ids(result) == ranked(vecs @ vecs[0], 20, rows=range(1, len(LABELS)))
 
 
-def test_filters_return_only_matching_items(retriever):
+def test_filters_return_the_best_matching_items(retriever):
     vecs = retriever.artifacts.image_vectors
-    result = retriever.search(vecs[0], k=5, filters=Filters(labels_any=("dent",)))
-    assert sorted(h.id for h in result.hits) == ["item1", "item4"]
+    scores = vecs @ vecs[0]
+    dents = [i for i, lb in enumerate(LABELS) if "dent" in lb]
+    result = retriever.search(vecs[0], k=3, filters=Filters(labels_any=("dent",)))
+    assert ids(result) == ranked(scores, 3, rows=dents)
+    both = retriever.search(vecs[0], k=5, filters=Filters(labels_all=("dent", "crack")))
+    assert ids(both) == ["item4"]
+    rear = [i for i in range(len(LABELS)) if i % 2]
+    zoned = retriever.search(vecs[0], k=4, filters=Filters(zones=("rear_bumper",)))
+    assert ids(zoned) == ranked(scores, 4, rows=rear)
+    undamaged = retriever.search(vecs[0], k=5, filters=Filters(labels_any=("no_damage",)))
+    assert sorted(ids(undamaged)) == ["item3", "item6"]
     with pytest.raises(QueryError, match="unknown label"):
         retriever.search(vecs[0], k=5, filters=Filters(labels_any=("rust",)))
 
 
-def test_hybrid_needs_text_and_scores_are_the_weighted_sum(retriever):
+def test_hybrid_needs_text_and_ranks_by_the_weighted_sum(retriever):
     arts = retriever.artifacts
     with pytest.raises(QueryError, match="needs a text"):
         retriever.search(arts.image_vectors[0], mode="hybrid")
-    result = retriever.search(arts.image_vectors[0], k=5, mode="hybrid", text="a dent")
     t = KeywordTextEncoder().encode(["a dent"])[0]
-    for hit in result.hits:
-        row = arts.row_of(hit.id)
-        expected = (
-            0.6 * arts.image_vectors[row] @ arts.image_vectors[0] + 0.4 * arts.text_vectors[row] @ t
+    for alpha in (0.6, 0.3):  # the index's weight (fused store) and another (exact scoring)
+        expected = alpha * arts.image_vectors @ arts.image_vectors[0] + (1 - alpha) * (
+            arts.text_vectors @ t
         )
-        assert hit.score == pytest.approx(expected, abs=1e-5)
-    # Another alpha than the index's is scored exactly too.
-    swept = retriever.search(arts.image_vectors[0], k=5, mode="hybrid", text="a dent", alpha=1.0)
-    assert [h.id for h in swept.hits] == [
-        h.id for h in retriever.search(arts.image_vectors[0], k=5).hits
-    ]
+        result = retriever.search(arts.image_vectors[0], k=6, mode="hybrid", text="a dent",
+                                  alpha=alpha)  # fmt: skip
+        assert ids(result) == ranked(expected, 6)
+        assert [h.score for h in result.hits] == pytest.approx(
+            [expected[int(i[4:])] for i in ids(result)], abs=1e-5
+        )
 
 
-def test_rerank_uses_neighbour_consensus_not_ground_truth(retriever):
-    result = retriever.search(retriever.artifacts.image_vectors[1], k=3, mode="rerank")
-    assert result.pseudo_text is not None and result.mode == "rerank"
-    assert "text_encode" in result.timings and len(result.hits) == 3
+def test_rerank_describes_the_neighbours_votes_not_the_query_items_labels(retriever, taxonomy):
+    arts = retriever.artifacts
+    query = arts.image_vectors[QUERY]  # the query item itself (crack) is among the candidates
+    result = retriever.search(query, k=3, mode="rerank")
+    # candidates 8-11 vote dent 3 of 4 (median count 1), crack 1 of 4; hood_center weighs more
+    cand_zones = {arts.items[r].zone for r in range(8, 12)}
+    assert cand_zones == {"hood_center", "rear_bumper"}
+    expected_text = describe({"dent": 1}, "hood_center", taxonomy)
+    assert result.pseudo_text == expected_text
+    assert "crack" not in result.pseudo_text.lower()
+    # and the candidates are re-ranked by that text
+    t = KeywordTextEncoder().encode([expected_text])[0]
+    fused = 0.6 * arts.image_vectors @ query + 0.4 * arts.text_vectors @ t
+    assert ids(result) == ranked(fused, 3, rows=range(8, 12))
+    assert ids(result)[0] != "item8"  # the crack item itself loses to the dents
+
+
+def test_every_mode_answers_with_its_own_ranking(retriever):
+    arts = retriever.artifacts
+    query = arts.image_vectors[QUERY]
+    image = retriever.search(query, k=4)
+    hybrid = retriever.search(query, k=4, mode="hybrid", text="a crack")
+    rerank = retriever.search(query, k=4, mode="rerank")
+    assert ids(image) == ranked(arts.image_vectors @ query, 4)
+    t = KeywordTextEncoder().encode(["a crack"])[0]
+    assert ids(hybrid) == ranked(0.6 * arts.image_vectors @ query + 0.4 * arts.text_vectors @ t, 4)
+    assert ids(image)[0] == ids(hybrid)[0] == "item8" != ids(rerank)[0]
+    assert set(ids(rerank)) == set(ids(image))  # rerank reorders the image candidates
+
+
+class PixelEncoder:
+    """Stand-in image encoder: a 4x4 thumbnail's first 16 values, L2-normalised."""
+
+    model_id, revision, dim, image_size, patch_size = "test/pixels", None, 16, 4, 4
+    pooling, device, dtype = "cls", "cpu", "float32"
+
+    def info(self):
+        return {"id": self.model_id, "dim": self.dim}
+
+    def preprocess(self, image):
+        return np.asarray(image.resize((4, 4)), np.float32).ravel()[:16] + 1.0
+
+    def encode_preprocessed(self, arrays, **_):
+        return l2_normalise(np.stack(arrays))
+
+
+def test_an_image_query_goes_through_the_shared_embedding_path(retriever):
+    retriever.image_encoder = PixelEncoder()
+    image = Image.new("RGB", (8, 8), (200, 40, 10))
+    result = retriever.retrieve(image, k=4)
+    vector = PixelEncoder().encode_preprocessed([PixelEncoder().preprocess(image)])[0]
+    assert ids(result) == ids(retriever.search(vector, k=4))
+    assert {"preprocess", "encode", "search"} <= set(result.timings)
 
 
 def test_bad_queries_are_query_errors(retriever):
@@ -166,19 +165,5 @@ def test_bad_queries_are_query_errors(retriever):
         retriever.search(np.ones(8))
     with pytest.raises(QueryError, match="k must be"):
         retriever.search(np.ones(16), k=0)
-
-
-def test_label_consensus_weighted_majority(taxonomy):
-    items = [
-        Item(0, "a", {"dent": 2}, zone="hood_center"),
-        Item(1, "b", {"dent": 1, "crack": 1}, zone="hood_center"),
-        Item(2, "c", {"crack": 3}, zone="rear_bumper"),
-    ]
-    c = label_consensus(items, [1.0, 0.5, 0.3], taxonomy)
-    # dent: (1.0 + 0.5) / 1.8 = 0.83 kept with the median count 1.5 -> 2; crack: 0.8 / 1.8 dropped
-    assert c.labels == {"dent": 2}
-    assert c.zone == "hood_center"
-    assert c.support["dent"] == pytest.approx(1.5 / 1.8)
-    assert c.support["crack"] == pytest.approx(0.8 / 1.8)
-    c = label_consensus(items, [0.9, 0.8, 0.1], taxonomy)
-    assert c.labels == {"dent": 2, "crack": 2}  # crack reaches exactly half the weight
+    with pytest.raises(QueryError, match="no image encoder"):
+        retriever.retrieve(Image.new("RGB", (8, 8)))
