@@ -73,7 +73,7 @@ def prepare_demo(
     echo: Any = print,
 ) -> DemoBuild:
     """Generate, split and index a synthetic dataset under ``workdir`` (reused when unchanged)."""
-    from indexer.artifacts import load_artifacts
+    from indexer.artifacts import has_manifest, load_artifacts
     from indexer.build import build_index
     from indexer.split import split_files
     from indexer.synthetic import generate_dataset
@@ -99,7 +99,7 @@ def prepare_demo(
     reused = (
         recipe_file.is_file()
         and json.loads(recipe_file.read_text()) == json.loads(json.dumps(recipe))
-        and (artifacts / "manifest.json").is_file()
+        and has_manifest(artifacts)
     )
     if reused:
         echo(f"reusing the demo index in {artifacts}")
@@ -128,19 +128,18 @@ def prepare_demo(
 def demo_resources(build: DemoBuild, *, rerank_candidates: int = 20) -> Any:
     """Service resources from the encoders the demo already loaded (no second model load)."""
     from app.resources import assemble_resources
-    from indexer.artifacts import check_compatible, load_artifacts
+    from indexer.opening import Overrides, open_index
 
-    artifacts = load_artifacts(build.artifacts, verify=True)
-    check_compatible(
-        artifacts.manifest,
-        image_model_info=build.image_encoder.info(),
-        text_model_info=build.text_encoder.info(),
-        taxonomy=build.taxonomy,
-    )
-    return assemble_resources(
-        artifacts,
+    opened = open_index(
+        build.artifacts,
+        Overrides(taxonomy=build.taxonomy),
         image_encoder=build.image_encoder,
         text_encoder=build.text_encoder,
-        taxonomy=build.taxonomy,
+    )
+    return assemble_resources(
+        opened.artifacts,
+        image_encoder=build.image_encoder,
+        text_encoder=build.text_encoder,
+        taxonomy=opened.taxonomy,
         rerank_candidates=rerank_candidates,
     )
