@@ -41,7 +41,8 @@ def _load_encoder(
 ) -> tuple[Any, bool, str]:
     """The configured DINOv3, or the tiny random one; returns (encoder, is_tiny, reason)."""
     from models.errors import ModelNotAvailableError
-    from models.image_encoder import DEFAULT_IMAGE_MODEL, load_image_encoder
+    from models.hub import DEFAULT_IMAGE_MODEL
+    from models.image_encoder import load_image_encoder
     from models.testing import make_tiny_dinov3
 
     if not tiny:

@@ -27,6 +27,7 @@ READABLE_VERSIONS = (1, 2)
 __all__ = [
     "FORMAT_VERSION",
     "READABLE_VERSIONS",
+    "FailedInput",
     "Fusion",
     "ImageModel",
     "IndexManifest",
