@@ -104,7 +104,7 @@ class Retriever:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return self.artifacts.manifest
+        return self.artifacts.manifest.as_json()
 
     @property
     def size(self) -> int:
