@@ -10,7 +10,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.base import ImageEncoderProtocol, TextEncoderProtocol
+    from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +33,9 @@ TINY_WARNING = """
 @dataclass
 class DemoBuild:
     artifacts: Path
-    image_encoder: Any
-    text_encoder: Any
-    taxonomy: Any
+    image_encoder: ImageEncoderProtocol
+    text_encoder: TextEncoderProtocol
+    taxonomy: Taxonomy
     tiny: bool
     reused: bool
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -151,7 +152,7 @@ def load_artifacts(
         if verify and _sha256(file) != digest:
             raise ChecksumError(f"checksum mismatch for {name} in {directory}: file was modified")
     try:
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         image_vectors = np.load(directory / IMAGE_VECTORS, mmap_mode=mode, allow_pickle=False)
         text_vectors = np.load(directory / TEXT_VECTORS, mmap_mode=mode, allow_pickle=False)
         stores = {
@@ -191,8 +192,10 @@ def consistency_problems(a: Artifacts) -> list[str]:
     ):
         if vecs.dtype != np.float32 or vecs.ndim != 2 or vecs.shape != (n, dim):
             out.append(f"{name} is {vecs.dtype} {vecs.shape}, manifest says float32 ({n}, {dim})")
-    for name, store, dim in ((IMAGE_INDEX, a.image_store, di), (FUSED_INDEX, a.fused_store, None)):
-        dim = dim if dim is not None else di + dt
+    for name, store, dim in (
+        (IMAGE_INDEX, a.image_store, di),
+        (FUSED_INDEX, a.fused_store, di + dt),
+    ):
         if store.ntotal != n or store.dim != dim:
             out.append(f"{name} holds {store.ntotal} x {store.dim}, expected {n} x {dim}")
     return out

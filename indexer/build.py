@@ -211,11 +211,12 @@ def remove_items(artifacts_dir: str | Path, ids: Iterable[str]) -> IndexManifest
     """
     artifacts = load_artifacts(artifacts_dir, verify=True)
     ids = list(dict.fromkeys(ids))
-    unknown = [i for i in ids if artifacts.row_of(i) is None]
+    rows = {i: artifacts.row_of(i) for i in ids}
+    unknown = [i for i, row in rows.items() if row is None]
     if unknown:
         raise IndexInputError(f"not in the index: {unknown[:10]}")
     keep = np.ones(len(artifacts), bool)
-    keep[[artifacts.row_of(i) for i in ids]] = False
+    keep[[row for row in rows.values() if row is not None]] = False
     return rewrite_artifacts(
         artifacts, keep=keep, history={"op": "remove", "count": len(ids), "ids": ids[:100]}
     )

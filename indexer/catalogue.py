@@ -153,7 +153,7 @@ def catalogue_items(
         by_label: dict[str, int] = {}
         for d in record.defects:
             by_label[d.label] = by_label.get(d.label, 0) + 1
-        defects = {
+        defects: dict[str, Any] = {
             "count": len(record.defects),
             "total_area": float(sum(d.area for d in record.defects)),
         }
