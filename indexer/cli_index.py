@@ -7,11 +7,15 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from models.hub import DEFAULT_IMAGE_MODEL
+
+if TYPE_CHECKING:
+    from indexer.build import BuildReport
+    from indexer.records import Problem
 
 index_app = typer.Typer(
     name="index",
@@ -54,17 +58,19 @@ def _params(pairs: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _print_failed(failed: Sequence[Any], limit: int = 30) -> None:
+def _print_failed(failed: Sequence[Problem], limit: int = 30) -> None:
     if not failed:
         return
     typer.secho(f"{len(failed)} input(s) failed and were skipped:", fg="yellow", err=True)
     for problem in failed[:limit]:
         typer.echo(f"  {problem.file}: {problem.reason}", err=True)
     if len(failed) > limit:
-        typer.echo(f"  ... and {len(failed) - limit} more (listed in manifest.json)", err=True)
+        from indexer.artifacts import MANIFEST
+
+        typer.echo(f"  ... and {len(failed) - limit} more (listed in {MANIFEST})", err=True)
 
 
-def _report(report: Any, verb: str) -> None:
+def _report(report: BuildReport, verb: str) -> None:
     _print_failed(report.failed)
     rate = f", {report.images_per_second:.1f} img/s" if report.embedded else ""
     typer.echo(

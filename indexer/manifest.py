@@ -3,7 +3,7 @@
 :class:`ManifestBody` is what a writer describes (models, template, fusion, taxonomy, dataset,
 failed inputs, history); :class:`IndexManifest` adds what :mod:`indexer.artifacts` fills in when it
 writes (format version, created-at, counts, index specs, sha256 of every file). Only
-:mod:`indexer.artifacts` knows the file names and reads or writes ``manifest.json``.
+:mod:`indexer.artifacts` knows the file names and reads or writes the manifest file.
 
 Format versions: ``1`` was written untyped (an image model may carry ``model_id`` beside or
 instead of ``id``); ``2`` is this schema. Both validate through the same models (a ``model_id``
@@ -151,7 +151,7 @@ class ManifestBody(_Closed):
 
 
 class IndexManifest(ManifestBody):
-    """The whole ``manifest.json`` as read back and validated."""
+    """The whole manifest file as read back and validated."""
 
     format_version: int
     created_at: str
@@ -175,7 +175,7 @@ class IndexManifest(ManifestBody):
         return ManifestBody.model_validate(self.model_dump(include=set(ManifestBody.model_fields)))
 
     def as_json(self) -> dict[str, Any]:
-        """Plain JSON types (what ``manifest.json`` holds and ``/info`` returns)."""
+        """Plain JSON types (what the manifest file holds and ``/info`` returns)."""
         return self.model_dump(mode="json", exclude_none=False)
 
 
