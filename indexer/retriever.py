@@ -32,7 +32,8 @@ from models.taxonomy import Taxonomy
 if TYPE_CHECKING:
     from PIL import Image
 
-    from indexer.artifacts import Artifacts, CatalogueItem
+    from indexer.artifacts import Artifacts
+    from indexer.catalogue import CatalogueItem
 
 Vector = npt.NDArray[np.float32]
 
