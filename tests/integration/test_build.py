@@ -247,3 +247,27 @@ def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy
     again = CountingEncoder(encoder)
     report = build_index(root / "train.jsonl", out, image_encoder=again, **kwargs)
     assert again.images == 0 and report.cached == N_IMAGES
+
+
+def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(
+    env, built, tmp_path, monkeypatch
+):
+    """A VisragError (a missing index, an unknown pooling) is one red line and exit 1; anything
+    else is a bug and is not swallowed."""
+    from indexer import build
+
+    root, model, records = env
+    output = invoke("index", "add", str(tmp_path / "nowhere"), "--manifest", str(root / "x.jsonl"),
+                    ok=False)  # fmt: skip
+    assert "error:" in output and "nowhere" in output and "does not exist" in output
+    output = invoke(*build_args(root, model, tmp_path / "p", "--pooling", "max"), ok=False)
+    assert "error:" in output and "pooling must be one of" in output
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(build, "read_records", bug)
+    from indexer.cli import cli
+
+    result = CliRunner().invoke(cli, build_args(root, model, tmp_path / "q"))
+    assert isinstance(result.exception, ZeroDivisionError)
