@@ -10,7 +10,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.base import ImageEncoderProtocol, TextEncoderProtocol
+    from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +33,9 @@ TINY_WARNING = """
 @dataclass
 class DemoBuild:
     artifacts: Path
-    image_encoder: Any
-    text_encoder: Any
-    taxonomy: Any
+    image_encoder: ImageEncoderProtocol
+    text_encoder: TextEncoderProtocol
+    taxonomy: Taxonomy
     tiny: bool
     reused: bool
 
@@ -41,7 +45,8 @@ def _load_encoder(
 ) -> tuple[Any, bool, str]:
     """The configured DINOv3, or the tiny random one; returns (encoder, is_tiny, reason)."""
     from models.errors import ModelNotAvailableError
-    from models.image_encoder import DEFAULT_IMAGE_MODEL, load_image_encoder
+    from models.hub import DEFAULT_IMAGE_MODEL
+    from models.image_encoder import load_image_encoder
     from models.testing import make_tiny_dinov3
 
     if not tiny:
@@ -73,7 +78,7 @@ def prepare_demo(
     echo: Any = print,
 ) -> DemoBuild:
     """Generate, split and index a synthetic dataset under ``workdir`` (reused when unchanged)."""
-    from indexer.artifacts import load_artifacts
+    from indexer.artifacts import has_manifest, load_artifacts
     from indexer.build import build_index
     from indexer.split import split_files
     from indexer.synthetic import generate_dataset
@@ -99,7 +104,7 @@ def prepare_demo(
     reused = (
         recipe_file.is_file()
         and json.loads(recipe_file.read_text()) == json.loads(json.dumps(recipe))
-        and (artifacts / "manifest.json").is_file()
+        and has_manifest(artifacts)
     )
     if reused:
         echo(f"reusing the demo index in {artifacts}")
@@ -128,19 +133,18 @@ def prepare_demo(
 def demo_resources(build: DemoBuild, *, rerank_candidates: int = 20) -> Any:
     """Service resources from the encoders the demo already loaded (no second model load)."""
     from app.resources import assemble_resources
-    from indexer.artifacts import check_compatible, load_artifacts
+    from indexer.opening import Overrides, open_index
 
-    artifacts = load_artifacts(build.artifacts, verify=True)
-    check_compatible(
-        artifacts.manifest,
-        image_model_info=build.image_encoder.info(),
-        text_model_info=build.text_encoder.info(),
-        taxonomy=build.taxonomy,
-    )
-    return assemble_resources(
-        artifacts,
+    opened = open_index(
+        build.artifacts,
+        Overrides(taxonomy=build.taxonomy),
         image_encoder=build.image_encoder,
         text_encoder=build.text_encoder,
-        taxonomy=build.taxonomy,
+    )
+    return assemble_resources(
+        opened.artifacts,
+        image_encoder=build.image_encoder,
+        text_encoder=build.text_encoder,
+        taxonomy=opened.taxonomy,
         rerank_candidates=rerank_candidates,
     )

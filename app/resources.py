@@ -2,8 +2,9 @@
 
 :func:`load_resources` is the only place that touches weights and index files. It refuses to
 serve artifacts built with other models (``check_compatible`` names the field that differs) or
-with a failed checksum. Tests build :class:`Resources` with :func:`assemble_resources` over a
-real (small) artifact directory and fake encoders.
+with a failed checksum (both through :func:`indexer.opening.open_index`). Tests build
+:class:`Resources` with :func:`assemble_resources` over a real (small) artifact directory and
+fake encoders.
 """
 
 from __future__ import annotations
@@ -58,62 +59,33 @@ class Resources:
         return {**info, **self.extra_info}
 
 
-def _recorded(manifest: dict[str, Any], key: str) -> Any:
-    """A model id recorded in the manifest (``image_model`` may be a dict or a plain id)."""
-    value = manifest.get(key)
-    if isinstance(value, dict):
-        return value.get("id") or value.get("model_id")
-    return value
-
-
 def load_resources(settings: Settings) -> Resources:
-    """Load artifacts and both encoders, check they agree, build the Retriever (blocking, slow).
+    """Open the index with the encoders its manifest records and build the Retriever (blocking).
 
     Raises:
         ArtifactError / ChecksumError: the artifact directory is unreadable or corrupt.
         ManifestMismatchError: the configured models differ from the ones the index was built with.
         ModelNotAvailableError: weights are missing (no download is attempted when offline).
     """
-    from indexer.artifacts import check_compatible, load_artifacts
+    from indexer.opening import Overrides, open_index
 
-    # The artifacts first: a wrong path or a corrupt file fails fast, before torch is imported.
-    artifacts = load_artifacts(settings.artifacts, verify=True)
-
-    from models.image_encoder import load_image_encoder
-    from models.taxonomy import load_taxonomy
-    from models.text_encoder import load_text_encoder
-
-    manifest = artifacts.manifest
-    recorded = manifest.get("image_model") or {}
-    image_model = settings.image_model or _recorded(manifest, "image_model")
-    text_model = settings.text_model or _recorded(manifest, "text_model")
-    if not image_model:
-        raise ValueError("no image model configured (VISRAG_IMAGE_MODEL) or recorded in manifest")
-    # Preprocessing and pooling follow the manifest, so the query side matches the index side.
-    image_size = (recorded.get("preprocessing") or {}).get("image_size") or recorded.get(
-        "image_size", 448
+    opened = open_index(
+        settings.artifacts,
+        Overrides(
+            device=settings.device,
+            dtype=settings.dtype,
+            image_model=settings.image_model,
+            text_model=settings.text_model,
+            taxonomy=settings.taxonomy,
+        ),
     )
-    logger.info("loading image model %s and text model %s", image_model, text_model)
-    image_encoder = load_image_encoder(
-        image_model,
-        device=settings.device,
-        dtype=settings.dtype,
-        image_size=int(image_size),
-        pooling=recorded.get("pooling") or "cls",
-    )
-    text_encoder = load_text_encoder(text_model, device=settings.device)
-    taxonomy = load_taxonomy(settings.taxonomy)
-    check_compatible(
-        manifest,
-        image_model_info=image_encoder.info(),
-        text_model_info=text_encoder.info(),
-        taxonomy=taxonomy,
-    )
+    if opened.image_encoder is None:  # open_index loads it unless told not to
+        raise RuntimeError("open_index returned no image encoder")
     resources = assemble_resources(
-        artifacts,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        taxonomy=taxonomy,
+        opened.artifacts,
+        image_encoder=opened.image_encoder,
+        text_encoder=opened.text_encoder,
+        taxonomy=opened.taxonomy,
         rerank_candidates=settings.rerank_candidates,
     )
     logger.info("loaded %d indexed items from %s", resources.retriever.size, settings.artifacts)

@@ -41,12 +41,9 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import cpu_model  # noqa: E402
-from models.image_encoder import (  # noqa: E402
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ImageEncoder,
-    cpu_supports_bf16,
-)
+from models.device import cpu_supports_bf16  # noqa: E402
+from models.hub import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from models.image_encoder import ImageEncoder  # noqa: E402
 from models.imaging import target_size  # noqa: E402
 
 PATCH, REGISTERS = 16, 4

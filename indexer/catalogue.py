@@ -21,6 +21,9 @@ import numpy.typing as npt
 
 from indexer.errors import ArtifactError
 from indexer.hits import Filters
+from indexer.records import Record
+from models.description import describe
+from models.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,47 @@ class CatalogueMasks:
         if filters.areas:
             mask &= np.isin(self._areas, list(filters.areas))
         return np.flatnonzero(mask).astype(np.int64)
+
+
+# -- records -> catalogue items (the mapper of a build) ----------------------------------------
+def _image_ref(path: Path, root: Path | None) -> str:
+    path = Path(path)
+    if root is not None:
+        try:
+            return path.absolute().relative_to(Path(root).absolute()).as_posix()
+        except ValueError:
+            pass
+    return path.absolute().as_posix()
+
+
+def catalogue_items(
+    records: Sequence[Record], taxonomy: Taxonomy, *, root: Path | None, first_row: int = 0
+) -> list[CatalogueItem]:
+    """Catalogue rows (from ``first_row``) for records: zone normalised, description from the
+    template, image path relative to ``root`` when under it, a defects summary."""
+    items = []
+    for row, record in enumerate(records, start=first_row):
+        zone = taxonomy.normalise_zone(record.zone)
+        by_label: dict[str, int] = {}
+        for d in record.defects:
+            by_label[d.label] = by_label.get(d.label, 0) + 1
+        defects: dict[str, Any] = {
+            "count": len(record.defects),
+            "total_area": float(sum(d.area for d in record.defects)),
+        }
+        if by_label:
+            defects["by_label"] = taxonomy.sort_counts(by_label)
+        items.append(
+            CatalogueItem(
+                row=row,
+                id=record.id,
+                image=_image_ref(record.image_path, root),
+                labels=dict(record.labels),
+                zone=zone.id,
+                area=zone.area,
+                description=record.description or describe(record.labels, zone.id, taxonomy),
+                group=record.group or record.id,
+                defects=defects,
+            )
+        )
+    return items

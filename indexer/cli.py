@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from indexer.cli_index import index_app
+from models.errors import VisragError
 
 cli = typer.Typer(
     name="visrag",
@@ -26,12 +27,6 @@ cli.add_typer(index_app, name="index")
 def _group() -> None:
     """visrag: dataset analysis, label-aware split, hybrid index, honest evaluation."""
     # A callback keeps `visrag <command>` a command group even while only one command exists.
-
-
-_USER_ERRORS = frozenset(
-    {"ArtifactError", "ChecksumError", "ManifestMismatchError", "ModelNotAvailableError",
-     "DatasetError", "FileNotFoundError", "TaxonomyError"}
-)  # fmt: skip
 
 
 @cli.command("evaluate")
@@ -93,10 +88,8 @@ def evaluate(
         )
     except EvaluationError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    except Exception as exc:
+    except (VisragError, FileNotFoundError) as exc:
         # Corrupt artifacts, missing weights or an unreadable query file: one line, no traceback.
-        if type(exc).__name__ not in _USER_ERRORS:
-            raise
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
     if text_source == ORACLE:
@@ -148,7 +141,7 @@ def analyze(
             dataset, out, taxonomy=load_taxonomy(taxonomy), format=format,
             group_by=group_by, images_dir=images_dir, progress=True,
         )  # fmt: skip
-    except ValueError as exc:  # DatasetError, GroupByError, TaxonomyError
+    except VisragError as exc:  # DatasetError, GroupByError, TaxonomyError
         raise _dataset_errors(exc) from exc
     print_summary(report)
     typer.echo(f"wrote {paths['json']}, {paths['markdown']} and {len(paths) - 2} plots")
@@ -174,7 +167,7 @@ def split(
             dataset, out, taxonomy=load_taxonomy(taxonomy), test_size=test_size, seed=seed,
             format=format, group_by=group_by, images_dir=images_dir, progress=True,
         )  # fmt: skip
-    except ValueError as exc:  # DatasetError, GroupByError, SplitError, TaxonomyError
+    except VisragError as exc:  # DatasetError, GroupByError, SplitError, TaxonomyError
         raise _dataset_errors(exc) from exc
     if scan.problems:
         typer.secho(

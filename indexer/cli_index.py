@@ -7,11 +7,15 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-DEFAULT_IMAGE_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
+from models.hub import DEFAULT_IMAGE_MODEL
+
+if TYPE_CHECKING:
+    from indexer.build import BuildReport
+    from indexer.records import Problem
 
 index_app = typer.Typer(
     name="index",
@@ -32,19 +36,13 @@ WorkersOpt = Annotated[int, typer.Option(min=1, help="decode/preprocess worker t
 @contextmanager
 def _errors() -> Iterator[None]:
     """Domain errors -> one red line and exit 1 (no traceback for a user mistake)."""
-    from indexer.artifacts import ArtifactError
+    from models.errors import VisragError
 
     try:
         yield
-    except (ArtifactError, ValueError, KeyError, FileNotFoundError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        typer.secho(f"error: {message}", fg="red", err=True)
+    except (VisragError, FileNotFoundError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
-    except Exception as exc:
-        if type(exc).__name__ == "ModelNotAvailableError":
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from exc
-        raise
 
 
 def _params(pairs: Sequence[str] | None) -> dict[str, Any]:
@@ -60,17 +58,19 @@ def _params(pairs: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _print_failed(failed: Sequence[Any], limit: int = 30) -> None:
+def _print_failed(failed: Sequence[Problem], limit: int = 30) -> None:
     if not failed:
         return
     typer.secho(f"{len(failed)} input(s) failed and were skipped:", fg="yellow", err=True)
     for problem in failed[:limit]:
         typer.echo(f"  {problem.file}: {problem.reason}", err=True)
     if len(failed) > limit:
-        typer.echo(f"  ... and {len(failed) - limit} more (listed in manifest.json)", err=True)
+        from indexer.artifacts import MANIFEST
+
+        typer.echo(f"  ... and {len(failed) - limit} more (listed in {MANIFEST})", err=True)
 
 
-def _report(report: Any, verb: str) -> None:
+def _report(report: BuildReport, verb: str) -> None:
     _print_failed(report.failed)
     rate = f", {report.images_per_second:.1f} img/s" if report.embedded else ""
     typer.echo(
@@ -147,9 +147,9 @@ def import_(
             text_encoder=load_text_encoder(text_model, device=device), alpha=alpha,
             image_model_id=image_model_id, index_type=index_type,
         )  # fmt: skip
-    coverage = manifest["dataset"]["coverage"]
+    coverage = manifest.dataset["coverage"]
     typer.echo(
-        f"imported {manifest['vector_count']} vectors of {manifest['image_model']['id']} into "
+        f"imported {manifest.vector_count} vectors of {manifest.image_model.id} into "
         f"{out}; label coverage {coverage['coverage']:.1%} ({coverage['unmapped']} unmapped"
         + (f": {coverage['unmapped_labels']})" if coverage["unmapped"] else ")")
     )
@@ -171,26 +171,16 @@ def add(
     taxonomy: TaxonomyOpt = None,
 ) -> None:
     """Embed new records with the recorded models and append them (no full rebuild)."""
-    from indexer.artifacts import read_manifest
     from indexer.build import add_records
-    from models.image_encoder import load_image_encoder
-    from models.taxonomy import load_taxonomy
-    from models.text_encoder import load_text_encoder
+    from indexer.opening import Overrides, open_index
 
     with _errors():
-        recorded = read_manifest(artifacts)
-        img = recorded["image_model"]
-        pre = img.get("preprocessing") or {}
-        image_encoder = load_image_encoder(
-            image_model or img["id"], device=device, dtype=img.get("dtype"),
-            image_size=int(pre.get("image_size") or img.get("image_size") or 448),
-            pooling=img.get("pooling") or "cls", revision=img.get("revision"),
+        opened = open_index(
+            artifacts,
+            Overrides(device=device, image_model=image_model, text_model=text_model,
+                      taxonomy=taxonomy),
         )  # fmt: skip
-        text_encoder = load_text_encoder(text_model or recorded["text_model"]["id"], device=device)
-        report = add_records(
-            artifacts, manifest, image_encoder=image_encoder, text_encoder=text_encoder,
-            taxonomy=load_taxonomy(taxonomy), batch_size=batch_size, workers=workers,
-        )  # fmt: skip
+        report = add_records(opened, manifest, batch_size=batch_size, workers=workers)
     _report(report, "updated")
 
 
@@ -204,13 +194,13 @@ def remove(
 
     with _errors():
         manifest = remove_items(artifacts, ids)
-    typer.echo(f"removed {len(set(ids))} item(s); {manifest['vector_count']} remain in {artifacts}")
+    typer.echo(f"removed {len(set(ids))} item(s); {manifest.vector_count} remain in {artifacts}")
 
 
 @index_app.command("verify")
 def verify(artifacts: Annotated[Path, typer.Argument(help="artifact directory")]) -> None:
     """Check files, checksums, counts, dims and manifest vs catalogue; exit 1 on any failure."""
-    from indexer.artifacts import verify_artifacts
+    from indexer.verification import verify_artifacts
 
     report = verify_artifacts(artifacts)
     for check, ok, detail in report:

@@ -1,19 +1,22 @@
 """Whether artifacts fit the configured models: :func:`check_compatible` compares the manifest's
-models, preprocessing, description template and taxonomy with the configured ones and raises
-:class:`ManifestMismatchError` naming the first field that differs."""
+models (id, revision, dim, pooling, preprocessing, dtype family), description template and taxonomy
+with the configured ones and raises :class:`ManifestMismatchError` naming the first field that
+differs. A field recorded on only one side (e.g. the preprocessing of imported vectors, the
+revision of a local checkpoint) is not compared.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from indexer.errors import ManifestMismatchError
+from indexer.manifest import ImageModel, IndexManifest, Preprocessing, TextModel
 from models.description import TEMPLATE_VERSION
-
-__all__ = ["ManifestMismatchError", "check_compatible"]
+from models.taxonomy import Taxonomy
 
 
 def _model_id_matches(a: str, b: str) -> bool:
@@ -31,68 +34,66 @@ def _dtype_family(dtype: object) -> str:
     return "float" if name in floats else name
 
 
-def _get(info: Mapping[str, Any] | None, *keys: str) -> Any:
-    """First present key; ``preprocessing.image_size`` style keys look inside a sub-dict too."""
-    if not info:
-        return None
-    for key in keys:
-        node: Any = info
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node is not None:
-            return node
-    return None
+def _same_dtype(a: Any, b: Any) -> bool:
+    return _dtype_family(a) == _dtype_family(b)
+
+
+def _close(a: Any, b: Any) -> bool:
+    return bool(np.allclose(a, b))
+
+
+Check = tuple[str, Any, Any, Callable[[Any, Any], bool] | None]
+
+
+def _image_checks(recorded: ImageModel, configured: ImageModel) -> list[Check]:
+    pre_r = recorded.preprocessing or Preprocessing()
+    pre_c = configured.preprocessing or Preprocessing()
+    return [
+        ("image_model.id", recorded.id, configured.id, _model_id_matches),
+        ("image_model.revision", recorded.revision, configured.revision, None),
+        ("image_model.dim", recorded.dim, configured.dim, None),
+        ("image_model.pooling", recorded.pooling, configured.pooling, None),
+        ("image_model.preprocessing.image_size", pre_r.image_size, pre_c.image_size, None),
+        ("image_model.preprocessing.mean", pre_r.mean, pre_c.mean, _close),
+        ("image_model.preprocessing.std", pre_r.std, pre_c.std, _close),
+        ("image_model.dtype", recorded.dtype, configured.dtype, _same_dtype),
+    ]
 
 
 def check_compatible(
-    manifest: Mapping[str, Any],
+    manifest: IndexManifest,
     *,
-    image_model_info: Mapping[str, Any] | None = None,
-    text_model_info: Mapping[str, Any] | None = None,
-    taxonomy: Any = None,
+    image_model: ImageModel | None = None,
+    text_model: TextModel | None = None,
+    taxonomy: Taxonomy | None = None,
 ) -> None:
     """Refuse artifacts built with other models, preprocessing, template or taxonomy.
 
-    A field missing on either side (e.g. preprocessing of imported vectors) is not compared.
+    ``image_model`` / ``text_model``: the configured encoders as the manifest describes them
+    (:func:`indexer.manifest.describe_image_encoder` / ``describe_text_encoder``); ``None``: not
+    loaded, not compared.
 
     Raises:
-        ManifestMismatchError: naming the first field that differs.
+        ManifestMismatchError: naming the first field that differs (``.field``).
     """
-    img, txt = manifest.get("image_model", {}), manifest.get("text_model", {})
-    checks: list[tuple[str, Any, Any, Any]] = []
-    if image_model_info is not None:
-        cfg = image_model_info
+    checks: list[Check] = []
+    if image_model is not None:
+        checks += _image_checks(manifest.image_model, image_model)
+    if text_model is not None:
         checks += [
-            ("image_model.id", _get(img, "id"), _get(cfg, "id", "model_id"), _model_id_matches),
-            ("image_model.dim", _get(img, "dim"), _get(cfg, "dim"), None),
-            ("image_model.pooling", _get(img, "pooling"), _get(cfg, "pooling"), None),
-            ("image_model.preprocessing.image_size",
-             _get(img, "preprocessing.image_size", "image_size"),
-             _get(cfg, "preprocessing.image_size", "image_size"), None),
-            ("image_model.preprocessing.mean", _get(img, "preprocessing.mean", "mean"),
-             _get(cfg, "preprocessing.mean", "mean"), np.allclose),
-            ("image_model.preprocessing.std", _get(img, "preprocessing.std", "std"),
-             _get(cfg, "preprocessing.std", "std"), np.allclose),
-            ("image_model.dtype", _get(img, "dtype"), _get(cfg, "dtype"),
-             lambda a, b: _dtype_family(a) == _dtype_family(b)),
-        ]  # fmt: skip
-    if text_model_info is not None:
-        cfg = text_model_info
-        checks += [
-            ("text_model.id", _get(txt, "id"), _get(cfg, "id", "model_id"), _model_id_matches),
-            ("text_model.dim", _get(txt, "dim"), _get(cfg, "dim"), None),
+            ("text_model.id", manifest.text_model.id, text_model.id, _model_id_matches),
+            ("text_model.dim", manifest.text_model.dim, text_model.dim, None),
         ]
-    checks.append(("template_version", manifest.get("template_version"), TEMPLATE_VERSION, None))
+    checks.append(("template_version", manifest.template_version, TEMPLATE_VERSION, None))
     if taxonomy is not None:
-        tax = manifest.get("taxonomy", {})
         checks += [
-            ("taxonomy.name", tax.get("name"), taxonomy.name, None),
-            ("taxonomy.version", tax.get("version"), taxonomy.version, None),
+            ("taxonomy.name", manifest.taxonomy.name, taxonomy.name, None),
+            ("taxonomy.version", manifest.taxonomy.version, taxonomy.version, None),
         ]
     for name, recorded, configured, same in checks:
         if recorded is None or configured is None:
             continue
-        equal = (same or (lambda a, b: a == b))(recorded, configured)
+        equal = same(recorded, configured) if same else recorded == configured
         if not equal:
             raise ManifestMismatchError(
                 name,

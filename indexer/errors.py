@@ -3,8 +3,9 @@
     ArtifactError               the artifact directory is missing, unreadable or inconsistent
     ├── ChecksumError           a file's sha256 differs from the manifest
     └── ManifestMismatchError   the manifest disagrees with the configured models (``.field``)
+    IndexInputError             a build, add or remove was given inputs that do not fit
 
-All three are importable from :mod:`indexer.artifacts` too.
+All derive from :class:`models.errors.VisragError`.
 """
 
 from __future__ import annotations
@@ -26,3 +27,8 @@ class ManifestMismatchError(ArtifactError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class IndexInputError(VisragError):
+    """What a build, add or remove was given does not fit: nothing could be embedded, an id is
+    already indexed, or an id to remove is not in the index."""

@@ -27,8 +27,19 @@ from typing import Any
 
 import numpy as np
 
-from indexer.artifacts import CatalogueItem, build_stores, dataset_summary, write_artifacts
+from indexer.artifacts import write_artifacts
+from indexer.catalogue import CatalogueItem, dataset_summary
+from indexer.manifest import (
+    Fusion,
+    ImageModel,
+    IndexManifest,
+    ManifestBody,
+    TaxonomyRef,
+    describe_text_encoder,
+)
 from indexer.readers.naming import zone_from_name
+from indexer.store import build_stores
+from models.base import TextEncoderProtocol
 from models.description import TEMPLATE_VERSION, describe
 from models.errors import VisragError
 from models.fusion import l2_normalise
@@ -77,13 +88,13 @@ def import_embeddings(
     out: str | Path,
     *,
     taxonomy: Taxonomy,
-    text_encoder: Any,
+    text_encoder: TextEncoderProtocol,
     alpha: float = 0.6,
     image_model_id: str | None = None,
     index_type: str = "flat",
     index_params: dict[str, Any] | None = None,
     pooling: str | None = "cls",
-) -> dict[str, Any]:
+) -> IndexManifest:
     """Import precomputed image vectors; returns the manifest written (with a coverage report).
 
     Raises:
@@ -149,28 +160,25 @@ def import_embeddings(
         raise EmbeddingImportError("no image model id in the metadata: pass image_model_id")
     if pooling:
         image_model["pooling"] = pooling
-    text_info = dict(text_encoder.info()) if hasattr(text_encoder, "info") else {}
-    text_info.setdefault("id", getattr(text_encoder, "model_id", None))
-    text_info["dim"] = int(text_vectors.shape[1])
+    text_model = describe_text_encoder(text_encoder)
     image_store, fused_store = build_stores(
         image_vectors, text_vectors, alpha=alpha, index_type=index_type, params=index_params
     )
-    manifest = {
-        "image_model": image_model,
-        "text_model": text_info,
-        "template_version": TEMPLATE_VERSION,
-        "fusion": {"alpha": alpha, "image_dim": image_vectors.shape[1],
-                   "text_dim": text_vectors.shape[1]},
-        "taxonomy": {"name": taxonomy.name, "version": taxonomy.version,
-                     "no_damage_id": taxonomy.no_damage_id},
-        "dataset": dataset_summary(
+    manifest = ManifestBody(
+        image_model=ImageModel.model_validate(image_model),
+        text_model=text_model,
+        template_version=TEMPLATE_VERSION,
+        fusion=Fusion(alpha=alpha, image_dim=image_vectors.shape[1],
+                      text_dim=text_vectors.shape[1]),
+        taxonomy=TaxonomyRef(name=taxonomy.name, version=taxonomy.version,
+                             no_damage_id=taxonomy.no_damage_id),
+        dataset=dataset_summary(
             items, source=str(embeddings_npy.resolve()), format="embeddings",
             metadata=str(metadata_json.resolve()), root=None, coverage=coverage.as_dict(),
             input_norms={"min": float(norms.min()), "max": float(norms.max())},
         ),
-        "failed": [],
-        "history": [{"op": "import", "count": len(items)}],
-    }  # fmt: skip
+        history=({"op": "import", "count": len(items)},),
+    )  # fmt: skip
     written = write_artifacts(
         out, manifest=manifest, items=items, image_vectors=image_vectors,
         text_vectors=text_vectors, image_store=image_store, fused_store=fused_store,

@@ -34,7 +34,8 @@ from models.taxonomy import Taxonomy
 if TYPE_CHECKING:
     from PIL import Image
 
-    from indexer.artifacts import Artifacts, CatalogueItem
+    from indexer.artifacts import Artifacts
+    from indexer.catalogue import CatalogueItem
 
 Vector = npt.NDArray[np.float32]
 
@@ -63,7 +64,7 @@ class Retriever:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return self.artifacts.manifest
+        return self.artifacts.manifest.as_json()
 
     @property
     def size(self) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer import ivfpq
+from models.fusion import fuse
 
 logger = logging.getLogger(__name__)
 
@@ -269,3 +270,20 @@ class VectorStore:
             store.params.setdefault("nprobe", int(ivf.nprobe))
             store.params.setdefault("k_factor", int(refine.k_factor) if refine is not None else 0)
         return store
+
+
+def build_stores(
+    image_vectors: npt.NDArray[np.float32],
+    text_vectors: npt.NDArray[np.float32],
+    *,
+    alpha: float,
+    index_type: str = "flat",
+    params: dict[str, Any] | None = None,
+) -> tuple[VectorStore, VectorStore]:
+    """The image store and the fused store (``fuse(img, txt, alpha)``), FAISS id = row."""
+    rows = np.arange(len(image_vectors), dtype=np.int64)
+    image = VectorStore.build(image_vectors, rows, index_type=index_type, params=params)
+    fused = VectorStore.build(
+        fuse(image_vectors, text_vectors, alpha=alpha), rows, index_type=index_type, params=params
+    )
+    return image, fused

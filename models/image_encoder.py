@@ -1,8 +1,6 @@
-"""DINOv3 image encoder: checkpoint loading, pooling, bucketed batching.
+"""DINOv3 image encoder: pooling, bucketed batching, and :func:`load_image_encoder`.
 
-Loading never prompts: a token comes from ``token=`` or ``HF_TOKEN``; ``HF_HUB_OFFLINE=1`` means
-local files only. Every way of not getting the weights ends in one ``ModelNotAvailableError``
-whose message names the model and how to provide it.
+Where weights come from is :mod:`models.hub`; device and dtype resolution is :mod:`models.device`.
 
 Pooling (all L2-normalised, float32 out):
 
@@ -16,11 +14,9 @@ Pooling (all L2-normalised, float32 out):
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,36 +26,24 @@ import torch
 from PIL import Image
 
 from models import imaging
+from models.base import POOLINGS
+from models.device import DTYPES, EncoderSettingError, resolve_device, resolve_precision
 from models.errors import ModelNotAvailableError
-
-__all__ = [
-    "DEFAULT_IMAGE_MODEL",
-    "ImageEncoder",
-    "ModelNotAvailableError",
-    "POOLINGS",
-    "cpu_supports_bf16",
-    "load_image_encoder",
-]
+from models.hub import (
+    DEFAULT_IMAGE_MODEL,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    env_flag,
+    load_model,
+    read_mean_std,
+    resolve_source,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_IMAGE_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
-POOLINGS = ("cls", "cls+mean", "gem")
 MODEL_TYPE = "dinov3_vit"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 GEM_P = 3.0
 GEM_EPS = 1e-6
-_DTYPES = {
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-}
-_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-
 Vectors = npt.NDArray[np.float32]
 
 
@@ -81,7 +65,7 @@ class ImageEncoder:
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+            raise EncoderSettingError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         config: Any = model.config
         patch = config.patch_size
         if isinstance(patch, (list, tuple)):
@@ -177,7 +161,7 @@ class ImageEncoder:
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if not self.autocast:
             return contextlib.nullcontext()
-        return torch.autocast(torch.device(self.device).type, dtype=_DTYPES[self.dtype])
+        return torch.autocast(torch.device(self.device).type, dtype=DTYPES[self.dtype])
 
 
 def _buckets(arrays: Sequence[npt.NDArray[np.float32]], batch_size: int) -> Iterator[list[int]]:
@@ -187,117 +171,6 @@ def _buckets(arrays: Sequence[npt.NDArray[np.float32]], batch_size: int) -> Iter
     for rows in by_shape.values():
         for start in range(0, len(rows), batch_size):
             yield rows[start : start + batch_size]
-
-
-@dataclass(frozen=True)
-class _Precision:
-    name: str
-    weights: torch.dtype
-    autocast: bool
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; an explicit cuda without CUDA is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return resolved
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 matmul (AVX512-BF16 or AMX) as oneDNN sees it."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _precision(dtype: str | torch.dtype | None, device: torch.device) -> _Precision:
-    if dtype is None:
-        wanted = torch.bfloat16 if device.type == "cuda" else torch.float32
-    elif isinstance(dtype, torch.dtype):
-        wanted = dtype
-    else:
-        try:
-            wanted = _DTYPES[dtype.lower()]
-        except KeyError:
-            raise ValueError(f"dtype must be one of fp32, bf16, fp16, got {dtype!r}") from None
-    if wanted not in _DTYPE_NAMES:
-        raise ValueError(f"unsupported dtype {wanted}")
-    name = _DTYPE_NAMES[wanted]
-    if device.type != "cpu" or wanted == torch.float32:
-        return _Precision(name, wanted, autocast=False)
-    if wanted == torch.float16:
-        raise ValueError("fp16 needs a GPU; on CPU use fp32 or bf16")
-    if not cpu_supports_bf16():
-        logger.warning(
-            "bf16 requested but this CPU has no native bf16 (AVX512-BF16/AMX): bf16 autocast "
-            "would be far slower than fp32 here, so the encoder runs in fp32"
-        )
-        return _Precision("fp32", torch.float32, autocast=False)
-    return _Precision(name, torch.float32, autocast=True)
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _how_to(model_id: str) -> str:
-    return (
-        f"DINOv3 checkpoints are gated: accept the licence on https://huggingface.co/{model_id} "
-        "and set HF_TOKEN (with network access and HF_HUB_OFFLINE unset), or download it once "
-        f"with `huggingface-cli download {model_id} --local-dir <dir>` and pass that directory "
-        "as the model"
-    )
-
-
-def _resolve_source(model: str | Path) -> tuple[str, Path | None]:
-    """(model id to record, local directory or None for a hub id)."""
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelNotAvailableError(
-                f"image model {str(model)!r}: {path} is not a model directory (no config.json). "
-                + _how_to(DEFAULT_IMAGE_MODEL)
-            )
-        return str(path.resolve()), path
-    text = str(model)
-    if isinstance(model, Path) or text.startswith(("/", ".", "~")) or text.count("/") != 1:
-        raise ModelNotAvailableError(
-            f"image model {text!r}: no such directory, and not a Hugging Face id (owner/name). "
-            + _how_to(DEFAULT_IMAGE_MODEL)
-        )
-    return text, None
-
-
-def _read_mean_std(
-    source: str, local: Path | None, hub_kwargs: dict[str, Any]
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    config: dict[str, Any] = {}
-    try:
-        if local is not None:
-            file = local / "preprocessor_config.json"
-            config = json.loads(file.read_text()) if file.is_file() else {}
-        else:
-            from transformers.utils import cached_file
-
-            found = cached_file(
-                source,
-                "preprocessor_config.json",
-                _raise_exceptions_for_missing_entries=False,
-                **hub_kwargs,
-            )
-            config = json.loads(Path(found).read_text()) if found else {}
-    except (OSError, ValueError) as exc:
-        logger.warning("cannot read preprocessor_config.json of %s: %s", source, exc)
-    mean, std = config.get("image_mean"), config.get("image_std")
-    if isinstance(mean, (list, tuple)) and isinstance(std, (list, tuple)):
-        if len(mean) == 3 and len(std) == 3:
-            return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-    logger.warning("no image_mean/image_std for %s: using the ImageNet values", source)
-    return IMAGENET_MEAN, IMAGENET_STD
 
 
 def load_image_encoder(
@@ -328,24 +201,24 @@ def load_image_encoder(
         ValueError: a bad device, dtype or pooling.
     """
     if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        raise EncoderSettingError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     torch_device = resolve_device(device)
-    precision = _precision(dtype, torch_device)
-    source, local = _resolve_source(model)
+    precision = resolve_precision(dtype, torch_device)
+    source, local = resolve_source(model)
     hub_kwargs: dict[str, Any] = {}
     if local is None:
-        offline = _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE")
+        offline = env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE")
         hub_kwargs = {
             "revision": revision,
             "token": token or os.environ.get("HF_TOKEN") or None,
             "local_files_only": offline,
         }
-    net = _load_model(source, precision.weights, hub_kwargs)
+    net = load_model(source, precision.weights, hub_kwargs)
     if net.config.model_type != MODEL_TYPE:
         raise ModelNotAvailableError(
             f"image model {source!r} is a {net.config.model_type!r} model, expected {MODEL_TYPE!r}"
         )
-    mean, std = _read_mean_std(source, local, hub_kwargs)
+    mean, std = read_mean_std(source, local, hub_kwargs)
     commit = getattr(net.config, "_commit_hash", None) if local is None else None
     encoder = ImageEncoder(
         net.to(torch_device),
@@ -361,23 +234,3 @@ def load_image_encoder(
     )
     logger.info("image encoder ready: %s", encoder.info())
     return encoder
-
-
-def _load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> Any:
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
-    from transformers import AutoModel
-
-    try:
-        return AutoModel.from_pretrained(source, dtype=dtype, **hub_kwargs)
-    except GatedRepoError as exc:
-        reason = "the repository is gated and no accepted licence/token was found"
-        raise ModelNotAvailableError(_unavailable(source, reason)) from exc
-    except (OSError, ValueError, KeyError, HfHubHTTPError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if hub_kwargs.get("local_files_only"):
-            reason = f"HF_HUB_OFFLINE=1 and it is not in the local cache ({reason})"
-        raise ModelNotAvailableError(_unavailable(source, reason)) from exc
-
-
-def _unavailable(source: str, reason: str) -> str:
-    return f"image model {source!r} is not available: {reason}. " + _how_to(source)

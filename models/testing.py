@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.image_encoder import IMAGENET_MEAN, IMAGENET_STD
+from models.hub import IMAGENET_MEAN, IMAGENET_STD
 
 
 def make_tiny_dinov3(

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from models.device import resolve_device
 from models.errors import ModelNotAvailableError
-from models.image_encoder import resolve_device
 
 logger = logging.getLogger(__name__)
 

@@ -120,13 +120,6 @@ def leave_one_out_queries(artifacts: Any, *, text_source: str | None = None) -> 
     return queries
 
 
-def _recorded(manifest: dict[str, Any], key: str) -> Any:
-    value = manifest.get(key)
-    if isinstance(value, dict):
-        return value.get("model_id") or value.get("id")
-    return value
-
-
 def open_retriever(
     artifacts_dir: Path,
     *,
@@ -138,44 +131,25 @@ def open_retriever(
     text_model: str | None = None,
     rerank_candidates: int = 20,
 ) -> Any:
-    """Load artifacts and only the encoders the run needs, with the models the manifest records.
+    """Open the index with only the encoders the run needs (:func:`indexer.opening.open_index`).
 
     ``image``: queries are image files (not precomputed vectors); ``text``: a mode needs the text
     encoder (``hybrid``, ``rerank``). Overrides name a local copy of the same model.
     """
-    from indexer.artifacts import check_compatible, load_artifacts
+    from indexer.opening import Overrides, open_index
     from indexer.retriever import Retriever
 
-    artifacts = load_artifacts(artifacts_dir, verify=True)
-    manifest = artifacts.manifest
-    image_encoder = text_encoder = None
-    if image:
-        from models.image_encoder import load_image_encoder
-
-        recorded = manifest.get("image_model") or {}
-        recorded = recorded if isinstance(recorded, dict) else {}
-        pre = recorded.get("preprocessing") or manifest.get("preprocessing") or {}
-        image_encoder = load_image_encoder(
-            image_model or _recorded(manifest, "image_model"),
-            device=device,
-            image_size=int(pre.get("image_size") or recorded.get("image_size") or 448),
-            pooling=recorded.get("pooling") or "cls",
-        )
-    if text:
-        from models.text_encoder import load_text_encoder
-
-        recorded_text = text_model or _recorded(manifest, "text_model")
-        text_encoder = load_text_encoder(recorded_text, device=device)
-    check_compatible(
-        manifest,
-        image_model_info=image_encoder.info() if image_encoder is not None else None,
-        text_model_info=text_encoder.info() if text_encoder is not None else None,
-        taxonomy=taxonomy,
-    )
+    opened = open_index(
+        artifacts_dir,
+        Overrides(
+            device=device, image_model=image_model, text_model=text_model, taxonomy=taxonomy,
+            load_image=image, load_text=text,
+        ),
+    )  # fmt: skip
     return Retriever(
-        artifacts,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        taxonomy=taxonomy,
+        opened.artifacts,
+        image_encoder=opened.image_encoder,
+        text_encoder=opened.text_encoder,
+        taxonomy=opened.taxonomy,
         rerank_candidates=rerank_candidates,
     )

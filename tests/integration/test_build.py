@@ -72,15 +72,16 @@ def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
     assert "broken.jpg" in output and "truncated.jpg" in output
     assert f"{N_IMAGES} items" in output
     a = load_artifacts(out)
-    failed = [json.dumps(f) for f in a.manifest["failed"]]
+    failed = [f.model_dump_json() for f in a.manifest.failed]
     assert len(failed) == 2
     assert "broken.jpg" in failed[0] and "truncated.jpg" in failed[1]
     assert a.row_of("broken") is None and a.row_of("truncated") is None and len(a) == N_IMAGES
     assert {it.id for it in a.items} == {r.id for r in records}
-    img = a.manifest["image_model"]
-    assert img["model_id"] == str(model) and img["dim"] == 32
-    assert img["preprocessing"]["image_size"] == 64 and img["pooling"] == "cls"
-    assert a.manifest["text_model"]["dim"] == 384 and a.manifest["index"]["image"]["type"] == "hnsw"
+    img = a.manifest.image_model
+    assert img.id == str(model) and img.dim == 32 and a.manifest.format_version == 2
+    assert img.preprocessing is not None and img.preprocessing.image_size == 64
+    assert img.pooling == "cls" and img.dtype == "fp32"
+    assert a.manifest.text_model.dim == 384 and a.manifest.index["image"].type == "hnsw"
     assert np.allclose(np.linalg.norm(a.image_vectors, axis=1), 1.0, atol=1e-4)  # no zero rows
     for item in a.items:
         assert item.image and a.image_file(item).is_file()
@@ -109,7 +110,7 @@ def test_image_that_fails_to_decode_is_listed_and_skipped(env, tmp_path, taxonom
     assert "Decode" in report.failed[0].reason or "decode" in report.failed[0].reason
     a = load_artifacts(tmp_path / "art")
     assert a.row_of("truncated") is None and len(a) == 3
-    assert a.manifest["failed"] == [report.failed[0].as_dict()]
+    assert [f.model_dump() for f in a.manifest.failed] == [report.failed[0].as_dict()]
 
 
 def test_indexed_image_retrieves_itself(built):
@@ -165,24 +166,38 @@ def test_remove_then_add_back(env, built, tmp_path, taxonomy):
     assert len(b) == N_IMAGES and row == N_IMAGES - 1
     scores, rows = b.image_store.search(vec, 1)
     assert rows[0, 0] == row and scores[0, 0] == pytest.approx(1.0, abs=1e-4)
-    assert [h["op"] for h in b.manifest["history"]] == ["build", "remove", "add"]
+    assert [h["op"] for h in b.manifest.history] == ["build", "remove", "add"]
     # adding it again is refused; so is an encoder configured differently from the manifest
     invoke("index", "add", str(out), "--manifest", str(new), "--device", "cpu",
            "--image-model", str(model), ok=False)  # fmt: skip
 
 
 def test_add_with_another_preprocessing_is_refused(env, built, taxonomy):
-    from indexer.artifacts import ManifestMismatchError
-    from indexer.build import add_records
+    from indexer.errors import ManifestMismatchError
+    from indexer.opening import Overrides, open_index
     from models.image_encoder import load_image_encoder
     from models.text_encoder import load_text_encoder
 
     root, model, records = env
     other = load_image_encoder(model, device="cpu", image_size=96)
     with pytest.raises(ManifestMismatchError) as err:
-        add_records(built[0], records[:1], image_encoder=other,
-                    text_encoder=load_text_encoder(device="cpu"), taxonomy=taxonomy)  # fmt: skip
+        open_index(built[0], Overrides(taxonomy=taxonomy), image_encoder=other,
+                   text_encoder=load_text_encoder(device="cpu"))  # fmt: skip
     assert err.value.field == "image_model.preprocessing.image_size"
+
+
+def test_open_index_loads_the_recorded_encoders(env, built, taxonomy):
+    """One rule: model, image size, pooling and dtype come from the manifest, not defaults."""
+    from indexer.opening import Overrides, open_index
+
+    root, model, records = env
+    opened = open_index(built[0], Overrides(device="cpu", image_model=str(model)))
+    assert opened.image_encoder is not None and opened.text_encoder is not None
+    assert opened.image_encoder.image_size == 64  # the build's, not the loader's default 448
+    assert opened.image_encoder.pooling == "cls" and opened.image_encoder.dtype == "fp32"
+    assert opened.image_encoder.dim == opened.manifest.image_model.dim == 32
+    only_text = open_index(built[0], Overrides(device="cpu", load_image=False))
+    assert only_text.image_encoder is None and only_text.text_encoder is not None
 
 
 class CountingEncoder:
@@ -232,3 +247,27 @@ def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy
     again = CountingEncoder(encoder)
     report = build_index(root / "train.jsonl", out, image_encoder=again, **kwargs)
     assert again.images == 0 and report.cached == N_IMAGES
+
+
+def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(
+    env, built, tmp_path, monkeypatch
+):
+    """A VisragError (a missing index, an unknown pooling) is one red line and exit 1; anything
+    else is a bug and is not swallowed."""
+    from indexer import build
+
+    root, model, records = env
+    output = invoke("index", "add", str(tmp_path / "nowhere"), "--manifest", str(root / "x.jsonl"),
+                    ok=False)  # fmt: skip
+    assert "error:" in output and "nowhere" in output and "does not exist" in output
+    output = invoke(*build_args(root, model, tmp_path / "p", "--pooling", "max"), ok=False)
+    assert "error:" in output and "pooling must be one of" in output
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(build, "read_records", bug)
+    from indexer.cli import cli
+
+    result = CliRunner().invoke(cli, build_args(root, model, tmp_path / "q"))
+    assert isinstance(result.exception, ZeroDivisionError)

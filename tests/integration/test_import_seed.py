@@ -52,7 +52,7 @@ def test_catalogue_has_canonical_labels_zones_and_groups(seed, taxonomy):
     a = load_artifacts(seed)
     meta = json.loads((SEED_CROPS / "metadata.json").read_text())
     assert len(a) == len(meta) == 239
-    assert a.manifest["image_model"]["dim"] == 1024 and a.manifest["text_model"]["dim"] == 384
+    assert a.manifest.image_model.dim == 1024 and a.manifest.text_model.dim == 384
     for item, entry in zip(a.items, meta, strict=True):
         assert item.id == entry["crop_id"] and item.group == entry["source_image"]
         assert set(item.labels) == set(entry["damage_types"])  # already canonical ids

@@ -37,16 +37,20 @@ def pipeline(tmp_path_factory, tiny_dinov3):
 
 
 def open_retriever(art: Path, model: Path, text_encoder, taxonomy):
-    from indexer.artifacts import check_compatible, load_artifacts
+    from indexer.opening import Overrides, open_index
     from indexer.retriever import Retriever
-    from models.image_encoder import load_image_encoder
 
-    artifacts = load_artifacts(art)
-    encoder = load_image_encoder(model, device="cpu", image_size=96)
-    check_compatible(
-        artifacts.manifest, image_model_info=encoder.info(), text_model_info=text_encoder.info()
+    opened = open_index(
+        art,
+        Overrides(device="cpu", image_model=str(model), taxonomy=taxonomy),
+        text_encoder=text_encoder,
     )
-    return Retriever(artifacts, image_encoder=encoder, text_encoder=text_encoder, taxonomy=taxonomy)
+    return Retriever(
+        opened.artifacts,
+        image_encoder=opened.image_encoder,
+        text_encoder=opened.text_encoder,
+        taxonomy=opened.taxonomy,
+    )
 
 
 def train_lines(root: Path) -> list[dict]:

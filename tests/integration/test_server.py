@@ -277,7 +277,7 @@ def test_load_refuses_another_image_model_naming_the_field(built, tmp_path):
     # saves a second model-loading server start.
     from app.resources import load_resources
     from app.settings import Settings
-    from indexer.artifacts import ManifestMismatchError
+    from indexer.errors import ManifestMismatchError
     from models.testing import make_tiny_dinov3
 
     other = make_tiny_dinov3(tmp_path / "other-dinov3", hidden_size=48, num_attention_heads=2)

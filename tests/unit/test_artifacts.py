@@ -14,20 +14,16 @@ import numpy as np
 import pytest
 
 from indexer import artifacts as art
-from indexer.artifacts import (
-    ArtifactError,
-    CatalogueItem,
-    ChecksumError,
-    ManifestMismatchError,
-    build_stores,
-    check_compatible,
-    dataset_summary,
-    load_artifacts,
-    rewrite_artifacts,
-    verify_artifacts,
-    write_artifacts,
-)
+from indexer import atomic
+from indexer.artifacts import load_artifacts, write_artifacts
+from indexer.catalogue import CatalogueItem, dataset_summary
+from indexer.compatibility import check_compatible
+from indexer.errors import ArtifactError, ChecksumError, ManifestMismatchError
 from indexer.hits import Filters
+from indexer.manifest import ImageModel, ManifestBody, TextModel
+from indexer.store import build_stores
+from indexer.updating import rewrite_artifacts
+from indexer.verification import verify_artifacts
 from models.fusion import l2_normalise
 from models.taxonomy import load_taxonomy
 
@@ -36,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 DI, DT = 24, 8
 IMAGE_INFO = {
     "id": "facebook/dinov3-vits16-pretrain-lvd1689m",
-    "revision": None,
+    "revision": "c0ffee",
     "dim": DI,
     "pooling": "cls",
     "dtype": "float32",
@@ -73,19 +69,18 @@ def vectors(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return l2_normalise(rng.normal(size=(n, DI))), l2_normalise(rng.normal(size=(n, DT)))
 
 
-def write(out: Path, n: int = 30, *, index_type: str = "flat", seed: int = 0) -> dict:
+def write(out: Path, n: int = 30, *, index_type: str = "flat", seed: int = 0) -> object:
     items = make_items(n)
     img, txt = vectors(n, seed)
     image_store, fused_store = build_stores(img, txt, alpha=0.6, index_type=index_type)
-    manifest = {
+    manifest = ManifestBody.model_validate({
         "image_model": IMAGE_INFO,
         "text_model": TEXT_INFO,
         "template_version": "1",
-        "fusion": {"alpha": 0.6},
+        "fusion": {"alpha": 0.6, "image_dim": DI, "text_dim": DT},
         "taxonomy": {"name": TAX.name, "version": TAX.version, "no_damage_id": TAX.no_damage_id},
         "dataset": dataset_summary(items, source="test", root=str(out.parent)),
-        "failed": [],
-    }
+    })  # fmt: skip
     return write_artifacts(
         out, manifest=manifest, items=items, image_vectors=img, text_vectors=txt,
         image_store=image_store, fused_store=fused_store,
@@ -102,8 +97,8 @@ def test_round_trip(tmp_path, index_type, mmap):
     np.testing.assert_array_equal(a.image_vectors, img)
     np.testing.assert_array_equal(a.text_vectors, txt)
     assert a.items == make_items(30)
-    assert a.alpha == 0.6 and a.manifest["vector_count"] == 30
-    assert a.manifest["index"]["fused"]["type"] == index_type
+    assert a.alpha == 0.6 and a.manifest.vector_count == 30
+    assert a.manifest.index["fused"].type == index_type
     assert a.row_of("img007") == 7 and a.row_of("nope") is None
     scores, ids = a.image_store.search(img[7], 1)
     assert ids[0, 0] == 7 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
@@ -173,6 +168,7 @@ def test_inconsistent_counts_are_refused(tmp_path):
         ("image_model.preprocessing.mean",
          {**IMAGE_INFO, "preprocessing": {**IMAGE_INFO["preprocessing"], "mean": [0.5] * 3}}, None),
         ("image_model.dtype", {**IMAGE_INFO, "dtype": "int8"}, None),
+        ("image_model.revision", {**IMAGE_INFO, "revision": "0123abcd"}, None),
         ("text_model.id", None, {**TEXT_INFO, "id": "BAAI/bge-small-en-v1.5"}),
         ("text_model.dim", None, {**TEXT_INFO, "dim": 768}),
     ],
@@ -181,7 +177,11 @@ def test_manifest_for_another_model_is_refused_naming_the_field(tmp_path, field,
     write(tmp_path / "a")
     manifest = load_artifacts(tmp_path / "a").manifest
     with pytest.raises(ManifestMismatchError, match=field.replace(".", r"\.")) as err:
-        check_compatible(manifest, image_model_info=image, text_model_info=text)
+        check_compatible(
+            manifest,
+            image_model=ImageModel.model_validate(image) if image else None,
+            text_model=TextModel.model_validate(text) if text else None,
+        )
     assert err.value.field == field
 
 
@@ -189,9 +189,14 @@ def test_compatible_models_pass(tmp_path, taxonomy):
     write(tmp_path / "a")
     manifest = load_artifacts(tmp_path / "a").manifest
     local = {**IMAGE_INFO, "id": "/models/dinov3-vits16-pretrain-lvd1689m", "dtype": "bfloat16"}
-    check_compatible(manifest, image_model_info=local, text_model_info=TEXT_INFO, taxonomy=taxonomy)
+    check_compatible(
+        manifest,
+        image_model=ImageModel.model_validate(local),
+        text_model=TextModel.model_validate(TEXT_INFO),
+        taxonomy=taxonomy,
+    )
     with pytest.raises(ManifestMismatchError, match="template_version"):
-        check_compatible({**manifest, "template_version": "0"})
+        check_compatible(manifest.model_copy(update={"template_version": "0"}))
 
 
 def test_writer_raising_midway_leaves_the_old_artifacts(tmp_path, monkeypatch):
@@ -220,7 +225,8 @@ stage = {stage!r}
 if stage == "catalogue":
     art._write_catalogue = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 else:  # fallback swap (no renameat2), killed between its two renames
-    art._exchange = lambda a, b: False
+    from indexer import atomic
+    atomic._exchange = lambda a, b: False
     real = os.rename
     def rename(src, dst):
         real(src, dst)
@@ -280,14 +286,14 @@ def test_remove_then_add_rewrites_with_dense_rows(tmp_path, index_type):
     if index_type != "ivfpq":
         assert c.image_store.search(vec_img, 1)[1][0, 0] == n - 2
     assert c.fused_store.search(np.zeros(DI + DT), 1, allowed=[n - 2])[1][0, 0] == n - 2
-    assert c.manifest["history"] == [{"op": "remove"}]
+    assert c.manifest.history == ({"op": "remove"},)
     assert all(ok for _, ok, _ in verify_artifacts(out)), verify_artifacts(out)
 
 
 def test_second_writer_is_refused_while_one_holds_the_lock(tmp_path):
     out = tmp_path / "a"
     write(out)
-    with art._writer_lock(out), pytest.raises(ArtifactError, match="another process"):
+    with atomic.writer_lock(out), pytest.raises(ArtifactError, match="another process"):
         write(out)
 
 
@@ -306,3 +312,50 @@ def test_catalogue_is_not_pickle(tmp_path):
     head = (tmp_path / "a" / art.CATALOGUE).read_bytes()[:16]
     assert head == b"SQLite format 3\x00"
     assert os.path.getsize(tmp_path / "a" / art.MANIFEST) > 0
+
+
+def _edit_manifest(out: Path, edit) -> None:
+    manifest = json.loads((out / art.MANIFEST).read_text())
+    edit(manifest)
+    (out / art.MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_format_1_manifest_still_loads(tmp_path):
+    """A directory the untyped writer made (format 1, ``model_id`` beside ``id``, extra keys)."""
+    out = tmp_path / "a"
+    write(out)
+
+    def to_v1(m: dict) -> None:
+        m["format_version"] = 1
+        m["image_model"] = {**m["image_model"], "model_id": m["image_model"]["id"],
+                            "device": "cpu", "autocast": False}  # fmt: skip
+        del m["image_model"]["id"]
+
+    _edit_manifest(out, to_v1)
+    a = load_artifacts(out, verify=False)
+    assert a.manifest.format_version == 1 and a.manifest.image_model.id == IMAGE_INFO["id"]
+    assert len(a) == 30
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("image_model", "pooling"), "max", "image_model"),
+        (("fusion", "alpha"), 1.5, "fusion.alpha"),
+        (("index", "image", "type"), "annoy", "index.image"),
+        (("text_model", "dim"), 0, "text_model.dim"),
+    ],
+)
+def test_invalid_manifest_field_is_refused_naming_it(tmp_path, path, value, field):
+    out = tmp_path / "a"
+    write(out)
+
+    def edit(m: dict) -> None:
+        node = m
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    _edit_manifest(out, edit)
+    with pytest.raises(ArtifactError, match=field.replace(".", r"\.")):
+        load_artifacts(out, verify=False)

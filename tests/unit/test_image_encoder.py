@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-import models.image_encoder as image_encoder
-from models.image_encoder import ModelNotAvailableError, load_image_encoder
+from models import device
+from models.errors import ModelNotAvailableError
+from models.image_encoder import load_image_encoder
 
 SMALL = 64  # pixels on the longer side: 4 patches, keeps every forward pass cheap
 
@@ -146,7 +147,7 @@ def test_cls_and_gem_pooling_match_manual_computation(tiny_dinov3: Path, picture
 
 
 def test_bf16_autocast_on_cpu_stays_close_to_fp32(tiny_dinov3: Path, pictures, monkeypatch):
-    monkeypatch.setattr(image_encoder, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: True)
     bf16 = load_image_encoder(tiny_dinov3, device="cpu", dtype="bf16", image_size=SMALL)
     assert (bf16.dtype, bf16.autocast) == ("bf16", True)
     fp32 = load_image_encoder(tiny_dinov3, device="cpu", dtype="fp32", image_size=SMALL)
@@ -155,7 +156,7 @@ def test_bf16_autocast_on_cpu_stays_close_to_fp32(tiny_dinov3: Path, pictures, m
 
 
 def test_bf16_without_native_cpu_support_falls_back_to_fp32(tiny_dinov3: Path, monkeypatch, caplog):
-    monkeypatch.setattr(image_encoder, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: False)
     with caplog.at_level(logging.WARNING, logger="models.image_encoder"):
         encoder = load_image_encoder(tiny_dinov3, device="cpu", dtype="bf16")
     assert (encoder.dtype, encoder.autocast, encoder.info()["dtype"]) == ("fp32", False, "fp32")

@@ -1,0 +1,208 @@
+"""The index manifest: one typed, versioned, validated schema (DESIGN §2.4).
+
+:class:`ManifestBody` is what a writer describes (models, template, fusion, taxonomy, dataset,
+failed inputs, history); :class:`IndexManifest` adds what :mod:`indexer.artifacts` fills in when it
+writes (format version, created-at, counts, index specs, sha256 of every file). Only
+:mod:`indexer.artifacts` knows the file names and reads or writes the manifest file.
+
+Format versions: ``1`` was written untyped (an image model may carry ``model_id`` beside or
+instead of ``id``); ``2`` is this schema. Both validate through the same models (a ``model_id``
+is read as ``id``); writers write ``2``. Unknown keys inside the model sections are kept
+(``extra="allow"``), so a newer encoder's extra ``info()`` fields do not break older readers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from indexer.errors import ArtifactError
+from indexer.store import INDEX_TYPES
+from models.base import POOLINGS, ImageEncoderProtocol, TextEncoderProtocol
+
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "READABLE_VERSIONS",
+    "FailedInput",
+    "Fusion",
+    "ImageModel",
+    "IndexManifest",
+    "IndexSpec",
+    "ManifestBody",
+    "Preprocessing",
+    "TaxonomyRef",
+    "TextModel",
+    "describe_image_encoder",
+    "describe_text_encoder",
+    "parse_manifest",
+]
+
+
+class _Open(BaseModel):
+    """A section that keeps keys it does not know (recorded, never compared)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Preprocessing(_Open):
+    """How pixels were made: resize policy, longer side, patch, normalisation, interpolation."""
+
+    resize: str | None = None
+    image_size: int | None = Field(default=None, gt=0)
+    patch_size: int | None = Field(default=None, gt=0)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    interpolation: str | None = None
+
+
+def _id_from_model_id(data: Any) -> Any:
+    """Format 1 encoders recorded ``model_id``; the schema's name is ``id``."""
+    if isinstance(data, dict) and "id" not in data and "model_id" in data:
+        return {**{k: v for k, v in data.items() if k != "model_id"}, "id": data["model_id"]}
+    if isinstance(data, dict) and "model_id" in data:
+        return {k: v for k, v in data.items() if k != "model_id"}
+    return data
+
+
+class ImageModel(_Open):
+    """The image encoder the vectors come from. Imported vectors may lack preprocessing."""
+
+    id: str = Field(min_length=1)
+    revision: str | None = None
+    dtype: str | None = None
+    pooling: str | None = None
+    dim: int = Field(gt=0)
+    preprocessing: Preprocessing | None = None
+
+    _normalise = model_validator(mode="before")(_id_from_model_id)
+
+    @model_validator(mode="after")
+    def _known_pooling(self) -> ImageModel:
+        if self.pooling is not None and self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        return self
+
+
+class TextModel(_Open):
+    """The text encoder of the descriptions (and of hybrid/rerank queries)."""
+
+    id: str = Field(min_length=1)
+    dim: int = Field(gt=0)
+
+    _normalise = model_validator(mode="before")(_id_from_model_id)
+
+
+class Fusion(_Closed):
+    """``fused = fuse(image, text, alpha)``; the default query weight too."""
+
+    alpha: float = Field(ge=0.0, le=1.0)
+    image_dim: int = Field(gt=0)
+    text_dim: int = Field(gt=0)
+
+
+class TaxonomyRef(_Closed):
+    name: str
+    version: str
+    no_damage_id: str = "no_damage"
+
+
+class IndexSpec(_Closed):
+    """One FAISS index file: its type and build parameters; FAISS id = catalogue row."""
+
+    file: str
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    metric: Literal["inner_product"] = "inner_product"
+    dim: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _known_type(self) -> IndexSpec:
+        if self.type not in INDEX_TYPES:
+            raise ValueError(f"index type must be one of {INDEX_TYPES}, got {self.type!r}")
+        return self
+
+
+class FailedInput(_Closed):
+    """An input that could not be indexed (the file and why)."""
+
+    file: str
+    reason: str
+
+
+class ManifestBody(_Closed):
+    """What the writer of an index describes; :class:`IndexManifest` adds the rest."""
+
+    image_model: ImageModel
+    text_model: TextModel
+    template_version: str
+    fusion: Fusion
+    taxonomy: TaxonomyRef
+    dataset: dict[str, Any] = Field(default_factory=dict)  # catalogue.dataset_summary + source
+    failed: tuple[FailedInput, ...] = ()
+    history: tuple[dict[str, Any], ...] = ()
+
+
+class IndexManifest(ManifestBody):
+    """The whole manifest file as read back and validated."""
+
+    format_version: int
+    created_at: str
+    vector_count: int = Field(ge=0)
+    index: dict[Literal["image", "fused"], IndexSpec]
+    files: dict[str, str]
+
+    @model_validator(mode="after")
+    def _readable(self) -> IndexManifest:
+        if self.format_version not in READABLE_VERSIONS:
+            raise ValueError(
+                f"format_version {self.format_version!r}, this reader reads {READABLE_VERSIONS}"
+            )
+        if set(self.index) != {"image", "fused"}:
+            raise ValueError(f"index must list 'image' and 'fused', got {sorted(self.index)}")
+        return self
+
+    @property
+    def body(self) -> ManifestBody:
+        """The descriptive part, to hand back to a writer."""
+        return ManifestBody.model_validate(self.model_dump(include=set(ManifestBody.model_fields)))
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain JSON types (what the manifest file holds and ``/info`` returns)."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+def parse_manifest(data: Any, *, where: str) -> IndexManifest:
+    """Validate parsed JSON into an :class:`IndexManifest`.
+
+    Raises:
+        ArtifactError: naming the first field that is missing or out of range, and ``where``.
+    """
+    if isinstance(data, dict) and data.get("format_version") not in READABLE_VERSIONS:
+        raise ArtifactError(
+            f"{where}: format_version {data.get('format_version')!r}, this reader reads "
+            f"{READABLE_VERSIONS}"
+        )
+    try:
+        return IndexManifest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise ArtifactError(f"{where}: invalid field {loc}: {first['msg']}") from exc
+
+
+def describe_image_encoder(encoder: ImageEncoderProtocol) -> ImageModel:
+    """The manifest's description of a loaded image encoder (what a build records)."""
+    return ImageModel.model_validate({**encoder.info(), "id": encoder.model_id, "dim": encoder.dim})
+
+
+def describe_text_encoder(encoder: TextEncoderProtocol) -> TextModel:
+    """The manifest's description of a loaded text encoder."""
+    return TextModel.model_validate({**encoder.info(), "id": encoder.model_id, "dim": encoder.dim})

@@ -1,0 +1,77 @@
+"""Update an artifact directory in place: drop rows and append items without a full rebuild.
+
+The FAISS indexes are updated (remove + renumber, add) rather than rebuilt; the result is written
+back atomically through :func:`indexer.artifacts.write_artifacts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.artifacts import Artifacts, write_artifacts
+from indexer.catalogue import CatalogueItem, dataset_summary
+from indexer.manifest import IndexManifest, ManifestBody
+from models.fusion import fuse
+
+
+def rewrite_artifacts(
+    artifacts: Artifacts,
+    *,
+    keep: npt.NDArray[np.bool_] | None = None,
+    new_items: Sequence[CatalogueItem] = (),
+    new_image_vectors: npt.NDArray[np.float32] | None = None,
+    new_text_vectors: npt.NDArray[np.float32] | None = None,
+    history: Mapping[str, Any] | None = None,
+    failed: Sequence[Mapping[str, str]] = (),
+) -> IndexManifest:
+    """Drop rows (``keep`` False) and/or append items, updating the FAISS indexes in place
+    (remove + renumber, add) rather than rebuilding them, then write atomically back.
+    ``failed`` (file, reason) and ``history`` are appended to the manifest's lists."""
+    a = artifacts
+    n = len(a.items)
+    keep = np.ones(n, bool) if keep is None else keep
+    kept_rows = np.flatnonzero(keep).astype(np.int64)
+    removed = np.flatnonzero(~keep).astype(np.int64)
+    m = len(new_items)
+    di, dt = a.image_vectors.shape[1], a.text_vectors.shape[1]
+    add_img = np.zeros((0, di), np.float32) if new_image_vectors is None else new_image_vectors
+    add_txt = np.zeros((0, dt), np.float32) if new_text_vectors is None else new_text_vectors
+    if len(add_img) != m or len(add_txt) != m:
+        raise ValueError(f"{m} new items but {len(add_img)}/{len(add_txt)} new vectors")
+    for store in (a.image_store, a.fused_store):
+        if len(removed):
+            store.remove(removed)
+            store.renumber(kept_rows, np.arange(len(kept_rows), dtype=np.int64))
+    new_rows = np.arange(len(kept_rows), len(kept_rows) + m, dtype=np.int64)
+    if m:
+        a.image_store.add(add_img, new_rows)
+        a.fused_store.add(fuse(add_img, add_txt, alpha=a.alpha), new_rows)
+    items = [
+        CatalogueItem(**{**it.__dict__, "row": r})
+        for r, it in enumerate([a.items[i] for i in kept_rows] + list(new_items))
+    ]
+    image_vectors = np.concatenate([np.asarray(a.image_vectors)[kept_rows], add_img])
+    text_vectors = np.concatenate([np.asarray(a.text_vectors)[kept_rows], add_txt])
+    body = a.manifest.body
+    manifest = ManifestBody.model_validate({
+        **body.model_dump(),
+        "dataset": dataset_summary(
+            items, **{k: v for k, v in body.dataset.items()
+                      if k not in ("count", "labels", "label_instances", "zones")}
+        ),
+        "failed": [*body.model_dump()["failed"], *failed],
+        "history": [*body.history, *([dict(history)] if history else [])],
+    })  # fmt: skip
+    return write_artifacts(
+        a.path,
+        manifest=manifest,
+        items=items,
+        image_vectors=image_vectors,
+        text_vectors=text_vectors,
+        image_store=a.image_store,
+        fused_store=a.fused_store,
+    )

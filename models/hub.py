@@ -1,0 +1,105 @@
+"""Where an image model's weights come from: a local checkpoint directory or the Hugging Face hub.
+
+Loading never prompts: a token comes from ``token=`` or ``HF_TOKEN``; ``HF_HUB_OFFLINE=1`` means
+local files only. Every way of not getting the weights ends in one ``ModelNotAvailableError``
+whose message names the model and how to provide it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models.errors import ModelNotAvailableError
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _how_to(model_id: str) -> str:
+    return (
+        f"DINOv3 checkpoints are gated: accept the licence on https://huggingface.co/{model_id} "
+        "and set HF_TOKEN (with network access and HF_HUB_OFFLINE unset), or download it once "
+        f"with `huggingface-cli download {model_id} --local-dir <dir>` and pass that directory "
+        "as the model"
+    )
+
+
+def resolve_source(model: str | Path) -> tuple[str, Path | None]:
+    """(model id to record, local directory or None for a hub id)."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotAvailableError(
+                f"image model {str(model)!r}: {path} is not a model directory (no config.json). "
+                + _how_to(DEFAULT_IMAGE_MODEL)
+            )
+        return str(path.resolve()), path
+    text = str(model)
+    if isinstance(model, Path) or text.startswith(("/", ".", "~")) or text.count("/") != 1:
+        raise ModelNotAvailableError(
+            f"image model {text!r}: no such directory, and not a Hugging Face id (owner/name). "
+            + _how_to(DEFAULT_IMAGE_MODEL)
+        )
+    return text, None
+
+
+def read_mean_std(
+    source: str, local: Path | None, hub_kwargs: dict[str, Any]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    config: dict[str, Any] = {}
+    try:
+        if local is not None:
+            file = local / "preprocessor_config.json"
+            config = json.loads(file.read_text()) if file.is_file() else {}
+        else:
+            from transformers.utils import cached_file
+
+            found = cached_file(
+                source,
+                "preprocessor_config.json",
+                _raise_exceptions_for_missing_entries=False,
+                **hub_kwargs,
+            )
+            config = json.loads(Path(found).read_text()) if found else {}
+    except (OSError, ValueError) as exc:
+        logger.warning("cannot read preprocessor_config.json of %s: %s", source, exc)
+    mean, std = config.get("image_mean"), config.get("image_std")
+    if isinstance(mean, (list, tuple)) and isinstance(std, (list, tuple)):
+        if len(mean) == 3 and len(std) == 3:
+            return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    logger.warning("no image_mean/image_std for %s: using the ImageNet values", source)
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> Any:
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(source, dtype=dtype, **hub_kwargs)
+    except GatedRepoError as exc:
+        reason = "the repository is gated and no accepted licence/token was found"
+        raise ModelNotAvailableError(_unavailable(source, reason)) from exc
+    except (OSError, ValueError, KeyError, HfHubHTTPError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if hub_kwargs.get("local_files_only"):
+            reason = f"HF_HUB_OFFLINE=1 and it is not in the local cache ({reason})"
+        raise ModelNotAvailableError(_unavailable(source, reason)) from exc
+
+
+def _unavailable(source: str, reason: str) -> str:
+    return f"image model {source!r} is not available: {reason}. " + _how_to(source)
