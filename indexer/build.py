@@ -34,19 +34,16 @@ from indexer.errors import IndexInputError
 from indexer.image_embedding import embed_images
 from indexer.manifest import (
     FailedInput,
-    Fusion,
     IndexManifest,
-    ManifestBody,
-    TaxonomyRef,
     describe_image_encoder,
     describe_text_encoder,
+    manifest_body,
 )
 from indexer.opening import OpenedIndex
 from indexer.records import Problem, Record
 from indexer.store import build_stores
 from indexer.updating import rewrite_artifacts
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
-from models.description import TEMPLATE_VERSION
 from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -134,16 +131,11 @@ def build_index(
         image_vectors, text_vectors, alpha=alpha, index_type=index_type, params=index_params
     )
     all_failed = [*problems, *failed]
-    manifest = ManifestBody(
-        image_model=image_model,
-        text_model=describe_text_encoder(text_encoder),
-        template_version=TEMPLATE_VERSION,
-        fusion=Fusion(alpha=alpha, image_dim=image_vectors.shape[1],
-                      text_dim=text_vectors.shape[1]),
-        taxonomy=TaxonomyRef(name=taxonomy.name, version=taxonomy.version,
-                             no_damage_id=taxonomy.no_damage_id),
+    manifest = manifest_body(
+        image_model=image_model, text_model=describe_text_encoder(text_encoder), alpha=alpha,
+        taxonomy=taxonomy,
         dataset=dataset_summary(items, **source_info, root=str(root) if root else None),
-        failed=tuple(FailedInput(file=p.file, reason=p.reason) for p in all_failed),
+        failed=(FailedInput(file=p.file, reason=p.reason) for p in all_failed),
         history=({"op": "build", "count": len(items), "failed": len(all_failed)},),
     )  # fmt: skip
     written = write_artifacts(

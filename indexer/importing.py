@@ -30,17 +30,15 @@ import numpy as np
 from indexer.artifacts import write_artifacts
 from indexer.catalogue import CatalogueItem, dataset_summary
 from indexer.manifest import (
-    Fusion,
     ImageModel,
     IndexManifest,
-    ManifestBody,
-    TaxonomyRef,
     describe_text_encoder,
+    manifest_body,
 )
 from indexer.readers.naming import zone_from_name
 from indexer.store import build_stores
 from models.base import TextEncoderProtocol
-from models.description import TEMPLATE_VERSION, describe
+from models.description import describe
 from models.errors import VisragError
 from models.fusion import l2_normalise
 from models.taxonomy import Coverage, Taxonomy
@@ -164,14 +162,9 @@ def import_embeddings(
     image_store, fused_store = build_stores(
         image_vectors, text_vectors, alpha=alpha, index_type=index_type, params=index_params
     )
-    manifest = ManifestBody(
-        image_model=ImageModel.model_validate(image_model),
-        text_model=text_model,
-        template_version=TEMPLATE_VERSION,
-        fusion=Fusion(alpha=alpha, image_dim=image_vectors.shape[1],
-                      text_dim=text_vectors.shape[1]),
-        taxonomy=TaxonomyRef(name=taxonomy.name, version=taxonomy.version,
-                             no_damage_id=taxonomy.no_damage_id),
+    manifest = manifest_body(
+        image_model=ImageModel.model_validate(image_model), text_model=text_model, alpha=alpha,
+        taxonomy=taxonomy,
         dataset=dataset_summary(
             items, source=str(embeddings_npy.resolve()), format="embeddings",
             metadata=str(metadata_json.resolve()), root=None, coverage=coverage.as_dict(),

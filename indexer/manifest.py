@@ -13,6 +13,7 @@ is read as ``id``); writers write ``2``. Unknown keys inside the model sections 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from indexer.errors import ArtifactError
 from indexer.store import INDEX_TYPES
 from models.base import POOLINGS, ImageEncoderProtocol, TextEncoderProtocol
+from models.description import TEMPLATE_VERSION
+from models.taxonomy import Taxonomy
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -206,3 +209,28 @@ def describe_image_encoder(encoder: ImageEncoderProtocol) -> ImageModel:
 def describe_text_encoder(encoder: TextEncoderProtocol) -> TextModel:
     """The manifest's description of a loaded text encoder."""
     return TextModel.model_validate({**encoder.info(), "id": encoder.model_id, "dim": encoder.dim})
+
+
+def manifest_body(
+    *,
+    image_model: ImageModel,
+    text_model: TextModel,
+    alpha: float,
+    taxonomy: Taxonomy,
+    dataset: dict[str, Any],
+    failed: Iterable[FailedInput] = (),
+    history: Iterable[dict[str, Any]] = (),
+) -> ManifestBody:
+    """The descriptive part of a new index's manifest (the writer adds counts, indexes, files)."""
+    return ManifestBody(
+        image_model=image_model,
+        text_model=text_model,
+        template_version=TEMPLATE_VERSION,
+        fusion=Fusion(alpha=alpha, image_dim=image_model.dim, text_dim=text_model.dim),
+        taxonomy=TaxonomyRef(
+            name=taxonomy.name, version=taxonomy.version, no_damage_id=taxonomy.no_damage_id
+        ),
+        dataset=dataset,
+        failed=tuple(failed),
+        history=tuple(history),
+    )

@@ -22,8 +22,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.resources import assemble_resources
-from indexer.artifacts import build_stores, load_artifacts, write_artifacts
+from indexer.artifacts import load_artifacts, write_artifacts
 from indexer.catalogue import CatalogueItem
+from indexer.manifest import describe_image_encoder, describe_text_encoder, manifest_body
+from indexer.store import build_stores
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.description import describe
 from models.taxonomy import load_taxonomy
@@ -64,7 +66,7 @@ class FakeImageEncoder:
     dim = 3
     image_size = 64
     patch_size = 16
-    pooling = "mean-colour"
+    pooling = "cls"  # what the manifest schema accepts; the fake pools by mean colour
     device = "cpu"
     dtype = "fp32"
 
@@ -145,12 +147,13 @@ class Fakes:
         image_store, fused_store = build_stores(image_vectors, text_vectors, alpha=ALPHA)
         write_artifacts(
             tmp_path / "art",
-            manifest={
-                "image_model": self.image_encoder.info(),
-                "text_model": self.text_encoder.info(),
-                "fusion": {"alpha": ALPHA},
-                "dataset": {"root": str(self.image_dir)},
-            },
+            manifest=manifest_body(
+                image_model=describe_image_encoder(self.image_encoder),
+                text_model=describe_text_encoder(self.text_encoder),
+                alpha=ALPHA,
+                taxonomy=taxonomy,
+                dataset={"root": str(self.image_dir)},
+            ),
             items=items,
             image_vectors=image_vectors,
             text_vectors=text_vectors,

@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from indexer.artifacts import Artifacts, build_stores, load_artifacts, write_artifacts
+from indexer.artifacts import Artifacts, load_artifacts, write_artifacts
 from indexer.catalogue import CatalogueItem, dataset_summary
+from indexer.manifest import ImageModel, describe_text_encoder, manifest_body
+from indexer.store import build_stores
 from models.description import describe
 from models.fusion import l2_normalise
 from models.taxonomy import Taxonomy
@@ -56,16 +58,13 @@ def write_vector_index(
     img = l2_normalise(np.asarray(image_vectors, np.float32))
     txt = KeywordTextEncoder().encode([it.description for it in items])
     image_store, fused_store = build_stores(img, txt, alpha=alpha, index_type="flat")
-    manifest = {
-        "image_model": {"id": "test/vectors", "dim": int(img.shape[1])},
-        "text_model": KeywordTextEncoder().info(),
-        "template_version": "1",
-        "fusion": {"alpha": alpha},
-        "taxonomy": {"name": taxonomy.name, "version": taxonomy.version,
-                     "no_damage_id": taxonomy.no_damage_id},
-        "dataset": dataset_summary(items, source="test", root=str(out.parent)),
-        "failed": [],
-    }  # fmt: skip
+    manifest = manifest_body(
+        image_model=ImageModel(id="test/vectors", dim=int(img.shape[1])),
+        text_model=describe_text_encoder(KeywordTextEncoder()),
+        alpha=alpha,
+        taxonomy=taxonomy,
+        dataset=dataset_summary(items, source="test", root=str(out.parent)),
+    )
     write_artifacts(
         out, manifest=manifest, items=list(items), image_vectors=img, text_vectors=txt,
         image_store=image_store, fused_store=fused_store,
