@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from indexer.hits import Hit, RetrievalResult
+from indexer.query import Hit, RetrievalResult
 from indexer.votes import tally
 from models.description import describe
 from models.taxonomy import Taxonomy

@@ -78,8 +78,8 @@ def prepare_demo(
     echo: Any = print,
 ) -> DemoBuild:
     """Generate, split and index a synthetic dataset under ``workdir`` (reused when unchanged)."""
-    from indexer.artifacts import has_manifest, load_artifacts
     from indexer.build import build_index
+    from indexer.index.artifacts import has_manifest, load_artifacts
     from indexer.split import split_files
     from indexer.synthetic import generate_dataset
     from models.taxonomy import load_taxonomy

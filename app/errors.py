@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from indexer.hits import QueryError
+from indexer.query import QueryError
 from models.imaging import ImageDecodeError, ImageTooLargeError
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.errors import BadParameterError
-from indexer.hits import Filters
+from indexer.query import Filters
 from models.taxonomy import Taxonomy, fold
 
 

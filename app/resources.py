@@ -17,7 +17,7 @@ from app.settings import Settings
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 
 if TYPE_CHECKING:
-    from indexer.artifacts import Artifacts
+    from indexer.index.artifacts import Artifacts
     from indexer.retriever import Retriever
     from models.taxonomy import Taxonomy
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.query import Query
-from indexer.hits import Hit
+from indexer.query import Hit
 from visrag_client.schemas import (
     ErrorResponse,
     HitOut,

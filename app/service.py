@@ -29,7 +29,7 @@ from app.metrics import Metrics
 from app.query import Query, resolve_filters
 from app.resources import Resources, load_resources
 from app.settings import Settings
-from indexer.hits import Filters, RetrievalResult
+from indexer.query import Filters, RetrievalResult
 from models.base import Vectors
 from models.embedding import prepare_image
 from models.errors import VisragError

@@ -1,4 +1,4 @@
-"""Vector search benchmark: flat vs HNSW vs IVF-PQ through indexer.store.VectorStore.
+"""Vector search benchmark: flat vs HNSW vs IVF-PQ through indexer.index.store.VectorStore.
 
 For each collection size N (10k, 100k, 1M; ``--quick``: 10k and 100k) and d = 384 + 768 = 1152
 (fused ViT-B image + MiniLM text vectors, alpha 0.6) it measures, in the same run:
@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import cpu_model  # noqa: E402
-from indexer.store import VectorStore  # noqa: E402
+from indexer.index.store import VectorStore  # noqa: E402
 
 DI, DT, ALPHA, K = 768, 384, 0.6, 10
 

@@ -4,9 +4,9 @@
   (:func:`read_records`);
 - map: records -> image vectors (:func:`indexer.image_embedding.embed_images`: decode +
   preprocess in worker threads, ``encode_preprocessed`` in windows), catalogue items
-  (:func:`indexer.catalogue.catalogue_items`) and description vectors (:func:`embed_descriptions`,
-  each distinct description encoded once);
-- write: FAISS stores + the artifact directory, atomically (:mod:`indexer.artifacts`).
+  (:func:`~indexer.index.catalogue.catalogue_items`) and description vectors
+  (:func:`embed_descriptions`, each distinct description encoded once);
+- write: FAISS stores + the artifact directory, atomically (:mod:`indexer.index.artifacts`).
 
 Unreadable images are reported (file, reason), listed in the manifest and skipped; never zero
 vectors. With ``cache_dir`` encoded vectors go to an
@@ -27,22 +27,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.artifacts import load_artifacts, write_artifacts
-from indexer.catalogue import CatalogueItem, catalogue_items, dataset_summary
 from indexer.embedding_cache import EmbeddingCache
 from indexer.errors import IndexInputError
 from indexer.image_embedding import embed_images
-from indexer.manifest import (
+from indexer.index.artifacts import load_artifacts, write_artifacts
+from indexer.index.catalogue import CatalogueItem, catalogue_items, dataset_summary
+from indexer.index.manifest import (
     FailedInput,
     IndexManifest,
     describe_image_encoder,
     describe_text_encoder,
     manifest_body,
 )
+from indexer.index.store import build_stores
+from indexer.index.updating import rewrite_artifacts
 from indexer.opening import OpenedIndex
 from indexer.records import Problem, Record
-from indexer.store import build_stores
-from indexer.updating import rewrite_artifacts
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.taxonomy import Taxonomy
 

@@ -1,5 +1,5 @@
 """`visrag index build | import | add | remove | verify`: thin commands over indexer.build,
-indexer.importing and indexer.artifacts (models are imported only when a command runs)."""
+indexer.importing and indexer.index.artifacts (models are imported only when a command runs)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _print_failed(failed: Sequence[Problem], limit: int = 30) -> None:
     for problem in failed[:limit]:
         typer.echo(f"  {problem.file}: {problem.reason}", err=True)
     if len(failed) > limit:
-        from indexer.artifacts import MANIFEST
+        from indexer.index.artifacts import MANIFEST
 
         typer.echo(f"  ... and {len(failed) - limit} more (listed in {MANIFEST})", err=True)
 
@@ -200,7 +200,7 @@ def remove(
 @index_app.command("verify")
 def verify(artifacts: Annotated[Path, typer.Argument(help="artifact directory")]) -> None:
     """Check files, checksums, counts, dims and manifest vs catalogue; exit 1 on any failure."""
-    from indexer.verification import verify_artifacts
+    from indexer.index.verification import verify_artifacts
 
     report = verify_artifacts(artifacts)
     for check, ok, detail in report:

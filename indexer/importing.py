@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from indexer.artifacts import write_artifacts
-from indexer.catalogue import CatalogueItem, dataset_summary
-from indexer.manifest import (
+from indexer.index.artifacts import write_artifacts
+from indexer.index.catalogue import CatalogueItem, dataset_summary
+from indexer.index.manifest import (
     ImageModel,
     IndexManifest,
     describe_text_encoder,
     manifest_body,
 )
+from indexer.index.store import build_stores
 from indexer.readers.naming import zone_from_name
-from indexer.store import build_stores
 from models.base import TextEncoderProtocol
 from models.description import describe
 from models.errors import VisragError

@@ -3,7 +3,7 @@
 :func:`open_index` is the one place that turns a manifest back into encoders, by one rule: the
 image model's id, revision, dtype, preprocessing image size and pooling, and the text model's id,
 come from the manifest; :class:`Overrides` may change only how (device, dtype, a local copy of the
-same model, the taxonomy file), and :func:`~indexer.compatibility.check_compatible` then refuses
+same model, the taxonomy file), and :func:`.compatibility.check_compatible` then refuses
 anything that does not describe the same vectors. The service, the evaluation, ``index add``, the
 demo and the tests open indexes through it.
 """
@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.artifacts import Artifacts, load_artifacts
-from indexer.compatibility import check_compatible
-from indexer.manifest import IndexManifest, describe_image_encoder, describe_text_encoder
+from indexer.index.artifacts import Artifacts, load_artifacts
+from indexer.index.compatibility import check_compatible
+from indexer.index.manifest import IndexManifest, describe_image_encoder, describe_text_encoder
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.taxonomy import Taxonomy, load_taxonomy
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.hits import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
+from indexer.query import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
 from indexer.votes import consensus
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.description import describe
@@ -34,8 +34,8 @@ from models.taxonomy import Taxonomy
 if TYPE_CHECKING:
     from PIL import Image
 
-    from indexer.artifacts import Artifacts
-    from indexer.catalogue import CatalogueItem
+    from indexer.index.artifacts import Artifacts
+    from indexer.index.catalogue import CatalogueItem
 
 Vector = npt.NDArray[np.float32]
 

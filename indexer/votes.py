@@ -30,7 +30,7 @@ import numpy as np
 from models.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
-    from indexer.catalogue import CatalogueItem
+    from indexer.index.catalogue import CatalogueItem
 
 
 @dataclass(frozen=True)

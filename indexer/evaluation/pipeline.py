@@ -17,7 +17,7 @@ from indexer.evaluation.queries import (
 from indexer.evaluation.report import write_report
 from indexer.evaluation.results import Evaluation
 from indexer.evaluation.runner import evaluate
-from indexer.hits import QUERY_MODES
+from indexer.query import QUERY_MODES
 
 
 def split_list(values: Sequence[str] | str | None) -> list[str]:

@@ -27,7 +27,7 @@ from indexer.evaluation.baselines import majority_baseline, random_baseline
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
 from indexer.evaluation.results import Evaluation, Neighbour, score_rankings
-from indexer.hits import QUERY_MODES, RetrievalResult
+from indexer.query import QUERY_MODES, RetrievalResult
 from models.description import describe
 from models.embedding import embed_image
 from models.taxonomy import Taxonomy

@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.resources import assemble_resources
-from indexer.artifacts import load_artifacts, write_artifacts
-from indexer.catalogue import CatalogueItem
-from indexer.manifest import describe_image_encoder, describe_text_encoder, manifest_body
-from indexer.store import build_stores
+from indexer.index.artifacts import load_artifacts, write_artifacts
+from indexer.index.catalogue import CatalogueItem
+from indexer.index.manifest import describe_image_encoder, describe_text_encoder, manifest_body
+from indexer.index.store import build_stores
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.description import describe
 from models.taxonomy import load_taxonomy

@@ -64,7 +64,7 @@ def built(env):
 
 
 def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
-    from indexer.artifacts import load_artifacts
+    from indexer.index.artifacts import load_artifacts
 
     root, model, records = env
     out, output = built
@@ -93,8 +93,8 @@ def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
 def test_image_that_fails_to_decode_is_listed_and_skipped(env, tmp_path, taxonomy):
     from dataclasses import replace
 
-    from indexer.artifacts import load_artifacts
     from indexer.build import build_index
+    from indexer.index.artifacts import load_artifacts
     from models.image_encoder import load_image_encoder
     from models.text_encoder import load_text_encoder
 
@@ -114,7 +114,7 @@ def test_image_that_fails_to_decode_is_listed_and_skipped(env, tmp_path, taxonom
 
 
 def test_indexed_image_retrieves_itself(built):
-    from indexer.artifacts import load_artifacts
+    from indexer.index.artifacts import load_artifacts
     from models.fusion import fuse
 
     a = load_artifacts(built[0])
@@ -140,7 +140,7 @@ def test_verify_fails_on_a_tampered_file(env, built, tmp_path):
 def test_remove_then_add_back(env, built, tmp_path, taxonomy):
     import shutil
 
-    from indexer.artifacts import load_artifacts
+    from indexer.index.artifacts import load_artifacts
     from indexer.jsonl import record_to_json
 
     root, model, records = env
@@ -218,8 +218,8 @@ class CountingEncoder:
 
 
 def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy):
-    from indexer.artifacts import load_artifacts
     from indexer.build import build_index
+    from indexer.index.artifacts import load_artifacts
     from models.image_encoder import load_image_encoder
     from models.text_encoder import load_text_encoder
 

@@ -47,7 +47,7 @@ def test_verify_reports_ok(seed):
 
 
 def test_catalogue_has_canonical_labels_zones_and_groups(seed, taxonomy):
-    from indexer.artifacts import load_artifacts
+    from indexer.index.artifacts import load_artifacts
 
     a = load_artifacts(seed)
     meta = json.loads((SEED_CROPS / "metadata.json").read_text())
@@ -65,7 +65,7 @@ def test_catalogue_has_canonical_labels_zones_and_groups(seed, taxonomy):
 
 
 def test_leave_one_out_returns_correct_canonical_labels(seed, taxonomy):
-    from indexer.artifacts import load_artifacts
+    from indexer.index.artifacts import load_artifacts
 
     a = load_artifacts(seed, mmap=True)
     groups = np.array([it.group for it in a.items])
@@ -89,7 +89,7 @@ def test_leave_one_out_returns_correct_canonical_labels(seed, taxonomy):
 
 
 def test_hybrid_store_finds_the_item_from_its_image_and_description(seed):
-    from indexer.artifacts import load_artifacts
+    from indexer.index.artifacts import load_artifacts
     from models.fusion import fuse
 
     a = load_artifacts(seed)

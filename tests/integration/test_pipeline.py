@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from indexer.hits import Filters
+from indexer.query import Filters
 
 pytestmark = pytest.mark.slow
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import artifacts as art
-from indexer import atomic
-from indexer.artifacts import load_artifacts, write_artifacts
-from indexer.catalogue import CatalogueItem, dataset_summary
-from indexer.compatibility import check_compatible
 from indexer.errors import ArtifactError, ChecksumError, ManifestMismatchError
-from indexer.hits import Filters
-from indexer.manifest import ImageModel, ManifestBody, TextModel
-from indexer.store import build_stores
-from indexer.updating import rewrite_artifacts
-from indexer.verification import verify_artifacts
+from indexer.index import artifacts as art
+from indexer.index import atomic
+from indexer.index.artifacts import load_artifacts, write_artifacts
+from indexer.index.catalogue import CatalogueItem, dataset_summary
+from indexer.index.compatibility import check_compatible
+from indexer.index.manifest import ImageModel, ManifestBody, TextModel
+from indexer.index.store import build_stores
+from indexer.index.updating import rewrite_artifacts
+from indexer.index.verification import verify_artifacts
+from indexer.query import Filters
 from models.fusion import l2_normalise
 from models.taxonomy import load_taxonomy
 
@@ -220,12 +220,12 @@ import os, signal, sys
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {repo!r})
 from pathlib import Path
 import test_artifacts as t
-from indexer import artifacts as art
+from indexer.index import artifacts as art
 stage = {stage!r}
 if stage == "catalogue":
     art._write_catalogue = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 else:  # fallback swap (no renameat2), killed between its two renames
-    from indexer import atomic
+    from indexer.index import atomic
     atomic._exchange = lambda a, b: False
     real = os.rename
     def rename(src, dst):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from app.context import label_votes, render_context, similarity_pct
-from indexer.hits import Hit, LabelCount, RetrievalResult
+from indexer.query import Hit, LabelCount, RetrievalResult
 
 
 def hit(rank, score, labels, zone="hood_center", taxonomy=None):

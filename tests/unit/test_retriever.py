@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from vector_index import KeywordTextEncoder, item, write_vector_index
 
-from indexer.hits import Filters, QueryError
+from indexer.query import Filters, QueryError
 from indexer.retriever import Retriever
 from models.description import describe
 from models.fusion import l2_normalise

@@ -7,7 +7,7 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer.store import VectorStore
+from indexer.index.store import VectorStore
 from models.fusion import l2_normalise
 
 N, D = 1200, 32

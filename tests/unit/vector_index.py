@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from indexer.artifacts import Artifacts, load_artifacts, write_artifacts
-from indexer.catalogue import CatalogueItem, dataset_summary
-from indexer.manifest import ImageModel, describe_text_encoder, manifest_body
-from indexer.store import build_stores
+from indexer.index.artifacts import Artifacts, load_artifacts, write_artifacts
+from indexer.index.catalogue import CatalogueItem, dataset_summary
+from indexer.index.manifest import ImageModel, describe_text_encoder, manifest_body
+from indexer.index.store import build_stores
 from models.description import describe
 from models.fusion import l2_normalise
 from models.taxonomy import Taxonomy

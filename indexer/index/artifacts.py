@@ -1,15 +1,15 @@
 """The on-disk index artifacts (DESIGN §2.4): writer and reader, the only module that knows the
 file names. One directory::
 
-    manifest.json       an IndexManifest (indexer.manifest), with the sha256 of every other file
+    manifest.json       IndexManifest (index.manifest), with the sha256 of every other file
     image_vectors.npy   (n, di) float32 unit image vectors, row i = catalogue row i
     text_vectors.npy    (n, dt) float32 unit description vectors, row i = catalogue row i
     image.faiss         index over the image vectors      (FAISS id = catalogue row)
     fused.faiss         index over fuse(image, text, alpha) (FAISS id = catalogue row)
-    catalogue.sqlite    table ``items`` (indexer.catalogue; JSON text in columns, never pickle)
+    catalogue.sqlite    table ``items`` (index.catalogue; JSON text in columns, never pickle)
 
 Rows are dense, ``0..n-1``: ``add`` appends rows; ``remove`` drops rows and renumbers the rest
-(ids, the strings, stay stable). Writes go through :func:`indexer.atomic.atomic_directory`, so a
+(ids, the strings, stay stable). Writes go through :func:`.atomic.atomic_directory`, so a
 writer killed at any moment leaves a loadable directory. Errors (:mod:`indexer.errors`):
 ``ArtifactError`` (missing, unreadable, inconsistent, invalid manifest) > ``ChecksumError``.
 """
@@ -28,13 +28,15 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from indexer import atomic
-from indexer.catalogue import CatalogueItem, CatalogueMasks, read_catalogue
-from indexer.catalogue import write_catalogue as _write_catalogue  # tests replace it mid-write
 from indexer.errors import ArtifactError, ChecksumError
-from indexer.hits import Filters
-from indexer.manifest import FORMAT_VERSION, IndexManifest, ManifestBody, parse_manifest
-from indexer.store import VectorStore
+from indexer.index import atomic
+from indexer.index.catalogue import CatalogueItem, CatalogueMasks, read_catalogue
+from indexer.index.catalogue import (
+    write_catalogue as _write_catalogue,  # tests replace it mid-write
+)
+from indexer.index.manifest import FORMAT_VERSION, IndexManifest, ManifestBody, parse_manifest
+from indexer.index.store import VectorStore
+from indexer.query import Filters
 
 logger = logging.getLogger(__name__)
 

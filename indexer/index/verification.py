@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.artifacts import load_artifacts
-from indexer.catalogue import dataset_summary
 from indexer.errors import ArtifactError
+from indexer.index.artifacts import load_artifacts
+from indexer.index.catalogue import dataset_summary
 
 
 def verify_artifacts(path: str | Path) -> list[tuple[str, bool, str]]:

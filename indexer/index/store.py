@@ -7,7 +7,7 @@ Index types:
   rebuilds the graph from the vectors it stores (exact copies), which costs a build.
 - ``ivfpq``: ``IndexIDMap2(IndexRefineFlat(IndexIVFPQ))``: PQ codes pick a shortlist that the
   refine stage re-scores exactly; ``k_factor=0`` builds a bare ``IndexIVFPQ`` with native ids.
-  Its params, search parameters and removal live in :mod:`indexer.ivfpq`.
+  Its params, search parameters and removal live in :mod:`indexer.index.ivfpq`.
 
 Filters are applied inside the search with a FAISS ID selector, so a filtered query returns k
 results whenever at least k ids are allowed: HNSW raises ``efSearch`` and IVF raises ``nprobe``
@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from indexer import ivfpq
+from indexer.index import ivfpq
 from models.fusion import fuse
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Update an artifact directory in place: drop rows and append items without a full rebuild.
 
 The FAISS indexes are updated (remove + renumber, add) rather than rebuilt; the result is written
-back atomically through :func:`indexer.artifacts.write_artifacts`.
+back atomically through :func:`indexer.index.artifacts.write_artifacts`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.artifacts import Artifacts, write_artifacts
-from indexer.catalogue import CatalogueItem, dataset_summary
-from indexer.manifest import IndexManifest, ManifestBody
+from indexer.index.artifacts import Artifacts, write_artifacts
+from indexer.index.catalogue import CatalogueItem, dataset_summary
+from indexer.index.manifest import IndexManifest, ManifestBody
 from models.fusion import fuse
 
 

@@ -1,9 +1,9 @@
 """The index manifest: one typed, versioned, validated schema (DESIGN §2.4).
 
 :class:`ManifestBody` is what a writer describes (models, template, fusion, taxonomy, dataset,
-failed inputs, history); :class:`IndexManifest` adds what :mod:`indexer.artifacts` fills in when it
+failed inputs, history); :class:`IndexManifest` adds what :mod:`.artifacts` fills in when it
 writes (format version, created-at, counts, index specs, sha256 of every file). Only
-:mod:`indexer.artifacts` knows the file names and reads or writes the manifest file.
+:mod:`indexer.index.artifacts` knows the file names and reads or writes the manifest file.
 
 Format versions: ``1`` was written untyped (an image model may carry ``model_id`` beside or
 instead of ``id``); ``2`` is this schema. Both validate through the same models (a ``model_id``
@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from indexer.errors import ArtifactError
-from indexer.store import INDEX_TYPES
+from indexer.index.store import INDEX_TYPES
 from models.base import POOLINGS, ImageEncoderProtocol, TextEncoderProtocol
 from models.description import TEMPLATE_VERSION
 from models.taxonomy import Taxonomy

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import ManifestMismatchError
-from indexer.manifest import ImageModel, IndexManifest, Preprocessing, TextModel
+from indexer.index.manifest import ImageModel, IndexManifest, Preprocessing, TextModel
 from models.description import TEMPLATE_VERSION
 from models.taxonomy import Taxonomy
 
@@ -70,7 +70,7 @@ def check_compatible(
     """Refuse artifacts built with other models, preprocessing, template or taxonomy.
 
     ``image_model`` / ``text_model``: the configured encoders as the manifest describes them
-    (:func:`indexer.manifest.describe_image_encoder` / ``describe_text_encoder``); ``None``: not
+    (:func:`.manifest.describe_image_encoder` / ``describe_text_encoder``); ``None``: not
     loaded, not compared.
 
     Raises:

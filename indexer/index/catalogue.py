@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.errors import ArtifactError
-from indexer.hits import Filters
+from indexer.query import Filters
 from indexer.records import Record
 from models.description import describe
 from models.taxonomy import Taxonomy

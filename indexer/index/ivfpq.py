@@ -1,4 +1,4 @@
-"""The IVF-PQ index of :class:`indexer.store.VectorStore`: construction, search params, removal.
+"""The IVF-PQ index of :class:`.store.VectorStore`: construction, search params, removal.
 
 ``IndexIDMap2(IndexRefineFlat(IndexIVFPQ))``: the PQ codes pick a shortlist of ``k_factor``·k
 candidates, which FAISS re-scores with exact inner products on the float vectors the refine stage

@@ -1,0 +1,10 @@
+"""The on-disk index: one directory of checksummed artifacts (DESIGN §2.4).
+
+- :mod:`.manifest` — the typed, versioned manifest (the schema; no file names);
+- :mod:`.artifacts` — the writer and the reader of the directory (the only module naming files);
+- :mod:`.catalogue` — the indexed items (SQLite table) and the filter masks;
+- :mod:`.store` / :mod:`.ivfpq` — the FAISS vector stores;
+- :mod:`.compatibility` — does a manifest fit the configured models and taxonomy;
+- :mod:`.atomic` — the atomic directory swap and the writers' lock;
+- :mod:`.updating` / :mod:`.verification` — in-place add/remove, and ``index verify``.
+"""
