@@ -273,10 +273,10 @@ def _fit_linear(x: F64, y: F64, reg: float) -> _Linear:
             logits, yt, weight=sample_w, reduction="sum"
         )
         loss = bce / n + 0.5 * reg * (w * w).sum()
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         return loss
 
-    opt.step(closure)  # type: ignore[no-untyped-call]
+    opt.step(closure)
     weights = w.detach().numpy().copy()
     bias = b.detach().numpy().copy()
     weights[:, ~active] = 0.0
