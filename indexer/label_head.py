@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from indexer.calibration import fit_platt, group_folds, sigmoid
 from models.errors import VisragError
 
 F64 = npt.NDArray[np.float64]
@@ -65,7 +66,7 @@ class LabelHead:
     def predict_proba(self, vectors: npt.ArrayLike) -> F64:
         """Calibrated probability of each label, (n, L), columns in ``labels`` order."""
         s = self.scores(vectors)
-        return _sigmoid(self.platt[:, 0] * s + self.platt[:, 1])
+        return sigmoid(self.platt[:, 0] * s + self.platt[:, 1])
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The numeric state as plain arrays (store as .npy; no pickle needed)."""
@@ -150,7 +151,7 @@ def fit_label_head(
         train = assignment != f
         oof[~train] = _fit_linear(x[train], y[train], reg).scores(x[~train])
     final = _fit_linear(x, y, reg)
-    platt = _fit_platt(oof, y)
+    platt = fit_platt(oof, y)
     info = {
         "reg": float(reg),
         "class_weight": "balanced",
@@ -211,30 +212,6 @@ def cross_fit_proba(
     return out
 
 
-def group_folds(groups: Sequence[str], folds: int, *, seed: int = 0) -> npt.NDArray[np.int64]:
-    """Fold index per row; whole groups per fold, sizes balanced (largest group first).
-
-    Groups are shuffled by ``seed`` before a stable sort by size, so equal-sized groups land in
-    seed-dependent folds; each group goes to the currently smallest fold.
-    """
-    names = sorted(set(groups))
-    if len(names) < 2:
-        raise LabelHeadError("the label head needs at least two groups to calibrate out of fold")
-    k = max(2, min(int(folds), len(names)))
-    size = dict.fromkeys(names, 0)
-    for s in groups:
-        size[s] += 1
-    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
-    order.sort(key=lambda n: -size[n])
-    load = [0] * k
-    fold_of: dict[str, int] = {}
-    for n in order:
-        f = min(range(k), key=lambda j: (load[j], j))
-        fold_of[n] = f
-        load[f] += size[n]
-    return np.asarray([fold_of[s] for s in groups], np.int64)
-
-
 @dataclass(frozen=True)
 class _Linear:
     mean: F64
@@ -284,34 +261,6 @@ def _fit_linear(x: F64, y: F64, reg: float) -> _Linear:
     return _Linear(mean, scale, weights, bias)
 
 
-def _fit_platt(scores: F64, y: F64) -> F64:
-    """Per-label (a, b) of ``sigmoid(a*s + b)`` by Newton's method on Platt's smoothed targets."""
-    out = np.zeros((y.shape[1], 2))
-    for j in range(y.shape[1]):
-        s, t = scores[:, j], y[:, j]
-        n_pos = t.sum()
-        n_neg = t.size - n_pos
-        target = np.where(t > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-        a, b = 0.0, float(np.log((n_pos + 1) / (n_neg + 1)))
-        for _ in range(100):
-            p = _sigmoid(a * s + b)
-            r = p - target
-            h = np.maximum(p * (1 - p), 1e-12)
-            grad = np.array([(r * s).sum(), r.sum()])
-            hess = np.array([[(h * s * s).sum(), (h * s).sum()], [(h * s).sum(), h.sum()]])
-            hess += 1e-9 * np.eye(2)  # a constant score column makes the Hessian singular
-            step = np.linalg.solve(hess, grad)
-            a, b = a - step[0], b - step[1]
-            if np.abs(step).max() < 1e-10:
-                break
-        out[j] = (a, b)
-    return out
-
-
-def _sigmoid(z: F64) -> F64:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -500, 500))), np.float64)
-
-
 def _as_matrix(vectors: npt.ArrayLike, dim: int) -> F64:
     x = np.atleast_2d(np.asarray(vectors, np.float64))
     if x.ndim != 2 or x.shape[1] != dim:
@@ -333,6 +282,8 @@ def _check(
         )
     if y.shape[1] != len(label_ids):
         raise LabelHeadError(f"{y.shape[1]} label columns but {len(label_ids)} label ids")
+    if len(set(groups)) < 2:
+        raise LabelHeadError("the label head needs at least two groups to calibrate out of fold")
     if not np.isin(y, (0.0, 1.0)).all():
         raise LabelHeadError("the label matrix must be multi-hot (0/1)")
     return x, y, [str(s) for s in groups]

@@ -8,13 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from indexer.label_head import (
-    LabelHead,
-    LabelHeadError,
-    cross_fit_proba,
-    fit_label_head,
-    group_folds,
-)
+from indexer.calibration import group_folds
+from indexer.label_head import LabelHead, LabelHeadError, cross_fit_proba, fit_label_head
 from indexer.probe import probe_order, probe_scores
 
 LABELS = ["dent", "no_damage", "surface_scratch"]
