@@ -56,6 +56,16 @@ def load(data: Path) -> tuple[np.ndarray, list[LabelSet], list[str], list[str]]:
     return x, sets, [m["source_image"] for m in meta], [m["crop_id"] for m in meta]
 
 
+def with_label_signal(x: np.ndarray, sets: list[LabelSet], amount: float, seed: int) -> np.ndarray:
+    """Unit rows of ``x + amount · (labels @ R)``, R a random unit direction per label."""
+    labels = sorted(set().union(*sets))
+    r = np.random.default_rng(seed + 1).normal(size=(len(labels), x.shape[1]))
+    r /= np.linalg.norm(r, axis=1, keepdims=True)
+    y = np.array([[lb in s for lb in labels] for s in sets], np.float64)
+    out = x + amount * (y @ r)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
 def pools(groups: list[str]) -> list[np.ndarray]:
     g = np.asarray(groups)
     return [np.flatnonzero(g != g[i]) for i in range(len(groups))]
@@ -210,8 +220,17 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--label-signal",
+        type=float,
+        default=0.0,
+        help="stress test: add this much of a random projection of each row's labels to its "
+        "vector (then re-normalise) to imitate vectors that already separate the labels",
+    )
     args = ap.parse_args()
     x, sets, groups, ids = load(args.data)
+    if args.label_signal:
+        x = with_label_signal(x, sets, args.label_signal, args.seed)
     opts = {"reg": args.reg, "weight": args.weight, "n_cands": args.candidates, "seed": args.seed}
     print(f"# {args.data.name}: {len(sets)} vectors, {len(set(groups))} groups; {cpu_model()}")
     real = experiment(x, sets, groups, ids, **opts)
