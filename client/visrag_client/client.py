@@ -1,9 +1,9 @@
 """``VisragClient`` (sync) and ``AsyncVisragClient``: the visrag HTTP API with typed results.
 
-Both share the request building, the retry policy and the response parsing below; they differ
-only in how they send and sleep. Retries: on 429 and 503 (and connection failures), honouring
-``Retry-After``, while the total waiting stays within ``retry_budget_s`` and the attempts within
-``max_retries``; other errors raise at once.
+Both share the request building (:func:`retrieve_request`, :func:`context_request`), the retry
+policy and the response parsing; they differ only in how they send and sleep. Retries: on 429 and
+503 (and connection failures), honouring ``Retry-After``, while the total waiting stays within
+``retry_budget_s`` and the attempts within ``max_retries``; other errors raise at once.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
+from typing_extensions import Unpack
 
-from visrag_client.core import ClientBase, api_error, form_fields, parse, query_fields
+from visrag_client.core import ClientBase, api_error, form_fields, parse
 from visrag_client.images import ImageInput, image_upload
 from visrag_client.schemas import (
     ContextFormat,
@@ -28,24 +29,58 @@ from visrag_client.schemas import (
     RetrieveResponse,
 )
 
+Request = tuple[str, str, dict[str, Any]]
+
+
+class RetrieveOptions(TypedDict, total=False):
+    """``/retrieve``'s form fields besides the image; omitted ones take the service's defaults."""
+
+    k: int | None
+    mode: QueryMode | None
+    text: str | None
+    alpha: float | None
+    labels_any: Iterable[str] | None
+    labels_all: Iterable[str] | None
+    zones: Iterable[str] | None
+    areas: Iterable[str] | None
+
+
+class ContextOptions(RetrieveOptions, total=False):
+    """``/context``'s form fields: ``/retrieve``'s plus the block's and the image parts' options."""
+
+    language: Language | None
+    format: ContextFormat | None
+    max_examples: int | None
+    image_urls: bool | None
+    max_images: int | None
+    max_image_side: int | None
+    max_total_bytes: int | None
+
+
+def _upload(path: str, image: ImageInput, options: RetrieveOptions | ContextOptions) -> Request:
+    files = {"image": image_upload(image)}
+    return "POST", path, {"files": files, "data": form_fields(**options)}
+
+
+def retrieve_request(image: ImageInput, options: RetrieveOptions) -> Request:
+    """POST /retrieve: the ``k`` most similar indexed items (filters: any/all labels, zones...)."""
+    return _upload("/retrieve", image, options)
+
+
+def context_request(image: ImageInput, options: ContextOptions) -> Request:
+    """POST /context: the similar verified cases as a prompt block (``format=messages``: chat
+    content parts with the neighbours' images, in ``.messages``)."""
+    return _upload("/context", image, options)
+
 
 class VisragClient(ClientBase):
     """Blocking client. ``with VisragClient(url) as c: c.context(path, format="messages")``."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | None = None,
-        timeout: float | httpx.Timeout = 30.0,
-        max_retries: int = 3,
-        retry_budget_s: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         retry_budget_s=retry_budget_s)  # fmt: skip
-        self._http = httpx.Client(base_url=self.base_url, headers=self._headers,
-                                  timeout=timeout, transport=transport)  # fmt: skip
+    _http: httpx.Client
+
+    def _connect(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=self._headers,
+                            timeout=self._timeout, transport=self._transport)  # fmt: skip
 
     def __enter__(self) -> VisragClient:
         return self
@@ -72,54 +107,15 @@ class VisragClient(ClientBase):
             time.sleep(delay)
             waited += delay
 
-    def retrieve(
-        self,
-        image: ImageInput,
-        *,
-        k: int | None = None,
-        mode: QueryMode | None = None,
-        text: str | None = None,
-        alpha: float | None = None,
-        labels_any: Iterable[str] | None = None,
-        labels_all: Iterable[str] | None = None,
-        zones: Iterable[str] | None = None,
-        areas: Iterable[str] | None = None,
-    ) -> RetrieveResponse:
-        """POST /retrieve: the ``k`` most similar indexed items (filters: any/all labels...)."""
-        fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
-        response = self._request("POST", "/retrieve", files={"image": image_upload(image)},
-                                 data=form_fields(**fields))  # fmt: skip
-        return parse(response, RetrieveResponse)
+    def retrieve(self, image: ImageInput, **options: Unpack[RetrieveOptions]) -> RetrieveResponse:
+        """POST /retrieve (see :class:`RetrieveOptions`)."""
+        method, path, kwargs = retrieve_request(image, options)
+        return parse(self._request(method, path, **kwargs), RetrieveResponse)
 
-    def context(
-        self,
-        image: ImageInput,
-        *,
-        language: Language | None = None,
-        format: ContextFormat | None = None,
-        max_examples: int | None = None,
-        image_urls: bool | None = None,
-        max_images: int | None = None,
-        max_image_side: int | None = None,
-        max_total_bytes: int | None = None,
-        k: int | None = None,
-        mode: QueryMode | None = None,
-        text: str | None = None,
-        alpha: float | None = None,
-        labels_any: Iterable[str] | None = None,
-        labels_all: Iterable[str] | None = None,
-        zones: Iterable[str] | None = None,
-        areas: Iterable[str] | None = None,
-    ) -> ContextResponse:
-        """POST /context: the similar verified cases as a prompt block (``format=messages``:
-        chat content parts with the neighbours' images, in ``.messages``)."""
-        fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
-        fields.update(language=language, format=format, max_examples=max_examples,
-                      image_urls=image_urls, max_images=max_images,
-                      max_image_side=max_image_side, max_total_bytes=max_total_bytes)  # fmt: skip
-        response = self._request("POST", "/context", files={"image": image_upload(image)},
-                                 data=form_fields(**fields))  # fmt: skip
-        return parse(response, ContextResponse)
+    def context(self, image: ImageInput, **options: Unpack[ContextOptions]) -> ContextResponse:
+        """POST /context (see :class:`ContextOptions`)."""
+        method, path, kwargs = context_request(image, options)
+        return parse(self._request(method, path, **kwargs), ContextResponse)
 
     def health(self) -> HealthResponse:
         return parse(self._request("GET", "/health"), HealthResponse)
@@ -138,20 +134,11 @@ class VisragClient(ClientBase):
 class AsyncVisragClient(ClientBase):
     """The same API as ``VisragClient``, awaitable (``async with AsyncVisragClient(url) as c``)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | None = None,
-        timeout: float | httpx.Timeout = 30.0,
-        max_retries: int = 3,
-        retry_budget_s: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         retry_budget_s=retry_budget_s)  # fmt: skip
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._headers,
-                                       timeout=timeout, transport=transport)  # fmt: skip
+    _http: httpx.AsyncClient
+
+    def _connect(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, headers=self._headers,
+                                 timeout=self._timeout, transport=self._transport)  # fmt: skip
 
     async def __aenter__(self) -> AsyncVisragClient:
         return self
@@ -179,50 +166,16 @@ class AsyncVisragClient(ClientBase):
             waited += delay
 
     async def retrieve(
-        self,
-        image: ImageInput,
-        *,
-        k: int | None = None,
-        mode: QueryMode | None = None,
-        text: str | None = None,
-        alpha: float | None = None,
-        labels_any: Iterable[str] | None = None,
-        labels_all: Iterable[str] | None = None,
-        zones: Iterable[str] | None = None,
-        areas: Iterable[str] | None = None,
+        self, image: ImageInput, **options: Unpack[RetrieveOptions]
     ) -> RetrieveResponse:
-        fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
-        response = await self._request("POST", "/retrieve", files={"image": image_upload(image)},
-                                       data=form_fields(**fields))  # fmt: skip
-        return parse(response, RetrieveResponse)
+        method, path, kwargs = retrieve_request(image, options)
+        return parse(await self._request(method, path, **kwargs), RetrieveResponse)
 
     async def context(
-        self,
-        image: ImageInput,
-        *,
-        language: Language | None = None,
-        format: ContextFormat | None = None,
-        max_examples: int | None = None,
-        image_urls: bool | None = None,
-        max_images: int | None = None,
-        max_image_side: int | None = None,
-        max_total_bytes: int | None = None,
-        k: int | None = None,
-        mode: QueryMode | None = None,
-        text: str | None = None,
-        alpha: float | None = None,
-        labels_any: Iterable[str] | None = None,
-        labels_all: Iterable[str] | None = None,
-        zones: Iterable[str] | None = None,
-        areas: Iterable[str] | None = None,
+        self, image: ImageInput, **options: Unpack[ContextOptions]
     ) -> ContextResponse:
-        fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
-        fields.update(language=language, format=format, max_examples=max_examples,
-                      image_urls=image_urls, max_images=max_images,
-                      max_image_side=max_image_side, max_total_bytes=max_total_bytes)  # fmt: skip
-        response = await self._request("POST", "/context", files={"image": image_upload(image)},
-                                       data=form_fields(**fields))  # fmt: skip
-        return parse(response, ContextResponse)
+        method, path, kwargs = context_request(image, options)
+        return parse(await self._request(method, path, **kwargs), ContextResponse)
 
     async def health(self) -> HealthResponse:
         return parse(await self._request("GET", "/health"), HealthResponse)

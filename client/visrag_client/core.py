@@ -12,7 +12,6 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from visrag_client.errors import VisragAPIError, VisragConnectionError
-from visrag_client.schemas import QueryMode
 
 M = TypeVar("M", bound=BaseModel)
 RETRY_STATUSES = (429, 503)
@@ -78,45 +77,39 @@ def form_fields(**values: Any) -> dict[str, Any]:
             continue
         if isinstance(value, bool):
             out[name] = "true" if value else "false"
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            if value:
-                out[name] = ",".join(str(v) for v in value)
+        elif isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+            joined = ",".join(str(v) for v in value)
+            if joined:
+                out[name] = joined
         else:
             out[name] = str(value)
     return out
 
 
-def query_fields(
-    k: int | None,
-    mode: QueryMode | None,
-    text: str | None,
-    alpha: float | None,
-    labels_any: Iterable[str] | None,
-    labels_all: Iterable[str] | None,
-    zones: Iterable[str] | None,
-    areas: Iterable[str] | None,
-) -> dict[str, Any]:
-    return {
-        "k": k, "mode": mode, "text": text, "alpha": alpha,
-        "labels_any": list(labels_any or ()), "labels_all": list(labels_all or ()),
-        "zones": list(zones or ()), "areas": list(areas or ()),
-    }  # fmt: skip
-
-
 class ClientBase:
+    """What the sync and async clients share: options, headers, the retry decisions."""
+
     def __init__(
         self,
         base_url: str,
         *,
-        api_key: str | None,
-        timeout: float | httpx.Timeout,
-        max_retries: int,
-        retry_budget_s: float,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 3,
+        retry_budget_s: float = 30.0,
+        transport: Any = None,
     ) -> None:
+        """``transport``: an ``httpx`` transport (sync or async to match), e.g. for tests."""
         self.base_url = base_url.rstrip("/")
         self.retry = RetryPolicy(max_retries=max_retries, budget_s=retry_budget_s)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = timeout
+        self._transport = transport
+        self._http = self._connect()
+
+    def _connect(self) -> Any:
+        """The ``httpx`` client (sync or async) of this client."""
+        raise NotImplementedError
 
     def _outcome(self, response: httpx.Response, attempt: int, waited: float) -> float | None:
         """None: ``response`` is final (raises if it is an error); else seconds to wait."""
