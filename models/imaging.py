@@ -214,9 +214,7 @@ def preprocess(
 
 
 @functools.lru_cache(maxsize=16)
-def _normalise_table(
-    mean: tuple[float, ...], std: tuple[float, ...]
-) -> npt.NDArray[np.float32]:
+def _normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> npt.NDArray[np.float32]:
     """(3, 256) float32: the normalised value of every 8-bit level, per channel."""
     levels = np.arange(256, dtype=np.float64) / 255.0
     table = (levels[None, :] - np.asarray(mean)[:, None]) / np.asarray(std)[:, None]
