@@ -373,6 +373,9 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, help="seconds timed per config and round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved passes; best kept")
     parser.add_argument(
+        "--archs", default=",".join(ARCHS), help=f"comma list of {list(ARCHS)} (default: all)"
+    )
+    parser.add_argument(
         "--runtimes",
         type=lambda text: [t for t in text.split(",") if t],
         default=[],
@@ -381,6 +384,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     min_time = args.min_time or (1.0 if args.quick else 4.0)
+    for arch in set(ARCHS) - set(args.archs.split(",")):
+        del ARCHS[arch]
     started = time.perf_counter()
 
     machine = {
