@@ -3,9 +3,16 @@
 For DINOv3 ViT-S/16 and ViT-B/16 architectures (``DINOv3ViTConfig`` sized like the released
 checkpoints, random weights: same FLOPs, same cost) it measures, in the same run:
 
-- **ours**: ``ImageEncoder.encode`` from decoded PIL photos (aspect-preserving resize to the
-  longer side, bucketed batches, L2 normalisation included) at 224 and 448 px, batch 1 and 8,
-  fp32 and bf16 autocast;
+- **ours**, per precision (``fp32`` weights, ``bf16-autocast`` = fp32 weights under bf16
+  autocast, ``bf16`` = bf16 weights, what ``dtype=auto`` picks on CPUs with native bf16) and per
+  starting point: ``model`` = the forward pass, pooling and L2 normalisation of a ready batch
+  (model-only); ``jpeg`` = the full path of the build and the service from JPEG bytes
+  (``prepare_image``: decode with DCT scaling, EXIF, aspect-preserving resize, normalise; then
+  ``encode_preprocessed``: buckets, forward, pooling); ``pil`` = ``ImageEncoder.encode`` from
+  decoded 1024×768 photos. Each full-path row prints its % of the model-only row of the same
+  config, and each 224-px row its minimum cosine to fp32 weights on the same photos;
+- **runtimes** (``--runtimes openvino,compile``): model-only rows through OpenVINO (bf16
+  inference hint) and ``torch.compile`` of the bf16 model, with their cosine to fp32 eager;
 - **naive**: the reference project's path, one image at a time in fp32, through the HF image
   processor (squash to 224×224). In transformers 5 that processor needs torchvision; when it is
   missing the same steps are done with torch ("rescale 1/255, bilinear antialiased squash to
@@ -17,7 +24,9 @@ checkpoints, random weights: same FLOPs, same cost) it measures, in the same run
 
 Input photos are 1024×768 (4:3) by default, so "ours" at 224 px runs 14×11 patches where the naive
 squash runs 14×14; a ``square`` row runs ours on 1:1 photos (the naive path's token count) to
-separate the two effects. Run: ``python bench/encoder.py --quick [--out results.json]``.
+separate the two effects. Run: ``python bench/encoder.py --quick [--archs ViT-S/16]
+[--runtimes openvino] [--out results.json]``; the verdict lines judge ViT-S/16, 224 px, batch 8 in
+the dtype ``auto`` picks: full path ≥ 85% of model-only, ≥ 3× naive (≥ 1.3× without native bf16).
 """
 
 from __future__ import annotations
