@@ -3,9 +3,16 @@
 For DINOv3 ViT-S/16 and ViT-B/16 architectures (``DINOv3ViTConfig`` sized like the released
 checkpoints, random weights: same FLOPs, same cost) it measures, in the same run:
 
-- **ours**: ``ImageEncoder.encode`` from decoded PIL photos (aspect-preserving resize to the
-  longer side, bucketed batches, L2 normalisation included) at 224 and 448 px, batch 1 and 8,
-  fp32 and bf16 autocast;
+- **ours**, per precision (``fp32`` weights, ``bf16-autocast`` = fp32 weights under bf16
+  autocast, ``bf16`` = bf16 weights, what ``dtype=auto`` picks on CPUs with native bf16) and per
+  starting point: ``model`` = the forward pass, pooling and L2 normalisation of a ready batch
+  (model-only); ``jpeg`` = the full path of the build and the service from JPEG bytes
+  (``prepare_image``: decode with DCT scaling, EXIF, aspect-preserving resize, normalise; then
+  ``encode_preprocessed``: buckets, forward, pooling); ``pil`` = ``ImageEncoder.encode`` from
+  decoded 1024×768 photos. Each full-path row prints its % of the model-only row of the same
+  config, and each 224-px row its minimum cosine to fp32 weights on the same photos;
+- **runtimes** (``--runtimes openvino,compile``): model-only rows through OpenVINO (bf16
+  inference hint) and ``torch.compile`` of the bf16 model, with their cosine to fp32 eager;
 - **naive**: the reference project's path, one image at a time in fp32, through the HF image
   processor (squash to 224×224). In transformers 5 that processor needs torchvision; when it is
   missing the same steps are done with torch ("rescale 1/255, bilinear antialiased squash to
@@ -17,13 +24,16 @@ checkpoints, random weights: same FLOPs, same cost) it measures, in the same run
 
 Input photos are 1024×768 (4:3) by default, so "ours" at 224 px runs 14×11 patches where the naive
 squash runs 14×14; a ``square`` row runs ours on 1:1 photos (the naive path's token count) to
-separate the two effects. Run: ``python bench/encoder.py --quick [--out results.json]``.
+separate the two effects. Run: ``python bench/encoder.py --quick [--archs ViT-S/16]
+[--runtimes openvino] [--out results.json]``; the verdict lines judge ViT-S/16, 224 px, batch 8 in
+the dtype ``auto`` picks: full path ≥ 85% of model-only, ≥ 3× naive (≥ 1.3× without native bf16).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import os
 import sys
@@ -42,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import cpu_model  # noqa: E402
 from models.device import cpu_supports_bf16  # noqa: E402
+from models.embedding import prepare_image  # noqa: E402
 from models.hub import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from models.image_encoder import ImageEncoder  # noqa: E402
 from models.imaging import target_size  # noqa: E402
@@ -62,14 +73,24 @@ ARCHS = {  # as in the released facebook/dinov3-vit{s,b}16-pretrain-lvd1689m con
     },
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# Precision labels of the 'ours' rows: (weights dtype, autocast).
+PRECISIONS = {
+    "fp32": (torch.float32, False),
+    "bf16-autocast": (torch.float32, True),
+    "bf16": (torch.bfloat16, False),
+}
+# What an encoder path starts from: a ready (b, 3, H, W) batch ('model': the forward pass, pooling
+# and normalisation only), JPEG bytes ('jpeg': decode with DCT scaling, EXIF, resize, normalise,
+# bucketing, forward; what the build and the service run), or decoded 1024×768 PIL photos ('pil').
+STARTS = ("model", "jpeg", "pil")
 
 
-def build_model(arch: str) -> torch.nn.Module:
+def build_model(arch: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
     torch.manual_seed(0)
     config = DINOv3ViTConfig(**ARCHS[arch], num_register_tokens=REGISTERS, patch_size=PATCH)
-    return DINOv3ViTModel(config).eval()
+    return DINOv3ViTModel(config).eval().to(dtype)
 
 
 def model_flops(arch: str, height: int, width: int) -> float:
@@ -165,6 +186,15 @@ def naive_preprocessor() -> tuple[Callable[[Image.Image], torch.Tensor], str]:
         )
 
 
+def to_jpegs(photos: list[Image.Image]) -> list[bytes]:
+    out = []
+    for photo in photos:
+        buffer = io.BytesIO()
+        photo.save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
+
+
 @dataclass
 class Row:
     arch: str
@@ -181,18 +211,37 @@ class Row:
     pct_bf16_bound: float = 0.0
     pct_best_bound: float = 0.0
     x_naive: float | None = None
+    cosine_fp32: float | None = None  # min over 8 photos, vs fp32 weights on the same pixels
+    pct_model_only: float | None = None  # img/s / the 'ours:model' row of the same config
 
 
-def run_ours(model, arch, *, image_size, batch, dtype, photos, label, min_time) -> Row:
+def run_ours(models, arch, *, image_size, batch, dtype, start, photos, label, min_time) -> Row:
+    weights, autocast = PRECISIONS[dtype]
     encoder = ImageEncoder(
-        model, model_id=arch, image_size=image_size, dtype=dtype, autocast=dtype != "fp32"
+        models[arch, weights],
+        model_id=arch,
+        image_size=image_size,
+        dtype="fp32" if dtype == "fp32" else "bf16",
+        autocast=autocast,
     )
     images = photos[:batch]
-    seconds = timed(lambda: encoder.encode(images, batch_size=batch), min_time=min_time)
+    if start == "model":
+        pixels = torch.from_numpy(np.stack([encoder.preprocess(im) for im in images]))
+        seconds = timed(lambda: encoder.forward(pixels).numpy(), min_time=min_time)
+    elif start == "jpeg":
+        jpegs = to_jpegs(images)
+
+        def full() -> None:
+            arrays = [prepare_image(j, encoder).pixels for j in jpegs]
+            encoder.encode_preprocessed(arrays, batch_size=batch)
+
+        seconds = timed(full, min_time=min_time)
+    else:
+        seconds = timed(lambda: encoder.encode(images, batch_size=batch), min_time=min_time)
     w, h = target_size(*images[0].size, image_size=image_size, patch_size=PATCH)
     return Row(
         arch,
-        "ours",
+        f"ours:{start}",
         image_size,
         label,
         batch,
@@ -204,8 +253,54 @@ def run_ours(model, arch, *, image_size, batch, dtype, photos, label, min_time) 
     )
 
 
-def run_naive(model, arch, *, photos, min_time) -> Row:
+_RUNTIMES: dict[tuple[str, str], Callable[[torch.Tensor], np.ndarray]] = {}
+
+
+def _runtime(name: str, models, arch: str, pixels: torch.Tensor):
+    """(b, 3, H, W) -> unit CLS vectors through an optional runtime, built once per arch."""
+    if (name, arch) in _RUNTIMES:
+        return _RUNTIMES[name, arch]
+    if name == "compile":
+        encoder = ImageEncoder(models[arch, torch.bfloat16], model_id=arch, dtype="bf16")
+        encoder.model = torch.compile(encoder.model)  # type: ignore[assignment]
+
+        def fn(x: torch.Tensor) -> np.ndarray:
+            return encoder.forward(x).numpy()
+    elif name == "openvino":
+        import openvino as ov
+
+        model = ov.convert_model(
+            models[arch, torch.float32], example_input={"pixel_values": pixels}
+        )
+        compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
+        pooled = compiled.output(1)  # outputs: last_hidden_state, pooler_output
+
+        def fn(x: torch.Tensor) -> np.ndarray:
+            out = torch.from_numpy(np.asarray(compiled([x.numpy()])[pooled], dtype=np.float32))
+            return F.normalize(out, dim=-1).numpy()
+    else:
+        raise SystemExit(f"unknown runtime {name!r} (compile, openvino)")
+    _RUNTIMES[name, arch] = fn
+    return fn
+
+
+def run_runtime(name: str, models, arch: str, photos, min_time: float) -> Row:
+    """Model-only (ready batch of 8 at 224 px) through ``name``; cosine to fp32 eager."""
+    reference = ImageEncoder(models[arch, torch.float32], model_id=arch, image_size=224)
+    pixels = torch.from_numpy(np.stack([reference.preprocess(im) for im in photos[:8]]))
+    fn = _runtime(name, models, arch, pixels)
+    cosine = float(np.min(np.sum(fn(pixels) * reference.forward(pixels).numpy(), axis=1)))
+    seconds = timed(lambda: fn(pixels), min_time=min_time)
+    h, w = pixels.shape[2:]
+    row = Row(arch, f"{name}:model", 224, "4:3", 8, "bf16", f"{w}×{h}",
+              model_flops(arch, h, w) / 1e9, 8 / seconds, 1000 * seconds / 8)  # fmt: skip
+    row.cosine_fp32 = cosine
+    return row
+
+
+def run_naive(models, arch, *, photos, min_time) -> Row:
     preprocess, _ = naive_preprocessor()
+    model = models[arch, torch.float32]
     image = photos[0]
 
     def one() -> None:
@@ -228,23 +323,53 @@ def run_naive(model, arch, *, photos, min_time) -> Row:
     )
 
 
-def plan(quick: bool) -> list[tuple[str, int, int, str, str]]:
-    """(arch, image_size, batch, dtype, input) of the 'ours' rows."""
+def plan(quick: bool, native_bf16: bool) -> list[tuple[str, int, int, str, str, str]]:
+    """(arch, image_size, batch, dtype, start, input) of the 'ours' rows."""
+    fast = "bf16" if native_bf16 else "fp32"  # what dtype=auto picks on this machine
     if not quick:
         return [
-            (a, s, b, d, "4:3") for a in ARCHS for s in (224, 448) for b in (1, 8) for d in DTYPES
-        ] + [(a, 224, 8, "fp32", "1:1") for a in ARCHS]
-    # bf16 autocast without native bf16 runs at a few GFLOP/s: keep it to the headline config.
-    return [
-        ("ViT-S/16", 224, 1, "fp32", "4:3"),
-        ("ViT-S/16", 224, 8, "fp32", "4:3"),
-        ("ViT-S/16", 224, 8, "fp32", "1:1"),
-        ("ViT-S/16", 224, 8, "bf16", "4:3"),
-        ("ViT-S/16", 448, 8, "fp32", "4:3"),
-        ("ViT-B/16", 224, 1, "fp32", "4:3"),
-        ("ViT-B/16", 224, 8, "fp32", "4:3"),
-        ("ViT-B/16", 448, 1, "fp32", "4:3"),
+            (a, s, b, d, start, "4:3")
+            for a in ARCHS
+            for s in (224, 448)
+            for b in (1, 8)
+            for d in PRECISIONS
+            for start in STARTS
+            if native_bf16 or d == "fp32" or (start == "model" and s == 224)
+        ] + [(a, 224, 8, fast, "model", "1:1") for a in ARCHS]
+    # Without native bf16 the bf16 rows run at a few GFLOP/s: only the model-only reference.
+    rows = [
+        ("ViT-S/16", 224, 8, "fp32", "model", "4:3"),
+        ("ViT-S/16", 224, 8, "fp32", "jpeg", "4:3"),
+        ("ViT-S/16", 224, 8, "bf16-autocast", "model", "4:3"),
+        ("ViT-S/16", 224, 8, "bf16", "model", "4:3"),
+        ("ViT-S/16", 224, 8, fast, "model", "1:1"),
+        ("ViT-B/16", 224, 8, "fp32", "model", "4:3"),
+        ("ViT-B/16", 224, 8, "bf16", "model", "4:3"),
     ]
+    if native_bf16:
+        rows += [
+            ("ViT-S/16", 224, 1, "bf16", "jpeg", "4:3"),
+            ("ViT-S/16", 224, 8, "bf16", "jpeg", "4:3"),
+            ("ViT-S/16", 224, 8, "bf16", "pil", "4:3"),
+            ("ViT-S/16", 448, 8, "bf16", "model", "4:3"),
+            ("ViT-S/16", 448, 8, "bf16", "jpeg", "4:3"),
+            ("ViT-B/16", 224, 8, "bf16", "jpeg", "4:3"),
+        ]
+    return rows
+
+
+def cosines_to_fp32(models, photos) -> dict[tuple[str, str], float]:
+    """Min cosine of each precision's vectors to fp32 weights' on the same 8 photos (224 px)."""
+    out = {}
+    for arch in ARCHS:
+        vectors = {}
+        for dtype, (weights, autocast) in PRECISIONS.items():
+            enc = ImageEncoder(models[arch, weights], model_id=arch, image_size=224,
+                               dtype=dtype[:4], autocast=autocast)  # fmt: skip
+            vectors[dtype] = enc.encode(photos)
+        for dtype, v in vectors.items():
+            out[arch, dtype] = float(np.min(np.sum(v * vectors["fp32"], axis=1)))
+    return out
 
 
 def main() -> None:
@@ -253,8 +378,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--min-time", type=float, help="seconds timed per config and round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved passes; best kept")
+    parser.add_argument(
+        "--archs", default=",".join(ARCHS), help=f"comma list of {list(ARCHS)} (default: all)"
+    )
+    parser.add_argument(
+        "--runtimes",
+        type=lambda text: [t for t in text.split(",") if t],
+        default=[],
+        help="optional runtimes, model-only at 224 px batch 8: compile (torch.compile of the "
+        "bf16 model), openvino (OpenVINO bf16 hint; needs `pip install openvino`)",
+    )
     args = parser.parse_args()
     min_time = args.min_time or (1.0 if args.quick else 4.0)
+    for arch in set(ARCHS) - set(args.archs.split(",")):
+        del ARCHS[arch]
     started = time.perf_counter()
 
     machine = {
@@ -271,8 +408,10 @@ def main() -> None:
     preprocess_note = naive_preprocessor()[1]
     print(f"naive path: {preprocess_note}")
     photos = {"4:3": make_photos(8, 1024, 768), "1:1": make_photos(8, 768, 768)}
-    models = {arch: build_model(arch) for arch in ARCHS}
-    configs = plan(args.quick)
+    models = {(a, w): build_model(a, w) for a in ARCHS for w in (torch.float32, torch.bfloat16)}
+    configs = plan(args.quick, machine["native_bf16"])
+    cosine = cosines_to_fp32(models, photos["4:3"])
+    print("min cosine to fp32:", {f"{a} {d}": round(c, 5) for (a, d), c in cosine.items()})
     # Every measurement is repeated in `rounds` interleaved passes and the best pass is kept, so a
     # burst of load from another process degrades one pass, not one side of a comparison.
     gemm: dict[str, dict[str, Any]] = {"fp32": {"gflops": 0.0}, "bf16": {"gflops": 0.0}}
@@ -282,14 +421,17 @@ def main() -> None:
             g = gemm_gflops(DTYPES[name], dtype_shapes, min_time / 2)
             if g["gflops"] > gemm[name]["gflops"]:
                 gemm[name] = g
-        for arch, model in models.items():
-            measured = [run_naive(model, arch, photos=photos["4:3"], min_time=min_time)]
-            for a, size, batch, dtype, label in configs:
+        for arch in ARCHS:
+            measured = [run_naive(models, arch, photos=photos["4:3"], min_time=min_time)]
+            for a, size, batch, dtype, start, label in configs:
                 if a == arch:
                     measured.append(
-                        run_ours(model, arch, image_size=size, batch=batch, dtype=dtype,
-                                 photos=photos[label], label=label, min_time=min_time)
+                        run_ours(models, arch, image_size=size, batch=batch, dtype=dtype,
+                                 start=start, photos=photos[label], label=label,
+                                 min_time=min_time)
                     )  # fmt: skip
+            for runtime in args.runtimes:
+                measured.append(run_runtime(runtime, models, arch, photos["4:3"], min_time))
             for row in measured:
                 key = (row.arch, row.path, row.image_size, row.input, row.batch, row.dtype)
                 if key not in best or row.images_per_s > best[key].images_per_s:
@@ -301,8 +443,16 @@ def main() -> None:
     best_gemm = max(g["gflops"] for g in gemm.values())
     rows = list(best.values())
     naive_by_arch = {r.arch: r for r in rows if r.path == "naive"}
+    model_only = {(r.arch, r.image_size, r.input, r.batch, r.dtype): r for r in rows
+                  if r.path == "ours:model"}  # fmt: skip
     for row in rows:
         row.x_naive = row.images_per_s / naive_by_arch[row.arch].images_per_s
+        if row.path.startswith("ours:"):
+            if row.image_size == 224:
+                row.cosine_fp32 = cosine.get((row.arch, row.dtype))
+            ref = model_only.get((row.arch, row.image_size, row.input, row.batch, row.dtype))
+            if ref is not None:
+                row.pct_model_only = 100 * row.images_per_s / ref.images_per_s
     for row in rows:
         flops = row.gflop_per_image
         row.pct_fp32_bound = 100 * row.images_per_s * flops / gemm["fp32"]["gflops"]
@@ -310,7 +460,7 @@ def main() -> None:
         row.pct_best_bound = 100 * row.images_per_s * flops / best_gemm
 
     print_table(rows, gemm)
-    verdict = targets(rows, gemm)
+    verdict = targets(rows, gemm, machine["native_bf16"])
     for line in verdict["lines"]:
         print(line)
     elapsed = time.perf_counter() - started
@@ -337,17 +487,19 @@ def main() -> None:
 
 def print_table(rows: list[Row], gemm: dict) -> None:
     head = (
-        "| arch | path | px | input | batch | dtype | pixels | GFLOP/img | img/s | ms/img "
-        "| % fp32 bound | % bf16 bound | × naive |"
+        "| arch | path:start | px | input | batch | dtype | pixels | GFLOP/img | img/s | ms/img "
+        "| % of model-only | % best GEMM bound | × naive | cos to fp32 |"
     )
     print()
     print(head)
-    print("|" + "---|" * 13)
-    for r in rows:
+    print("|" + "---|" * 14)
+    for r in sorted(rows, key=lambda r: (r.arch, r.image_size, r.path != "naive", r.batch)):
         x = f"{r.x_naive:.2f}" if r.x_naive is not None else "1.00"
+        pct = f"{r.pct_model_only:.0f}%" if r.pct_model_only is not None else ""
+        cos = f"{r.cosine_fp32:.5f}" if r.cosine_fp32 is not None else ""
         cells = [r.arch, r.path, r.image_size, r.input, r.batch, r.dtype, r.pixels]
         cells += [f"{r.gflop_per_image:.1f}", f"{r.images_per_s:.2f}", f"{r.ms_per_image:.0f}"]
-        cells += [f"{r.pct_fp32_bound:.0f}%", f"{r.pct_bf16_bound:.0f}%", x]
+        cells += [pct, f"{r.pct_best_bound:.0f}%", x, cos]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     print(
         f"\nGEMM bound: fp32 {gemm['fp32']['gflops']:.1f} GFLOP/s, "
@@ -355,28 +507,28 @@ def print_table(rows: list[Row], gemm: dict) -> None:
     )
 
 
-def targets(rows: list[Row], gemm: dict) -> dict:
-    """DESIGN §6 targets for ViT-S/16 at 224 px, judged on the best 'ours' row."""
-    ours = [r for r in rows if r.arch == "ViT-S/16" and r.path == "ours" and r.image_size == 224]
-    naive = next(r for r in rows if r.arch == "ViT-S/16" and r.path == "naive")
-    best = max(ours, key=lambda r: r.images_per_s)
-    bf16_bound = gemm["bf16"]["gflops"] / best.gflop_per_image
-    best_bound = max(g["gflops"] for g in gemm.values()) / best.gflop_per_image
+def targets(rows: list[Row], gemm: dict, native_bf16: bool) -> dict:
+    """Issue 16 targets for ViT-S/16 at 224 px, batch 8, the dtype ``auto`` picks here."""
+    dtype = "bf16" if native_bf16 else "fp32"
+    vits = [r for r in rows if r.arch == "ViT-S/16" and r.image_size == 224 and r.input == "4:3"]
+    naive = next(r for r in vits if r.path == "naive")
+    model = next(r for r in vits if r.path == "ours:model" and r.batch == 8 and r.dtype == dtype)
+    full = next(r for r in vits if r.path == "ours:jpeg" and r.batch == 8 and r.dtype == dtype)
+    x_target = 3.0 if native_bf16 else 1.3
+    pct = full.pct_model_only or 0.0
     lines = [
-        f"ViT-S/16 224 px best: {best.images_per_s:.2f} img/s ({best.dtype}, batch {best.batch},"
-        f" {best.input} input, {best.pixels})",
-        f"target ≥ 80% of the bf16 GEMM bound ({bf16_bound:.2f} img/s): "
-        f"{'MET' if best.pct_bf16_bound >= 80 else 'NOT MET'} ({best.pct_bf16_bound:.0f}%)",
-        f"same against the machine's best GEMM bound ({best_bound:.2f} img/s): "
-        f"{'MET' if best.pct_best_bound >= 80 else 'NOT MET'} ({best.pct_best_bound:.0f}%)",
-        f"target ≥ 3× naive ({naive.images_per_s:.2f} img/s): "
-        f"{'MET' if (best.x_naive or 0) >= 3 else 'NOT MET'} ({best.x_naive:.2f}×)",
+        f"ViT-S/16 224 px batch 8 {dtype} (dtype=auto here): model-only "
+        f"{model.images_per_s:.2f} img/s, full path from JPEG bytes {full.images_per_s:.2f} img/s",
+        f"target full path ≥ 85% of model-only: {'MET' if pct >= 85 else 'NOT MET'} ({pct:.0f}%)",
+        f"target full path ≥ {x_target}× naive ({naive.images_per_s:.2f} img/s): "
+        f"{'MET' if (full.x_naive or 0) >= x_target else 'NOT MET'} ({full.x_naive:.2f}×)",
+        f"model-only at {model.pct_best_bound:.0f}% of the machine's best GEMM bound",
     ]
     return {
-        "best": asdict(best),
-        "pct_bf16_bound": best.pct_bf16_bound,
-        "pct_best_bound": best.pct_best_bound,
-        "x_naive": best.x_naive,
+        "model_only": asdict(model),
+        "full_path": asdict(full),
+        "pct_model_only": pct,
+        "x_naive": full.x_naive,
         "lines": lines,
     }
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -192,6 +193,97 @@ def bench_size(n: int, n_queries: int, bandwidth: float) -> list[dict]:
     return rows
 
 
+def bench_large(n: int, n_queries: int, bandwidth: float, sample: int) -> list[dict]:
+    """Rows for N too large to build every index of :func:`bench_size` in minutes (1M).
+
+    Measured on all N: exact search (numpy; the faiss flat index would be a second 4.6 GB copy),
+    flat with float16 storage, IVF with float16 storage. HNSW is built on the first ``sample``
+    vectors (recall against exact search within that sample) and its build time and latency are
+    extrapolated to N: build × (N/S)·ln N/ln S, latency × ln N/ln S (graph search visits
+    O(log N) nodes). The extrapolated values are in their own columns, never in the measured ones.
+    """
+    data = Data(n)
+    t = time.perf_counter()
+    x = data.sample(n, seed=1)
+    print(f"\nN={n:,}: generated {x.nbytes / 1e9:.2f} GB in {time.perf_counter() - t:.1f} s",
+          flush=True)  # fmt: skip
+    q = data.sample(n_queries, seed=2)
+    exact = numpy_topk(x, q, K)
+    bound = x.nbytes / bandwidth
+    rows: list[dict] = [
+        {
+            "N": n,
+            "index": "bandwidth bound",
+            "params": f"{bandwidth / 1e9:.1f} GB/s copy",
+            "single_ms": bound * 1e3,
+        }
+    ]
+    np_single = single_latency(lambda qq: numpy_topk(x, qq, K), q[:10])
+    np_batch = timed(lambda: numpy_topk(x, q, K)) / n_queries
+    rows.append({"N": n, "index": "numpy matmul (exact)", "params": "float32",
+                 "bytes_per_vector": 4 * x.shape[1], "single_ms": np_single * 1e3,
+                 "batched_ms": np_batch * 1e3, "recall": 1.0})  # fmt: skip
+    print(f"  numpy exact: single {np_single * 1e3:.1f} ms, batched {np_batch * 1e3:.1f} ms/q",
+          flush=True)  # fmt: skip
+    d = x.shape[1]
+    ip = faiss.METRIC_INNER_PRODUCT
+    fp16 = faiss.ScalarQuantizer.QT_fp16
+
+    def measure(name, params, index, build_s, nq, queries, truth, per_vector_n, search_params):
+        size = len(faiss.serialize_index(index)) / per_vector_n
+        for label, apply in search_params:
+            apply(index)
+            single = single_latency(lambda qq: index.search(qq, K), queries[:nq])
+            batched = timed(lambda: index.search(queries, K)) / len(queries)
+            got = index.search(queries, K)[1]
+            row = {"N": n, "index": name, "params": ", ".join(p for p in (params, label) if p),
+                   "build_s": build_s, "bytes_per_vector": size, "single_ms": single * 1e3,
+                   "batched_ms": batched * 1e3, "recall": recall(got, truth)}  # fmt: skip
+            rows.append(row)
+            print(f"  {name} {row['params']}: build {build_s:.1f} s, {size:.0f} B/vec, single "
+                  f"{single * 1e3:.3f} ms, batched {batched * 1e3:.3f} ms/q, recall@10 "
+                  f"{row['recall']:.3f}", flush=True)  # fmt: skip
+        return rows[-len(search_params) :]
+
+    t = time.perf_counter()
+    flat16 = faiss.IndexScalarQuantizer(d, fp16, ip)
+    flat16.add(x)
+    measure("flat fp16", "", flat16, time.perf_counter() - t, 10, q, exact, n, [("", id)])
+    del flat16
+
+    nlist = 1024
+    t = time.perf_counter()
+    ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(d), d, nlist, fp16, ip)
+    ivf.train(x[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)])
+    ivf.add(x)
+    probes = [(f"nprobe={p}", lambda i, p=p: setattr(i, "nprobe", p)) for p in (8, 16, 32, 64)]
+    measure("ivf fp16", f"nlist={nlist}, train {64 * nlist}", ivf, time.perf_counter() - t,
+            30, q, exact, n, probes)  # fmt: skip
+    del ivf
+
+    xs = x[:sample]
+    truth = numpy_topk(xs, q, K)
+    scale = np.log(n) / np.log(sample)
+    efs = [(f"efSearch={e}", lambda i, e=e: setattr(i.hnsw, "efSearch", e)) for e in (32, 64, 128)]
+    for name, m, efc, make in (
+        ("hnsw", 16, 64, lambda m: faiss.IndexHNSWFlat(d, m, ip)),
+        ("hnsw fp16", 16, 64, lambda m: faiss.IndexHNSWSQ(d, fp16, m, ip)),
+    ):
+        t = time.perf_counter()
+        index = make(m)
+        index.hnsw.efConstruction = efc
+        index.add(xs)
+        build_s = time.perf_counter() - t
+        label = f"M={m}, efConstruction={efc}, built on {sample:,}"
+        for row in measure(name, label, index, build_s, 30, q, truth, sample, efs):
+            row["extrapolated_build_s"] = build_s * n / sample * scale
+            row["extrapolated_single_ms"] = row["single_ms"] * scale
+        del index
+    print(f"  HNSW extrapolation to N={n:,} from {sample:,}: build x{n / sample * scale:.1f}, "
+          f"latency x{scale:.2f}", flush=True)  # fmt: skip
+    return rows
+
+
 def markdown(rows: list[dict]) -> str:
     head = ("| N | index | params | build s | bytes/vector | single query ms | batched ms/query "
             "| recall@10 | speed-up vs flat (single) |")  # fmt: skip
@@ -206,6 +298,12 @@ def markdown(rows: list[dict]) -> str:
             f"| {f(r.get('bytes_per_vector'), '.0f')} | {f(r.get('single_ms'), '.3f')} "
             f"| {f(r.get('batched_ms'), '.3f')} | {f(r.get('recall'), '.3f')} "
             f"| {f(r.get('speedup_vs_flat'), '.1f')} |"
+            + (
+                f" extrapolated to N: build {r['extrapolated_build_s']:.0f} s, single "
+                f"{r['extrapolated_single_ms']:.3f} ms"
+                if "extrapolated_build_s" in r
+                else ""
+            )
         )
     return "\n".join(lines)
 
@@ -215,6 +313,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 10k and 100k only")
     parser.add_argument("--sizes", help="comma list of N (overrides --quick)")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument(
+        "--large-from",
+        type=int,
+        default=500_000,
+        help="N from which the bounded large-N rows run instead of every index (default 500k)",
+    )
+    parser.add_argument("--sample", type=int, default=100_000, help="HNSW build sample for large N")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = parser.parse_args()
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
@@ -222,13 +327,19 @@ def main() -> None:
     print(f"machine: {cpu_model()}, {faiss.omp_get_max_threads()} threads, faiss "
           f"{faiss.__version__}, numpy {np.__version__}")  # fmt: skip
     bandwidth = copy_bandwidth()
-    print(f"copy bandwidth (read + write): {bandwidth / 1e9:.1f} GB/s")
+    print(f"copy bandwidth (read + write): {bandwidth / 1e9:.1f} GB/s; load average "
+          f"{os.getloadavg()}")  # fmt: skip
     rows = []
     for n in sizes:
-        rows += bench_size(n, args.queries, bandwidth)
+        if n >= args.large_from:
+            rows += bench_large(n, args.queries, bandwidth, args.sample)
+        else:
+            rows += bench_size(n, args.queries, bandwidth)
     print("\n" + markdown(rows))
     if args.out:
-        args.out.write_text(json.dumps({"machine": cpu_model(), "rows": rows}, indent=2))
+        result = {"machine": cpu_model(), "command": " ".join(sys.argv), "rows": rows,
+                  "load_average": os.getloadavg()}  # fmt: skip
+        args.out.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Where and in which precision an encoder runs: device and dtype resolution.
 
-``auto`` means cuda when available, else cpu. On CPU, bf16 is fp32 weights under bf16 autocast,
-used only where the CPU has native bf16 (AVX512-BF16 or AMX); elsewhere it falls back to fp32 with
-a warning (far faster there). fp16 needs a GPU.
+Device ``auto`` means cuda when available, else cpu. dtype ``auto`` (the default) means bf16
+*weights* on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX) — measured faster there than
+fp32 weights under bf16 autocast, no per-op casts — and fp32 elsewhere. bf16 asked for on a CPU
+without native bf16 falls back to fp32 with a warning (far faster there). fp16 needs a GPU.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ DTYPES = {
     "fp16": torch.float16,
     "float16": torch.float16,
 }
-_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,10 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_precision(dtype: str | torch.dtype | None, device: torch.device) -> Precision:
-    """Weights dtype and autocast for ``dtype`` (None: bf16 on cuda, fp32 on cpu)."""
-    if dtype is None:
-        wanted = torch.bfloat16 if device.type == "cuda" else torch.float32
+    """Weights dtype and autocast for ``dtype`` (``auto``/None: bf16 where native, else fp32)."""
+    if dtype is None or (isinstance(dtype, str) and dtype.lower() == "auto"):
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_supports_bf16())
+        wanted = torch.bfloat16 if native else torch.float32
     elif isinstance(dtype, torch.dtype):
         wanted = dtype
     else:
@@ -68,19 +70,19 @@ def resolve_precision(dtype: str | torch.dtype | None, device: torch.device) -> 
             wanted = DTYPES[dtype.lower()]
         except KeyError:
             raise EncoderSettingError(
-                f"dtype must be one of fp32, bf16, fp16, got {dtype!r}"
+                f"dtype must be one of auto, fp32, bf16, fp16, got {dtype!r}"
             ) from None
-    if wanted not in _DTYPE_NAMES:
+    if wanted not in DTYPE_NAMES:
         raise EncoderSettingError(f"unsupported dtype {wanted}")
-    name = _DTYPE_NAMES[wanted]
+    name = DTYPE_NAMES[wanted]
     if device.type != "cpu" or wanted == torch.float32:
         return Precision(name, wanted, autocast=False)
     if wanted == torch.float16:
         raise EncoderSettingError("fp16 needs a GPU; on CPU use fp32 or bf16")
     if not cpu_supports_bf16():
         logger.warning(
-            "bf16 requested but this CPU has no native bf16 (AVX512-BF16/AMX): bf16 autocast "
+            "bf16 requested but this CPU has no native bf16 (AVX512-BF16/AMX): bf16 "
             "would be far slower than fp32 here, so the encoder runs in fp32"
         )
         return Precision("fp32", torch.float32, autocast=False)
-    return Precision(name, torch.float32, autocast=True)
+    return Precision(name, wanted, autocast=False)

@@ -27,7 +27,13 @@ from PIL import Image
 
 from models import imaging
 from models.base import POOLINGS
-from models.device import DTYPES, EncoderSettingError, resolve_device, resolve_precision
+from models.device import (
+    DTYPE_NAMES,
+    DTYPES,
+    EncoderSettingError,
+    resolve_device,
+    resolve_precision,
+)
 from models.errors import ModelNotAvailableError
 from models.hub import (
     DEFAULT_IMAGE_MODEL,
@@ -81,6 +87,8 @@ class ImageEncoder:
         self.device = str(device)
         self.dtype = dtype
         self.autocast = autocast
+        # The pixels enter the model in its weights' dtype (bf16 weights take bf16 input).
+        self.input_dtype = next(model.parameters()).dtype
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
         self.num_register_tokens = int(getattr(config, "num_register_tokens", 0) or 0)
@@ -95,6 +103,7 @@ class ImageEncoder:
             "dtype": self.dtype,
             "device": self.device,
             "autocast": self.autocast,
+            "weights_dtype": DTYPE_NAMES.get(self.input_dtype, str(self.input_dtype)),
             "pooling": self.pooling,
             "dim": self.dim,
             "num_register_tokens": self.num_register_tokens,
@@ -145,7 +154,8 @@ class ImageEncoder:
             raise ValueError(f"expected (b, 3, H, W) pixels, got {tuple(pixel_values.shape)}")
         device = torch.device(self.device)
         with torch.inference_mode(), self._autocast():
-            output = self.model(pixel_values=pixel_values.to(device, non_blocking=True))
+            pixels = pixel_values.to(device, dtype=self.input_dtype, non_blocking=True)
+            output = self.model(pixel_values=pixels)
             features = self._pool(output.last_hidden_state, output.pooler_output)
         features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu()
@@ -188,8 +198,9 @@ def load_image_encoder(
     Args:
         model: hub id (``owner/name``) or a directory holding ``config.json`` and weights.
         device: ``auto`` (cuda when available, else cpu), ``cpu``, ``cuda``, ``cuda:1``...
-        dtype: ``fp32``, ``bf16`` or ``fp16``; ``None`` = bf16 on cuda, fp32 on cpu. On CPU, bf16
-            is fp32 weights under bf16 autocast, used only where the CPU has native bf16.
+        dtype: ``auto`` (= ``None``, the default), ``fp32``, ``bf16`` or ``fp16``. ``auto`` is bf16
+            weights on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), fp32 elsewhere; bf16
+            on a CPU without native bf16 falls back to fp32 with a warning.
         image_size: longer side of the resized image, in pixels.
         pooling: ``cls``, ``cls+mean`` or ``gem`` (see the module docstring).
         revision: hub branch, tag or commit.

@@ -24,6 +24,7 @@ Choices:
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -40,8 +41,10 @@ DEFAULT_MAX_PIXELS = 64_000_000
 INTERPOLATION = "bicubic_antialias"
 RESIZE_POLICY = "aspect_preserving_longer_side"
 # PIL reduces by an integer box filter until the image is within this factor of the target, then
-# resamples bicubically: near-identical to a full bicubic resize, much cheaper on huge inputs.
-_REDUCING_GAP = 3.0
+# resamples bicubically. 2.0 rather than 3.0: a 1024×768 photo to 224×176 then box-halves first
+# and resizes in 1.9 ms instead of 4.3 ms (bench/encoder.py machine), at a mean pixel difference
+# of 0.5/255 from the exact bicubic resize (vector cosine >= 0.9999 on the tiny test model).
+_REDUCING_GAP = 2.0
 _WHITE = (255, 255, 255)
 
 
@@ -200,7 +203,21 @@ def preprocess(
     size = target_size(rgb.width, rgb.height, image_size=image_size, patch_size=patch_size)
     if rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=_REDUCING_GAP)
-    arr = np.asarray(rgb, dtype=np.float32) * np.float32(1.0 / 255.0)
-    arr -= np.asarray(mean, dtype=np.float32)
-    arr /= np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    # One table lookup per channel writes the normalised planes straight into (3, H, W): no
+    # float (H, W, 3) intermediate, no transpose copy (0.12 vs 0.32 ms at 224×176).
+    table = _normalise_table(tuple(float(v) for v in mean), tuple(float(v) for v in std))
+    hwc = np.asarray(rgb)
+    out = np.empty((3, hwc.shape[0], hwc.shape[1]), dtype=np.float32)
+    for channel in range(3):
+        np.take(table[channel], hwc[:, :, channel], out=out[channel])
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> npt.NDArray[np.float32]:
+    """(3, 256) float32: the normalised value of every 8-bit level, per channel."""
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    table = (levels[None, :] - np.asarray(mean)[:, None]) / np.asarray(std)[:, None]
+    table = table.astype(np.float32)
+    table.setflags(write=False)
+    return table

@@ -42,7 +42,7 @@ def pictures() -> list[Image.Image]:
 
 
 def test_tiny_checkpoint_loads_offline_with_its_preprocessing(tiny_dinov3: Path):
-    encoder = load_image_encoder(tiny_dinov3, device="cpu")
+    encoder = load_image_encoder(tiny_dinov3, device="cpu", dtype="fp32")
     info = encoder.info()
     assert info["model_id"] == str(tiny_dinov3.resolve())
     assert info["revision"] is None
@@ -95,7 +95,7 @@ def test_empty_input_gives_an_empty_matrix(tiny_dinov3: Path):
 
 
 def test_bucketing_keeps_input_order_and_matches_one_by_one(tiny_dinov3: Path, pictures):
-    encoder = load_image_encoder(tiny_dinov3, device="cpu", image_size=SMALL)
+    encoder = load_image_encoder(tiny_dinov3, device="cpu", dtype="fp32", image_size=SMALL)
     arrays = [encoder.preprocess(p) for p in pictures]
     batch_shapes = []
     forward = encoder.forward
@@ -119,7 +119,9 @@ def _manual(encoder, image: Image.Image) -> torch.Tensor:
 
 
 def test_cls_mean_excludes_register_tokens(tiny_dinov3: Path, pictures):
-    encoder = load_image_encoder(tiny_dinov3, device="cpu", image_size=SMALL, pooling="cls+mean")
+    encoder = load_image_encoder(
+        tiny_dinov3, device="cpu", dtype="fp32", image_size=SMALL, pooling="cls+mean"
+    )
     assert encoder.dim == 64 and encoder.num_register_tokens == 4
     tokens = _manual(encoder, pictures[0])  # [CLS, 4 registers, 12 patches]
     assert tokens.shape[0] == 1 + 4 + (SMALL // 16) * (48 // 16)
@@ -135,24 +137,47 @@ def test_cls_mean_excludes_register_tokens(tiny_dinov3: Path, pictures):
 
 
 def test_cls_and_gem_pooling_match_manual_computation(tiny_dinov3: Path, pictures):
-    cls = load_image_encoder(tiny_dinov3, device="cpu", image_size=SMALL)
+    cls = load_image_encoder(tiny_dinov3, device="cpu", dtype="fp32", image_size=SMALL)
     tokens = _manual(cls, pictures[1])
     want = torch.nn.functional.normalize(tokens[0], dim=0).numpy()
     np.testing.assert_allclose(cls.encode(pictures[1:2])[0], want, atol=1e-5)
 
-    gem = load_image_encoder(tiny_dinov3, device="cpu", image_size=SMALL, pooling="gem")
+    gem = load_image_encoder(
+        tiny_dinov3, device="cpu", dtype="fp32", image_size=SMALL, pooling="gem"
+    )
     pooled = tokens[5:].clamp(min=1e-6).pow(3).mean(0).pow(1 / 3)
     want = torch.nn.functional.normalize(pooled, dim=0).numpy()
     np.testing.assert_allclose(gem.encode(pictures[1:2])[0], want, atol=1e-5)
 
 
-def test_bf16_autocast_on_cpu_stays_close_to_fp32(tiny_dinov3: Path, pictures, monkeypatch):
-    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: True)
-    bf16 = load_image_encoder(tiny_dinov3, device="cpu", dtype="bf16", image_size=SMALL)
-    assert (bf16.dtype, bf16.autocast) == ("bf16", True)
-    fp32 = load_image_encoder(tiny_dinov3, device="cpu", dtype="fp32", image_size=SMALL)
-    cosines = np.sum(bf16.encode(pictures) * fp32.encode(pictures), axis=1)
-    assert cosines.min() >= 0.99
+NATIVE_BF16 = device.cpu_supports_bf16()
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+@pytest.mark.parametrize("pooling", ["cls", "cls+mean", "gem"])
+def test_bf16_weights_stay_close_to_fp32(tiny_dinov3: Path, pictures, pooling):
+    bf16 = load_image_encoder(
+        tiny_dinov3, device="cpu", dtype="bf16", image_size=SMALL, pooling=pooling
+    )
+    info = bf16.info()
+    assert (info["dtype"], info["weights_dtype"], info["autocast"]) == ("bf16", "bf16", False)
+    fp32 = load_image_encoder(
+        tiny_dinov3, device="cpu", dtype="fp32", image_size=SMALL, pooling=pooling
+    )
+    got = bf16.encode(pictures)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(got * fp32.encode(pictures), axis=1)
+    assert cosines.min() >= 0.999
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_dtype_is_bf16_only_where_the_cpu_has_it(tiny_dinov3: Path, monkeypatch, native):
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: native)
+    for dtype in (None, "auto"):
+        info = load_image_encoder(tiny_dinov3, device="cpu", dtype=dtype).info()
+        want = "bf16" if native else "fp32"
+        assert (info["dtype"], info["weights_dtype"], info["autocast"]) == (want, want, False)
 
 
 def test_bf16_without_native_cpu_support_falls_back_to_fp32(tiny_dinov3: Path, monkeypatch, caplog):

@@ -194,3 +194,24 @@ def test_huge_jpeg_is_decoded_at_reduced_scale(huge_jpeg: bytes):
 def test_max_side_never_goes_below_the_requested_size(huge_jpeg: bytes):
     decoded = decode_image(huge_jpeg, max_side=1200)
     assert decoded.size == (2000, 1500)  # 1/4 scale: 1/8 would give 1000 < 1200
+
+
+def test_preprocess_matches_the_float_formula_in_planar_layout():
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    got = preprocess(image, image_size=64, patch_size=16, mean=mean, std=std)
+    want = (np.asarray(image, dtype=np.float64) / 255.0 - mean) / std
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want.transpose(2, 0, 1), atol=1e-5)
+
+
+def test_downscaling_a_photo_stays_within_half_a_level_of_exact_bicubic():
+    rng = np.random.default_rng(4)
+    noise = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    photo = Image.fromarray(noise).resize((1024, 768), Image.Resampling.BILINEAR)
+    got = preprocess(photo, image_size=224, patch_size=16, mean=(0, 0, 0), std=(1, 1, 1))
+    exact = photo.resize((224, 176), Image.Resampling.BICUBIC)
+    diff = np.abs(got.transpose(1, 2, 0) * 255 - np.asarray(exact, dtype=np.float32))
+    assert got.shape == (3, 176, 224)
+    assert diff.mean() < 1.0 and diff.max() <= 16
