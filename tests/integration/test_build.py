@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from models.device import cpu_supports_bf16
+
 pytestmark = pytest.mark.slow
 N_IMAGES = 10
 
@@ -80,7 +82,8 @@ def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
     img = a.manifest.image_model
     assert img.id == str(model) and img.dim == 32 and a.manifest.format_version == 2
     assert img.preprocessing is not None and img.preprocessing.image_size == 64
-    assert img.pooling == "cls" and img.dtype == "fp32"
+    # dtype auto: bf16 weights where the CPU has native bf16, fp32 elsewhere; recorded as run
+    assert img.pooling == "cls" and img.dtype == ("bf16" if cpu_supports_bf16() else "fp32")
     assert a.manifest.text_model.dim == 384 and a.manifest.index["image"].type == "hnsw"
     assert np.allclose(np.linalg.norm(a.image_vectors, axis=1), 1.0, atol=1e-4)  # no zero rows
     for item in a.items:
@@ -194,7 +197,8 @@ def test_open_index_loads_the_recorded_encoders(env, built, taxonomy):
     opened = open_index(built[0], Overrides(device="cpu", image_model=str(model)))
     assert opened.image_encoder is not None and opened.text_encoder is not None
     assert opened.image_encoder.image_size == 64  # the build's, not the loader's default 448
-    assert opened.image_encoder.pooling == "cls" and opened.image_encoder.dtype == "fp32"
+    assert opened.image_encoder.pooling == "cls"
+    assert opened.image_encoder.dtype == opened.manifest.image_model.dtype
     assert opened.image_encoder.dim == opened.manifest.image_model.dim == 32
     only_text = open_index(built[0], Overrides(device="cpu", load_image=False))
     assert only_text.image_encoder is None and only_text.text_encoder is not None
