@@ -216,9 +216,8 @@ def _drive_retrieve(client, receive) -> list[dict]:
     return sent
 
 
-def test_stalled_upload_is_408_after_the_request_timeout(make_client):
-    # A client that declares a body and then stops sending must not hold the request forever.
-    client = make_client(request_timeout_s=0.3)
+def _head_then(after):
+    """An ASGI ``receive`` that sends the first part of an upload, then whatever ``after`` does."""
     calls = 0
 
     async def receive():
@@ -226,9 +225,19 @@ def test_stalled_upload_is_408_after_the_request_timeout(make_client):
         calls += 1
         if calls == 1:
             return {"type": "http.request", "body": _IMAGE_PART_HEAD, "more_body": True}
+        return await after()
+
+    return receive
+
+
+def test_stalled_upload_is_408_after_the_request_timeout(make_client):
+    # A client that declares a body and then stops sending must not hold the request forever.
+    client = make_client(request_timeout_s=0.3)
+
+    async def stall():
         await anyio.sleep_forever()
 
-    sent = _drive_retrieve(client, receive)
+    sent = _drive_retrieve(client, _head_then(stall))
     assert sent[0]["status"] == 408
     assert (b"connection", b"close") in sent[0]["headers"]
     assert b'"error_type":"upload_timeout"' in sent[1]["body"]
@@ -236,16 +245,11 @@ def test_stalled_upload_is_408_after_the_request_timeout(make_client):
 
 def test_client_hanging_up_mid_upload_is_not_a_server_error(make_client, caplog):
     client = make_client()
-    calls = 0
 
-    async def receive():
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            return {"type": "http.request", "body": _IMAGE_PART_HEAD, "more_body": True}
+    async def hang_up():
         return {"type": "http.disconnect"}
 
-    _drive_retrieve(client, receive)
+    _drive_retrieve(client, _head_then(hang_up))
     metrics = client.get("/metrics").text
     assert 'outcome="client_disconnected",route="/retrieve"' in metrics
     assert "internal_error" not in metrics

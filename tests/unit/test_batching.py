@@ -33,6 +33,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def blocked_worker(**options) -> tuple[Recorder, InferenceWorker]:
+    """A started worker whose model blocks until ``rec.gate`` is set."""
+    rec = Recorder()
+    rec.gate.clear()
+    worker = InferenceWorker(rec, **options)
+    worker.start()
+    return rec, worker
+
+
 def test_concurrent_requests_share_a_batch_and_get_their_own_vectors():
     rec = Recorder()
     worker = InferenceWorker(rec, max_batch_size=8, max_wait_ms=50)
@@ -53,10 +62,7 @@ def test_concurrent_requests_share_a_batch_and_get_their_own_vectors():
 
 
 def test_batches_never_exceed_max_batch_size():
-    rec = Recorder()
-    rec.gate.clear()
-    worker = InferenceWorker(rec, max_batch_size=4, max_wait_ms=1)
-    worker.start()
+    rec, worker = blocked_worker(max_batch_size=4, max_wait_ms=1)
 
     async def main():
         first = asyncio.ensure_future(worker.encode(np.zeros((3, 1, 1), np.float32)))
@@ -76,10 +82,7 @@ def test_batches_never_exceed_max_batch_size():
 
 
 def test_full_queue_is_refused_with_retry_after():
-    rec = Recorder()
-    rec.gate.clear()
-    worker = InferenceWorker(rec, max_batch_size=1, max_wait_ms=0, max_queue=2)
-    worker.start()
+    rec, worker = blocked_worker(max_batch_size=1, max_wait_ms=0, max_queue=2)
 
     async def main():
         jobs = [asyncio.ensure_future(worker.encode(np.zeros((3, 1, 1), np.float32)))]
@@ -132,10 +135,7 @@ def test_encoder_failure_fails_the_batch_but_not_the_worker():
 
 
 def test_cancelled_request_is_skipped_and_stopped_worker_refuses():
-    rec = Recorder()
-    rec.gate.clear()
-    worker = InferenceWorker(rec, max_batch_size=1, max_wait_ms=0)
-    worker.start()
+    rec, worker = blocked_worker(max_batch_size=1, max_wait_ms=0)
 
     async def main():
         first = asyncio.ensure_future(worker.encode(np.zeros((3, 1, 1), np.float32)))
