@@ -11,24 +11,10 @@ import time
 import httpx
 import pytest
 import uvicorn
+from conftest import CHROMIUM_ARGS, chromium_path
 from service_index import build_small_index
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def chromium() -> str | None:
-    return next(
-        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
-    )
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +58,7 @@ def test_upload_shows_neighbours_votes_and_context(base_url, tmp_path):
     query = sorted((root / "data").glob("*.jpg"))[2]
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
