@@ -15,7 +15,6 @@ import pytest
 
 from indexer.errors import ArtifactError, ChecksumError, ManifestMismatchError
 from indexer.index import artifacts as art
-from indexer.index import atomic
 from indexer.index.artifacts import load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.compatibility import check_compatible
@@ -291,10 +290,29 @@ def test_remove_then_add_rewrites_with_dense_rows(tmp_path, index_type):
 
 
 def test_second_writer_is_refused_while_one_holds_the_lock(tmp_path):
+    import threading
+
+    from indexer.index.locking import writer_lock
+
     out = tmp_path / "a"
     write(out)
-    with atomic.writer_lock(out), pytest.raises(ArtifactError, match="another process"):
-        write(out)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with writer_lock(out):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        held.wait(30)
+        with pytest.raises(ArtifactError, match=f"process {os.getpid()} is writing"):
+            write(out)
+    finally:
+        release.set()
+        thread.join()
+    write(out)  # free again
 
 
 def test_stale_format_version_is_refused(tmp_path):
