@@ -18,7 +18,7 @@ from indexer.index import artifacts as art
 from indexer.index.artifacts import load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.compatibility import check_compatible
-from indexer.index.manifest import ImageModel, ManifestBody, TextModel
+from indexer.index.manifest import ImageModel, ManifestBody, TextModel, manifest_checksum
 from indexer.index.store import build_stores
 from indexer.index.updating import rewrite_artifacts
 from indexer.index.verification import verify_artifacts
@@ -149,9 +149,7 @@ def test_missing_file_is_refused_naming_it(tmp_path, name):
 def test_inconsistent_counts_are_refused(tmp_path):
     out = tmp_path / "a"
     write(out)
-    manifest = json.loads((out / art.MANIFEST).read_text())
-    manifest["vector_count"] = 31
-    (out / art.MANIFEST).write_text(json.dumps(manifest))
+    _edit_manifest(out, lambda m: m.update(vector_count=31))  # resealed: the counts disagree
     with pytest.raises(ArtifactError, match="vector_count 31"):
         load_artifacts(out)
 
@@ -333,8 +331,11 @@ def test_catalogue_is_not_pickle(tmp_path):
 
 
 def _edit_manifest(out: Path, edit) -> None:
+    """Edit the manifest and record the checksum of the edit (as a writer would)."""
     manifest = json.loads((out / art.MANIFEST).read_text())
     edit(manifest)
+    if manifest.get("manifest_sha256"):
+        manifest["manifest_sha256"] = manifest_checksum(manifest)
     (out / art.MANIFEST).write_text(json.dumps(manifest))
 
 
@@ -345,6 +346,7 @@ def test_format_1_manifest_still_loads(tmp_path):
 
     def to_v1(m: dict) -> None:
         m["format_version"] = 1
+        del m["manifest_sha256"]
         m["image_model"] = {**m["image_model"], "model_id": m["image_model"]["id"],
                             "device": "cpu", "autocast": False}  # fmt: skip
         del m["image_model"]["id"]
