@@ -86,6 +86,17 @@ class Metrics:
             "Items in the served index.",
             registry=self.registry,
         )
+        self.index_generation = Gauge(
+            "visrag_index_generation",
+            "Generation of the served index (1 at start-up, +1 per live reload).",
+            registry=self.registry,
+        )
+        self.index_reloads = Counter(
+            "visrag_index_reload",
+            "Live reloads of a new index generation by outcome ('ok' or 'refused').",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "visrag_ready",
             "1 once models and index are loaded and warmed up.",

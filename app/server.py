@@ -8,6 +8,7 @@ returns a non-zero exit code, so ``visrag serve`` refuses to start rather than l
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
@@ -47,6 +48,7 @@ def run_server(settings: Settings, *, resources: Resources | None = None) -> int
         server.should_exit = True
 
     service.on_fatal = stop
+    signal.signal(signal.SIGHUP, service.reloader.request)  # reload the index now
     server.run()
     if failure:
         logging.getLogger("app").error("visrag refused to start: %s", failure[0])

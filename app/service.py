@@ -27,6 +27,7 @@ from app.batching import InferenceWorker
 from app.errors import NotReadyError, RequestTimeoutError
 from app.metrics import Metrics
 from app.query import Query, resolve_filters
+from app.reloading import Reloader
 from app.resources import Resources, load_resources
 from app.settings import Settings
 from indexer.query import Filters, RetrievalResult
@@ -77,6 +78,7 @@ class Service:
         self.started_at = time.time()
         self.on_fatal: Callable[[BaseException], None] | None = None
         self.preparing = 0  # requests decoding/preprocessing, about to reach the worker
+        self.reloader = Reloader(self)  # swaps self.resources for a new index generation
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -109,10 +111,12 @@ class Service:
         self.status, self.reason = READY, None
         self.metrics.ready.set(1)
         logger.info("visrag is ready (%d indexed items)", resources.retriever.size)
+        await self.reloader.start(resources)
 
     async def stop(self) -> None:
         self.status, self.reason = STOPPING, "shutting down"
         self.metrics.ready.set(0)
+        await self.reloader.stop()
         if self.worker is not None:
             await anyio.to_thread.run_sync(self.worker.stop)
 
@@ -151,6 +155,7 @@ class Service:
         manifest: dict[str, Any] = {}
         if self.resources is not None:
             runtime.update(self.resources.runtime())
+            runtime.update(self.reloader.info())
             manifest = self.resources.manifest
         if self.worker is not None:
             runtime["queue_depth"] = self.worker.depth

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Accepted API keys (comma-separated or a JSON list); empty = no auth.",
     )
+    reload_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between checks for a new index generation (live reload; also on "
+        "SIGHUP); 0: only on SIGHUP.",
+    )
     demo_page: bool = Field(True, description="Serve the demo page at `/`.")
     log_level: str = Field("info", description="Log level.")
 

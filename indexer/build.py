@@ -32,6 +32,7 @@ from indexer.errors import IndexInputError
 from indexer.image_embedding import embed_images
 from indexer.index.artifacts import load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem, catalogue_items, dataset_summary
+from indexer.index.locking import writer_lock
 from indexer.index.manifest import (
     FailedInput,
     IndexManifest,
@@ -107,12 +108,35 @@ def build_index(
     workers: int = 2,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    wait: float = 0.0,
 ) -> BuildReport:
     """Embed a dataset (a manifest/dataset path, or records) and write the artifact directory.
 
+    The writer lock of ``out`` is held for the whole build (``wait``: seconds to wait for it).
+
     Raises:
         ValueError: no image could be embedded (nothing to index).
+        WriterBusyError: another process is writing ``out``.
     """
+    with writer_lock(out, wait=wait):
+        return _build(source, out, image_encoder, text_encoder, taxonomy, alpha, index_type,
+                      index_params, batch_size, workers, cache_dir, progress)  # fmt: skip
+
+
+def _build(
+    source: str | Path | Iterable[Record],
+    out: str | Path,
+    image_encoder: ImageEncoderProtocol,
+    text_encoder: TextEncoderProtocol,
+    taxonomy: Taxonomy,
+    alpha: float,
+    index_type: str,
+    index_params: dict[str, Any] | None,
+    batch_size: int,
+    workers: int,
+    cache_dir: str | Path | None,
+    progress: bool,
+) -> BuildReport:
     t0 = time.perf_counter()
     records, problems, root, source_info = read_records(source, taxonomy)
     image_model = describe_image_encoder(image_encoder)
@@ -160,7 +184,9 @@ def add_records(
 ) -> BuildReport:
     """Embed new records with the index's (checked) encoders and append them (no rebuild).
 
-    ``index``: from :func:`indexer.opening.open_index` with both encoders loaded.
+    ``index``: from :func:`indexer.opening.open_index` with both encoders loaded. Hold
+    :func:`~indexer.index.locking.writer_lock` over the open and this call (``index add`` does);
+    without it, a write by another process since the open is refused rather than lost.
 
     Raises:
         IndexInputError: a record id is already indexed (remove it first).
@@ -195,12 +221,21 @@ def add_records(
     )  # fmt: skip
 
 
-def remove_items(artifacts_dir: str | Path, ids: Iterable[str]) -> IndexManifest:
-    """Remove items by id; rows after them are renumbered.
+def remove_items(
+    artifacts_dir: str | Path, ids: Iterable[str], *, wait: float = 0.0
+) -> IndexManifest:
+    """Remove items by id; rows after them are renumbered. The writer lock is held from the load
+    to the write (``wait``: seconds to wait for it).
 
     Raises:
         IndexInputError: an id is not in the index.
+        WriterBusyError: another process is writing the directory.
     """
+    with writer_lock(artifacts_dir, wait=wait):
+        return _remove(artifacts_dir, ids)
+
+
+def _remove(artifacts_dir: str | Path, ids: Iterable[str]) -> IndexManifest:
     artifacts = load_artifacts(artifacts_dir, verify=True)
     ids = list(dict.fromkeys(ids))
     rows = {i: artifacts.row_of(i) for i in ids}

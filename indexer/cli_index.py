@@ -31,6 +31,10 @@ TextModelOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option(help="auto|cpu|cuda")]
 BatchOpt = Annotated[int, typer.Option(min=1, help="images per encoder batch")]
 WorkersOpt = Annotated[int, typer.Option(min=1, help="decode/preprocess worker threads")]
+WaitOpt = Annotated[
+    float,
+    typer.Option(min=0.0, help="seconds to wait for another writer of the index (0: fail at once)"),
+]
 
 
 @contextmanager
@@ -101,6 +105,7 @@ def build(
     ] = None,
     taxonomy: TaxonomyOpt = None,
     progress: Annotated[bool, typer.Option(help="progress bar")] = True,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Embed a dataset and write the index artifacts (failed images listed and skipped)."""
     from indexer.build import build_index
@@ -117,7 +122,7 @@ def build(
             manifest, out, image_encoder=image_encoder, text_encoder=text_encoder,
             taxonomy=load_taxonomy(taxonomy), alpha=alpha, index_type=index_type,
             index_params=_params(index_param), batch_size=batch_size, workers=workers,
-            cache_dir=cache_dir, progress=progress,
+            cache_dir=cache_dir, progress=progress, wait=wait,
         )  # fmt: skip
     _report(report, "built")
 
@@ -169,12 +174,14 @@ def add(
     batch_size: BatchOpt = 8,
     workers: WorkersOpt = 2,
     taxonomy: TaxonomyOpt = None,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Embed new records with the recorded models and append them (no full rebuild)."""
     from indexer.build import add_records
+    from indexer.index.locking import writer_lock
     from indexer.opening import Overrides, open_index
 
-    with _errors():
+    with _errors(), writer_lock(artifacts, wait=wait):  # over the load, the embed and the write
         opened = open_index(
             artifacts,
             Overrides(device=device, image_model=image_model, text_model=text_model,
@@ -188,12 +195,13 @@ def add(
 def remove(
     artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
     ids: Annotated[list[str], typer.Argument(help="item ids to remove")],
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Remove items by id (the directory is rewritten atomically with new checksums)."""
     from indexer.build import remove_items
 
     with _errors():
-        manifest = remove_items(artifacts, ids)
+        manifest = remove_items(artifacts, ids, wait=wait)
     typer.echo(f"removed {len(set(ids))} item(s); {manifest.vector_count} remain in {artifacts}")
 
 

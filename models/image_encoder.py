@@ -35,6 +35,7 @@ from models.device import (
     resolve_precision,
 )
 from models.errors import ModelNotAvailableError
+from models.fingerprint import hub_snapshot, weights_sha256
 from models.hub import (
     DEFAULT_IMAGE_MODEL,
     IMAGENET_MEAN,
@@ -69,6 +70,7 @@ class ImageEncoder:
         autocast: bool = False,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        weights_sha256: str | None = None,
     ) -> None:
         if pooling not in POOLINGS:
             raise EncoderSettingError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -91,6 +93,7 @@ class ImageEncoder:
         self.input_dtype = next(model.parameters()).dtype
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
+        self.weights_sha256 = weights_sha256  # models.fingerprint: recorded, checked at open
         self.num_register_tokens = int(getattr(config, "num_register_tokens", 0) or 0)
         hidden = int(config.hidden_size)
         self.dim = 2 * hidden if pooling == "cls+mean" else hidden
@@ -107,6 +110,7 @@ class ImageEncoder:
             "pooling": self.pooling,
             "dim": self.dim,
             "num_register_tokens": self.num_register_tokens,
+            "weights_sha256": self.weights_sha256,
             "preprocessing": {
                 "resize": imaging.RESIZE_POLICY,
                 "image_size": self.image_size,
@@ -242,6 +246,7 @@ def load_image_encoder(
         autocast=precision.autocast,
         mean=mean,
         std=std,
+        weights_sha256=weights_sha256(local or hub_snapshot(source, commit)),
     )
     logger.info("image encoder ready: %s", encoder.info())
     return encoder

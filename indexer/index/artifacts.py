@@ -34,7 +34,13 @@ from indexer.index.catalogue import CatalogueItem, CatalogueMasks, read_catalogu
 from indexer.index.catalogue import (
     write_catalogue as _write_catalogue,  # tests replace it mid-write
 )
-from indexer.index.manifest import FORMAT_VERSION, IndexManifest, ManifestBody, parse_manifest
+from indexer.index.manifest import (
+    FORMAT_VERSION,
+    IndexManifest,
+    ManifestBody,
+    manifest_checksum,
+    parse_manifest,
+)
 from indexer.index.store import VectorStore
 from indexer.query import Filters
 
@@ -243,8 +249,12 @@ def write_artifacts(
                                          ("fused", FUSED_INDEX, fused_store))
             },
             "files": {name: _sha256(tmp / name) for name in DATA_FILES},
+            "manifest_sha256": "pending",  # replaced by the checksum of the rest, below
         })  # fmt: skip
-        text = json.dumps(full.as_json(), indent=2, ensure_ascii=False)
+        data = full.as_json()
+        data["manifest_sha256"] = manifest_checksum(data)
+        full = IndexManifest.model_validate(data)
+        text = json.dumps(data, indent=2, ensure_ascii=False)
         (tmp / MANIFEST).write_text(text, "utf-8")
     logger.info("wrote %d items to %s", n, out)
     return full

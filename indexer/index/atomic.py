@@ -3,16 +3,17 @@
 :func:`atomic_directory` yields an empty temporary sibling of ``out``; on a clean exit every file
 in it is fsynced and it is swapped in for ``out`` (``renameat2(RENAME_EXCHANGE)`` on Linux;
 elsewhere rename-old-away then rename-new-in, with :func:`recover` falling back to the
-renamed-away copy), so a writer killed at any moment leaves a loadable directory. A lock file
-(``.<name>.lock``) refuses a second writer; temporary directories an interrupted write left are
-removed by the next one.
+renamed-away copy), so a writer killed at any moment leaves a loadable directory. The writer lock
+(:mod:`.locking`, re-entrant: build/add/remove hold it over their whole read-modify-write)
+refuses a second writer; temporary directories an interrupted write left are removed by the next
+one. The new directory is 0755 and its files 0644, whatever the umask (another uid, e.g. the
+container's non-root user, reads a host-built index).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.errors import ArtifactError
+from indexer.index.locking import DIR_MODE, FILE_MODE, writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -77,21 +79,6 @@ def recover(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def writer_lock(out: Path) -> Iterator[None]:
-    """Hold ``.<name>.lock`` beside ``out``; a second writer gets :class:`ArtifactError`."""
-    lock = out.parent / f".{out.name}.lock"
-    with lock.open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise ArtifactError(f"another process is writing {out}") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
 def atomic_directory(out: Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``out`` atomically when the block succeeds
     (removed, leaving ``out`` untouched, when it raises)."""
@@ -102,8 +89,10 @@ def atomic_directory(out: Path) -> Iterator[Path]:
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
+            os.chmod(tmp, DIR_MODE)  # mkdtemp makes it 0700
             yield tmp
             for file in tmp.iterdir():
+                os.chmod(file, DIR_MODE if file.is_dir() else FILE_MODE)
                 fsync(file)
             fsync(tmp)
             _swap_in(tmp, out)

@@ -57,6 +57,7 @@ def _image_checks(recorded: ImageModel, configured: ImageModel) -> list[Check]:
         ("image_model.preprocessing.mean", pre_r.mean, pre_c.mean, _close),
         ("image_model.preprocessing.std", pre_r.std, pre_c.std, _close),
         ("image_model.dtype", recorded.dtype, configured.dtype, _same_dtype),
+        ("image_model.weights_sha256", recorded.weights_sha256, configured.weights_sha256, None),
     ]
 
 

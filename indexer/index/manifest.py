@@ -6,26 +6,34 @@ writes (format version, created-at, counts, index specs, sha256 of every file). 
 :mod:`indexer.index.artifacts` knows the file names and reads or writes the manifest file.
 
 Format versions: ``1`` was written untyped (an image model may carry ``model_id`` beside or
-instead of ``id``); ``2`` is this schema. Both validate through the same models (a ``model_id``
-is read as ``id``); writers write ``2``. Unknown keys inside the model sections are kept
+instead of ``id``); ``2`` is this schema; ``3`` adds ``manifest_sha256``, the sha256 of the
+manifest's own canonical JSON (every field but itself; :func:`manifest_checksum`), so an edited
+field (``fusion.alpha``, an index type, a dim, a model id...) is refused as a "manifest checksum"
+mismatch. All validate through the same models (a ``model_id`` is read as ``id``); writers write
+``3``. The checksum guards against edits and corruption, not against a forger (who can recompute
+it). The image model may record ``weights_sha256`` (:func:`models.fingerprint.weights_sha256`),
+compared at open time. Unknown keys inside the model sections are kept
 (``extra="allow"``), so a newer encoder's extra ``info()`` fields do not break older readers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from indexer.errors import ArtifactError
+from indexer.errors import ArtifactError, ChecksumError
 from indexer.index.store import INDEX_TYPES
 from models.base import POOLINGS, ImageEncoderProtocol, TextEncoderProtocol
 from models.description import TEMPLATE_VERSION
 from models.taxonomy import Taxonomy
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+CHECKSUM_FIELD = "manifest_sha256"
 
 __all__ = [
     "FORMAT_VERSION",
@@ -41,6 +49,7 @@ __all__ = [
     "TextModel",
     "describe_image_encoder",
     "describe_text_encoder",
+    "manifest_checksum",
     "parse_manifest",
 ]
 
@@ -84,6 +93,7 @@ class ImageModel(_Open):
     pooling: str | None = None
     dim: int = Field(gt=0)
     preprocessing: Preprocessing | None = None
+    weights_sha256: str | None = None  # of the checkpoint's weight files (absent: not compared)
 
     _normalise = model_validator(mode="before")(_id_from_model_id)
 
@@ -161,6 +171,7 @@ class IndexManifest(ManifestBody):
     vector_count: int = Field(ge=0)
     index: dict[Literal["image", "fused"], IndexSpec]
     files: dict[str, str]
+    manifest_sha256: str | None = None  # required from format 3: manifest_checksum(the rest)
 
     @model_validator(mode="after")
     def _readable(self) -> IndexManifest:
@@ -170,6 +181,8 @@ class IndexManifest(ManifestBody):
             )
         if set(self.index) != {"image", "fused"}:
             raise ValueError(f"index must list 'image' and 'fused', got {sorted(self.index)}")
+        if self.format_version >= 3 and not self.manifest_sha256:
+            raise ValueError(f"format_version {self.format_version} requires {CHECKSUM_FIELD}")
         return self
 
     @property
@@ -182,23 +195,42 @@ class IndexManifest(ManifestBody):
         return self.model_dump(mode="json", exclude_none=False)
 
 
+def manifest_checksum(data: Mapping[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON (sorted keys, no spaces, UTF-8), without its own
+    ``manifest_sha256``: what a writer records and every reader recomputes."""
+    body = {k: v for k, v in data.items() if k != CHECKSUM_FIELD}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)  # fmt: skip
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def parse_manifest(data: Any, *, where: str) -> IndexManifest:
-    """Validate parsed JSON into an :class:`IndexManifest`.
+    """Validate parsed JSON into an :class:`IndexManifest` (and check its own checksum).
 
     Raises:
         ArtifactError: naming the first field that is missing or out of range, and ``where``.
+        ChecksumError: the recorded ``manifest_sha256`` is not that of the content: a field was
+            edited after the manifest was written.
     """
+
     if isinstance(data, dict) and data.get("format_version") not in READABLE_VERSIONS:
         raise ArtifactError(
             f"{where}: format_version {data.get('format_version')!r}, this reader reads "
             f"{READABLE_VERSIONS}"
         )
     try:
-        return IndexManifest.model_validate(data)
+        manifest = IndexManifest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise ArtifactError(f"{where}: invalid field {loc}: {first['msg']}") from exc
+    recorded = manifest.manifest_sha256
+    if recorded is not None and recorded != manifest_checksum(data):
+        raise ChecksumError(
+            f"{where}: manifest checksum mismatch: a field was edited after the index was "
+            "written (fusion, index, models, counts...); rebuild the index rather than edit it"
+        )
+    return manifest
 
 
 def describe_image_encoder(encoder: ImageEncoderProtocol) -> ImageModel:

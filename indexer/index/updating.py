@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.index.artifacts import Artifacts, write_artifacts
+from indexer.errors import ArtifactError
+from indexer.index.artifacts import Artifacts, read_manifest, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
+from indexer.index.locking import writer_lock
 from indexer.index.manifest import IndexManifest, ManifestBody
 from models.fusion import fuse
 
@@ -30,7 +32,31 @@ def rewrite_artifacts(
 ) -> IndexManifest:
     """Drop rows (``keep`` False) and/or append items, updating the FAISS indexes in place
     (remove + renumber, add) rather than rebuilding them, then write atomically back.
-    ``failed`` (file, reason) and ``history`` are appended to the manifest's lists."""
+    ``failed`` (file, reason) and ``history`` are appended to the manifest's lists.
+
+    Raises:
+        ArtifactError: the directory changed since ``artifacts`` was loaded (another writer got
+            there first; writing would lose its update). Hold
+            :func:`~indexer.index.locking.writer_lock` over load and rewrite to wait instead.
+    """
+    with writer_lock(artifacts.path):
+        if read_manifest(artifacts.path) != artifacts.manifest:
+            raise ArtifactError(
+                f"{artifacts.path} changed since it was loaded (another writer); load it again"
+            )
+        return _rewrite(artifacts, keep, new_items, new_image_vectors, new_text_vectors,
+                        history, failed)  # fmt: skip
+
+
+def _rewrite(
+    artifacts: Artifacts,
+    keep: npt.NDArray[np.bool_] | None,
+    new_items: Sequence[CatalogueItem],
+    new_image_vectors: npt.NDArray[np.float32] | None,
+    new_text_vectors: npt.NDArray[np.float32] | None,
+    history: Mapping[str, Any] | None,
+    failed: Sequence[Mapping[str, str]],
+) -> IndexManifest:
     a = artifacts
     n = len(a.items)
     keep = np.ones(n, bool) if keep is None else keep

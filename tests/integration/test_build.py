@@ -80,7 +80,7 @@ def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
     assert a.row_of("broken") is None and a.row_of("truncated") is None and len(a) == N_IMAGES
     assert {it.id for it in a.items} == {r.id for r in records}
     img = a.manifest.image_model
-    assert img.id == str(model) and img.dim == 32 and a.manifest.format_version == 2
+    assert img.id == str(model) and img.dim == 32 and a.manifest.format_version == 3
     assert img.preprocessing is not None and img.preprocessing.image_size == 64
     # dtype auto: bf16 weights where the CPU has native bf16, fp32 elsewhere; recorded as run
     assert img.pooling == "cls" and img.dtype == ("bf16" if cpu_supports_bf16() else "fp32")

@@ -15,11 +15,10 @@ import pytest
 
 from indexer.errors import ArtifactError, ChecksumError, ManifestMismatchError
 from indexer.index import artifacts as art
-from indexer.index import atomic
 from indexer.index.artifacts import load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.compatibility import check_compatible
-from indexer.index.manifest import ImageModel, ManifestBody, TextModel
+from indexer.index.manifest import ImageModel, ManifestBody, TextModel, manifest_checksum
 from indexer.index.store import build_stores
 from indexer.index.updating import rewrite_artifacts
 from indexer.index.verification import verify_artifacts
@@ -150,9 +149,7 @@ def test_missing_file_is_refused_naming_it(tmp_path, name):
 def test_inconsistent_counts_are_refused(tmp_path):
     out = tmp_path / "a"
     write(out)
-    manifest = json.loads((out / art.MANIFEST).read_text())
-    manifest["vector_count"] = 31
-    (out / art.MANIFEST).write_text(json.dumps(manifest))
+    _edit_manifest(out, lambda m: m.update(vector_count=31))  # resealed: the counts disagree
     with pytest.raises(ArtifactError, match="vector_count 31"):
         load_artifacts(out)
 
@@ -291,10 +288,29 @@ def test_remove_then_add_rewrites_with_dense_rows(tmp_path, index_type):
 
 
 def test_second_writer_is_refused_while_one_holds_the_lock(tmp_path):
+    import threading
+
+    from indexer.index.locking import writer_lock
+
     out = tmp_path / "a"
     write(out)
-    with atomic.writer_lock(out), pytest.raises(ArtifactError, match="another process"):
-        write(out)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with writer_lock(out):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        held.wait(30)
+        with pytest.raises(ArtifactError, match=f"process {os.getpid()} is writing"):
+            write(out)
+    finally:
+        release.set()
+        thread.join()
+    write(out)  # free again
 
 
 def test_stale_format_version_is_refused(tmp_path):
@@ -315,8 +331,11 @@ def test_catalogue_is_not_pickle(tmp_path):
 
 
 def _edit_manifest(out: Path, edit) -> None:
+    """Edit the manifest and record the checksum of the edit (as a writer would)."""
     manifest = json.loads((out / art.MANIFEST).read_text())
     edit(manifest)
+    if manifest.get("manifest_sha256"):
+        manifest["manifest_sha256"] = manifest_checksum(manifest)
     (out / art.MANIFEST).write_text(json.dumps(manifest))
 
 
@@ -327,6 +346,7 @@ def test_format_1_manifest_still_loads(tmp_path):
 
     def to_v1(m: dict) -> None:
         m["format_version"] = 1
+        del m["manifest_sha256"]
         m["image_model"] = {**m["image_model"], "model_id": m["image_model"]["id"],
                             "device": "cpu", "autocast": False}  # fmt: skip
         del m["image_model"]["id"]
