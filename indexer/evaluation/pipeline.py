@@ -50,7 +50,7 @@ def run_evaluation(
     ks: Sequence[int] = (1, 3, 5, 10),
     alphas: Sequence[float] | None = None,
     text_source: str | None = None,
-    taxonomy: str | None = None,
+    taxonomy: str | Path | None = None,
     device: str = "auto",
     image_model: str | None = None,
     text_model: str | None = None,
