@@ -163,8 +163,8 @@ def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> A
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if hub_kwargs.get("local_files_only"):
             reason = (
-                f"no network (or HF_HUB_OFFLINE=1) and it is not in the local cache, nor a local "
-                f"folder ({Path(source).absolute()} not found)"
+                "it is not in the local cache (no network, or HF_HUB_OFFLINE=1), and local "
+                f"folder not found: {Path(source).absolute()}"
             )
         raise ModelNotAvailableError(_unavailable(source, reason)) from exc
 

@@ -56,6 +56,7 @@ def test_without_network_a_hub_id_gets_one_cache_only_try(monkeypatch):
         load_image_encoder(model, device="cpu")
     message = str(info.value)
     assert "no network" in message and "not in the local cache" in message
+    assert f"local folder not found: {Path(model).absolute()}" in message  # it may be a typo'd path
     assert model in message and "visrag demo --tiny" in message
 
 
