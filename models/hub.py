@@ -151,7 +151,17 @@ def read_mean_std(
 
 
 def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> Any:
+    from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    uncached = (
+        "it is not in the local cache (no network, or HF_HUB_OFFLINE=1), and local "
+        f"folder not found: {Path(source).absolute()}"
+    )
+    if hub_kwargs.get("local_files_only"):  # answer before the (slow) transformers import
+        cached = try_to_load_from_cache(source, "config.json", revision=hub_kwargs.get("revision"))
+        if not isinstance(cached, str):
+            raise ModelNotAvailableError(_unavailable(source, uncached))
     from transformers import AutoModel
 
     try:
@@ -162,10 +172,7 @@ def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> A
     except (OSError, ValueError, KeyError, HfHubHTTPError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if hub_kwargs.get("local_files_only"):
-            reason = (
-                "it is not in the local cache (no network, or HF_HUB_OFFLINE=1), and local "
-                f"folder not found: {Path(source).absolute()}"
-            )
+            reason = uncached
         raise ModelNotAvailableError(_unavailable(source, reason)) from exc
 
 
