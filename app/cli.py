@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from indexer.cli import cli
+from indexer.cli_help import PlainCommand
 from visrag_client.schemas import (
     ContextFormat,
     ContextResponse,
@@ -18,7 +19,7 @@ from visrag_client.schemas import (
 )
 
 
-@cli.command("serve")
+@cli.command("serve", cls=PlainCommand)
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (VISRAG_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (VISRAG_PORT)")] = None,
@@ -35,7 +36,7 @@ def serve(
     raise typer.Exit(run_server(settings))
 
 
-@cli.command("demo")
+@cli.command("demo", cls=PlainCommand)
 def demo(
     n: Annotated[int, typer.Option("--n", min=10, help="synthetic images to generate")] = 300,
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
@@ -71,7 +72,7 @@ def demo(
     raise typer.Exit(run_server(settings, resources=resources))
 
 
-@cli.command("query")
+@cli.command("query", cls=PlainCommand)
 def query(
     image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="query image")],
     url: Annotated[str, typer.Option(help="the visrag service, e.g. http://127.0.0.1:8000")],

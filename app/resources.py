@@ -77,6 +77,7 @@ def load_resources(settings: Settings) -> Resources:
             image_model=settings.image_model,
             text_model=settings.text_model,
             taxonomy=settings.taxonomy,
+            image_root=settings.data_root,
         ),
     )
     if opened.image_encoder is None:  # open_index loads it unless told not to

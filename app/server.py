@@ -25,6 +25,10 @@ def configure_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # faiss's loader reports at INFO each CPU-specific build it could not import
+    # (ModuleNotFoundError lines) before it loads the generic one; its warnings still show.
+    quiet = logging.getLevelName(level.upper()) != logging.DEBUG
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING if quiet else logging.DEBUG)
 
 
 def run_server(settings: Settings, *, resources: Resources | None = None) -> int:

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
         None, description="Text model id or local dir; default: the one recorded in the manifest."
     )
     taxonomy: str | None = Field(None, description="Taxonomy file; default: the packaged one.")
+    data_root: Path | None = Field(
+        None,
+        description="Where the indexed dataset is now (thumbnails, message images); "
+        "default: the dataset root the index recorded at build.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
     dtype: Literal["fp32", "bf16", "fp16"] | None = Field(
         None, description="Model dtype; default: bf16 on CUDA, fp32 on CPU."

@@ -31,7 +31,12 @@ from indexer.embedding_cache import EmbeddingCache
 from indexer.errors import IndexInputError
 from indexer.image_embedding import embed_images
 from indexer.index.artifacts import load_artifacts, write_artifacts
-from indexer.index.catalogue import CatalogueItem, catalogue_items, dataset_summary
+from indexer.index.catalogue import (
+    CatalogueItem,
+    catalogue_items,
+    dataset_summary,
+    images_root,
+)
 from indexer.index.locking import writer_lock
 from indexer.index.manifest import (
     FailedInput,
@@ -149,6 +154,7 @@ def _build(
     if not kept:
         raise IndexInputError(f"no image could be embedded ({len(failed)} failed, {len(problems)} "
                          "unreadable inputs); nothing to index")  # fmt: skip
+    root = images_root((r.image_path for r in kept), root)
     items = catalogue_items(kept, taxonomy, root=root)
     text_vectors = embed_descriptions(items, text_encoder)
     image_store, fused_store = build_stores(

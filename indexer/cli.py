@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from indexer.cli_help import PipelineGroup, PlainCommand
 from indexer.cli_index import index_app
 from models.errors import VisragError
 
@@ -19,6 +20,7 @@ cli = typer.Typer(
     help="visrag: dataset analysis, label-aware split, hybrid index, honest evaluation.",
     no_args_is_help=True,
     add_completion=False,
+    cls=PipelineGroup,
 )
 cli.add_typer(index_app, name="index")
 
@@ -29,7 +31,7 @@ def _group() -> None:
     # A callback keeps `visrag <command>` a command group even while only one command exists.
 
 
-@cli.command("evaluate")
+@cli.command("evaluate", cls=PlainCommand)
 def evaluate(
     artifacts: Annotated[Path, typer.Option(help="index artifact directory")],
     out: Annotated[
@@ -51,7 +53,7 @@ def evaluate(
         str | None,
         typer.Option(help="JSONL field with each query's text (hybrid), or 'oracle' (leaks)"),
     ] = None,
-    taxonomy: Annotated[str | None, typer.Option(help="taxonomy file")] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help="taxonomy file")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
     image_model: Annotated[
         str | None, typer.Option(help="local copy of the recorded image model")
@@ -122,7 +124,7 @@ def _dataset_errors(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
-@cli.command("analyze")
+@cli.command("analyze", cls=PlainCommand)
 def analyze(
     dataset: Annotated[Path, typer.Argument(help="LabelMe folder, COCO .json or .jsonl")],
     out: Annotated[Path, typer.Option(help="report folder (analysis.json, .md, plots)")],
@@ -147,7 +149,7 @@ def analyze(
     typer.echo(f"wrote {paths['json']}, {paths['markdown']} and {len(paths) - 2} plots")
 
 
-@cli.command("split")
+@cli.command("split", cls=PlainCommand)
 def split(
     dataset: Annotated[Path, typer.Argument(help="LabelMe folder, COCO .json or .jsonl")],
     out: Annotated[Path, typer.Option(help="folder for train/test.jsonl, split_report.json")],
@@ -178,7 +180,7 @@ def split(
     typer.echo(f"wrote {paths['train']}, {paths['test']}, {paths['report']}")
 
 
-@cli.command("generate")
+@cli.command("generate", cls=PlainCommand)
 def generate(
     out: Annotated[Path, typer.Argument(help="folder to write the synthetic LabelMe dataset to")],
     n: Annotated[int, typer.Option("--n", min=1, help="number of valid images")] = 200,

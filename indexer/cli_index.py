@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from indexer.cli_help import PipelineGroup, PlainCommand
 from models.hub import DEFAULT_IMAGE_MODEL
 
 if TYPE_CHECKING:
@@ -22,9 +23,10 @@ index_app = typer.Typer(
     help="Build, import, update and verify index artifacts.",
     no_args_is_help=True,
     add_completion=False,
+    cls=PipelineGroup,
 )
 
-TaxonomyOpt = Annotated[str | None, typer.Option(help="taxonomy file (default: vehicle damage)")]
+TaxonomyOpt = Annotated[Path | None, typer.Option(help="taxonomy file (default: vehicle damage)")]
 TextModelOpt = Annotated[
     str | None, typer.Option(help="text model id or local path (default all-MiniLM-L6-v2)")
 ]
@@ -83,7 +85,7 @@ def _report(report: BuildReport, verb: str) -> None:
     )
 
 
-@index_app.command("build")
+@index_app.command("build", cls=PlainCommand)
 def build(
     manifest: Annotated[Path, typer.Option(help="dataset: train.jsonl, LabelMe dir or COCO json")],
     out: Annotated[Path, typer.Option(help="artifact directory to write (replaced atomically)")],
@@ -127,7 +129,7 @@ def build(
     _report(report, "built")
 
 
-@index_app.command("import")
+@index_app.command("import", cls=PlainCommand)
 def import_(
     embeddings: Annotated[Path, typer.Option(help="(N, D) float32 .npy of image vectors")],
     metadata: Annotated[Path, typer.Option(help="JSON list of N metadata objects")],
@@ -160,7 +162,7 @@ def import_(
     )
 
 
-@index_app.command("add")
+@index_app.command("add", cls=PlainCommand)
 def add(
     artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
     manifest: Annotated[Path, typer.Option(help="JSONL (or dataset) of the new records")],
@@ -191,7 +193,7 @@ def add(
     _report(report, "updated")
 
 
-@index_app.command("remove")
+@index_app.command("remove", cls=PlainCommand)
 def remove(
     artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
     ids: Annotated[list[str], typer.Argument(help="item ids to remove")],
@@ -205,7 +207,7 @@ def remove(
     typer.echo(f"removed {len(set(ids))} item(s); {manifest.vector_count} remain in {artifacts}")
 
 
-@index_app.command("verify")
+@index_app.command("verify", cls=PlainCommand)
 def verify(artifacts: Annotated[Path, typer.Argument(help="artifact directory")]) -> None:
     """Check files, checksums, counts, dims and manifest vs catalogue; exit 1 on any failure."""
     from indexer.index.verification import verify_artifacts

@@ -44,6 +44,7 @@ class Overrides:
     load_text: bool = True
     verify: bool = True
     mmap: bool = False
+    image_root: Path | None = None  # the dataset moved: relative catalogue paths resolve here
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,9 @@ def open_index(
         ModelNotAvailableError: weights are missing (no download is attempted when offline).
     """
     # The artifacts first: a wrong path or a corrupt file fails fast, before torch is imported.
-    artifacts = load_artifacts(directory, verify=overrides.verify, mmap=overrides.mmap)
+    artifacts = load_artifacts(
+        directory, verify=overrides.verify, mmap=overrides.mmap, image_root=overrides.image_root
+    )
     manifest = artifacts.manifest
     taxonomy = overrides.taxonomy
     if not isinstance(taxonomy, Taxonomy):

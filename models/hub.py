@@ -3,6 +3,12 @@
 Loading never prompts: a token comes from ``token=`` or ``HF_TOKEN``; ``HF_HUB_OFFLINE=1`` means
 local files only. Every way of not getting the weights ends in one ``ModelNotAvailableError``
 whose message names the model and how to provide it.
+
+Failing fast: a path-like model (an absolute or ``./`` path, more than one separator, or a folder
+whose parent exists) that is not there is "local folder not found" at once, with no hub request;
+and before a hub id is fetched, :func:`hub_reachable` probes the hub (or the HTTPS proxy) with one
+short TCP connection, so that without network the load is a cache-only one instead of
+huggingface_hub's retries (tens of seconds).
 """
 
 from __future__ import annotations
@@ -10,8 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from models.errors import ModelNotAvailableError
 
@@ -23,6 +32,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_IMAGE_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+HUB_ENDPOINT = "https://huggingface.co"
+PROBE_TIMEOUT_S = 1.5
+RANDOM_INIT_KEY = "visrag_random_init"  # config.json marker of models.testing's random checkpoints
+TINY_HINT = "(to try the pipeline without weights: `visrag demo --tiny`)"
 
 
 def env_flag(name: str) -> bool:
@@ -34,8 +47,45 @@ def _how_to(model_id: str) -> str:
         f"DINOv3 checkpoints are gated: accept the licence on https://huggingface.co/{model_id} "
         "and set HF_TOKEN (with network access and HF_HUB_OFFLINE unset), or download it once "
         f"with `huggingface-cli download {model_id} --local-dir <dir>` and pass that directory "
-        "as the model"
+        f"as the model {TINY_HINT}"
     )
+
+
+def _local_not_found(text: str, path: Path) -> str:
+    return (
+        f"image model {text!r}: local folder not found: {path.absolute()}. Download the checkpoint "
+        f"there first (`hf download {DEFAULT_IMAGE_MODEL} --local-dir {text}`), or pass a Hugging "
+        f"Face id (owner/name) {TINY_HINT}"
+    )
+
+
+def is_path_like(text: str) -> bool:
+    """Whether ``text`` names a local folder rather than a hub id (``owner/name``)."""
+    if text.startswith(("/", ".", "~")) or text.count("/") != 1 or "\\" in text:
+        return True
+    parent = Path(text).expanduser().parent
+    return parent != Path(".") and parent.is_dir()
+
+
+def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """One short TCP connection to the hub (or to the HTTPS proxy, when one is configured)."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT)
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    reached: list[bool] = []
+
+    def connect() -> None:  # in a thread: name resolution has no timeout of its own
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            reached.append(True)
+        except OSError:
+            pass
+
+    probe = threading.Thread(target=connect, daemon=True, name="hub-probe")
+    probe.start()
+    probe.join(timeout + 0.5)
+    return bool(reached)
 
 
 def resolve_source(model: str | Path) -> tuple[str, Path | None]:
@@ -49,12 +99,27 @@ def resolve_source(model: str | Path) -> tuple[str, Path | None]:
             )
         return str(path.resolve()), path
     text = str(model)
-    if isinstance(model, Path) or text.startswith(("/", ".", "~")) or text.count("/") != 1:
-        raise ModelNotAvailableError(
-            f"image model {text!r}: no such directory, and not a Hugging Face id (owner/name). "
-            + _how_to(DEFAULT_IMAGE_MODEL)
-        )
+    if isinstance(model, Path) or is_path_like(text):
+        raise ModelNotAvailableError(_local_not_found(text, path))
     return text, None
+
+
+def hub_kwargs_for(revision: str | None, token: str | None) -> dict[str, Any]:
+    """How to fetch a hub id: cache only when ``HF_HUB_OFFLINE`` or the hub is out of reach."""
+    offline = env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE")
+    if not offline and not hub_reachable():
+        logger.warning("the Hugging Face hub is out of reach: using the local cache only")
+        offline = True
+    return {
+        "revision": revision,
+        "token": token or os.environ.get("HF_TOKEN") or None,
+        "local_files_only": offline,
+    }
+
+
+def is_random_init(config: Any) -> bool:
+    """Whether a model config carries the random-weights marker of :mod:`models.testing`."""
+    return bool(getattr(config, RANDOM_INIT_KEY, False))
 
 
 def read_mean_std(
@@ -86,7 +151,17 @@ def read_mean_std(
 
 
 def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> Any:
+    from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    uncached = (
+        "it is not in the local cache (no network, or HF_HUB_OFFLINE=1), and local "
+        f"folder not found: {Path(source).absolute()}"
+    )
+    if hub_kwargs.get("local_files_only"):  # answer before the (slow) transformers import
+        cached = try_to_load_from_cache(source, "config.json", revision=hub_kwargs.get("revision"))
+        if not isinstance(cached, str):
+            raise ModelNotAvailableError(_unavailable(source, uncached))
     from transformers import AutoModel
 
     try:
@@ -97,7 +172,7 @@ def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> A
     except (OSError, ValueError, KeyError, HfHubHTTPError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if hub_kwargs.get("local_files_only"):
-            reason = f"HF_HUB_OFFLINE=1 and it is not in the local cache ({reason})"
+            reason = uncached
         raise ModelNotAvailableError(_unavailable(source, reason)) from exc
 
 

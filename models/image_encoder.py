@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,8 @@ from models.hub import (
     DEFAULT_IMAGE_MODEL,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    env_flag,
+    hub_kwargs_for,
+    is_random_init,
     load_model,
     read_mean_std,
     resolve_source,
@@ -95,6 +95,7 @@ class ImageEncoder:
         self.std = tuple(float(v) for v in std)
         self.weights_sha256 = weights_sha256  # models.fingerprint: recorded, checked at open
         self.num_register_tokens = int(getattr(config, "num_register_tokens", 0) or 0)
+        self.random_init = is_random_init(config)
         hidden = int(config.hidden_size)
         self.dim = 2 * hidden if pooling == "cls+mean" else hidden
 
@@ -111,6 +112,7 @@ class ImageEncoder:
             "dim": self.dim,
             "num_register_tokens": self.num_register_tokens,
             "weights_sha256": self.weights_sha256,
+            **({"random_init": True} if self.random_init else {}),
             "preprocessing": {
                 "resize": imaging.RESIZE_POLICY,
                 "image_size": self.image_size,
@@ -222,12 +224,7 @@ def load_image_encoder(
     source, local = resolve_source(model)
     hub_kwargs: dict[str, Any] = {}
     if local is None:
-        offline = env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE")
-        hub_kwargs = {
-            "revision": revision,
-            "token": token or os.environ.get("HF_TOKEN") or None,
-            "local_files_only": offline,
-        }
+        hub_kwargs = hub_kwargs_for(revision, token)
     net = load_model(source, precision.weights, hub_kwargs)
     if net.config.model_type != MODEL_TYPE:
         raise ModelNotAvailableError(

@@ -2,7 +2,9 @@
 
 It is a real checkpoint directory (``config.json``, ``model.safetensors``,
 ``preprocessor_config.json``), so loading it exercises exactly the code path of a real one. Its
-vectors carry no meaning.
+vectors carry no meaning, and its ``config.json`` says so (``visrag_random_init: true``): the
+loaded encoder reports ``random_init`` in ``info()``, and the manifest, the evaluation reports and
+the demo page warn about it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.hub import IMAGENET_MEAN, IMAGENET_STD
+from models.hub import IMAGENET_MEAN, IMAGENET_STD, RANDOM_INIT_KEY
 
 
 def make_tiny_dinov3(
@@ -43,6 +45,9 @@ def make_tiny_dinov3(
         torch.manual_seed(seed)
         model = DINOv3ViTModel(config).eval()
     model.save_pretrained(out)
+    config_file = out / "config.json"
+    saved = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**saved, RANDOM_INIT_KEY: True}, indent=2) + "\n")
     preprocessor = {
         "image_processor_type": "DINOv3ViTImageProcessorFast",
         "do_resize": True,

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from models.device import resolve_device
 from models.errors import ModelNotAvailableError
+from models.hub import hub_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ def load_text_encoder(model: str | Path | None = None, *, device: str = "auto") 
         source = model_id = str(Path(model_id).expanduser().resolve())
     torch_device = str(resolve_device(device))
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if not offline and not Path(source).expanduser().exists() and not hub_reachable():
+        offline = True  # no network: one cache-only try instead of huggingface_hub's retries
     from sentence_transformers import SentenceTransformer
 
     try:

@@ -19,6 +19,11 @@ from indexer.evaluation.results import Evaluation
 from indexer.evaluation.runner import evaluate
 from indexer.query import QUERY_MODES
 
+RANDOM_WEIGHTS_WARNING = (
+    "THE IMAGE MODEL HAS RANDOM WEIGHTS ({model}): a tiny, randomly initialised test checkpoint. "
+    "These figures measure the pipeline, not retrieval quality; do not report them."
+)
+
 
 def split_list(values: Sequence[str] | str | None) -> list[str]:
     """'image,rerank' or ['image', 'rerank,hybrid'] -> ['image', 'rerank', 'hybrid']."""
@@ -45,7 +50,7 @@ def run_evaluation(
     ks: Sequence[int] = (1, 3, 5, 10),
     alphas: Sequence[float] | None = None,
     text_source: str | None = None,
-    taxonomy: str | None = None,
+    taxonomy: str | Path | None = None,
     device: str = "auto",
     image_model: str | None = None,
     text_model: str | None = None,
@@ -98,8 +103,12 @@ def run_evaluation(
         seed=seed,
         progress=progress,
     )
+    image_info = retriever.artifacts.manifest.image_model
+    if image_info.random_weights:
+        ev.warnings.insert(0, RANDOM_WEIGHTS_WARNING.format(model=image_info.id))
     ev.setting.update(
         {
+            "random_weights": image_info.random_weights,
             "artifacts": str(artifacts),
             "queries_file": str(queries) if queries else None,
             "machine": f"{platform.machine()} {platform.processor() or ''}, "

@@ -78,9 +78,8 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
 def summary_markdown(ev: Evaluation) -> str:
     s = ev.setting
     lines = ["# Retrieval evaluation", ""]
+    lines += [f"> **WARNING**: {w}\n" for w in ev.warnings]
     lines += [f"- **{k}**: {v}" for k, v in s.items()]
-    for w in ev.warnings:
-        lines.append(f"- **WARNING**: {w}")
     names = [r.name for r in ev.runs]
     lines += ["", "## Metrics beside baselines", ""]
     lines.append("| metric | " + " | ".join([*names, "majority", "random"]) + " |")

@@ -9,9 +9,10 @@ vector row.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,20 @@ class CatalogueMasks:
 
 
 # -- records -> catalogue items (the mapper of a build) ----------------------------------------
+def images_root(paths: Iterable[str | Path], root: Path | None) -> Path | None:
+    """The folder a catalogue's image paths are stored relative to (the manifest's dataset root).
+
+    ``root`` (the scan root) when every image lies under it; else the images' common folder (a
+    split JSONL beside the dataset folder); ``None`` when that is only the filesystem root. Paths
+    relative to it let an index move with its dataset (``VISRAG_DATA_ROOT`` at serve time).
+    """
+    files = [Path(p).absolute() for p in paths]
+    if not files or (root is not None and all(f.is_relative_to(root.absolute()) for f in files)):
+        return root
+    common = Path(os.path.commonpath([f.parent for f in files]))
+    return None if common == Path(common.anchor) else common
+
+
 def _image_ref(path: Path, root: Path | None) -> str:
     path = Path(path)
     if root is not None:

@@ -97,6 +97,12 @@ class ImageModel(_Open):
 
     _normalise = model_validator(mode="before")(_id_from_model_id)
 
+    @property
+    def random_weights(self) -> bool:
+        """Randomly initialised weights (``models.testing``'s tiny checkpoints): vectors without
+        meaning. Recorded as ``random_init``; older demo indexes by the tiny folder's name."""
+        return bool((self.model_extra or {}).get("random_init")) or "tiny-random" in self.id
+
     @model_validator(mode="after")
     def _known_pooling(self) -> ImageModel:
         if self.pooling is not None and self.pooling not in POOLINGS:

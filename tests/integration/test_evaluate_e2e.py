@@ -66,7 +66,9 @@ def test_evaluate_writes_three_reports_with_baselines(e2e_run):
     test_rows = [ln for ln in (root / "split" / "test.jsonl").read_text().splitlines() if ln]
     assert data["setting"]["queries"] == len(test_rows)
     assert data["setting"]["protocol"] == "held-out queries"
-    assert data["warnings"] == []  # no test image is in the index, no group spans both sides
+    # no test image is in the index, no group spans both sides: the one warning is the weights'
+    assert [w.split(" (")[0] for w in data["warnings"]] == ["THE IMAGE MODEL HAS RANDOM WEIGHTS"]
+    assert data["setting"]["random_weights"] is True
     assert [r["name"] for r in data["runs"]] == ["image", "rerank a=0.8"]
     catalogue = data["setting"]["catalogue_items"]
     for run in data["runs"]:
@@ -87,6 +89,19 @@ def test_evaluate_writes_three_reports_with_baselines(e2e_run):
     page = (out / "report.html").read_text()
     assert all(s.startswith("data:image/") for s in re.findall(r'src="([^"]+)"', page))
     assert "data:image/jpeg" in page  # thumbnails of the query and its neighbours
+
+
+def test_random_weights_are_said_loudly_in_every_output(e2e_run):
+    root, output = e2e_run
+    out = root / "eval"
+    loud = "THE IMAGE MODEL HAS RANDOM WEIGHTS"
+    assert loud in " ".join(output.split())  # the console (rich may wrap the line)
+    summary = (out / "summary.md").read_text()
+    assert summary.splitlines()[2].startswith(f"> **WARNING**: {loud}")  # under the title
+    page = (out / "report.html").read_text()
+    assert page.index(loud) < page.index("<h2>")  # above every table and figure
+    manifest = json.loads((root / "art" / "manifest.json").read_text())
+    assert manifest["image_model"]["random_init"] is True
 
 
 @pytest.mark.browser

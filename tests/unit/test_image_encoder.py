@@ -212,7 +212,7 @@ def test_missing_directory_names_it_and_how_to_provide_weights(tmp_path: Path):
     with pytest.raises(ModelNotAvailableError) as info:
         load_image_encoder(missing)
     message = str(info.value)
-    assert str(missing) in message and "huggingface-cli download" in message
+    assert f"local folder not found: {missing}" in message and "hf download" in message
 
 
 def test_directory_without_config_is_not_a_checkpoint(tmp_path: Path):
