@@ -7,9 +7,11 @@ whose message names the model and how to provide it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,12 +87,13 @@ def read_mean_std(
     return IMAGENET_MEAN, IMAGENET_STD
 
 
-def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> Any:
+@contextlib.contextmanager
+def _unavailable_on_error(source: str, hub_kwargs: dict[str, Any]) -> Iterator[None]:
+    """Every way of not getting a checkpoint's files -> one ``ModelNotAvailableError``."""
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
-    from transformers import AutoModel
 
     try:
-        return AutoModel.from_pretrained(source, dtype=dtype, **hub_kwargs)
+        yield
     except GatedRepoError as exc:
         reason = "the repository is gated and no accepted licence/token was found"
         raise ModelNotAvailableError(_unavailable(source, reason)) from exc
@@ -99,6 +102,32 @@ def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> A
         if hub_kwargs.get("local_files_only"):
             reason = f"HF_HUB_OFFLINE=1 and it is not in the local cache ({reason})"
         raise ModelNotAvailableError(_unavailable(source, reason)) from exc
+
+
+def load_config(source: str, hub_kwargs: dict[str, Any]) -> Any:
+    """The checkpoint's ``config.json`` as a ``transformers`` config (its ``model_type`` picks
+    the backbone rule before any weight is read)."""
+    from transformers import AutoConfig
+
+    with _unavailable_on_error(source, hub_kwargs):
+        return AutoConfig.from_pretrained(source, **hub_kwargs)
+
+
+def load_model(
+    source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any], *, model_class: str | None = None
+) -> Any:
+    """The weights, through ``AutoModel`` or the named ``transformers`` class (a vision tower)."""
+    import transformers
+
+    loader = getattr(transformers, model_class) if model_class else transformers.AutoModel
+    verbosity = transformers.logging.get_verbosity()
+    if model_class:  # a full text + vision checkpoint: its unused text weights are expected
+        transformers.logging.set_verbosity_error()
+    try:
+        with _unavailable_on_error(source, hub_kwargs):
+            return loader.from_pretrained(source, dtype=dtype, **hub_kwargs)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
 
 
 def _unavailable(source: str, reason: str) -> str:
