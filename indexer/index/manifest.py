@@ -84,6 +84,9 @@ class ImageModel(_Open):
     pooling: str | None = None
     dim: int = Field(gt=0)
     preprocessing: Preprocessing | None = None
+    #: The backbone rule (``models.backbones``) and the ``config.model_type`` that ran.
+    family: str | None = None
+    model_type: str | None = None
 
     _normalise = model_validator(mode="before")(_id_from_model_id)
 
