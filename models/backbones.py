@@ -48,6 +48,10 @@ GEM_EPS = 1e-6
 DEFAULT_IMAGE_SIZE = 448
 
 
+class PoolingError(EncoderSettingError):
+    """A pooling the backbone does not support (e.g. ``cls`` on SigLIP, which has no CLS)."""
+
+
 @dataclass(frozen=True)
 class Backbone:
     """How one family of ``transformers`` checkpoints becomes an image encoder."""
@@ -68,14 +72,14 @@ class Backbone:
 
     def check_pooling(self, pooling: str) -> None:
         if pooling not in POOLINGS:
-            raise EncoderSettingError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+            raise PoolingError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if pooling not in self.poolings:
             why = (
                 " (it has no CLS token; 'pooler' is its attention-pool head)"
                 if not self.has_cls
                 else ""
             )
-            raise EncoderSettingError(
+            raise PoolingError(
                 f"pooling {pooling!r} is not available for {self.family}{why}: "
                 f"pooling must be one of {self.poolings} for this backbone"
             )

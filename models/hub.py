@@ -104,12 +104,27 @@ def _unavailable_on_error(source: str, hub_kwargs: dict[str, Any]) -> Iterator[N
         raise ModelNotAvailableError(_unavailable(source, reason)) from exc
 
 
+@contextlib.contextmanager
+def _quiet_transformers(quiet: bool = True) -> Iterator[None]:
+    """Errors only from ``transformers`` meanwhile: a full SigLIP checkpoint's unused text weights
+    and the SigLIP 2 config's own default text settings are expected, not news."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    if quiet:
+        transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
 def load_config(source: str, hub_kwargs: dict[str, Any]) -> Any:
     """The checkpoint's ``config.json`` as a ``transformers`` config (its ``model_type`` picks
     the backbone rule before any weight is read)."""
     from transformers import AutoConfig
 
-    with _unavailable_on_error(source, hub_kwargs):
+    with _quiet_transformers(), _unavailable_on_error(source, hub_kwargs):
         return AutoConfig.from_pretrained(source, **hub_kwargs)
 
 
@@ -120,14 +135,8 @@ def load_model(
     import transformers
 
     loader = getattr(transformers, model_class) if model_class else transformers.AutoModel
-    verbosity = transformers.logging.get_verbosity()
-    if model_class:  # a full text + vision checkpoint: its unused text weights are expected
-        transformers.logging.set_verbosity_error()
-    try:
-        with _unavailable_on_error(source, hub_kwargs):
-            return loader.from_pretrained(source, dtype=dtype, **hub_kwargs)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    with _quiet_transformers(model_class is not None), _unavailable_on_error(source, hub_kwargs):
+        return loader.from_pretrained(source, dtype=dtype, **hub_kwargs)
 
 
 def _unavailable(source: str, reason: str) -> str:

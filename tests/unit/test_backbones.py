@@ -201,3 +201,10 @@ def test_an_index_records_its_backbone_and_refuses_another(checkpoints, tmp_path
                    text_encoder=KeywordTextEncoder())  # fmt: skip
     assert err.value.field == "image_model.model_type"
     assert "siglip2_vision_model" in str(err.value) and "'dinov2'" in str(err.value)
+
+    # Loading the recorded encoder from another backbone's checkpoint (the service's path):
+    # DINOv2 cannot pool like SigLIP's head, and the error names the manifest field.
+    other = Overrides(device="cpu", image_model=str(checkpoints["dinov2"]), taxonomy=taxonomy)
+    with pytest.raises(ManifestMismatchError) as err:
+        open_index(tmp_path / "art", other, text_encoder=KeywordTextEncoder())
+    assert err.value.field == "image_model.pooling" and "siglip2_vision_model" in str(err.value)
