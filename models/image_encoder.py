@@ -24,6 +24,7 @@ from models import imaging
 from models.backbones import (
     DEFAULT_IMAGE_SIZE,
     Backbone,
+    PoolingError,
     backbone_for,
     model_inputs,
     patch_size_of,
@@ -77,7 +78,7 @@ class ImageEncoder:
         self.backbone = backbone or backbone_for(config.model_type, model_id)
         self.backbone.check_pooling(pooling)
         if pooling == "pooler" and not getattr(config, "vision_use_head", True):
-            raise EncoderSettingError(
+            raise PoolingError(
                 f"pooling 'pooler': {model_id!r} has no attention-pool head (vision_use_head is "
                 "false); use mean or gem"
             )
