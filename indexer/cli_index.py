@@ -89,15 +89,21 @@ def _report(report: BuildReport, verb: str) -> None:
 def build(
     manifest: Annotated[Path, typer.Option(help="dataset: train.jsonl, LabelMe dir or COCO json")],
     out: Annotated[Path, typer.Option(help="artifact directory to write (replaced atomically)")],
-    image_model: Annotated[str, typer.Option(help="DINOv3 id or local path")] = DEFAULT_IMAGE_MODEL,
+    image_model: Annotated[
+        str, typer.Option(help="DINOv3/DINOv2/SigLIP 2 id or local path (README: --image-model)")
+    ] = DEFAULT_IMAGE_MODEL,
     text_model: TextModelOpt = None,
     index_type: Annotated[str, typer.Option(help="flat|hnsw|ivfpq")] = "flat",
     index_param: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE, e.g. M=32, efSearch=128, nlist=1024")
     ] = None,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="image weight in fusion")] = 0.6,
-    image_size: Annotated[int, typer.Option(help="longer side in pixels")] = 448,
-    pooling: Annotated[str, typer.Option(help="cls|cls+mean|gem")] = "cls",
+    image_size: Annotated[
+        int | None, typer.Option(help="longer side in pixels (default 448; fixed-size: its own)")
+    ] = None,
+    pooling: Annotated[
+        str | None, typer.Option(help="cls|cls+mean|mean|gem|pooler (default: the backbone's)")
+    ] = None,
     dtype: Annotated[str | None, typer.Option(help="fp32|bf16|fp16 (default: auto)")] = None,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 8,

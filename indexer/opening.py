@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.errors import ManifestMismatchError
 from indexer.index.artifacts import Artifacts, load_artifacts
 from indexer.index.compatibility import check_compatible
 from indexer.index.manifest import IndexManifest, describe_image_encoder, describe_text_encoder
@@ -65,19 +66,28 @@ def load_recorded_image_encoder(
     manifest: IndexManifest, overrides: Overrides
 ) -> ImageEncoderProtocol:
     """The image encoder the manifest records (model, revision, dtype, image size, pooling)."""
+    from models.backbones import PoolingError
     from models.image_encoder import load_image_encoder
 
     recorded = manifest.image_model
     pre = recorded.preprocessing
     image_size = pre.image_size if pre is not None and pre.image_size else DEFAULT_IMAGE_SIZE
-    return load_image_encoder(
-        overrides.image_model or recorded.id,
-        device=overrides.device,
-        dtype=overrides.dtype or recorded.dtype,
-        image_size=image_size,
-        pooling=recorded.pooling or DEFAULT_POOLING,
-        revision=None if overrides.image_model else recorded.revision,
-    )
+    try:
+        return load_image_encoder(
+            overrides.image_model or recorded.id,
+            device=overrides.device,
+            dtype=overrides.dtype or recorded.dtype,
+            image_size=image_size,
+            pooling=recorded.pooling or DEFAULT_POOLING,
+            revision=None if overrides.image_model else recorded.revision,
+        )
+    except PoolingError as exc:  # another backbone (e.g. SigLIP for a DINO index): no such pooling
+        raise ManifestMismatchError(
+            "image_model.pooling",
+            f"artifacts were built with image_model.pooling = {recorded.pooling!r} "
+            f"(backbone {recorded.model_type or 'unrecorded'}), which the configured image model "
+            f"cannot produce: {exc}; rebuild the index or configure the same model",
+        ) from exc
 
 
 def load_recorded_text_encoder(

@@ -19,8 +19,9 @@ from PIL import Image
 Vectors = npt.NDArray[np.float32]
 Pixels = npt.NDArray[np.float32]
 
-#: How an image encoder pools its tokens into one vector (see :mod:`models.image_encoder`).
-POOLINGS: tuple[str, ...] = ("cls", "cls+mean", "gem")
+#: How an image encoder pools its tokens into one vector (see :mod:`models.backbones`; which
+#: ones a backbone supports is its rule there).
+POOLINGS: tuple[str, ...] = ("cls", "cls+mean", "gem", "mean", "pooler")
 
 
 @runtime_checkable

@@ -13,11 +13,13 @@ huggingface_hub's retries (tens of seconds).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -150,30 +152,69 @@ def read_mean_std(
     return IMAGENET_MEAN, IMAGENET_STD
 
 
-def load_model(source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any]) -> Any:
-    from huggingface_hub import try_to_load_from_cache
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
-
-    uncached = (
+def _uncached(source: str) -> str:
+    return (
         "it is not in the local cache (no network, or HF_HUB_OFFLINE=1), and local "
         f"folder not found: {Path(source).absolute()}"
     )
-    if hub_kwargs.get("local_files_only"):  # answer before the (slow) transformers import
-        cached = try_to_load_from_cache(source, "config.json", revision=hub_kwargs.get("revision"))
-        if not isinstance(cached, str):
-            raise ModelNotAvailableError(_unavailable(source, uncached))
-    from transformers import AutoModel
+
+
+@contextlib.contextmanager
+def _unavailable_on_error(source: str, hub_kwargs: dict[str, Any]) -> Iterator[None]:
+    """Every way of not getting a checkpoint's files -> one ``ModelNotAvailableError``."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
     try:
-        return AutoModel.from_pretrained(source, dtype=dtype, **hub_kwargs)
+        yield
     except GatedRepoError as exc:
         reason = "the repository is gated and no accepted licence/token was found"
         raise ModelNotAvailableError(_unavailable(source, reason)) from exc
     except (OSError, ValueError, KeyError, HfHubHTTPError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if hub_kwargs.get("local_files_only"):
-            reason = uncached
+            reason = _uncached(source)
         raise ModelNotAvailableError(_unavailable(source, reason)) from exc
+
+
+@contextlib.contextmanager
+def _quiet_transformers(quiet: bool = True) -> Iterator[None]:
+    """Errors only from ``transformers`` meanwhile: a full SigLIP checkpoint's unused text weights
+    and the SigLIP 2 config's own default text settings are expected, not news."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    if quiet:
+        transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+def load_config(source: str, hub_kwargs: dict[str, Any]) -> Any:
+    """The checkpoint's ``config.json`` as a ``transformers`` config (its ``model_type`` picks
+    the backbone rule before any weight is read)."""
+    if hub_kwargs.get("local_files_only"):  # answer before the (slow) transformers import
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "config.json", revision=hub_kwargs.get("revision"))
+        if not isinstance(cached, str):
+            raise ModelNotAvailableError(_unavailable(source, _uncached(source)))
+    from transformers import AutoConfig
+
+    with _quiet_transformers(), _unavailable_on_error(source, hub_kwargs):
+        return AutoConfig.from_pretrained(source, **hub_kwargs)
+
+
+def load_model(
+    source: str, dtype: torch.dtype, hub_kwargs: dict[str, Any], *, model_class: str | None = None
+) -> Any:
+    """The weights, through ``AutoModel`` or the named ``transformers`` class (a vision tower)."""
+    import transformers
+
+    loader = getattr(transformers, model_class) if model_class else transformers.AutoModel
+    with _quiet_transformers(model_class is not None), _unavailable_on_error(source, hub_kwargs):
+        return loader.from_pretrained(source, dtype=dtype, **hub_kwargs)
 
 
 def _unavailable(source: str, reason: str) -> str:

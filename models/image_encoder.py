@@ -1,14 +1,9 @@
-"""DINOv3 image encoder: pooling, bucketed batching, and :func:`load_image_encoder`.
+"""The image encoder: a ``transformers`` vision backbone, its pooling, bucketed batching, and
+:func:`load_image_encoder`.
 
-Where weights come from is :mod:`models.hub`; device and dtype resolution is :mod:`models.device`.
-
-Pooling (all L2-normalised, float32 out):
-
-- ``cls``: the pooler output (final-norm CLS token);
-- ``cls+mean``: CLS concatenated with the mean of the patch tokens. ``last_hidden_state`` is
-  ``[CLS, registers..., patches...]``; the ``config.num_register_tokens`` registers are excluded;
-- ``gem``: generalised mean (p=3) over the patch tokens, per channel, on the final-norm tokens
-  clamped to ``min=1e-6`` (the classic GeM of Radenović et al.: negative activations count as 0).
+Which backbones (DINOv3, DINOv2, SigLIP 2, SigLIP), their poolings and how pixels enter each are
+the rules of :mod:`models.backbones`; where weights come from is :mod:`models.hub`; device and
+dtype resolution is :mod:`models.device`. Every vector is L2-normalised float32.
 """
 
 from __future__ import annotations
@@ -25,6 +20,16 @@ import torch
 from PIL import Image
 
 from models import imaging
+from models.backbones import (
+    DEFAULT_IMAGE_SIZE,
+    Backbone,
+    PoolingError,
+    backbone_for,
+    model_inputs,
+    patch_size_of,
+    pool,
+    vision_config,
+)
 from models.base import POOLINGS
 from models.device import (
     DTYPE_NAMES,
@@ -33,7 +38,6 @@ from models.device import (
     resolve_device,
     resolve_precision,
 )
-from models.errors import ModelNotAvailableError
 from models.fingerprint import hub_snapshot, weights_sha256
 from models.hub import (
     DEFAULT_IMAGE_MODEL,
@@ -41,6 +45,7 @@ from models.hub import (
     IMAGENET_STD,
     hub_kwargs_for,
     is_random_init,
+    load_config,
     load_model,
     read_mean_std,
     resolve_source,
@@ -48,14 +53,12 @@ from models.hub import (
 
 logger = logging.getLogger(__name__)
 
-MODEL_TYPE = "dinov3_vit"
-GEM_P = 3.0
-GEM_EPS = 1e-6
+SQUARE_RESIZE = "square_stretch"
 Vectors = npt.NDArray[np.float32]
 
 
 class ImageEncoder:
-    """A loaded DINOv3 model plus the preprocessing and pooling that define its vectors."""
+    """A loaded vision backbone plus the preprocessing and pooling that define its vectors."""
 
     def __init__(
         self,
@@ -71,20 +74,22 @@ class ImageEncoder:
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         weights_sha256: str | None = None,
+        backbone: Backbone | None = None,
     ) -> None:
-        if pooling not in POOLINGS:
-            raise EncoderSettingError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        config: Any = model.config
-        patch = config.patch_size
-        if isinstance(patch, (list, tuple)):
-            if len(set(patch)) != 1:
-                raise ValueError(f"non-square patches are not supported: {patch}")
-            patch = patch[0]
+        config: Any = vision_config(model.config)
+        self.backbone = backbone or backbone_for(config.model_type, model_id)
+        self.backbone.check_pooling(pooling)
+        if pooling == "pooler" and not getattr(config, "vision_use_head", True):
+            raise PoolingError(
+                f"pooling 'pooler': {model_id!r} has no attention-pool head (vision_use_head is "
+                "false); use mean or gem"
+            )
         self.model = model.eval()
         self.model_id = model_id
         self.revision = revision
         self.image_size = image_size
-        self.patch_size = int(patch)
+        self.patch_size = patch_size_of(config)
+        self.native_size = int(getattr(config, "image_size", 0) or 0) or None
         self.pooling = pooling
         self.device = str(device)
         self.dtype = dtype
@@ -96,6 +101,8 @@ class ImageEncoder:
         self.weights_sha256 = weights_sha256  # models.fingerprint: recorded, checked at open
         self.num_register_tokens = int(getattr(config, "num_register_tokens", 0) or 0)
         self.random_init = is_random_init(config)
+        self.prefix_tokens = self.backbone.prefix_tokens(config)
+        self.model_type = str(config.model_type)
         hidden = int(config.hidden_size)
         self.dim = 2 * hidden if pooling == "cls+mean" else hidden
 
@@ -103,6 +110,8 @@ class ImageEncoder:
         """What the index manifest records about this encoder."""
         return {
             "model_id": self.model_id,
+            "family": self.backbone.family,
+            "model_type": self.model_type,
             "revision": self.revision,
             "dtype": self.dtype,
             "device": self.device,
@@ -114,7 +123,7 @@ class ImageEncoder:
             "weights_sha256": self.weights_sha256,
             **({"random_init": True} if self.random_init else {}),
             "preprocessing": {
-                "resize": imaging.RESIZE_POLICY,
+                "resize": self.resize_policy,
                 "image_size": self.image_size,
                 "patch_size": self.patch_size,
                 "mean": list(self.mean),
@@ -123,8 +132,21 @@ class ImageEncoder:
             },
         }
 
+    @property
+    def resize_policy(self) -> str:
+        return SQUARE_RESIZE if self.backbone.pixels == "square" else imaging.RESIZE_POLICY
+
     def preprocess(self, image: Image.Image) -> npt.NDArray[np.float32]:
-        """An RGB PIL image -> normalised float32 (3, H, W), H and W multiples of the patch."""
+        """An RGB PIL image -> normalised float32 (3, H, W), H and W multiples of the patch.
+
+        Aspect-preserving (longer side ``image_size``) except for fixed-resolution backbones,
+        which take the whole image stretched to ``image_size`` x ``image_size``.
+        """
+        if self.backbone.pixels == "square":
+            image = imaging.to_rgb(image)
+            side = self.image_size
+            if image.size != (side, side):
+                image = image.resize((side, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
         return imaging.preprocess(
             image,
             image_size=self.image_size,
@@ -161,18 +183,18 @@ class ImageEncoder:
         device = torch.device(self.device)
         with torch.inference_mode(), self._autocast():
             pixels = pixel_values.to(device, dtype=self.input_dtype, non_blocking=True)
-            output = self.model(pixel_values=pixels)
-            features = self._pool(output.last_hidden_state, output.pooler_output)
+            inputs = model_inputs(
+                self.backbone, pixels, patch=self.patch_size, native_size=self.native_size
+            )
+            output = self.model(**inputs)
+            features = pool(
+                self.pooling,
+                output.last_hidden_state,
+                getattr(output, "pooler_output", None),
+                prefix=self.prefix_tokens,
+            )
         features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu()
-
-    def _pool(self, tokens: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        if self.pooling == "cls":
-            return pooled
-        patches = tokens[:, 1 + self.num_register_tokens :, :].float()
-        if self.pooling == "cls+mean":
-            return torch.cat([pooled.float(), patches.mean(dim=1)], dim=-1)
-        return patches.clamp(min=GEM_EPS).pow(GEM_P).mean(dim=1).pow(1.0 / GEM_P)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if not self.autocast:
@@ -194,30 +216,34 @@ def load_image_encoder(
     *,
     device: str | torch.device = "auto",
     dtype: str | torch.dtype | None = None,
-    image_size: int = 448,
-    pooling: str = "cls",
+    image_size: int | None = None,
+    pooling: str | None = None,
     revision: str | None = None,
     token: str | None = None,
 ) -> ImageEncoder:
-    """Load a DINOv3 ViT from a Hugging Face id or a local checkpoint directory.
+    """Load a vision backbone (DINOv3, DINOv2, SigLIP 2, SigLIP: :mod:`models.backbones`) from
+    a Hugging Face id or a local checkpoint directory.
 
     Args:
-        model: hub id (``owner/name``) or a directory holding ``config.json`` and weights.
+        model: hub id (``owner/name``) or a directory holding ``config.json`` and weights. A full
+            SigLIP/SigLIP 2 checkpoint (text + vision) loads its vision tower only.
         device: ``auto`` (cuda when available, else cpu), ``cpu``, ``cuda``, ``cuda:1``...
         dtype: ``auto`` (= ``None``, the default), ``fp32``, ``bf16`` or ``fp16``. ``auto`` is bf16
             weights on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), fp32 elsewhere; bf16
             on a CPU without native bf16 falls back to fp32 with a warning.
-        image_size: longer side of the resized image, in pixels.
-        pooling: ``cls``, ``cls+mean`` or ``gem`` (see the module docstring).
+        image_size: longer side of the resized image, in pixels; ``None``: 448, or the
+            checkpoint's own size for fixed-resolution (square) backbones.
+        pooling: one of the backbone's poolings; ``None``: its default (``cls`` for DINO,
+            ``pooler`` for SigLIP).
         revision: hub branch, tag or commit.
         token: hub token; defaults to ``HF_TOKEN`` from the environment. Never prompts.
 
     Raises:
-        ModelNotAvailableError: the checkpoint is absent, gated, not cached while offline, or not
-            a DINOv3 ViT.
-        ValueError: a bad device, dtype or pooling.
+        ModelNotAvailableError: the checkpoint is absent, gated, not cached while offline, or of
+            a model type without a backbone rule.
+        ValueError: a bad device, dtype or pooling (the error names the backbone's poolings).
     """
-    if pooling not in POOLINGS:
+    if pooling is not None and pooling not in POOLINGS:
         raise EncoderSettingError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     torch_device = resolve_device(device)
     precision = resolve_precision(dtype, torch_device)
@@ -225,11 +251,14 @@ def load_image_encoder(
     hub_kwargs: dict[str, Any] = {}
     if local is None:
         hub_kwargs = hub_kwargs_for(revision, token)
-    net = load_model(source, precision.weights, hub_kwargs)
-    if net.config.model_type != MODEL_TYPE:
-        raise ModelNotAvailableError(
-            f"image model {source!r} is a {net.config.model_type!r} model, expected {MODEL_TYPE!r}"
-        )
+    config = load_config(source, hub_kwargs)
+    backbone = backbone_for(config.model_type, source)
+    pooling = pooling or backbone.default_pooling
+    backbone.check_pooling(pooling)
+    if image_size is None:
+        native = getattr(vision_config(config), "image_size", None)
+        image_size = int(native) if backbone.pixels == "square" and native else DEFAULT_IMAGE_SIZE
+    net = load_model(source, precision.weights, hub_kwargs, model_class=backbone.model_class)
     mean, std = read_mean_std(source, local, hub_kwargs)
     commit = getattr(net.config, "_commit_hash", None) if local is None else None
     encoder = ImageEncoder(
@@ -244,6 +273,7 @@ def load_image_encoder(
         mean=mean,
         std=std,
         weights_sha256=weights_sha256(local or hub_snapshot(source, commit)),
+        backbone=backbone,
     )
     logger.info("image encoder ready: %s", encoder.info())
     return encoder

@@ -1,8 +1,9 @@
 """Whether artifacts fit the configured models: :func:`check_compatible` compares the manifest's
-models (id, revision, dim, pooling, preprocessing, dtype family), description template and taxonomy
-with the configured ones and raises :class:`ManifestMismatchError` naming the first field that
-differs. A field recorded on only one side (e.g. the preprocessing of imported vectors, the
-revision of a local checkpoint) is not compared.
+models (backbone model type, id, revision, dim, pooling, preprocessing, dtype family), description
+template and taxonomy with the configured ones and raises :class:`ManifestMismatchError` naming
+the first field that differs. A field recorded on only one side (e.g. the preprocessing of
+imported vectors, the revision of a local checkpoint, the model type of an older index) is not
+compared.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def _image_checks(recorded: ImageModel, configured: ImageModel) -> list[Check]:
     pre_r = recorded.preprocessing or Preprocessing()
     pre_c = configured.preprocessing or Preprocessing()
     return [
+        ("image_model.model_type", recorded.model_type, configured.model_type, None),
         ("image_model.id", recorded.id, configured.id, _model_id_matches),
         ("image_model.revision", recorded.revision, configured.revision, None),
         ("image_model.dim", recorded.dim, configured.dim, None),

@@ -94,6 +94,9 @@ class ImageModel(_Open):
     dim: int = Field(gt=0)
     preprocessing: Preprocessing | None = None
     weights_sha256: str | None = None  # of the checkpoint's weight files (absent: not compared)
+    #: The backbone rule (``models.backbones``) and the ``config.model_type`` that ran.
+    family: str | None = None
+    model_type: str | None = None
 
     _normalise = model_validator(mode="before")(_id_from_model_id)
 

@@ -241,7 +241,7 @@ def test_a_non_dinov3_checkpoint_is_refused(tmp_path: Path):
             vocab_size=50,
         )
     ).save_pretrained(tmp_path)
-    with pytest.raises(ModelNotAvailableError, match="expected 'dinov3_vit'"):
+    with pytest.raises(ModelNotAvailableError, match="'bert' model, expected one of"):
         load_image_encoder(tmp_path, device="cpu")
 
 
