@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from indexer.build import ImageEngine
 from indexer.embedding_cache import EmbeddingCache
 from indexer.errors import IndexInputError
 from indexer.image_embedding import progress_bar
@@ -47,10 +48,10 @@ logger = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
 NO_PIXELS = np.zeros((3, 0, 0), np.float32)  # an error row's pixels (Ray wants one column type)
 #: What must be identical between the driver's encoder and every actor's (not device/autocast).
-#: Decode tasks are retried on a lost node; having task-only arguments also keeps Ray Data from
-#: fusing them into the encoder actors (it fuses maps with equal arguments): decoding stays in
-#: CPU tasks, overlapped with encoding.
-DECODE_RETRIES = 3
+#: What a decode task reserves besides its CPU: a block of decoded photos and their pixels. Giving
+#: it also keeps Ray Data from fusing decoding into the encoder actors (it fuses maps whose
+#: resources are equal): decoding stays in CPU tasks, overlapped with encoding.
+DECODE_MEMORY = 256 * 2**20
 COMPARED = ("id", "revision", "dtype", "pooling", "dim", "preprocessing")
 
 
@@ -193,7 +194,7 @@ def _run(
     dataset = (
         ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / window)))
         .map(partial(prepare_row, preprocessing=Preprocessing.of(image_encoder)),
-             num_cpus=1, max_retries=DECODE_RETRIES)
+             num_cpus=1, memory=DECODE_MEMORY)
         .map_batches(
             EncodeActor, batch_size=window, num_gpus=gpus,
             compute=ray.data.ActorPoolStrategy(size=options.workers),
@@ -230,6 +231,6 @@ def _run(
     return sorted(failed, key=lambda p: order[p.file])  # record order, as the local engine
 
 
-def ray_engine(options: RayOptions) -> Any:
+def ray_engine(options: RayOptions) -> ImageEngine:
     """The engine :func:`indexer.build.build_index` takes (``engine=ray_engine(options)``)."""
     return partial(embed_images_ray, options=options)
