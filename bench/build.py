@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     generate_dataset(work / "data", args.images, seed=0)
     model = make_tiny_dinov3(work / "vit-s", **VIT_S)
     taxonomy = load_taxonomy()
-    encoder = load_image_encoder(str(model), device="cpu", dtype="fp32", image_size=args.px)
+    encoder = load_image_encoder(str(model), device=args.device, dtype="fp32", image_size=args.px)
     text = load_text_encoder(None, device="cpu")
 
     def build(name: str, **kw: Any) -> dict[str, Any]:
@@ -68,8 +68,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
     ray_start = time.perf_counter() - t0
+    ray_gpus = ray.cluster_resources().get("GPU", 0)
     for n in args.ray_workers:
-        row = build(f"ray-w{n}", engine=ray_engine(RayOptions(workers=n)))
+        options = RayOptions(workers=n, gpus_per_worker=args.gpus_per_worker)
+        row = build(f"ray-w{n}", engine=ray_engine(options))
         rows.append({**row, "workers": n})
     ray.shutdown()
     reference = load_artifacts(work / "local").image_vectors
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row["overhead_vs_local"] = row["seconds"] / rows[0]["seconds"]
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": "none"},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "gpus": ray_gpus},
         "setting": {
             "images": args.images,
             "photo": "640x480 JPEG",
@@ -103,6 +105,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--ray-cpus", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ray-workers", default="1", help="comma-separated actor counts")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="0: CPU actors")
+    parser.add_argument("--device", default="cpu", help="the local engine's (and driver's) device")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.ray_workers = [int(n) for n in args.ray_workers.split(",")]
