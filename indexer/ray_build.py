@@ -36,7 +36,6 @@ import numpy.typing as npt
 
 from indexer.build import ImageEngine
 from indexer.embedding_cache import EmbeddingCache
-from indexer.errors import IndexInputError
 from indexer.image_embedding import progress_bar
 from indexer.index.manifest import describe_image_encoder
 from indexer.records import Problem, Record
@@ -226,7 +225,7 @@ def _run(
             bar.update(task, advance=len(batch["id"]), rate=f"{rate:.1f} img/s")
     missing = len(todo) - len(failed) - int(stats["embedded"])
     if missing:
-        raise IndexInputError(f"the Ray pipeline returned {missing} fewer images than it was given")
+        raise RayEngineError(f"the Ray pipeline returned {missing} fewer images than it was given")
     order = {str(r.image_path): i for i, r in enumerate(todo)}
     return sorted(failed, key=lambda p: order[p.file])  # record order, as the local engine
 
