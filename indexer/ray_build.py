@@ -184,6 +184,13 @@ def _run(
     connect(options)
     import ray.data
 
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if options.workers * options.cpus_per_worker >= cpus:  # the decode tasks would never run
+        raise RayEngineError(
+            f"{options.workers} encoder actor(s) would take all {cpus:g} CPUs of the Ray cluster; "
+            f"the decode tasks need at least one: use --workers {max(1, int(cpus) - 1)} or fewer"
+        )
+
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours below counts images, not blocks
     window = max(batch_size * 4, 1)  # as the local engine: the encoder buckets equal shapes

@@ -105,9 +105,10 @@ def test_undecodable_image_is_reported_by_the_ray_task_and_the_cache_resumes(
     env, local_ray, taxonomy, text_encoder, tmp_path
 ):
     """An image the reader never opened (records given directly) fails in the Ray decode task:
-    reported by file name, skipped; a second build takes every vector from the cache."""
+    reported by file name, skipped; a second build takes every vector from the cache. Actors
+    that would leave no CPU to the decode tasks are refused up front."""
     from indexer.build import build_index
-    from indexer.ray_build import RayOptions, ray_engine
+    from indexer.ray_build import RayEngineError, RayOptions, ray_engine
     from indexer.readers import read_dataset
     from models.image_encoder import load_image_encoder
 
@@ -124,6 +125,16 @@ def test_undecodable_image_is_reported_by_the_ray_task_and_the_cache_resumes(
                            text_encoder=text_encoder, taxonomy=taxonomy, batch_size=4,
                            cache_dir=tmp_path / "cache", progress=False, engine=engine)  # fmt: skip
 
+    with pytest.raises(RayEngineError, match="--workers 1 or fewer"):  # decode would starve
+        build_index(
+            records,
+            tmp_path / "starved",
+            image_encoder=encoder,
+            text_encoder=text_encoder,
+            taxonomy=taxonomy,
+            progress=False,
+            engine=ray_engine(RayOptions(workers=2)),
+        )
     first = run("first")
     assert [p.file for p in first.failed] == [str(bad)]
     assert "ImageDecodeError" in first.failed[0].reason
