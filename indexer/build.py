@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,9 @@ from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
+#: The map stage's image engine: :func:`~indexer.image_embedding.embed_images` (in process, the
+#: default) or :func:`indexer.ray_build.ray_engine` (a Ray Data pipeline); same signature.
+ImageEngine = Callable[..., tuple[list[Record], Vectors, list[Problem], dict[str, float]]]
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,12 @@ def build_index(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     wait: float = 0.0,
+    engine: ImageEngine = embed_images,
 ) -> BuildReport:
     """Embed a dataset (a manifest/dataset path, or records) and write the artifact directory.
 
     The writer lock of ``out`` is held for the whole build (``wait``: seconds to wait for it).
+    ``engine``: what encodes the images (default: in this process; see :data:`ImageEngine`).
 
     Raises:
         ValueError: no image could be embedded (nothing to index).
@@ -125,7 +130,7 @@ def build_index(
     """
     with writer_lock(out, wait=wait):
         return _build(source, out, image_encoder, text_encoder, taxonomy, alpha, index_type,
-                      index_params, batch_size, workers, cache_dir, progress)  # fmt: skip
+                      index_params, batch_size, workers, cache_dir, progress, engine)  # fmt: skip
 
 
 def _build(
@@ -141,13 +146,14 @@ def _build(
     workers: int,
     cache_dir: str | Path | None,
     progress: bool,
+    engine: ImageEngine,
 ) -> BuildReport:
     t0 = time.perf_counter()
     records, problems, root, source_info = read_records(source, taxonomy)
     image_model = describe_image_encoder(image_encoder)
     cache_key = image_model.model_dump(mode="json")
     cache = EmbeddingCache(Path(cache_dir), cache_key) if cache_dir else None
-    kept, image_vectors, failed, stats = embed_images(
+    kept, image_vectors, failed, stats = engine(
         records, image_encoder=image_encoder, batch_size=batch_size, workers=workers,
         cache=cache, progress=progress,
     )  # fmt: skip

@@ -107,20 +107,39 @@ def build(
     dtype: Annotated[str | None, typer.Option(help="fp32|bf16|fp16 (default: auto)")] = None,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 8,
-    workers: WorkersOpt = 2,
+    workers: Annotated[
+        int, typer.Option(min=1, help="decode threads (--engine ray: encoder actors)")
+    ] = 2,
     cache_dir: Annotated[
         Path | None, typer.Option(help="embedding cache: an interrupted build resumes from it")
     ] = None,
     taxonomy: TaxonomyOpt = None,
     progress: Annotated[bool, typer.Option(help="progress bar")] = True,
     wait: WaitOpt = 0.0,
+    engine: Annotated[
+        str, typer.Option(help="local (in process) | ray (Ray Data; --workers = encoder actors)")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: a local Ray)")
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option(min=0.0, help="GPUs per Ray encoder actor (0: CPU actors)")
+    ] = 0.0,
 ) -> None:
     """Embed a dataset and write the index artifacts (failed images listed and skipped)."""
-    from indexer.build import build_index
+    from indexer.build import ImageEngine, build_index
+    from indexer.image_embedding import embed_images
     from models.image_encoder import load_image_encoder
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder
 
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
+    run: ImageEngine = embed_images
+    if engine == "ray":
+        from indexer.ray_build import RayOptions, ray_engine
+
+        run = ray_engine(RayOptions(ray_address, workers, gpus_per_worker))
     with _errors():
         image_encoder = load_image_encoder(
             image_model, device=device, dtype=dtype, image_size=image_size, pooling=pooling
@@ -130,7 +149,7 @@ def build(
             manifest, out, image_encoder=image_encoder, text_encoder=text_encoder,
             taxonomy=load_taxonomy(taxonomy), alpha=alpha, index_type=index_type,
             index_params=_params(index_param), batch_size=batch_size, workers=workers,
-            cache_dir=cache_dir, progress=progress, wait=wait,
+            cache_dir=cache_dir, progress=progress, wait=wait, engine=run,
         )  # fmt: skip
     _report(report, "built")
 

@@ -39,7 +39,7 @@ def _load(record: Record, image_encoder: ImageEncoderProtocol) -> Pixels | Probl
         return Problem(str(record.image_path), f"{type(exc).__name__}: {exc}")
 
 
-def _progress(total: int, enabled: bool) -> Any:
+def progress_bar(total: int, enabled: bool) -> Any:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -84,7 +84,7 @@ def embed_images(
     window = max(batch_size * 4, 1)
     t_start = time.perf_counter()
 
-    with _progress(len(todo), progress) as bar, ThreadPoolExecutor(max(workers, 1)) as pool:
+    with progress_bar(len(todo), progress) as bar, ThreadPoolExecutor(max(workers, 1)) as pool:
         task = bar.add_task("embed", total=len(todo), rate="")
         pending: deque[tuple[Record, Future[Any]]] = deque()
         source = iter(todo)

@@ -3,22 +3,63 @@
 Two steps, because they run in different places: :func:`prepare_image` (decode + preprocess, CPU,
 per image: worker threads) and the encoder's ``encode_preprocessed`` (the model, batched: the one
 inference worker). :func:`embed_image` chains them for callers that need neither split.
+
+:class:`Preprocessing` is an encoder's preprocessing without its model (image size, patch, mean,
+std, from ``encoder.info()``): a small picklable value, so decode + preprocess can run where the
+model is not loaded (the CPU tasks of the Ray build); ``prepare_image`` accepts either.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 from PIL import Image
 
 from models.base import ImageEncoderProtocol, Pixels, Vectors
-from models.imaging import DEFAULT_MAX_PIXELS, decode_image
+from models.imaging import DEFAULT_MAX_PIXELS, decode_image, preprocess
 
 ImageSource = bytes | str | Path | BinaryIO | Image.Image
+
+
+class Preprocessor(Protocol):
+    """What :func:`prepare_image` needs: an image encoder, or its :class:`Preprocessing` alone."""
+
+    @property
+    def image_size(self) -> int: ...
+
+    def preprocess(self, image: Image.Image) -> Pixels: ...
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """An encoder's preprocessing as a value: same pixels as ``encoder.preprocess``, no model."""
+
+    image_size: int
+    patch_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def of(cls, encoder: ImageEncoderProtocol) -> Preprocessing:
+        """The preprocessing ``encoder.info()`` records (what the index manifest stores)."""
+        recorded: dict[str, Any] = encoder.info().get("preprocessing") or {}
+        if "mean" not in recorded or "std" not in recorded:
+            raise ValueError(f"{encoder.model_id}: its info() records no preprocessing mean/std")
+        return cls(encoder.image_size, encoder.patch_size, _floats(recorded["mean"]),
+                   _floats(recorded["std"]))  # fmt: skip
+
+    def preprocess(self, image: Image.Image) -> Pixels:
+        return preprocess(image, image_size=self.image_size, patch_size=self.patch_size,
+                          mean=self.mean, std=self.std)  # fmt: skip
+
+
+def _floats(values: Sequence[float]) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -32,7 +73,7 @@ class Prepared:
 
 def prepare_image(
     source: ImageSource,
-    encoder: ImageEncoderProtocol,
+    encoder: Preprocessor,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Prepared:
