@@ -73,7 +73,7 @@ def complete(spec: dict[str, Any], app: FastAPI, *, keys_required: bool) -> dict
             errors.update(UPLOAD_ERRORS)
         if route.dependant.query_params or route.dependant.path_params:
             errors.update(PARAMETER_ERRORS)
-        for method in route.methods:
+        for method in route.methods or ():
             operation = spec["paths"][path][method.lower()]
             _document(operation, errors)
             if not keys_required:
@@ -105,7 +105,7 @@ def _document(operation: dict[str, Any], errors: dict[int, str]) -> None:
 def _api_routes(app: FastAPI) -> list[tuple[APIRoute, str]]:
     """The app's API routes and their paths as the document spells them."""
     try:  # FastAPI >= 0.160 includes routers lazily: walk their effective routes
-        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+        from fastapi.routing import iter_route_contexts
     except ImportError:
         return [(r, r.path_format) for r in app.routes if isinstance(r, APIRoute)]
     return [
