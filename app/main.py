@@ -62,5 +62,9 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     if settings.demo_page:
         app.include_router(demo.page_router)
         app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
-    install_openapi(app, keys_required=bool(settings.api_keys))  # security + every error status
+    install_openapi(  # security, every error status, the served taxonomy's filter values
+        app,
+        keys_required=bool(settings.api_keys),
+        taxonomy=lambda: service.resources.taxonomy if service.resources is not None else None,
+    )
     return app

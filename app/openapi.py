@@ -15,6 +15,7 @@ FastAPI derives the document from the routes; this completes it from what the de
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from fastapi.routing import APIRoute
 
 from app.auth import require_api_key
 from app.dependencies import get_ready, get_upload
+from models.taxonomy import Taxonomy
 
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a bearer."},
@@ -44,14 +46,35 @@ UPLOAD_ERRORS = {
 PARAMETER_ERRORS = {422: "Invalid parameter"}
 
 
-def install_openapi(app: FastAPI, *, keys_required: bool) -> None:
-    """Replace ``app.openapi`` with the completed document (built once, on first use)."""
+IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
+# The spellings of a boolean form field the service accepts (pydantic's, lower case).
+BOOLEAN_SPELLINGS = ["true", "false", "1", "0", "yes", "no", "on", "off", "t", "f", "y", "n"]
+_HYBRID_NEEDS_TEXT = {
+    "if": {"properties": {"mode": {"const": "hybrid"}}, "required": ["mode"]},
+    "then": {"required": ["text"], "properties": {"text": {"pattern": "\\S"}}},
+}
+
+
+def install_openapi(
+    app: FastAPI, *, keys_required: bool, taxonomy: Callable[[], Taxonomy | None] = lambda: None
+) -> None:
+    """Replace ``app.openapi`` with the completed document (cached once ``taxonomy()`` gives the
+    served taxonomy, whose labels, zones and areas are the filters' enumerations)."""
     default = app.openapi
 
+    cached: list[dict[str, Any]] = []
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = complete(default(), app, keys_required=keys_required)
-        return app.openapi_schema
+        if cached:
+            return cached[0]
+        served = taxonomy()
+        app.openapi_schema = None  # FastAPI's own cache: build afresh
+        spec = complete(copy.deepcopy(default()), app, keys_required=keys_required)
+        _forms(spec, served)
+        app.openapi_schema = spec
+        if served is not None:  # not loaded yet: rebuilt with the enumerations once ready
+            cached.append(spec)
+        return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -85,6 +108,36 @@ def complete(spec: dict[str, Any], app: FastAPI, *, keys_required: bool) -> dict
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
     return spec
+
+
+def _forms(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
+    """The multipart forms: the image's types, boolean spellings, hybrid's text, filter values."""
+    for ops in spec["paths"].values():
+        for op in ops.values():
+            content = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+            if content is None:
+                continue
+            content["encoding"] = {"image": {"contentType": IMAGE_TYPES}}
+            schema = content["schema"]
+            schema["additionalProperties"] = False  # the forms refuse unknown fields (422)
+            props = schema["properties"]
+            for prop in props.values():
+                if prop.get("type") == "boolean":
+                    prop.pop("type")
+                    prop.update(type="string", enum=BOOLEAN_SPELLINGS)
+            if "mode" in props and "text" in props:
+                schema.update(_HYBRID_NEEDS_TEXT)
+            if taxonomy is None:
+                continue
+            values = {
+                "labels_any": list(taxonomy.label_ids),
+                "labels_all": list(taxonomy.label_ids),
+                "zones": [z.id for z in taxonomy.zones],
+                "areas": list(taxonomy.areas),
+            }
+            for name, allowed in values.items():
+                if name in props and props[name].get("type") == "array":
+                    props[name]["items"] = {"type": "string", "enum": allowed}
 
 
 def _document(operation: dict[str, Any], errors: dict[int, str]) -> None:
