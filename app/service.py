@@ -97,7 +97,7 @@ class Service:
                 lambda arrays: encoder.encode_preprocessed(arrays, batch_size=len(arrays)),
                 max_batch_size=s.max_batch_size,
                 max_wait_ms=s.max_wait_ms,
-                max_queue=s.max_queue,
+                max_queue=self.admission.capacity,  # admitted requests never overflow it
                 on_batch=self.metrics.observe_batch,
                 on_depth=self.metrics.queue_depth.set,
                 arriving=lambda: self.preparing,
@@ -148,6 +148,8 @@ class Service:
             "max_batch_size": s.max_batch_size,
             "max_wait_ms": s.max_wait_ms,
             "max_queue": s.max_queue,
+            "admitted": self.admission.in_progress,
+            "refused_at_admission": self.admission.refused,
             "max_upload_bytes": s.max_upload_bytes,
             "max_pixels": s.max_pixels,
             "request_timeout_s": s.request_timeout_s,

@@ -20,6 +20,7 @@ import json
 import socket
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -67,7 +68,7 @@ def burst(args: argparse.Namespace, headers: dict[str, str]) -> dict[str, Any]:
     time.sleep(2.0)
     after = status(args.pid)
     return {"png_bytes": len(data), "side": args.side, "uploads": args.burst,
-            "statuses": sorted({s for s, _ in results}), "rss_before_mb": before["VmRSS"],
+            "statuses": dict(Counter(s for s, _ in results)), "rss_before_mb": before["VmRSS"],
             "peak_growth_mb": round(peak["VmHWM"] - before["VmRSS"], 1),
             "rss_after_mb": after["VmRSS"],
             "held_after_mb": round(after["VmRSS"] - before["VmRSS"], 1),
