@@ -2,11 +2,13 @@
 
 Readiness is checked once per request, here: :data:`ReadyDep` is the service's :class:`Ready`
 snapshot, and the upload (which depends on it) is only read once the service is ready, so a
-request to a loading service gets its 503 before any byte of the body is pulled.
+request to a loading service gets its 503 before any byte of the body is pulled, and a request to
+a full one its 429 (:mod:`app.admission`).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,8 +32,18 @@ def get_ready(service: ServiceDep) -> Ready:
 ReadyDep = Annotated[Ready, Depends(get_ready)]
 
 
-async def get_upload(request: Request, ready: ReadyDep) -> Upload:
-    """The streamed multipart upload; read only once the service is ready (else 503 first)."""
+async def admit(ready: ReadyDep) -> AsyncIterator[None]:
+    """A token of :class:`app.admission.Admission` for the whole request (else 429 at once)."""
+    with ready.service.admission.enter(ready.worker.retry_after):
+        yield
+
+
+AdmittedDep = Annotated[None, Depends(admit)]
+
+
+async def get_upload(request: Request, ready: ReadyDep, _admitted: AdmittedDep) -> Upload:
+    """The streamed multipart upload; read only once the service is ready (else 503 first) and
+    the request admitted (else 429 first)."""
     settings = ready.settings
     return await read_upload(
         request, max_bytes=settings.max_upload_bytes, timeout_s=settings.request_timeout_s

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
 from app.metrics import Metrics, RequestMetricsMiddleware
+from app.openapi import install_openapi
 from app.resources import Resources
 from app.routes import context, demo, ops, retrieve
 from app.service import Service
@@ -61,4 +62,9 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     if settings.demo_page:
         app.include_router(demo.page_router)
         app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
+    install_openapi(  # security, every error status, the served taxonomy's filter values
+        app,
+        keys_required=bool(settings.api_keys),
+        taxonomy=lambda: service.resources.taxonomy if service.resources is not None else None,
+    )
     return app

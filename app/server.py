@@ -12,6 +12,8 @@ import signal
 
 import uvicorn
 
+from app.decode_budget import tune_allocator
+from app.http_guard import header_timeout_protocol
 from app.main import create_app
 from app.resources import Resources
 from app.service import Service
@@ -34,6 +36,7 @@ def configure_logging(level: str) -> None:
 def run_server(settings: Settings, *, resources: Resources | None = None) -> int:
     """Serve until interrupted; return the process exit code (0, or 3 when start-up failed)."""
     configure_logging(settings.log_level)
+    tune_allocator()  # large image blocks mmapped: freed memory goes back to the OS
     app = create_app(settings, resources=resources)
     config = uvicorn.Config(
         app,
@@ -42,6 +45,7 @@ def run_server(settings: Settings, *, resources: Resources | None = None) -> int
         workers=1,  # one process per model copy; scale with processes behind a balancer
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
+        http=header_timeout_protocol(settings.header_timeout_s),  # uvicorn has no header timeout
     )
     server = uvicorn.Server(config)
     service: Service = app.state.service

@@ -23,7 +23,9 @@ import anyio
 import numpy as np
 from PIL import Image
 
+from app.admission import Admission
 from app.batching import InferenceWorker
+from app.decode_budget import MB, DecodeBudget, return_memory
 from app.errors import NotReadyError, RequestTimeoutError
 from app.metrics import Metrics
 from app.query import Query, resolve_filters
@@ -32,8 +34,9 @@ from app.resources import Resources, load_resources
 from app.settings import Settings
 from indexer.query import Filters, RetrievalResult
 from models.base import Vectors
-from models.embedding import prepare_image
+from models.embedding import Prepared, prepare_image
 from models.errors import VisragError
+from models.imaging import decode_cost
 from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -79,6 +82,9 @@ class Service:
         self.on_fatal: Callable[[BaseException], None] | None = None
         self.preparing = 0  # requests decoding/preprocessing, about to reach the worker
         self.reloader = Reloader(self)  # swaps self.resources for a new index generation
+        # 429 before a request's body is read: a queue's worth waiting, plus the batch computing
+        self.admission = Admission(settings.max_queue + settings.max_batch_size)
+        self.decode_budget = DecodeBudget(settings.decode_budget_mb * MB)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -93,7 +99,7 @@ class Service:
                 lambda arrays: encoder.encode_preprocessed(arrays, batch_size=len(arrays)),
                 max_batch_size=s.max_batch_size,
                 max_wait_ms=s.max_wait_ms,
-                max_queue=s.max_queue,
+                max_queue=self.admission.capacity,  # admitted requests never overflow it
                 on_batch=self.metrics.observe_batch,
                 on_depth=self.metrics.queue_depth.set,
                 arriving=lambda: self.preparing,
@@ -146,9 +152,13 @@ class Service:
             "max_batch_size": s.max_batch_size,
             "max_wait_ms": s.max_wait_ms,
             "max_queue": s.max_queue,
+            "admitted": self.admission.in_progress,
+            "refused_at_admission": self.admission.refused,
             "max_upload_bytes": s.max_upload_bytes,
             "max_pixels": s.max_pixels,
             "request_timeout_s": s.request_timeout_s,
+            "header_timeout_s": s.header_timeout_s,
+            "decode_budget_mb": s.decode_budget_mb,
             "default_k": s.default_k,
             "auth": bool(s.api_keys),
         }
@@ -194,12 +204,20 @@ class Ready:
     async def _run(
         self, data: bytes, query: Query, filters: Filters
     ) -> tuple[RetrievalResult, dict[str, float]]:
-        prepare = functools.partial(
-            prepare_image, data, self.resources.image_encoder, max_pixels=self.settings.max_pixels
-        )
+        encoder, max_pixels = self.resources.image_encoder, self.settings.max_pixels
+
+        def prepare() -> Prepared:
+            try:
+                return prepare_image(data, encoder, max_pixels=max_pixels)
+            finally:
+                return_memory(cost)  # malloc_trim after a large decode (app.decode_budget)
+
         self.service.preparing += 1
         try:
-            prepared = await anyio.to_thread.run_sync(prepare, abandon_on_cancel=True)
+            cost = await anyio.to_thread.run_sync(functools.partial(
+                decode_cost, data, max_pixels=max_pixels, max_side=encoder.image_size))  # fmt: skip
+            async with self.service.decode_budget.hold(cost):  # the memory is held until it ends:
+                prepared = await anyio.to_thread.run_sync(prepare)  # no abandon_on_cancel
             pending = self.worker.submit(prepared.pixels)
         finally:
             self.service.preparing -= 1  # after submit: the worker never sees a gap between them

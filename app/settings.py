@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted upload.")
     max_pixels: int = Field(64_000_000, description="Decompression-bomb guard (width x height).")
     request_timeout_s: float = Field(30.0, description="Per-request time limit.")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Time a connection has to send its request headers."
+    )
+    decode_budget_mb: int = Field(
+        1024, ge=16, description="Memory all concurrent image decodes may hold together (MB)."
+    )
     default_k: int = Field(5, ge=1, le=100, description="k when the request gives none.")
     rerank_candidates: int = Field(20, ge=1, description="Neighbours voting in mode 'rerank'.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(

@@ -128,6 +128,51 @@ def _check_header(payload: bytes, max_pixels: int | None) -> None:
         raise ImageDecodeError(f"the image data is truncated or corrupt ({exc})") from exc
 
 
+# Bytes per pixel PIL holds for a mode (RGB is stored as 4 bytes), and the extra full-size copies
+# the conversion to RGB makes at its peak (alpha: RGBA copy + white background + composite + RGB).
+_ONE_BYTE_MODES = frozenset({"1", "L", "P"})
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+
+
+def decode_cost(payload: bytes, *, max_pixels: int | None, max_side: int | None = None) -> int:
+    """Bytes that decoding ``payload`` (as :func:`decode_image` does) holds at its peak.
+
+    Reads the header only (``Image.open`` is lazy; a JPEG's reduced DCT scale is applied as
+    ``decode_image`` would), so a caller can reserve memory before any pixel is decoded.
+
+    Raises:
+        ImageTooLargeError: more than ``max_pixels`` pixels.
+        ImageDecodeError: not a recognised image.
+    """
+    if not payload:
+        raise ImageDecodeError("the file is empty (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(payload)) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"image is {width}×{height} = {width * height:,} pixels, "
+                    f"more than the limit of {max_pixels:,}"
+                )
+            if max_side is not None and image.format == "JPEG":
+                _draft(image, max_side)
+            mode, (width, height) = image.mode, image.size
+            if mode == "P" and "transparency" in image.info:
+                mode = "PA"  # decoded as a palette, converted through RGBA
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"image is too large: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError("not a recognised image format") from exc
+    except ImageDecodeError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"the image data is truncated or corrupt ({exc})") from exc
+    pixels = width * height
+    native = pixels * (1 if mode in _ONE_BYTE_MODES else 2 if mode.startswith("I;16") else 4)
+    copies = 0 if mode == "RGB" else 4 if mode in _ALPHA_MODES else 1
+    return (native + copies * pixels * 4) * 11 // 10  # +10%: the resize's intermediate copies
+
+
 def _draft(image: Image.Image, max_side: int) -> None:
     scale = max_side / max(image.size)
     if scale >= 1.0:

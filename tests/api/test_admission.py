@@ -1,0 +1,87 @@
+"""Admission before work: a full service answers 429 before reading (or decoding) a body, and
+concurrent decodes hold no more memory than the decode budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+from api_fakes import assert_error, jpeg, png
+from test_errors import _drive_retrieve, post_file
+
+from app.decode_budget import MB
+
+
+def _fill(client, fakes, n):
+    """Start ``n`` requests that block inside the encoder (gate closed); return their threads."""
+    enc = fakes.image_encoder
+    enc.gate.clear()
+    enc.entered.clear()
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(post_file(client, jpeg()).status_code))
+        for _ in range(n)
+    ]
+    for t in threads:
+        t.start()
+    admission = client.app.state.service.admission
+    deadline = time.monotonic() + 10
+    while admission.in_progress < n and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert admission.in_progress == n
+    return threads, results
+
+
+def test_full_service_answers_429_before_reading_the_body(make_client, fakes):
+    client = make_client(max_batch_size=1, max_queue=1, max_wait_ms=0)
+    threads, results = _fill(client, fakes, 2)  # one encoding, one queued: full
+    pulled = 0
+
+    async def receive():
+        nonlocal pulled
+        pulled += 1
+        await anyio.sleep(0)
+        return {"type": "http.request", "body": b"\0" * 65536, "more_body": True}
+
+    try:
+        sent = _drive_retrieve(client, receive)
+    finally:
+        fakes.image_encoder.gate.set()
+        for t in threads:
+            t.join(10)
+    assert sent[0]["status"] == 429
+    assert b'"overloaded"' in sent[1]["body"]
+    assert any(name == b"retry-after" for name, _ in sent[0]["headers"])
+    assert pulled == 0  # not one byte of the body was read
+    assert results == [200, 200]
+    # the tokens came back: the service takes requests again
+    assert post_file(client, jpeg()).status_code == 200
+    assert client.app.state.service.admission.in_progress == 0
+
+
+def test_a_failed_request_gives_its_token_back(make_client):
+    client = make_client(max_batch_size=1, max_queue=1)
+    for _ in range(5):
+        assert_error(post_file(client, b"not an image at all"), 415, "unsupported_media")
+    assert client.app.state.service.admission.in_progress == 0
+    assert post_file(client, jpeg()).status_code == 200
+
+
+def test_concurrent_decodes_stay_within_the_budget(make_client):
+    client = make_client(decode_budget_mb=16, max_pixels=50_000_000)
+    service = client.app.state.service
+    big = png(size=(2000, 1500))  # 13 MB decoded (PNG: no reduced decode): one at a time
+    results: list[int] = []
+
+    def send():
+        results.append(post_file(client, big, ctype="image/png").status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [200] * 6
+    assert 0 < service.decode_budget.peak <= 16 * MB
+    assert service.decode_budget.held == 0
