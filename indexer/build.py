@@ -39,7 +39,7 @@ from indexer.index.manifest import (
     describe_text_encoder,
     manifest_body,
 )
-from indexer.index.store import build_stores
+from indexer.index.stores import StoreTarget, make_stores
 from indexer.index.updating import rewrite_artifacts
 from indexer.opening import OpenedIndex
 from indexer.records import Problem, Record
@@ -103,6 +103,7 @@ def build_index(
     alpha: float = 0.6,
     index_type: str = "flat",
     index_params: dict[str, Any] | None = None,
+    store: StoreTarget | None = None,
     batch_size: int = 8,
     workers: int = 2,
     cache_dir: str | Path | None = None,
@@ -127,9 +128,10 @@ def build_index(
                          "unreadable inputs); nothing to index")  # fmt: skip
     items = catalogue_items(kept, taxonomy, root=root)
     text_vectors = embed_descriptions(items, text_encoder)
-    image_store, fused_store = build_stores(
-        image_vectors, text_vectors, alpha=alpha, index_type=index_type, params=index_params
-    )
+    image_store, fused_store = make_stores(
+        image_vectors, text_vectors, alpha=alpha, items=items, index_type=index_type,
+        params=index_params, target=store, no_damage_id=taxonomy.no_damage_id,
+    )  # fmt: skip
     all_failed = [*problems, *failed]
     manifest = manifest_body(
         image_model=image_model, text_model=describe_text_encoder(text_encoder), alpha=alpha,
