@@ -183,8 +183,11 @@ class MilvusStore:
     def _search(self, queries: npt.ArrayLike, k: int, expr: str) -> list[list[tuple[int, float]]]:
         q = np.asarray(queries, dtype=np.float32).reshape(-1, self._dim)
         search = {"metric_type": "IP", "params": _search_params(self.index_type, self.params, k)}
-        res = self.client.search(self.collection, data=q.tolist(), limit=k, filter=expr,
-                                 search_params=search, output_fields=[])  # fmt: skip
+        try:
+            res = self.client.search(self.collection, data=q.tolist(), limit=k, filter=expr,
+                                     search_params=search, output_fields=[])  # fmt: skip
+        except Exception as exc:  # unreachable, collection dropped: the service answers 503
+            raise MilvusUnavailableError(f"Milvus search failed: {exc}") from exc
         # ids the bound catalogue does not know yet (another process's add, read before its
         # catalogue) are dropped; ties by row, as FAISS flat orders them
         out = []
