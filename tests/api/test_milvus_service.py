@@ -49,7 +49,8 @@ def test_add_and_remove_are_served_without_restart(client, fakes, tmp_path):
     writer = load_artifacts(tmp_path / "art")  # e.g. `visrag index add` against the same store
     keep = np.array([it.id != "red-1" for it in writer.items])
     new = CatalogueItem(row=99, id="red-new", image="", labels={"crack": 1}, zone="hood_center",
-                        area="frontal", description="1 crack on the hood", group="red-new")  # fmt: skip
+                        area="frontal", description="1 crack on the hood",
+                        group="red-new")  # fmt: skip
     vec = np.asarray(writer.image_vectors[0], np.float32)[None, :]
     txt = fakes.text_encoder.encode([new.description])
     rewrite_artifacts(writer, keep=keep, new_items=[new], new_image_vectors=vec,
