@@ -8,6 +8,7 @@ without a scheme is a Milvus Lite file (one process at a time may open it).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,9 @@ from indexer.errors import ArtifactError
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
+
+_clients: dict[tuple[str, str], MilvusClient] = {}
+_lock = threading.Lock()
 
 URI_ENV = "VISRAG_MILVUS_URI"
 TOKEN_ENV = "VISRAG_MILVUS_TOKEN"
@@ -49,7 +53,14 @@ def connect(uri: str | None) -> MilvusClient:
             "Milvus needs the extra: pip install 'visrag[milvus]'"
         ) from exc
     target = resolve_uri(uri)
-    try:
-        return MilvusClient(uri=target, token=os.environ.get(TOKEN_ENV, ""), timeout=10)
-    except Exception as exc:  # pymilvus raises several unrelated types here
-        raise MilvusUnavailableError(f"cannot reach Milvus at {public_uri(target)}: {exc}") from exc
+    token = os.environ.get(TOKEN_ENV, "")
+    with _lock:  # one client per URI and process: Milvus Lite runs one server per file
+        client = _clients.get((target, token))
+        if client is None:
+            try:
+                client = MilvusClient(uri=target, token=token, timeout=10)
+            except Exception as exc:  # pymilvus raises several unrelated types here
+                where = public_uri(target)
+                raise MilvusUnavailableError(f"cannot reach Milvus at {where}: {exc}") from exc
+            _clients[(target, token)] = client
+    return client
