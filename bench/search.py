@@ -188,7 +188,9 @@ def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> l
                 flush=True,
             )
         del store
-    flat = next((r for r in rows if r["index"] in ("flat", "milvus-lite flat")), rows[1])
+    flat = next((r for r in rows if r["index"] == "flat"), None) or next(
+        (r for r in rows if r["index"] == "milvus-lite flat"), rows[1]
+    )  # FAISS flat when it ran
     for r in rows:
         if r.get("single_ms"):
             r["speedup_vs_flat"] = flat["single_ms"] / r["single_ms"]
