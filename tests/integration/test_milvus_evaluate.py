@@ -46,9 +46,10 @@ def test_milvus_flat_evaluates_exactly_like_faiss_flat(tmp_path):
     assert "FAIL" not in verified and "OK   image index ids = catalogue rows" in verified
     metrics = {}
     for name in ("faiss", "milvus"):
+        out = tmp_path / f"eval-{name}"
         run("evaluate", "--artifacts", str(tmp_path / name), "--leave-one-out", "--mode", "image",
-            "--mode", "rerank", "--out", str(tmp_path / f"eval-{name}"), "--device", "cpu")  # fmt: skip
-        report = json.loads((tmp_path / f"eval-{name}" / "metrics.json").read_text())
+            "--mode", "rerank", "--out", str(out), "--device", "cpu")  # fmt: skip
+        report = json.loads((out / "metrics.json").read_text())
         metrics[name] = {
             run["name"]: (run["metrics"], [q["id"] for q in run["queries"]])
             for run in report["runs"]
