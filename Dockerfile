@@ -56,8 +56,10 @@ RUN python -m venv /opt/venv
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX:-$TORCH_WHEELS}"
 COPY pyproject.toml ./
 # The runtime dependencies exactly as pyproject.toml lists them, installed before any source is
-# copied, so editing code does not re-download the dependency layer.
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
+# copied, so editing code does not re-download the dependency layer. EXTRAS: optional extras to
+# add, comma-separated (e.g. EXTRAS=milvus for the compose profile `milvus`).
+ARG EXTRAS=""
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; deps = p['dependencies'] + [d for e in os.environ.get('EXTRAS', '').split(',') if e for d in p['optional-dependencies'][e]]; open('requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
     && pip install --no-cache-dir -r requirements.txt
 COPY README.md ./
 COPY models ./models

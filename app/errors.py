@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from indexer.index.milvus_connection import MilvusUnavailableError
 from indexer.query import QueryError
 from models.imaging import ImageDecodeError, ImageTooLargeError
 
@@ -115,6 +116,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     ClientDisconnect: (499, "client_disconnected"),
     OverloadedError: (429, "overloaded"),
     NotReadyError: (503, "not_ready"),
+    MilvusUnavailableError: (503, "store_unavailable"),
     RequestTimeoutError: (504, "timeout"),
 }
 INTERNAL = (500, "internal_error")

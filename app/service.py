@@ -32,6 +32,7 @@ from app.query import Query, resolve_filters
 from app.reloading import Reloader
 from app.resources import Resources, load_resources
 from app.settings import Settings
+from indexer.index.backend import FilteringStore
 from indexer.query import Filters, RetrievalResult
 from models.base import Vectors
 from models.embedding import Prepared, prepare_image
@@ -129,6 +130,11 @@ class Service:
     @property
     def ready(self) -> bool:
         return self.status == READY and self.worker is not None and self.worker.alive
+
+    def store_problem(self) -> str | None:
+        """Why the vector store cannot answer now (a Milvus store unreachable), else None."""
+        store = None if self.resources is None else self.resources.retriever.artifacts.image_store
+        return store.problem() if isinstance(store, FilteringStore) else None
 
     def require_ready(self) -> Ready:
         """The one readiness check of a request: 503 (Retry-After) unless loaded and warmed up."""

@@ -1,7 +1,8 @@
 """Vector search benchmark: flat vs HNSW vs IVF-PQ through indexer.index.store.VectorStore.
 
 For each collection size N (10k, 100k, 1M; ``--quick``: 10k and 100k) and d = 384 + 768 = 1152
-(fused ViT-B image + MiniLM text vectors, alpha 0.6) it measures, in the same run:
+(fused ViT-B image + MiniLM text vectors, alpha 0.6) it measures, in the same run
+(``--store milvus-lite|both``: also Milvus Lite collections, bench/milvus_search.py):
 
 - the memory-bandwidth bound of one exact query: bytes scanned (N·d·4) / copy bandwidth measured
   with a large numpy copy (bytes read + bytes written per second);
@@ -118,7 +119,7 @@ def recall(got: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, exact, strict=True)]))
 
 
-def bench_size(n: int, n_queries: int, bandwidth: float) -> list[dict]:
+def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> list[dict]:
     data = Data(n)
     t = time.perf_counter()
     x = data.sample(n, seed=1)
@@ -154,7 +155,13 @@ def bench_size(n: int, n_queries: int, bandwidth: float) -> list[dict]:
           {"nprobe": 32, "k_factor": 8}, {"nprobe": 32, "k_factor": 16},
           {"nprobe": 128, "k_factor": 8}]),
     ]  # fmt: skip
+    if "milvus-lite" in stores:  # beside FAISS, on the same vectors and queries
+        from bench.milvus_search import bench_milvus
+
+        rows += bench_milvus(x, q, exact, K, single_latency, recall)
     for index_type, build_params, search_params in configs:
+        if "faiss" not in stores:
+            break
         t = time.perf_counter()
         store = VectorStore.build(x, ids, index_type=index_type, params=build_params)
         build_s = time.perf_counter() - t
@@ -182,7 +189,9 @@ def bench_size(n: int, n_queries: int, bandwidth: float) -> list[dict]:
                 flush=True,
             )
         del store
-    flat = next(r for r in rows if r["index"] == "flat")
+    flat = next((r for r in rows if r["index"] == "flat"), None) or next(
+        (r for r in rows if r["index"] == "milvus-lite flat"), rows[1]
+    )  # FAISS flat when it ran
     for r in rows:
         if r.get("single_ms"):
             r["speedup_vs_flat"] = flat["single_ms"] / r["single_ms"]
@@ -321,7 +330,12 @@ def main() -> None:
     )
     parser.add_argument("--sample", type=int, default=100_000, help="HNSW build sample for large N")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    parser.add_argument(
+        "--store", choices=("faiss", "milvus-lite", "both"), default="faiss",
+        help="FAISS indexes, Milvus Lite collections (N <= 100k), or both",
+    )  # fmt: skip
     args = parser.parse_args()
+    stores = ("faiss", "milvus-lite") if args.store == "both" else (args.store,)
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
              else [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])  # fmt: skip
     print(f"machine: {cpu_model()}, {faiss.omp_get_max_threads()} threads, faiss "
@@ -334,7 +348,7 @@ def main() -> None:
         if n >= args.large_from:
             rows += bench_large(n, args.queries, bandwidth, args.sample)
         else:
-            rows += bench_size(n, args.queries, bandwidth)
+            rows += bench_size(n, args.queries, bandwidth, stores)
     print("\n" + markdown(rows))
     if args.out:
         result = {"machine": cpu_model(), "command": " ".join(sys.argv), "rows": rows,

@@ -45,7 +45,7 @@ from indexer.index.manifest import (
     describe_text_encoder,
     manifest_body,
 )
-from indexer.index.store import build_stores
+from indexer.index.stores import StoreTarget, make_stores
 from indexer.index.updating import rewrite_artifacts
 from indexer.opening import OpenedIndex
 from indexer.records import Problem, Record
@@ -112,6 +112,7 @@ def build_index(
     alpha: float = 0.6,
     index_type: str = "flat",
     index_params: dict[str, Any] | None = None,
+    store: StoreTarget | None = None,
     batch_size: int = 8,
     workers: int = 2,
     cache_dir: str | Path | None = None,
@@ -130,7 +131,8 @@ def build_index(
     """
     with writer_lock(out, wait=wait):
         return _build(source, out, image_encoder, text_encoder, taxonomy, alpha, index_type,
-                      index_params, batch_size, workers, cache_dir, progress, engine)  # fmt: skip
+                      index_params, store, batch_size, workers, cache_dir, progress,
+                      engine)  # fmt: skip
 
 
 def _build(
@@ -142,6 +144,7 @@ def _build(
     alpha: float,
     index_type: str,
     index_params: dict[str, Any] | None,
+    store: StoreTarget | None,
     batch_size: int,
     workers: int,
     cache_dir: str | Path | None,
@@ -163,9 +166,10 @@ def _build(
     root = images_root((r.image_path for r in kept), root)
     items = catalogue_items(kept, taxonomy, root=root)
     text_vectors = embed_descriptions(items, text_encoder)
-    image_store, fused_store = build_stores(
-        image_vectors, text_vectors, alpha=alpha, index_type=index_type, params=index_params
-    )
+    image_store, fused_store = make_stores(
+        image_vectors, text_vectors, alpha=alpha, items=items, index_type=index_type,
+        params=index_params, target=store, no_damage_id=taxonomy.no_damage_id,
+    )  # fmt: skip
     all_failed = [*problems, *failed]
     manifest = manifest_body(
         image_model=image_model, text_model=describe_text_encoder(text_encoder), alpha=alpha,

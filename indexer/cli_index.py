@@ -37,6 +37,24 @@ WaitOpt = Annotated[
     float,
     typer.Option(min=0.0, help="seconds to wait for another writer of the index (0: fail at once)"),
 ]
+StoreOpt = Annotated[str, typer.Option(help="faiss (files, default) | milvus")]
+MilvusUriOpt = Annotated[
+    str | None,
+    typer.Option(help="Milvus URI (http://host:19530) or a Milvus Lite file; token from "
+                 "VISRAG_MILVUS_TOKEN, never written"),
+]  # fmt: skip
+MilvusCollectionOpt = Annotated[
+    str, typer.Option(help="Milvus collection base name (<name>_image, <name>_fused)")
+]
+
+
+def _target(store: str, uri: str | None, collection: str) -> Any:
+    from indexer.index.stores import StoreTarget
+
+    try:
+        return StoreTarget(store, uri, collection)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--store") from exc
 
 
 @contextmanager
@@ -125,6 +143,9 @@ def build(
     gpus_per_worker: Annotated[
         float, typer.Option(min=0.0, help="GPUs per Ray encoder actor (0: CPU actors)")
     ] = 0.0,
+    store: StoreOpt = "faiss",
+    milvus_uri: MilvusUriOpt = None,
+    milvus_collection: MilvusCollectionOpt = "visrag",
 ) -> None:
     """Embed a dataset and write the index artifacts (failed images listed and skipped)."""
     from indexer.build import ImageEngine, build_index
@@ -150,6 +171,7 @@ def build(
             taxonomy=load_taxonomy(taxonomy), alpha=alpha, index_type=index_type,
             index_params=_params(index_param), batch_size=batch_size, workers=workers,
             cache_dir=cache_dir, progress=progress, wait=wait, engine=run,
+            store=_target(store, milvus_uri, milvus_collection),
         )  # fmt: skip
     _report(report, "built")
 
@@ -167,6 +189,9 @@ def import_(
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.6,
     device: DeviceOpt = "auto",
     taxonomy: TaxonomyOpt = None,
+    store: StoreOpt = "faiss",
+    milvus_uri: MilvusUriOpt = None,
+    milvus_collection: MilvusCollectionOpt = "visrag",
 ) -> None:
     """Index precomputed image embeddings (labels normalised, descriptions from the template)."""
     from indexer.importing import import_embeddings
@@ -178,6 +203,7 @@ def import_(
             embeddings, metadata, out, taxonomy=load_taxonomy(taxonomy),
             text_encoder=load_text_encoder(text_model, device=device), alpha=alpha,
             image_model_id=image_model_id, index_type=index_type,
+            store=_target(store, milvus_uri, milvus_collection),
         )  # fmt: skip
     coverage = manifest.dataset["coverage"]
     typer.echo(

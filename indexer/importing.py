@@ -35,7 +35,7 @@ from indexer.index.manifest import (
     describe_text_encoder,
     manifest_body,
 )
-from indexer.index.store import build_stores
+from indexer.index.stores import StoreTarget, make_stores
 from indexer.readers.naming import zone_from_name
 from models.base import TextEncoderProtocol
 from models.description import describe
@@ -91,6 +91,7 @@ def import_embeddings(
     image_model_id: str | None = None,
     index_type: str = "flat",
     index_params: dict[str, Any] | None = None,
+    store: StoreTarget | None = None,
     pooling: str | None = "cls",
 ) -> IndexManifest:
     """Import precomputed image vectors; returns the manifest written (with a coverage report).
@@ -159,9 +160,10 @@ def import_embeddings(
     if pooling:
         image_model["pooling"] = pooling
     text_model = describe_text_encoder(text_encoder)
-    image_store, fused_store = build_stores(
-        image_vectors, text_vectors, alpha=alpha, index_type=index_type, params=index_params
-    )
+    image_store, fused_store = make_stores(
+        image_vectors, text_vectors, alpha=alpha, items=items, index_type=index_type,
+        params=index_params, target=store, no_damage_id=taxonomy.no_damage_id,
+    )  # fmt: skip
     manifest = manifest_body(
         image_model=ImageModel.model_validate(image_model), text_model=text_model, alpha=alpha,
         taxonomy=taxonomy,

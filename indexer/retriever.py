@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from indexer.index.backend import FilteringStore
+from indexer.index.live import refreshed
 from indexer.query import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
 from indexer.votes import consensus
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from indexer.index.catalogue import CatalogueItem
 
 Vector = npt.NDArray[np.float32]
+Rows = npt.NDArray[np.int64]
 
 
 class Retriever:
@@ -123,6 +126,7 @@ class Retriever:
         dim = self.artifacts.image_vectors.shape[1]
         if vec.shape[0] != dim:
             raise QueryError(f"query vector has {vec.shape[0]} dimensions, the index has {dim}")
+        self.artifacts = refreshed(self.artifacts)  # a Milvus index: another process's writes
         allowed = self._allowed(filters)
         excluded = self._excluded(exclude_ids, exclude_groups)
         timings: dict[str, float] = {}
@@ -130,15 +134,15 @@ class Retriever:
 
         t0 = time.perf_counter()
         if mode == "image":
-            rows, scores = self._image_search(vec, k, allowed, excluded)
+            rows, scores = self._image_search(vec, k, allowed, excluded, filters)
         elif mode == "hybrid":
             assert text is not None
             tvec = self._encode_text(text, timings, encode_text)
             t0 = time.perf_counter()
-            rows, scores = self._hybrid_search(vec, tvec, a, k, allowed, excluded)
+            rows, scores = self._hybrid_search(vec, tvec, a, k, allowed, excluded, filters)
         else:
             n = max(self.rerank_candidates, k)
-            cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded)
+            cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
             timings["search"] = time.perf_counter() - t0
             items = [self.artifacts.items[r] for r in cand_rows]
             agreed = consensus(items, cand_scores.tolist(), self.taxonomy)
@@ -213,9 +217,9 @@ class Retriever:
         return rows
 
     def _image_search(
-        self, vec: Vector, k: int, allowed: npt.NDArray[np.int64] | None, excluded: set[int]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        return self._store_search(self.artifacts.image_store, vec, k, allowed, excluded)
+        self, vec: Vector, k: int, allowed: Rows | None, excluded: set[int], filters: Filters | None
+    ) -> tuple[Rows, npt.NDArray[np.float32]]:
+        return self._store_search(self.artifacts.image_store, vec, k, allowed, excluded, filters)
 
     def _hybrid_search(
         self,
@@ -225,10 +229,12 @@ class Retriever:
         k: int,
         allowed: npt.NDArray[np.int64] | None,
         excluded: set[int],
+        filters: Filters | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         if abs(alpha - self.artifacts.alpha) < 1e-9:
             query = fuse(vec, tvec, alpha=alpha)
-            return self._store_search(self.artifacts.fused_store, query, k, allowed, excluded)
+            store = self.artifacts.fused_store
+            return self._store_search(store, query, k, allowed, excluded, filters)
         # Another fusion weight than the index was built with (sweeps): exact scoring.
         scores = alpha * (self.artifacts.image_vectors @ vec) + (1 - alpha) * (
             self.artifacts.text_vectors @ tvec
@@ -247,7 +253,10 @@ class Retriever:
         k: int,
         allowed: npt.NDArray[np.int64] | None,
         excluded: set[int],
+        filters: Filters | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if isinstance(store, FilteringStore):  # Milvus: filters pushed down as expressions
+            return store.search_filtered(query, k, filters=filters, excluded=excluded)
         if excluded and allowed is not None:
             allowed = allowed[~np.isin(allowed, list(excluded))]
             excluded = set()

@@ -31,13 +31,16 @@ async def ready(request: Request, service: ServiceDep) -> JSONResponse:
     Open to probes; with API keys configured, the reason (which may name paths and models) is
     given only to callers presenting a valid key.
     """
-    reason = service.reason
+    reason, ready = service.reason, service.ready
+    problem = service.store_problem() if ready else None
+    if problem:
+        reason, ready = problem, False
     try:
         check_key(presented_key(request), request.app.state.api_keys)
     except UnauthorisedError:
         reason = None
-    body = ReadyResponse(ready=service.ready, status=service.status, reason=reason)
-    headers = {} if service.ready else {"Retry-After": "5"}
+    body = ReadyResponse(ready=ready, status=service.status, reason=reason)
+    headers = {} if ready else {"Retry-After": "5"}
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503, headers=headers)
 
 

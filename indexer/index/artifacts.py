@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from indexer.errors import ArtifactError, ChecksumError
 from indexer.index import atomic
+from indexer.index.backend import VectorStoreProtocol
 from indexer.index.catalogue import CatalogueItem, CatalogueMasks, read_catalogue
 from indexer.index.catalogue import (
     write_catalogue as _write_catalogue,  # tests replace it mid-write
@@ -41,7 +42,7 @@ from indexer.index.manifest import (
     manifest_checksum,
     parse_manifest,
 )
-from indexer.index.store import VectorStore
+from indexer.index.stores import open_stores, store_section
 from indexer.query import Filters
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,10 @@ class Artifacts:
     image_vectors: npt.NDArray[np.float32]
     text_vectors: npt.NDArray[np.float32]
     items: list[CatalogueItem]
-    image_store: VectorStore
-    fused_store: VectorStore
+    image_store: VectorStoreProtocol
+    fused_store: VectorStoreProtocol
     image_root: Path | None = None
+    generation: int = 0  # manifest.json's mtime_ns when read (indexer.index.live)
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _masks: CatalogueMasks | None = field(default=None, repr=False)
 
@@ -100,6 +102,12 @@ class Artifacts:
             no_damage = self.manifest.taxonomy.no_damage_id
             self._masks = CatalogueMasks(self.items, no_damage_id=no_damage)
         return self._masks.select(filters)
+
+
+def _data_files(kind: str) -> tuple[str, ...]:
+    """The files an index directory holds: no ``*.faiss`` when the vectors live in Milvus."""
+    faiss_files = (IMAGE_INDEX, FUSED_INDEX)
+    return tuple(n for n in DATA_FILES if kind == "faiss" or n not in faiss_files)
 
 
 def _sha256(path: Path) -> str:
@@ -150,7 +158,7 @@ def load_artifacts(
     directory = atomic.recover(Path(path))
     manifest = read_manifest(directory)
     files = manifest.files
-    for name in DATA_FILES:
+    for name in _data_files(manifest.store.kind):
         if name not in files:
             raise ArtifactError(f"{MANIFEST} lists no checksum for {name}")
     for name, digest in files.items():
@@ -163,20 +171,18 @@ def load_artifacts(
         mode: Literal["r"] | None = "r" if mmap else None
         image_vectors = np.load(directory / IMAGE_VECTORS, mmap_mode=mode, allow_pickle=False)
         text_vectors = np.load(directory / TEXT_VECTORS, mmap_mode=mode, allow_pickle=False)
-        stores = {
-            key: VectorStore.load(
-                directory / spec.file, index_type=spec.type, params=dict(spec.params), mmap=mmap
-            )
-            for key, spec in manifest.index.items()
-        }
+        items = read_catalogue(directory / CATALOGUE)
+        stores = open_stores(directory, manifest, items, mmap=mmap)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
         raise ArtifactError(f"cannot read artifacts in {directory}: {exc}") from exc
-    items = read_catalogue(directory / CATALOGUE)
     # ``path`` stays the requested directory even when an interrupted write's copy was loaded,
     # so that add/remove write back to where the caller expects
     artifacts = Artifacts(
         Path(path), manifest, image_vectors, text_vectors, items, stores["image"],
         stores["fused"], image_root=image_root,
+        generation=(directory / MANIFEST).stat().st_mtime_ns,
     )  # fmt: skip
     problems = consistency_problems(artifacts)
     if problems:
@@ -204,7 +210,8 @@ def consistency_problems(a: Artifacts) -> list[str]:
         (IMAGE_INDEX, a.image_store, di),
         (FUSED_INDEX, a.fused_store, di + dt),
     ):
-        if store.ntotal != n or store.dim != dim:
+        live = m.store.kind == "milvus"  # its count may run ahead of this catalogue (index.live)
+        if (store.ntotal != n and not live) or store.dim != dim:
             out.append(f"{name} holds {store.ntotal} x {store.dim}, expected {n} x {dim}")
     return out
 
@@ -217,8 +224,8 @@ def write_artifacts(
     items: Sequence[CatalogueItem],
     image_vectors: npt.NDArray[np.float32],
     text_vectors: npt.NDArray[np.float32],
-    image_store: VectorStore,
-    fused_store: VectorStore,
+    image_store: VectorStoreProtocol,
+    fused_store: VectorStoreProtocol,
 ) -> IndexManifest:
     """Write an artifact directory atomically; returns the manifest written.
 
@@ -237,18 +244,21 @@ def write_artifacts(
         image_store.save(tmp / IMAGE_INDEX)
         fused_store.save(tmp / FUSED_INDEX)
         _write_catalogue(tmp / CATALOGUE, items)
+        store = store_section(image_store)
+        names = {"image": getattr(image_store, "collection", IMAGE_INDEX),
+                 "fused": getattr(fused_store, "collection", FUSED_INDEX)}  # fmt: skip
         full = IndexManifest.model_validate({
             **manifest.model_dump(),
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "vector_count": n,
             "index": {
-                key: {"file": name, "type": store.index_type, "params": store.params,
-                      "metric": "inner_product", "dim": store.dim}
-                for key, name, store in (("image", IMAGE_INDEX, image_store),
-                                         ("fused", FUSED_INDEX, fused_store))
+                key: {"file": names[key], "type": s.index_type, "params": s.params,
+                      "metric": "inner_product", "dim": s.dim}
+                for key, s in (("image", image_store), ("fused", fused_store))
             },
-            "files": {name: _sha256(tmp / name) for name in DATA_FILES},
+            "files": {name: _sha256(tmp / name) for name in _data_files(store["kind"])},
+            "store": store,
             "manifest_sha256": "pending",  # replaced by the checksum of the rest, below
         })  # fmt: skip
         data = full.as_json()

@@ -45,6 +45,7 @@ __all__ = [
     "IndexSpec",
     "ManifestBody",
     "Preprocessing",
+    "StoreSpec",
     "TaxonomyRef",
     "TextModel",
     "describe_image_encoder",
@@ -152,6 +153,19 @@ class IndexSpec(_Closed):
         return self
 
 
+class StoreSpec(_Closed):
+    """Where the vectors are searched: FAISS files in the directory (``faiss``, the default, what
+    a manifest without this section means) or a Milvus collection pair (``milvus``: ``uri``
+    without secrets, ``collection`` the base name of ``<collection>_image`` / ``_fused``)."""
+
+    kind: Literal["faiss", "milvus"] = "faiss"
+    uri: str | None = None
+    collection: str | None = None
+    metric: Literal["inner_product"] = "inner_product"
+    index_type: str = "flat"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class FailedInput(_Closed):
     """An input that could not be indexed (the file and why)."""
 
@@ -181,6 +195,7 @@ class IndexManifest(ManifestBody):
     index: dict[Literal["image", "fused"], IndexSpec]
     files: dict[str, str]
     manifest_sha256: str | None = None  # required from format 3: manifest_checksum(the rest)
+    store: StoreSpec = Field(default_factory=StoreSpec)
 
     @model_validator(mode="after")
     def _readable(self) -> IndexManifest:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +201,9 @@ class VectorStore:
         return out_d, out_i
 
     # -- mutation ----------------------------------------------------------------------------
-    def add(self, vectors: npt.ArrayLike, ids: npt.ArrayLike) -> None:
-        """Add vectors under new ids (an id already held raises ``ValueError``)."""
+    def add(self, vectors: npt.ArrayLike, ids: npt.ArrayLike, *, items: Sequence[Any] = ()) -> None:
+        """Add vectors under new ids (an id already held raises ``ValueError``; ``items``, the
+        scalar fields a Milvus store keeps, are not needed here)."""
         x = _as_vectors(vectors, self.dim)
         id_arr = _as_ids(ids)
         if len(id_arr) != len(x):

@@ -74,8 +74,8 @@ def _rewrite(
             store.renumber(kept_rows, np.arange(len(kept_rows), dtype=np.int64))
     new_rows = np.arange(len(kept_rows), len(kept_rows) + m, dtype=np.int64)
     if m:
-        a.image_store.add(add_img, new_rows)
-        a.fused_store.add(fuse(add_img, add_txt, alpha=a.alpha), new_rows)
+        a.image_store.add(add_img, new_rows, items=new_items)
+        a.fused_store.add(fuse(add_img, add_txt, alpha=a.alpha), new_rows, items=new_items)
     items = [
         CatalogueItem(**{**it.__dict__, "row": r})
         for r, it in enumerate([a.items[i] for i in kept_rows] + list(new_items))

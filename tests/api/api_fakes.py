@@ -25,7 +25,7 @@ from app.resources import assemble_resources
 from indexer.index.artifacts import load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem
 from indexer.index.manifest import describe_image_encoder, describe_text_encoder, manifest_body
-from indexer.index.store import build_stores
+from indexer.index.stores import StoreTarget, make_stores
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.description import describe
 from models.taxonomy import load_taxonomy
@@ -123,7 +123,7 @@ class FakeTextEncoder:
 class Fakes:
     """The fake encoders, the colour catalogue as a real artifact directory, the Resources."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, store: StoreTarget | None = None) -> None:
         self.image_encoder = FakeImageEncoder()
         self.text_encoder = FakeTextEncoder()
         assert isinstance(self.image_encoder, ImageEncoderProtocol)
@@ -144,7 +144,9 @@ class Fakes:
         image_vectors = np.stack([colour_vector(np.array(c[0])) for c in COLOURS.values()])
         text_vectors = self.text_encoder.encode([it.description for it in items])
         self.text_encoder.threads.clear()  # the build's encode is not the service's
-        image_store, fused_store = build_stores(image_vectors, text_vectors, alpha=ALPHA)
+        image_store, fused_store = make_stores(
+            image_vectors, text_vectors, alpha=ALPHA, items=items, target=store
+        )
         write_artifacts(
             tmp_path / "art",
             manifest=manifest_body(

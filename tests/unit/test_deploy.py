@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from app.settings import Settings
+from indexer.index.milvus_connection import TOKEN_ENV, URI_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -25,7 +26,8 @@ ENV_EXAMPLE = ROOT / "docker" / ".env.example"
 PROMETHEUS = ROOT / "docker" / "prometheus.yml"
 HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
 
-SETTINGS_VARS = {f"VISRAG_{name.upper()}" for name in Settings.model_fields}
+# + the Milvus connection, read from the environment by indexer.index.milvus_connection
+SETTINGS_VARS = {f"VISRAG_{name.upper()}" for name in Settings.model_fields} | {URI_ENV, TOKEN_ENV}
 VISRAG_NAME = re.compile(r"\bVISRAG_[A-Z0-9_]+\b")
 
 
@@ -210,6 +212,7 @@ def _cli_help(*args: str) -> str:
         text=True,
         timeout=120,
         cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},  # long option names are not elided
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -240,11 +243,47 @@ def test_compose_file_validates():
     )
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
-    assert set(resolved["services"]) == {"visrag", "indexer", "prometheus", "gateway"}
+    assert set(resolved["services"]) == {
+        "visrag",
+        "indexer",
+        "prometheus",
+        "gateway",
+        "etcd",
+        "minio",
+        "milvus",
+        "indexer-milvus",
+        "visrag-milvus",
+    }
     gateway = resolved["services"]["gateway"]
     assert gateway["environment"]["GATEWAY_VISRAG_URL"] == "http://visrag:8000"
     assert gateway["build"]["dockerfile"].endswith("examples/gateway/Dockerfile")
     assert resolved["services"]["visrag"]["environment"]["VISRAG_LOG_LEVEL"] == "info"
+    replicas = resolved["services"]["visrag-milvus"]
+    assert int(replicas["deploy"]["replicas"]) >= 2
+    assert replicas["build"]["args"]["EXTRAS"] == "milvus"
+
+
+def test_compose_milvus_profile_scales_replicas_on_one_milvus(compose):
+    services = compose["services"]
+    profile = {name for name, s in services.items() if s.get("profiles") == ["milvus"]}
+    assert profile == {"etcd", "minio", "milvus", "indexer-milvus", "visrag-milvus"}
+    for name in ("etcd", "minio", "milvus", "visrag-milvus"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD", name
+        assert services[name]["volumes"], name
+    assert set(services["milvus"]["depends_on"]) == {"etcd", "minio"}
+    replica = services["visrag-milvus"]
+    assert replica["environment"]["VISRAG_MILVUS_URI"] == "http://milvus:19530"
+    assert replica["depends_on"]["milvus"]["condition"] == "service_healthy"
+    assert replica["deploy"]["replicas"] == "${MILVUS_REPLICAS:-3}"
+    indexer = services["indexer-milvus"]["command"]
+    assert indexer[indexer.index("--store") + 1] == "milvus"
+    assert indexer[indexer.index("--milvus-uri") + 1] == "http://milvus:19530"
+    # the indexer writes the volume the replicas read, at the path the service serves
+    assert {_target(v) for v in services["indexer-milvus"]["volumes"]} >= {"/artifacts"}
+    build = _cli_help("index", "build")
+    for arg in indexer[3:]:
+        if arg.startswith("--"):
+            assert arg in build, f"`visrag index build` has no option {arg}"
 
 
 def _hadolint() -> str | None:

@@ -15,7 +15,7 @@ import numpy as np
 from indexer.index.artifacts import Artifacts, load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.manifest import ImageModel, describe_text_encoder, manifest_body
-from indexer.index.store import build_stores
+from indexer.index.stores import StoreTarget, make_stores
 from models.description import describe
 from models.fusion import l2_normalise
 from models.taxonomy import Taxonomy
@@ -53,11 +53,14 @@ def write_vector_index(
     taxonomy: Taxonomy,
     *,
     alpha: float = 0.6,
+    store: StoreTarget | None = None,
 ) -> Artifacts:
     """Text vectors = the keyword encoder over the items' descriptions; flat FAISS stores."""
     img = l2_normalise(np.asarray(image_vectors, np.float32))
     txt = KeywordTextEncoder().encode([it.description for it in items])
-    image_store, fused_store = build_stores(img, txt, alpha=alpha, index_type="flat")
+    image_store, fused_store = make_stores(
+        img, txt, alpha=alpha, items=items, target=store, no_damage_id=taxonomy.no_damage_id
+    )
     manifest = manifest_body(
         image_model=ImageModel(id="test/vectors", dim=int(img.shape[1])),
         text_model=describe_text_encoder(KeywordTextEncoder()),

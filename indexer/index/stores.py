@@ -1,0 +1,116 @@
+"""Which backend holds an index's vectors: build, open and describe the image + fused stores.
+
+``faiss`` (default): :class:`indexer.index.store.VectorStore` files in the artifact directory.
+``milvus``: :class:`indexer.index.milvus_store.MilvusStore`, collections ``<name>_image`` and
+``<name>_fused`` on the Milvus the URI names (a ``*.db`` path = Milvus Lite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.index.store import VectorStore, build_stores
+from models.fusion import fuse
+
+if TYPE_CHECKING:
+    from indexer.index.backend import VectorStoreProtocol
+    from indexer.index.catalogue import CatalogueItem
+    from indexer.index.manifest import IndexManifest
+
+STORE_KINDS = ("faiss", "milvus")
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """Where ``index build|import`` puts the vectors (``--store``, ``--milvus-uri``, ...)."""
+
+    kind: str = "faiss"
+    uri: str | None = None
+    collection: str = "visrag"
+
+    def __post_init__(self) -> None:
+        if self.kind not in STORE_KINDS:
+            raise ValueError(f"unknown store {self.kind!r}; choose one of {STORE_KINDS}")
+
+
+def make_stores(
+    image_vectors: npt.NDArray[np.float32],
+    text_vectors: npt.NDArray[np.float32],
+    *,
+    alpha: float,
+    items: Sequence[CatalogueItem],
+    index_type: str = "flat",
+    params: dict[str, Any] | None = None,
+    target: StoreTarget | None = None,
+    no_damage_id: str = "no_damage",
+) -> tuple[VectorStoreProtocol, VectorStoreProtocol]:
+    """The image store and the fused store on the chosen backend (id = catalogue row)."""
+    if target is None or target.kind == "faiss":
+        return build_stores(
+            image_vectors, text_vectors, alpha=alpha, index_type=index_type, params=params
+        )
+    from indexer.index.milvus_connection import connect, resolve_uri
+    from indexer.index.milvus_store import MilvusStore
+
+    client = connect(target.uri)
+    rows = np.arange(len(items), dtype=np.int64)
+    out = []
+    for key, vectors in (
+        ("image", image_vectors),
+        ("fused", fuse(image_vectors, text_vectors, alpha=alpha)),
+    ):
+        store = MilvusStore.create(
+            client, f"{target.collection}_{key}", dim=vectors.shape[1], index_type=index_type,
+            params=params, no_damage_id=no_damage_id,
+        )  # fmt: skip
+        store.add(vectors, rows, items=items)
+        store.uri = resolve_uri(target.uri)
+        out.append(store)
+    return out[0], out[1]
+
+
+def open_stores(
+    directory: Path, manifest: IndexManifest, items: Sequence[CatalogueItem], *, mmap: bool
+) -> dict[str, VectorStoreProtocol]:
+    """The stores the manifest records: FAISS files under ``directory`` or Milvus collections.
+
+    Raises:
+        MilvusUnavailableError: Milvus unreachable, or a collection missing or disagreeing.
+    """
+    spec = manifest.store
+    if spec.kind == "faiss":
+        return {
+            key: VectorStore.load(
+                directory / s.file, index_type=s.type, params=dict(s.params), mmap=mmap
+            )
+            for key, s in manifest.index.items()
+        }
+    from indexer.index.milvus_connection import connect, resolve_uri
+    from indexer.index.milvus_store import MilvusStore
+
+    client = connect(spec.uri)
+    keys = [it.id for it in items]
+    out: dict[str, VectorStoreProtocol] = {}
+    for key, s in manifest.index.items():
+        store = MilvusStore.open(
+            client, f"{spec.collection}_{key}", spec=spec, dim=s.dim, keys=keys,
+            no_damage_id=manifest.taxonomy.no_damage_id,
+        )  # fmt: skip
+        store.uri = resolve_uri(spec.uri)
+        out[key] = store
+    return out
+
+
+def store_section(store: VectorStoreProtocol) -> dict[str, Any]:
+    """The manifest's ``store`` section for the backend of ``store``."""
+    describe = getattr(store, "describe", None)
+    if describe is None:
+        return {"kind": "faiss", "index_type": store.index_type, "params": store.params}
+    section: dict[str, Any] = describe()
+    return section
