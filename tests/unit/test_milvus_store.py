@@ -11,6 +11,7 @@ import pytest
 from vector_index import KeywordTextEncoder, item, write_vector_index
 
 from indexer.index.artifacts import MANIFEST, load_artifacts
+from indexer.index.manifest import manifest_checksum
 from indexer.index.milvus_connection import MilvusUnavailableError
 from indexer.index.milvus_store import filter_expression
 from indexer.index.stores import StoreTarget
@@ -125,6 +126,7 @@ def test_schema_disagreeing_with_manifest_is_refused(both):
     path = milvus.path / MANIFEST
     data = json.loads(path.read_text())
     data["store"]["index_type"] = "hnsw"
+    data["manifest_sha256"] = manifest_checksum(data)  # a consistent manifest, another schema
     path.write_text(json.dumps(data))
     with pytest.raises(MilvusUnavailableError, match="disagrees with the manifest: index FLAT"):
         load_artifacts(milvus.path, verify=False)
