@@ -7,6 +7,8 @@ file names. One directory::
     image.faiss         index over the image vectors      (FAISS id = catalogue row)
     fused.faiss         index over fuse(image, text, alpha) (FAISS id = catalogue row)
     catalogue.sqlite    table ``items`` (index.catalogue; JSON text in columns, never pickle)
+    label_head.*.npy    the label head's arrays (index.head), when the manifest's ``label_head``
+                        section says ``fitted``; refitted on every write
 
 Rows are dense, ``0..n-1``: ``add`` appends rows; ``remove`` drops rows and renumbers the rest
 (ids, the strings, stay stable). Writes go through :func:`.atomic.atomic_directory`, so a
@@ -31,11 +33,13 @@ import numpy.typing as npt
 from indexer.errors import ArtifactError, ChecksumError
 from indexer.index import atomic
 from indexer.index.catalogue import CatalogueItem, CatalogueMasks, read_catalogue
+from indexer.index.head import HEAD_ARRAYS, fit_catalogue_head, head_from_arrays
 from indexer.index.catalogue import (
     write_catalogue as _write_catalogue,  # tests replace it mid-write
 )
 from indexer.index.manifest import FORMAT_VERSION, IndexManifest, ManifestBody, parse_manifest
 from indexer.index.store import VectorStore
+from indexer.label_head import LabelHead, LabelHeadError
 from indexer.query import Filters
 
 logger = logging.getLogger(__name__)
@@ -47,6 +51,7 @@ IMAGE_INDEX = "image.faiss"
 FUSED_INDEX = "fused.faiss"
 CATALOGUE = "catalogue.sqlite"
 DATA_FILES = (IMAGE_VECTORS, TEXT_VECTORS, IMAGE_INDEX, FUSED_INDEX, CATALOGUE)
+HEAD_FILES = {name: f"label_head.{name}.npy" for name in HEAD_ARRAYS}
 
 
 # -- the loaded artifacts -------------------------------------------------------------------------
@@ -60,6 +65,7 @@ class Artifacts:
     image_store: VectorStore
     fused_store: VectorStore
     image_root: Path | None = None
+    label_head: LabelHead | None = None  # None: not fitted (see manifest.label_head) or old index
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _masks: CatalogueMasks | None = field(default=None, repr=False)
 
@@ -166,16 +172,30 @@ def load_artifacts(
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ArtifactError(f"cannot read artifacts in {directory}: {exc}") from exc
     items = read_catalogue(directory / CATALOGUE)
+    head = _load_head(directory, manifest)
     # ``path`` stays the requested directory even when an interrupted write's copy was loaded,
     # so that add/remove write back to where the caller expects
     artifacts = Artifacts(
         Path(path), manifest, image_vectors, text_vectors, items, stores["image"],
-        stores["fused"], image_root=image_root,
+        stores["fused"], image_root=image_root, label_head=head,
     )  # fmt: skip
     problems = consistency_problems(artifacts)
     if problems:
         raise ArtifactError(f"inconsistent artifacts in {directory}: " + "; ".join(problems))
     return artifacts
+
+
+def _load_head(directory: Path, manifest: IndexManifest) -> LabelHead | None:
+    section = manifest.label_head
+    if section is None or section.status != "fitted":
+        return None
+    try:
+        arrays = {
+            name: np.load(directory / file, allow_pickle=False) for name, file in HEAD_FILES.items()
+        }
+        return head_from_arrays(section, arrays)
+    except (OSError, ValueError, LabelHeadError) as exc:
+        raise ArtifactError(f"cannot read the label head in {directory}: {exc}") from exc
 
 
 def consistency_problems(a: Artifacts) -> list[str]:
@@ -231,8 +251,16 @@ def write_artifacts(
         image_store.save(tmp / IMAGE_INDEX)
         fused_store.save(tmp / FUSED_INDEX)
         _write_catalogue(tmp / CATALOGUE, items)
+        section, arrays = fit_catalogue_head(
+            items, image_vectors, no_damage=manifest.taxonomy.no_damage_id,
+            previous=manifest.label_head,
+        )
+        for name, array in arrays.items():
+            np.save(tmp / HEAD_FILES[name], array, allow_pickle=False)
+        written = [*DATA_FILES, *(HEAD_FILES[name] for name in arrays)]
         full = IndexManifest.model_validate({
             **manifest.model_dump(),
+            "label_head": section.model_dump(),
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "vector_count": n,
@@ -242,7 +270,7 @@ def write_artifacts(
                 for key, name, store in (("image", IMAGE_INDEX, image_store),
                                          ("fused", FUSED_INDEX, fused_store))
             },
-            "files": {name: _sha256(tmp / name) for name in DATA_FILES},
+            "files": {name: _sha256(tmp / name) for name in written},
         })  # fmt: skip
         text = json.dumps(full.as_json(), indent=2, ensure_ascii=False)
         (tmp / MANIFEST).write_text(text, "utf-8")
