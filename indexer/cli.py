@@ -41,7 +41,7 @@ def evaluate(
     ] = False,
     mode: Annotated[
         list[str] | None,
-        typer.Option(help="image|hybrid|rerank; repeatable or comma list"),
+        typer.Option(help="image|hybrid|rerank|probe; repeatable or comma list"),
     ] = None,
     k: Annotated[str, typer.Option("--k", help="cut-offs, comma list")] = "1,3,5,10",
     alphas: Annotated[

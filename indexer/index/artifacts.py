@@ -33,10 +33,10 @@ import numpy.typing as npt
 from indexer.errors import ArtifactError, ChecksumError
 from indexer.index import atomic
 from indexer.index.catalogue import CatalogueItem, CatalogueMasks, read_catalogue
-from indexer.index.head import HEAD_ARRAYS, fit_catalogue_head, head_from_arrays
 from indexer.index.catalogue import (
     write_catalogue as _write_catalogue,  # tests replace it mid-write
 )
+from indexer.index.head import HEAD_ARRAYS, fit_catalogue_head, head_from_arrays
 from indexer.index.manifest import FORMAT_VERSION, IndexManifest, ManifestBody, parse_manifest
 from indexer.index.store import VectorStore
 from indexer.label_head import LabelHead, LabelHeadError
@@ -252,7 +252,9 @@ def write_artifacts(
         fused_store.save(tmp / FUSED_INDEX)
         _write_catalogue(tmp / CATALOGUE, items)
         section, arrays = fit_catalogue_head(
-            items, image_vectors, no_damage=manifest.taxonomy.no_damage_id,
+            items,
+            image_vectors,
+            no_damage=manifest.taxonomy.no_damage_id,
             previous=manifest.label_head,
         )
         for name, array in arrays.items():
