@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from indexer.index.head import label_matrix
+from indexer.index.head import item_label_set, label_matrix
 from indexer.probe import DEFAULT_CANDIDATES, DEFAULT_WEIGHT, probe_scores
 from indexer.query import LabelEstimate, QueryError
 
@@ -87,3 +87,14 @@ def label_estimates(artifacts: Artifacts, proba: F64 | None) -> tuple[LabelEstim
         return ()
     pairs = sorted(zip(head.labels, proba.tolist(), strict=True), key=lambda p: (-p[1], p[0]))
     return tuple(LabelEstimate(label=lb, probability=round(float(p), 4)) for lb, p in pairs)
+
+
+def label_frequencies(artifacts: Artifacts) -> dict[str, float]:
+    """Each label's share of the catalogue items carrying it (rerank's prior-corrected vote)."""
+    nd = artifacts.manifest.taxonomy.no_damage_id
+    counts: dict[str, int] = {}
+    for it in artifacts.items:
+        for lb in item_label_set(it.labels, nd):
+            counts[lb] = counts.get(lb, 0) + 1
+    n = max(1, len(artifacts.items))
+    return {lb: c / n for lb, c in counts.items()}

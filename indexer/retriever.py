@@ -9,10 +9,8 @@ Modes (DESIGN §3):
 - ``hybrid``: ``fuse(image, text)`` against the fused index; score = a*cos_img + (1-a)*cos_txt.
 - ``rerank``: image search for the top-N candidates, consensus labels of those neighbours ->
   template description -> text vector -> hybrid score over the candidates.
-- ``probe``: image search for the top-N candidates re-ranked by the label head's estimate for the
-  query (:mod:`indexer.probing`); score = cosine of the image vectors.
-
-Every mode returns the head's label estimates for the query when the index has a head.
+- ``probe``: the image top-N re-ranked by the label head's estimate (:mod:`indexer.probing`);
+  score = image cosine. Every mode returns the head's label estimates when the index has one.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.probing import label_estimates, probe_rank, probe_settings, query_proba
+from indexer import probing
 from indexer.query import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
 from indexer.votes import consensus
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
@@ -57,16 +55,17 @@ class Retriever:
         text_encoder: TextEncoderProtocol | None,
         taxonomy: Taxonomy,
         rerank_candidates: int = 20,
+        rerank_prior: bool = False,  # the prior-corrected vote (indexer.votes)
     ) -> None:
         self.artifacts = artifacts
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.taxonomy = taxonomy
         self.rerank_candidates = rerank_candidates
+        self.rerank_prior = probing.label_frequencies(artifacts) if rerank_prior else None
         # Template texts repeat a lot (rerank pseudo-texts, gateway captions): cache their vectors.
         self._text_cache: OrderedDict[str, Vector] = OrderedDict()
-        self._text_cache_size = 4096
-        self._text_lock = threading.Lock()
+        self._text_cache_size, self._text_lock = 4096, threading.Lock()
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -138,10 +137,10 @@ class Retriever:
         excluded = self._excluded(exclude_ids, exclude_groups)
         timings: dict[str, float] = {}
         pseudo_text = None
-        weight, n_probe = probe_settings(self.artifacts, probe_weight)
+        weight, n_probe = probing.probe_settings(self.artifacts, probe_weight)
 
         t0 = time.perf_counter()
-        proba = query_proba(self.artifacts, vec, label_proba)
+        proba = probing.query_proba(self.artifacts, vec, label_proba)
         if mode == "image":
             rows, scores = self._image_search(vec, k, allowed, excluded)
         elif mode == "hybrid":
@@ -151,13 +150,15 @@ class Retriever:
             rows, scores = self._hybrid_search(vec, tvec, a, k, allowed, excluded)
         elif mode == "probe":
             cand_rows, cand_scores = self._image_search(vec, max(n_probe, k), allowed, excluded)
-            rows, scores = probe_rank(self.artifacts, cand_rows, cand_scores, proba, k, weight)
+            rows, scores = probing.probe_rank(
+                self.artifacts, cand_rows, cand_scores, proba, k, weight
+            )
         else:
             n = max(self.rerank_candidates, k)
             cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded)
             timings["search"] = time.perf_counter() - t0
             items = [self.artifacts.items[r] for r in cand_rows]
-            agreed = consensus(items, cand_scores.tolist(), self.taxonomy)
+            agreed = consensus(items, cand_scores.tolist(), self.taxonomy, self.rerank_prior)
             pseudo_text = describe(agreed.labels, agreed.zone, self.taxonomy)
             tvec = self._encode_text(pseudo_text, timings, encode_text)
             t0 = time.perf_counter()
@@ -173,7 +174,7 @@ class Retriever:
             for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)
         )
         return RetrievalResult(
-            hits, mode, timings, pseudo_text, label_estimates(self.artifacts, proba)
+            hits, mode, timings, pseudo_text, probing.label_estimates(self.artifacts, proba)
         )
 
     # -- catalogue -------------------------------------------------------------------------------
