@@ -236,7 +236,12 @@ def _embed(q: Query, retriever: Retriever) -> tuple[Any, dict[str, float]]:
 
 def _neighbours(retriever: Retriever, result: RetrievalResult, no_damage: str) -> list[Neighbour]:
     hits = result.hits
-    ordered = tie_break([h.id for h in hits], [h.score for h in hits])
+    # probe ranks by its own score but reports the cosine: keep the retriever's order
+    ordered = (
+        list(range(len(hits)))
+        if result.mode == "probe"
+        else tie_break([h.id for h in hits], [h.score for h in hits])
+    )
     out = []
     for i in ordered:
         h = hits[i]
