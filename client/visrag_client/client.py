@@ -80,6 +80,7 @@ class VisragClient(ClientBase):
         mode: QueryMode | None = None,
         text: str | None = None,
         alpha: float | None = None,
+        probe_weight: float | None = None,
         labels_any: Iterable[str] | None = None,
         labels_all: Iterable[str] | None = None,
         zones: Iterable[str] | None = None,
@@ -87,6 +88,7 @@ class VisragClient(ClientBase):
     ) -> RetrieveResponse:
         """POST /retrieve: the ``k`` most similar indexed items (filters: any/all labels...)."""
         fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
+        fields["probe_weight"] = probe_weight  # mode "probe" only; None: the index's weight
         response = self._request("POST", "/retrieve", files={"image": image_upload(image)},
                                  data=form_fields(**fields))  # fmt: skip
         return parse(response, RetrieveResponse)
@@ -106,6 +108,7 @@ class VisragClient(ClientBase):
         mode: QueryMode | None = None,
         text: str | None = None,
         alpha: float | None = None,
+        probe_weight: float | None = None,
         labels_any: Iterable[str] | None = None,
         labels_all: Iterable[str] | None = None,
         zones: Iterable[str] | None = None,
@@ -114,6 +117,7 @@ class VisragClient(ClientBase):
         """POST /context: the similar verified cases as a prompt block (``format=messages``:
         chat content parts with the neighbours' images, in ``.messages``)."""
         fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
+        fields["probe_weight"] = probe_weight  # mode "probe" only; None: the index's weight
         fields.update(language=language, format=format, max_examples=max_examples,
                       image_urls=image_urls, max_images=max_images,
                       max_image_side=max_image_side, max_total_bytes=max_total_bytes)  # fmt: skip
@@ -186,12 +190,14 @@ class AsyncVisragClient(ClientBase):
         mode: QueryMode | None = None,
         text: str | None = None,
         alpha: float | None = None,
+        probe_weight: float | None = None,
         labels_any: Iterable[str] | None = None,
         labels_all: Iterable[str] | None = None,
         zones: Iterable[str] | None = None,
         areas: Iterable[str] | None = None,
     ) -> RetrieveResponse:
         fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
+        fields["probe_weight"] = probe_weight  # mode "probe" only; None: the index's weight
         response = await self._request("POST", "/retrieve", files={"image": image_upload(image)},
                                        data=form_fields(**fields))  # fmt: skip
         return parse(response, RetrieveResponse)
@@ -211,12 +217,14 @@ class AsyncVisragClient(ClientBase):
         mode: QueryMode | None = None,
         text: str | None = None,
         alpha: float | None = None,
+        probe_weight: float | None = None,
         labels_any: Iterable[str] | None = None,
         labels_all: Iterable[str] | None = None,
         zones: Iterable[str] | None = None,
         areas: Iterable[str] | None = None,
     ) -> ContextResponse:
         fields = query_fields(k, mode, text, alpha, labels_any, labels_all, zones, areas)
+        fields["probe_weight"] = probe_weight  # mode "probe" only; None: the index's weight
         fields.update(language=language, format=format, max_examples=max_examples,
                       image_urls=image_urls, max_images=max_images,
                       max_image_side=max_image_side, max_total_bytes=max_total_bytes)  # fmt: skip
