@@ -126,11 +126,18 @@ def test_leave_one_out_evaluation_names_the_probe_run_and_scores_estimates(taxon
 
 
 def test_permuted_labels_canary_probe_stays_near_the_best_baseline(taxonomy, tmp_path):
-    """Labels that carry no signal: a leak would show as probe far above every baseline."""
-    arts = catalogue(taxonomy, tmp_path, n=60, groups=15, separable=False, seed=3)
+    """Labels assigned at random (a majority label, like the real crops): a head that leaked the
+    query's own labels would lift probe far above every baseline; without signal it must stay
+    within 0.05 of the best of image, majority and random."""
+    rng = np.random.default_rng(0)
+    kinds = [{"surface_scratch": 1}] * 60 + [{"dent": 1}] * 10 + [{"crack": 1}] * 10
+    perm = rng.permutation(len(kinds))
+    items = [item(i, kinds[p], group=f"g{i % 20}", taxonomy=taxonomy)
+             for i, p in enumerate(perm)]  # fmt: skip
+    arts = write_vector_index(tmp_path / "canary", items, rng.normal(size=(80, 16)), taxonomy)
     r = retriever_of(arts, taxonomy)
     ev = evaluate(r, leave_one_out_queries(arts), modes=["image", "probe"], ks=(1, 5),
                   leave_one_out=True, random_repeats=5)  # fmt: skip
     best = max(ev.runs[0].summary["recall@1"],
                *(b.summary["recall@1"] for b in ev.baselines.values()))  # fmt: skip
-    assert ev.runs[1].summary["recall@1"] <= best + 0.05
+    assert abs(ev.runs[1].summary["recall@1"] - best) <= 0.05
