@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from app.estimates import LabelEstimateView, estimate_lines, label_estimates
 from indexer.query import Hit, RetrievalResult
 from indexer.votes import tally
 from models.description import describe
@@ -94,6 +95,7 @@ class RenderedContext:
     language: str
     cases: tuple[Case, ...]
     label_votes: tuple[LabelVote, ...]
+    label_estimates: tuple[LabelEstimateView, ...] = ()
 
 
 def similarity_pct(score: float) -> int:
@@ -163,10 +165,12 @@ def render_context(
     max_examples: int = 5,
     fmt: str = "markdown",
     image_url: Callable[[str], str] = lambda item_id: f"/items/{item_id}/image",
+    estimate_threshold: float = 0.5,
 ) -> RenderedContext:
     """The context block and its structured content for one retrieval.
 
-    Cases are the first ``max_examples`` hits; the votes count every hit returned.
+    Cases are the first ``max_examples`` hits; the votes count every hit returned; the label
+    head's estimates at or above ``estimate_threshold`` follow the votes (:mod:`app.estimates`).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown context format {fmt!r}")
@@ -176,11 +180,13 @@ def render_context(
         result.hits[:max_examples], taxonomy, language=language, image_url=image_url
     )
     votes = label_votes(result.hits, taxonomy, language=language)
+    estimates = label_estimates(result, taxonomy, language=language, threshold=estimate_threshold)
     if fmt == "json":
         text = json.dumps(
             {
                 "cases": [asdict(c) for c in cases],
                 "label_votes": [asdict(v) for v in votes],
+                "label_estimates": [asdict(e) for e in estimates],
                 "neighbours": len(result.hits),
                 "mode": result.mode,
             },
@@ -188,7 +194,11 @@ def render_context(
         )
     else:
         text = _render_prose(cases, votes, words, mode=result.mode, markdown=fmt == "markdown")
-    return RenderedContext(text, fmt, language, tuple(cases), tuple(votes))
+        if cases and estimates:
+            title, lines = estimate_lines(estimates, language)
+            heading = f"### {title}" if fmt == "markdown" else f"{title}:"
+            text += "\n" + "\n".join([heading, *(f"- {line}" for line in lines)]) + "\n"
+    return RenderedContext(text, fmt, language, tuple(cases), tuple(votes), tuple(estimates))
 
 
 def _render_prose(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.context import Case, LabelVote
+from app.estimates import LabelEstimateView, estimate_lines
 from app.thumbnails import THUMBNAIL_SIZES, thumbnail
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def message_parts(
     *,
     language: str,
     images: dict[str, str],
+    estimates: Sequence[LabelEstimateView] = (),
 ) -> list[dict[str, Any]]:
     """The content parts; ``images`` maps a case id to its image URL (absent: text only)."""
     words = _WORDS.get(language, _WORDS["en"])
@@ -102,6 +104,9 @@ def message_parts(
             lines.append(words["vote"].format(name=vote.name, support=vote.support,
                                               n=vote.neighbours, weighted=weighted))  # fmt: skip
         parts.append(_text("\n".join(lines)))
+    if estimates:
+        title, shown = estimate_lines(list(estimates), language)
+        parts.append(_text("\n".join([f"{title}:", *(f"- {line}" for line in shown)])))
     return parts
 
 

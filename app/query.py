@@ -22,6 +22,7 @@ class Query:
     mode: str = "image"
     text: str | None = None
     alpha: float | None = None
+    probe_weight: float | None = None  # mode 'probe': None = the manifest's weight
     labels_any: tuple[str, ...] = ()
     labels_all: tuple[str, ...] = ()
     zones: tuple[str, ...] = ()

@@ -27,10 +27,15 @@ class QueryForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(5, ge=1, le=100, description="Number of neighbours.")
-    mode: Literal["image", "hybrid", "rerank"] = Field("image", description="Query mode.")
+    mode: Literal["image", "hybrid", "rerank", "probe"] = Field("image", description="Query mode.")
     text: str | None = Field(None, max_length=2000, description="Caption; needed by 'hybrid'.")
     alpha: float | None = Field(
         None, ge=0.0, le=1.0, description="Image weight of the hybrid score; default: manifest's."
+    )
+    probe_weight: float | None = Field(
+        None,
+        ge=0.0,
+        description="Mode 'probe': weight of the label agreement; default: manifest's.",
     )
     labels_any: list[str] = Field(default_factory=list, description="Items with any of these.")
     labels_all: list[str] = Field(default_factory=list, description="Items with all of these.")
@@ -60,6 +65,7 @@ class QueryForm(BaseModel):
             mode=self.mode,
             text=self.text,
             alpha=self.alpha,
+            probe_weight=self.probe_weight,
             labels_any=tuple(self.labels_any),
             labels_all=tuple(self.labels_all),
             zones=tuple(self.zones),

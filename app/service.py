@@ -236,6 +236,7 @@ class Ready:
             text=query.text,
             filters=filters or None,
             alpha=query.alpha,
+            probe_weight=query.probe_weight,
             encode_text=self._encode_text if self.resources.text_encoder is not None else None,
         )
         result: RetrievalResult = await anyio.to_thread.run_sync(search, abandon_on_cancel=True)

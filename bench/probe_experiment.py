@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import cpu_model  # noqa: E402
 from indexer.evaluation.baselines import majority_ranking  # noqa: E402
-from indexer.evaluation.metrics import LabelSet, aggregate, f1_scores, label_set  # noqa: E402
+from indexer.evaluation.estimates import estimate_quality  # noqa: E402
+from indexer.evaluation.metrics import LabelSet, aggregate, label_set  # noqa: E402
 from indexer.label_head import DEFAULT_REG, cross_fit_proba  # noqa: E402
 from indexer.probe import DEFAULT_CANDIDATES, DEFAULT_WEIGHT, probe_order  # noqa: E402
 
@@ -128,29 +129,6 @@ def nested_probe(
         for i in held:
             out[i] = by_w[best][i]
     return out, chosen
-
-
-def estimate_quality(proba: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, float]:
-    """Micro/macro F1 of the thresholded estimates, Brier score and 10-bin ECE."""
-    pred = proba >= 0.5
-    empty = ~pred.any(1)
-    pred[empty, proba[empty].argmax(1)] = True
-    truths = [frozenset(labels[j] for j in np.flatnonzero(r)) for r in y]
-    preds = [frozenset(labels[j] for j in np.flatnonzero(r)) for r in pred]
-    f1 = f1_scores(truths, preds)
-    p, t = proba.ravel(), y.ravel()
-    bins = np.minimum((p * 10).astype(int), 9)
-    ece = sum(
-        abs(p[bins == b].mean() - t[bins == b].mean()) * (bins == b).mean()
-        for b in range(10)
-        if (bins == b).any()
-    )
-    return {
-        "micro_f1": f1.micro_f1,
-        "macro_f1": f1.macro_f1,
-        "brier": float(((proba - y) ** 2).mean()),
-        "ece": float(ece),
-    }
 
 
 def random_score(sets: list[LabelSet], pool: list[np.ndarray], seed: int, n: int = 20) -> dict:

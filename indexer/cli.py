@@ -43,7 +43,7 @@ def evaluate(
     ] = False,
     mode: Annotated[
         list[str] | None,
-        typer.Option(help="image|hybrid|rerank; repeatable or comma list"),
+        typer.Option(help="image|hybrid|rerank|probe; repeatable or comma list"),
     ] = None,
     k: Annotated[str, typer.Option("--k", help="cut-offs, comma list")] = "1,3,5,10",
     alphas: Annotated[
@@ -62,6 +62,9 @@ def evaluate(
         str | None, typer.Option(help="local copy of the recorded text model")
     ] = None,
     rerank_candidates: Annotated[int, typer.Option(min=1, help="rerank: image top-N")] = 20,
+    rerank_prior: Annotated[
+        bool, typer.Option("--rerank-prior", help="rerank: prior-corrected votes (lift)")
+    ] = False,
     random_repeats: Annotated[int, typer.Option(help="random-baseline draws")] = 20,
     seed: Annotated[int, typer.Option(help="random-baseline seed")] = 0,
 ) -> None:
@@ -85,6 +88,7 @@ def evaluate(
             image_model=image_model,
             text_model=text_model,
             rerank_candidates=rerank_candidates,
+            rerank_prior=rerank_prior,
             random_repeats=random_repeats,
             seed=seed,
         )

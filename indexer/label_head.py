@@ -1,7 +1,10 @@
 """A multi-label linear head on image vectors, calibrated out-of-fold by group.
 
 The head answers "which canonical labels does this image likely carry, and how sure are we" from
-the catalogue's own verified labels. It is plain torch (L-BFGS, float64, CPU: deterministic):
+the catalogue's own verified labels. It is numpy + scipy's L-BFGS-B (float64, CPU,
+deterministic; scipy came with sentence-transformers already — phase 1's torch L-BFGS solved the
+same convex problem but cost seconds of per-step overhead on the tiny catalogues every write
+now refits):
 
 1. **Features.** Vectors are centred on the training mean and scaled so the mean row norm is 1;
    the regularisation strength then means the same thing for any backbone width.
@@ -31,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
+from scipy.optimize import minimize
 
 from indexer.calibration import fit_platt, group_folds, sigmoid
 from models.errors import VisragError
@@ -224,7 +227,7 @@ class _Linear:
 
 
 def _fit_linear(x: F64, y: F64, reg: float) -> _Linear:
-    """Class-balanced L2 logistic regression for all labels at once (L-BFGS, float64)."""
+    """Class-balanced L2 logistic regression for all labels at once (scipy L-BFGS-B, float64)."""
     mean = x.mean(0)
     centred = x - mean
     norm = float(np.linalg.norm(centred, axis=1).mean())
@@ -234,28 +237,25 @@ def _fit_linear(x: F64, y: F64, reg: float) -> _Linear:
     active = (pos > 0) & (pos < n)  # a label without positives or negatives is not learnable
     w_pos = np.where(active, n / (2 * np.maximum(pos, 1)), 0.0)
     w_neg = np.where(active, n / (2 * np.maximum(n - pos, 1)), 0.0)
-    sample_w = torch.from_numpy(y * w_pos + (1 - y) * w_neg)
-    xt = torch.from_numpy(centred * scale)
-    yt = torch.from_numpy(y)
-    w = torch.zeros(x.shape[1], n_labels, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(n_labels, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS(
-        [w, b], lr=1.0, max_iter=200, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
-    )
+    sample_w = y * w_pos + (1 - y) * w_neg
+    xs = centred * scale
+    d = x.shape[1]
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = xt @ w + b
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, yt, weight=sample_w, reduction="sum"
-        )
-        loss = bce / n + 0.5 * reg * (w * w).sum()
-        loss.backward()
-        return loss
+    def loss_grad(theta: F64) -> tuple[float, F64]:
+        w, b = theta[: d * n_labels].reshape(d, n_labels), theta[d * n_labels :]
+        z = xs @ w + b
+        # stable binary cross-entropy with logits: log(1 + e^z) - y z
+        bce = (sample_w * (np.logaddexp(0.0, z) - y * z)).sum() / n
+        r = sample_w * (sigmoid(z) - y) / n
+        grad = np.concatenate([(xs.T @ r + reg * w).ravel(), r.sum(0)])
+        return float(bce + 0.5 * reg * (w * w).sum()), grad
 
-    opt.step(closure)
-    weights = w.detach().numpy().copy()
-    bias = b.detach().numpy().copy()
+    solved = minimize(
+        loss_grad, np.zeros(d * n_labels + n_labels), jac=True, method="L-BFGS-B",
+        options={"maxiter": 500, "gtol": 1e-9, "ftol": 1e-14},
+    )  # fmt: skip
+    weights = solved.x[: d * n_labels].reshape(d, n_labels).copy()
+    bias = solved.x[d * n_labels :].copy()
     weights[:, ~active] = 0.0
     bias[~active] = 0.0
     return _Linear(mean, scale, weights, bias)

@@ -7,8 +7,8 @@ from typing import Literal
 
 from models.errors import VisragError
 
-QueryMode = Literal["image", "hybrid", "rerank"]
-QUERY_MODES: tuple[str, ...] = ("image", "hybrid", "rerank")
+QueryMode = Literal["image", "hybrid", "rerank", "probe"]
+QUERY_MODES: tuple[str, ...] = ("image", "hybrid", "rerank", "probe")
 
 
 class QueryError(VisragError):
@@ -58,8 +58,18 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class LabelEstimate:
+    """The label head's calibrated probability that the query carries ``label`` (an estimate)."""
+
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
 class RetrievalResult:
     hits: tuple[Hit, ...]
     mode: str
     timings: dict[str, float]  # stage -> seconds
     pseudo_text: str | None = None  # the consensus description used by mode 'rerank'
+    # every label of the index's head, most probable first; () when the index has no head
+    estimates: tuple[LabelEstimate, ...] = ()

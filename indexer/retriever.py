@@ -9,6 +9,8 @@ Modes (DESIGN §3):
 - ``hybrid``: ``fuse(image, text)`` against the fused index; score = a*cos_img + (1-a)*cos_txt.
 - ``rerank``: image search for the top-N candidates, consensus labels of those neighbours ->
   template description -> text vector -> hybrid score over the candidates.
+- ``probe``: the image top-N re-ranked by the label head's estimate (:mod:`indexer.probing`);
+  score = image cosine. Every mode returns the head's label estimates when the index has one.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from indexer import probing
 from indexer.index.backend import FilteringStore
 from indexer.index.live import refreshed
 from indexer.query import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
@@ -54,16 +58,17 @@ class Retriever:
         text_encoder: TextEncoderProtocol | None,
         taxonomy: Taxonomy,
         rerank_candidates: int = 20,
+        rerank_prior: bool = False,  # the prior-corrected vote (indexer.votes)
     ) -> None:
         self.artifacts = artifacts
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.taxonomy = taxonomy
         self.rerank_candidates = rerank_candidates
+        self.rerank_prior = probing.label_frequencies(artifacts) if rerank_prior else None
         # Template texts repeat a lot (rerank pseudo-texts, gateway captions): cache their vectors.
         self._text_cache: OrderedDict[str, Vector] = OrderedDict()
-        self._text_cache_size = 4096
-        self._text_lock = threading.Lock()
+        self._text_cache_size, self._text_lock = 4096, threading.Lock()
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -83,14 +88,15 @@ class Retriever:
         text: str | None = None,
         filters: Filters | None = None,
         alpha: float | None = None,
+        probe_weight: float | None = None,
     ) -> RetrievalResult:
         """Embed an image (:func:`models.embedding.embed_image`), then :meth:`search`."""
         if self.image_encoder is None:
             raise QueryError("no image encoder is loaded: query with a vector instead")
         vector, stages = embed_image(image, self.image_encoder)
-        result = self.search(vector, k=k, mode=mode, text=text, filters=filters, alpha=alpha)
-        timings = {**stages, **result.timings}
-        return RetrievalResult(result.hits, result.mode, timings, result.pseudo_text)
+        result = self.search(vector, k=k, mode=mode, text=text, filters=filters, alpha=alpha,
+                             probe_weight=probe_weight)  # fmt: skip
+        return replace(result, timings={**stages, **result.timings})
 
     # -- vector in -------------------------------------------------------------------------------
     def search(
@@ -105,13 +111,17 @@ class Retriever:
         exclude_groups: Iterable[str] = (),
         alpha: float | None = None,
         encode_text: Callable[[str], Vector] | None = None,
+        probe_weight: float | None = None,
+        label_proba: npt.ArrayLike | None = None,
     ) -> RetrievalResult:
         """Rank catalogue items for an encoded image (precomputed vectors, leave-one-out, service).
 
         ``exclude_ids`` / ``exclude_groups`` drop items (e.g. the query itself and crops of the same
         source photo) while still returning k hits when enough remain. ``encode_text`` (one text ->
         its unit vector) replaces this Retriever's text encoder for this call: the service passes
-        one that runs the model on its inference thread.
+        one that runs the model on its inference thread. ``probe_weight`` overrides the manifest's;
+        ``label_proba`` replaces the stored head's estimate for this query (the leave-one-out
+        evaluation's cross-fitted probabilities, in the head's label order).
         """
         if mode not in QUERY_MODES:
             raise QueryError(f"unknown mode {mode!r}; expected one of {', '.join(QUERY_MODES)}")
@@ -131,8 +141,10 @@ class Retriever:
         excluded = self._excluded(exclude_ids, exclude_groups)
         timings: dict[str, float] = {}
         pseudo_text = None
+        weight, n_probe = probing.probe_settings(self.artifacts, probe_weight)
 
         t0 = time.perf_counter()
+        proba = probing.query_proba(self.artifacts, vec, label_proba)
         if mode == "image":
             rows, scores = self._image_search(vec, k, allowed, excluded, filters)
         elif mode == "hybrid":
@@ -140,12 +152,18 @@ class Retriever:
             tvec = self._encode_text(text, timings, encode_text)
             t0 = time.perf_counter()
             rows, scores = self._hybrid_search(vec, tvec, a, k, allowed, excluded, filters)
+        elif mode == "probe":
+            n = max(n_probe, k)
+            cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
+            rows, scores = probing.probe_rank(
+                self.artifacts, cand_rows, cand_scores, proba, k, weight
+            )
         else:
             n = max(self.rerank_candidates, k)
             cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
             timings["search"] = time.perf_counter() - t0
             items = [self.artifacts.items[r] for r in cand_rows]
-            agreed = consensus(items, cand_scores.tolist(), self.taxonomy)
+            agreed = consensus(items, cand_scores.tolist(), self.taxonomy, self.rerank_prior)
             pseudo_text = describe(agreed.labels, agreed.zone, self.taxonomy)
             tvec = self._encode_text(pseudo_text, timings, encode_text)
             t0 = time.perf_counter()
@@ -160,7 +178,9 @@ class Retriever:
             self._hit(int(r), float(s), rank)
             for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)
         )
-        return RetrievalResult(hits=hits, mode=mode, timings=timings, pseudo_text=pseudo_text)
+        return RetrievalResult(
+            hits, mode, timings, pseudo_text, probing.label_estimates(self.artifacts, proba)
+        )
 
     # -- catalogue -------------------------------------------------------------------------------
     def item(self, item_id: str) -> CatalogueItem | None:
@@ -269,12 +289,9 @@ class Retriever:
             (int(i), float(s))
             for i, s in zip(ids[0], scores[0], strict=True)
             if i >= 0 and i not in excluded
-        ]
-        keep = keep[:k]
-        return (
-            np.array([i for i, _ in keep], dtype=np.int64),
-            np.array([s for _, s in keep], dtype=np.float32),
-        )
+        ][:k]
+        rows = np.array([i for i, _ in keep], dtype=np.int64)
+        return rows, np.array([s for _, s in keep], dtype=np.float32)
 
     def _hit(self, row: int, score: float, rank: int) -> Hit:
         item = self.artifacts.items[row]
@@ -287,14 +304,7 @@ class Retriever:
         )
         zone = tax.normalise_zone(item.zone)
         return Hit(
-            id=item.id,
-            rank=rank,
-            score=max(-1.0, min(1.0, score)),
-            labels=labels,
-            zone=zone.id,
-            zone_name=zone.en,
-            area=zone.area,
-            description=item.description,
-            image=item.image,
+            id=item.id, rank=rank, score=max(-1.0, min(1.0, score)), labels=labels, zone=zone.id,
+            zone_name=zone.en, area=zone.area, description=item.description, image=item.image,
             group=item.group,
-        )
+        )  # fmt: skip

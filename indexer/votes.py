@@ -13,6 +13,12 @@ serves (DESIGN §5).
   unweighted); when none does, the most supported label alone (ties by the taxonomy's order), so
   every non-empty vote predicts something.
 
+Option ``prior`` (label -> its frequency in the catalogue), the prior-corrected rule of ``rerank``
+when asked for: a label is predicted when its share of the neighbours exceeds its catalogue
+frequency (lift ``support / n / prior > 1``, inverse label frequency), else the label with the
+largest lift alone — so a label on 85 % of the catalogue needs more than 85 % of the neighbours,
+and the rule stops amplifying the majority. The order of the votes does not change.
+
 This is the evaluation's documented kNN vote (docs/evaluation.md), kept so its numbers reproduce.
 Before, rerank kept a label at half of the similarity *weight* and nothing when no label reached
 it; on the seed crops both give the same pseudo-text for every leave-one-out query.
@@ -51,8 +57,10 @@ def tally(
     *,
     no_damage: str,
     order: Callable[[str], object],
+    prior: Mapping[str, float] | None = None,
 ) -> list[Vote]:
-    """The votes of neighbours with these labels ({label: count} or label ids) and similarities."""
+    """The votes of neighbours with these labels ({label: count} or label ids) and similarities;
+    ``prior``: predict by lift over the catalogue frequency (the module docstring)."""
     if len(labels) != len(scores):
         raise ValueError("labels and scores differ in length")
     if not labels:
@@ -72,9 +80,15 @@ def tally(
             counts.setdefault(label, []).append(int(n))
     ordered = sorted(support, key=lambda lb: (-support[lb], -weight[lb], order(lb), lb))
     n = len(labels)
-    keep = {lb for lb in ordered if 2 * support[lb] >= n} or {
-        min(ordered, key=lambda lb: (-support[lb], order(lb), lb))
-    }
+    if prior is not None:
+        lift = {lb: support[lb] / n / max(prior.get(lb, 0.0), 1e-12) for lb in ordered}
+        keep = {lb for lb in ordered if lift[lb] > 1.0} or {
+            min(ordered, key=lambda lb: (-lift[lb], order(lb), lb))
+        }
+    else:
+        keep = {lb for lb in ordered if 2 * support[lb] >= n} or {
+            min(ordered, key=lambda lb: (-support[lb], order(lb), lb))
+        }
     return [
         Vote(
             label=lb,
@@ -104,12 +118,17 @@ class Consensus:
 
 
 def consensus(
-    items: Sequence[CatalogueItem], scores: Sequence[float], taxonomy: Taxonomy
+    items: Sequence[CatalogueItem],
+    scores: Sequence[float],
+    taxonomy: Taxonomy,
+    prior: Mapping[str, float] | None = None,
 ) -> Consensus:
-    """The consensus of catalogue neighbours (rerank's pseudo-text is its template description)."""
+    """The consensus of catalogue neighbours (rerank's pseudo-text is its template description);
+    ``prior``: the prior-corrected rule."""
     votes = tally(
-        [it.labels for it in items], scores, no_damage=taxonomy.no_damage_id, order=taxonomy.order
-    )
+        [it.labels for it in items], scores, no_damage=taxonomy.no_damage_id,
+        order=taxonomy.order, prior=prior,
+    )  # fmt: skip
     kept = {v.label: v.count for v in votes if v.predicted and v.label != taxonomy.no_damage_id}
     w = np.maximum(np.asarray(scores, dtype=np.float64), 1e-3)
     zones: dict[str, float] = {}

@@ -25,6 +25,7 @@ from app.schemas import (
 from visrag_client.schemas import (
     CaseOut,
     ContextResponse,
+    LabelEstimateOut,
     LabelVoteOut,
 )
 
@@ -47,6 +48,7 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
         max_examples=form.max_examples,
         fmt="text" if form.format == "messages" else form.format,
         image_url=lambda item_id: item_image_url(item_id, root),
+        estimate_threshold=ready.settings.label_estimate_threshold,
     )
     answer = await ready.answer(upload.data, form.query(), render)
     rendered = answer.rendered
@@ -59,6 +61,7 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
         language=rendered.language,
         cases=[CaseOut(**asdict(c)) for c in rendered.cases],
         label_votes=[LabelVoteOut(**asdict(v)) for v in rendered.label_votes],
+        label_estimates=[LabelEstimateOut(**asdict(e)) for e in rendered.label_estimates],
         mode=answer.result.mode,
         timings=milliseconds(answer.timings),
         messages=messages,
@@ -80,4 +83,4 @@ async def _messages(
         url_of=lambda item_id, size: f"{base}{item_image_url(item_id)}?size={size}",
     ))  # fmt: skip
     return message_parts(rendered.cases, rendered.label_votes, language=rendered.language,
-                         images=images)  # fmt: skip
+                         images=images, estimates=rendered.label_estimates)  # fmt: skip

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Depends, Request
 
 from app.auth import require_api_key
 from app.dependencies import ReadyDep, UploadDep
+from app.estimates import label_estimates
 from app.schemas import (
     ERROR_RESPONSES,
     QueryForm,
@@ -14,6 +17,7 @@ from app.schemas import (
     multipart_openapi,
 )
 from visrag_client.schemas import (
+    LabelEstimateOut,
     RetrieveResponse,
 )
 
@@ -30,13 +34,19 @@ async def retrieve(request: Request, ready: ReadyDep, upload: UploadDep) -> Retr
     """Multipart ``image`` plus form fields ``k``, ``mode``, ``text``, ``alpha`` and filters."""
     form = QueryForm.from_fields(upload.fields, default_k=ready.settings.default_k)
     root = request.scope.get("root_path", "")
+    threshold = ready.settings.label_estimate_threshold
     answer = await ready.answer(
         upload.data,
         form.query(),
-        lambda result, _: [hit_out(hit, root_path=root) for hit in result.hits],
+        lambda result, taxonomy: (
+            [hit_out(hit, root_path=root) for hit in result.hits],
+            label_estimates(result, taxonomy, language="en", threshold=threshold),
+        ),
     )
+    hits, estimates = answer.rendered
     return RetrieveResponse(
-        hits=answer.rendered,
+        hits=hits,
+        label_estimates=[LabelEstimateOut(**asdict(e)) for e in estimates],
         mode=answer.result.mode,
         timings=milliseconds(answer.timings),
         pseudo_text=answer.result.pseudo_text,

@@ -145,6 +145,22 @@
     }
   }
 
+  function renderEstimates(estimates) {
+    const list = $("estimates");
+    list.replaceChildren();
+    const es = $("language").value === "es";
+    if (!estimates || !estimates.length) {
+      list.append(el("li", "muted", es ? "ninguna sobre el umbral" : "none above the threshold"));
+      return;
+    }
+    for (const e of estimates) {
+      const p = e.probability.toFixed(2);
+      list.append(el("li", "", es
+        ? `probable: ${e.name}, ${p.replace(".", ",")} (vecinos: ${e.support} de ${e.neighbours})`
+        : `likely: ${e.name}, ${p} (neighbours: ${e.support} of ${e.neighbours})`));
+    }
+  }
+
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     showError("");
@@ -168,6 +184,7 @@
       }
       renderNeighbours(body.cases);
       renderVotes(body.label_votes);
+      renderEstimates(body.label_estimates);
       $("context").textContent = body.context;
       $("copy").disabled = false;
       const total = Object.values(body.timings).reduce((a, b) => a + b, 0);

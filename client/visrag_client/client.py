@@ -39,6 +39,7 @@ class RetrieveOptions(TypedDict, total=False):
     mode: QueryMode | None
     text: str | None
     alpha: float | None
+    probe_weight: float | None  # mode "probe" only; None: the index's weight
     labels_any: Iterable[str] | None
     labels_all: Iterable[str] | None
     zones: Iterable[str] | None

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-QueryMode = Literal["image", "hybrid", "rerank"]
+QueryMode = Literal["image", "hybrid", "rerank", "probe"]
 ContextFormat = Literal["markdown", "text", "json", "messages"]
 Language = Literal["en", "es"]
 
@@ -35,11 +35,26 @@ class HitOut(BaseModel):
     image_url: str = Field(description="Thumbnail of the indexed image (GET).")
 
 
+class LabelEstimateOut(BaseModel):
+    label: str
+    name: str = Field(description="Display name (English in /retrieve, the request's in /context).")
+    probability: float = Field(
+        description="The label head's calibrated probability that the image carries the label: "
+        "an estimate from a model trained on the indexed cases, not a fact."
+    )
+    support: int = Field(description="Neighbours carrying the label.")
+    neighbours: int = Field(description="Neighbours returned.")
+
+
 class RetrieveResponse(BaseModel):
     hits: list[HitOut]
     mode: str
     timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
     pseudo_text: str | None = Field(None, description="Consensus description used by 'rerank'.")
+    label_estimates: list[LabelEstimateOut] = Field(
+        default_factory=list,
+        description="Label estimates at or above the service's threshold (empty: no label head).",
+    )
 
 
 class CaseLabelOut(BaseModel):
@@ -94,6 +109,10 @@ class ContextResponse(BaseModel):
     language: str
     cases: list[CaseOut]
     label_votes: list[LabelVoteOut]
+    label_estimates: list[LabelEstimateOut] = Field(
+        default_factory=list,
+        description="Label estimates at or above the service's threshold (empty: no label head).",
+    )
     mode: str
     timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
     messages: list[ContentPart] | None = Field(

@@ -55,6 +55,7 @@ def run_evaluation(
     image_model: str | None = None,
     text_model: str | None = None,
     rerank_candidates: int = 20,
+    rerank_prior: bool = False,
     random_repeats: int = 20,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
@@ -85,6 +86,7 @@ def run_evaluation(
         image_model=image_model,
         text_model=text_model,
         rerank_candidates=rerank_candidates,
+        rerank_prior=rerank_prior,
     )
     if leave_one_out:
         query_list = leave_one_out_queries(retriever.artifacts, text_source=text_source)

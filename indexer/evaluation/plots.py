@@ -126,3 +126,27 @@ def sweep(ev: Evaluation, metrics: Sequence[str]) -> bytes | None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     return _png(fig)
+
+
+def reliability_diagram(estimates: dict[str, Any]) -> bytes:
+    """The label head's calibration: mean predicted probability vs observed frequency per bin
+    (all query x label pairs; marker area ~ pair count), the diagonal is perfect calibration."""
+    fig = _figure(5, 5)
+    ax = fig.subplots()
+    bins = estimates["reliability"]
+    x = [b["mean_probability"] for b in bins]
+    y = [b["frequency"] for b in bins]
+    total = max(1, sum(b["count"] for b in bins))
+    sizes = [20 + 400 * b["count"] / total for b in bins]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    ax.plot(x, y, color="tab:blue", linewidth=1)
+    ax.scatter(x, y, s=sizes, color="tab:blue", label=f"head ({estimates['source']})")
+    head = estimates["head"]
+    ax.set_title(f"Label estimates: Brier {head['brier']:.4f}, ECE {head['ece']:.4f}")
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

@@ -130,6 +130,7 @@ def open_retriever(
     image_model: str | None = None,
     text_model: str | None = None,
     rerank_candidates: int = 20,
+    rerank_prior: bool = False,
 ) -> Any:
     """Open the index with only the encoders the run needs (:func:`indexer.opening.open_index`).
 
@@ -152,4 +153,5 @@ def open_retriever(
         text_encoder=opened.text_encoder,
         taxonomy=opened.taxonomy,
         rerank_candidates=rerank_candidates,
+        rerank_prior=rerank_prior,
     )

@@ -72,6 +72,7 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
         "labels": ev.labels,
         "runs": [_run_json(r, ev, queries=True) for r in ev.runs],
         "baselines": {n: _run_json(b, ev, queries=False) for n, b in ev.baselines.items()},
+        "label_estimates": ev.estimates,
     }
 
 
@@ -105,6 +106,14 @@ def summary_markdown(ev: Evaluation) -> str:
             continue
         cells = [_fmt(r.knn.per_label[lb].f1) if lb in r.knn.per_label else "—" for r in voters]  # type: ignore[union-attr]
         lines.append(f"| {lb} | " + " | ".join(cells) + " |")
+    if ev.estimates is not None:
+        e = ev.estimates
+        lines += ["", f"## Label estimates ({e['source']})", ""]
+        lines += ["| estimates | micro F1 | macro F1 | Brier | ECE |", "|---|---|---|---|---|"]
+        for name in ("head", "prior"):
+            q = e[name]
+            cells = [_fmt(q[m]) for m in ("micro_f1", "macro_f1", "brier", "ece")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "## Latency per stage (ms)", ""]
     lines.append("| run | stage | p50 | p95 | mean | n |")
     lines.append("|---|---|---|---|---|---|")

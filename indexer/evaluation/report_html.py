@@ -119,6 +119,9 @@ def _figures(ev: Evaluation) -> list[dict[str, Any]]:
             png = plots.confusion(run.confusion, ev.labels, title)
             confusion.append({"alt": "confusion", "src": _png(png)})
     figures.append({"title": f"kNN-vote confusion (k={k})", "images": confusion})
+    if ev.estimates is not None:
+        png = plots.reliability_diagram(ev.estimates)
+        figures.append(figure("Label estimates: reliability", "reliability diagram", png))
     return figures
 
 

@@ -58,6 +58,8 @@ class Evaluation:
     vote_k: int
     ks: tuple[int, ...]
     warnings: list[str] = field(default_factory=list)
+    # label-estimate quality (head vs priors: F1, Brier, ECE, reliability bins); None: no head
+    estimates: dict[str, Any] | None = None
 
 
 def score_rankings(

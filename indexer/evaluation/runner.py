@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.evaluation.baselines import majority_baseline, random_baseline
+from indexer.evaluation.estimates import estimates_section, query_probas, truth_matrix
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
 from indexer.evaluation.results import Evaluation, Neighbour, score_rankings
@@ -51,13 +52,14 @@ class RunConfig:
 
 
 def configs_for(modes: Sequence[str], alphas: Sequence[float] | None) -> list[RunConfig]:
-    """``image`` once; ``hybrid`` / ``rerank`` once per fusion weight (manifest's if none)."""
+    """``image`` / ``probe`` once; ``hybrid`` / ``rerank`` once per fusion weight (manifest's if
+    none)."""
     out: list[RunConfig] = []
     for mode in modes:
         if mode not in QUERY_MODES:
             raise EvaluationError(f"unknown mode {mode!r}; expected {', '.join(QUERY_MODES)}")
-        if mode == "image":
-            out.append(RunConfig("image"))
+        if mode in ("image", "probe"):
+            out.append(RunConfig(mode))
         else:
             weights: Sequence[float | None] = alphas or [None]
             out.extend(RunConfig(mode, a) for a in weights)
@@ -131,13 +133,20 @@ def evaluate(
     pseudo: dict[RunConfig, list[str | None]] = {c: [] for c in configs}
     timings: dict[RunConfig, dict[str, list[float]]] = {c: {} for c in configs}
     decode_times: list[float] = []
-    for n, q in enumerate(queries):
+    vectors, encodings = [], []
+    for q in queries:
         vector, encode_stages = q.vector, dict[str, float]()
         if vector is None:
             # Embed once per query, then search every configuration: the service's image ->
             # vector path, without re-encoding the image per sweep point.
             vector, encode_stages = _embed(q, retriever)
             decode_times.append(encode_stages.pop("decode"))
+        vectors.append(vector)
+        encodings.append(encode_stages)
+    # leave-one-out: cross-fitted by group, never the stored head (it saw every query)
+    probas = query_probas(retriever.artifacts, queries, vectors, leave_one_out)
+    for n, q in enumerate(queries):
+        vector, encode_stages = vectors[n], encodings[n]
         for c in configs:
             text = q.text if c.mode == "hybrid" else None
             t0 = time.perf_counter()
@@ -149,10 +158,9 @@ def evaluate(
                 alpha=c.alpha,
                 exclude_ids=q.exclude_ids,
                 exclude_groups=q.exclude_groups,
+                label_proba=None if probas is None else probas[n],
             )
-            result = RetrievalResult(
-                result.hits, result.mode, {**encode_stages, **result.timings}, result.pseudo_text
-            )
+            result = replace(result, timings={**encode_stages, **result.timings})
             total = time.perf_counter() - t0 + sum(encode_stages.values())
             rankings[c].append(_neighbours(retriever, result, nd))
             pseudo[c].append(result.pseudo_text)
@@ -202,13 +210,20 @@ def evaluate(
         ],
         "manifest_alpha": retriever.artifacts.alpha,
         "rerank_candidates": retriever.rerank_candidates,
+        "rerank_votes": "prior-corrected (lift)" if retriever.rerank_prior else "majority",
         "text_source": (ORACLE_LABEL if text_source == ORACLE else text_source),
         "random_repeats": random_repeats,
         "seed": seed,
         "no_damage_convention": f"a query or item without labels has the label set {{{nd}}}",
         "taxonomy": f"{taxonomy.name} {taxonomy.version}",
     }
-    return Evaluation(setting, runs, baselines, labels, vote_k, ks, warnings)
+    head = retriever.artifacts.label_head
+    estimates = None
+    if head is not None and probas is not None:
+        source = "cross-fitted by group" if leave_one_out else "stored head (catalogue only)"
+        y = truth_matrix(retriever.artifacts, queries)
+        estimates = estimates_section(probas, y, head.labels, head.prior, source)
+    return Evaluation(setting, runs, baselines, labels, vote_k, ks, warnings, estimates)
 
 
 def _embed(q: Query, retriever: Retriever) -> tuple[Any, dict[str, float]]:
@@ -221,7 +236,12 @@ def _embed(q: Query, retriever: Retriever) -> tuple[Any, dict[str, float]]:
 
 def _neighbours(retriever: Retriever, result: RetrievalResult, no_damage: str) -> list[Neighbour]:
     hits = result.hits
-    ordered = tie_break([h.id for h in hits], [h.score for h in hits])
+    # probe ranks by its own score but reports the cosine: keep the retriever's order
+    ordered = (
+        list(range(len(hits)))
+        if result.mode == "probe"
+        else tie_break([h.id for h in hits], [h.score for h in hits])
+    )
     out = []
     for i in ordered:
         h = hits[i]

@@ -7,6 +7,8 @@ file names. One directory::
     image.faiss         index over the image vectors      (FAISS id = catalogue row)
     fused.faiss         index over fuse(image, text, alpha) (FAISS id = catalogue row)
     catalogue.sqlite    table ``items`` (index.catalogue; JSON text in columns, never pickle)
+    label_head.*.npy    the label head's arrays (index.head), when the manifest's ``label_head``
+                        section says ``fitted``; refitted on every write
 
 Rows are dense, ``0..n-1``: ``add`` appends rows; ``remove`` drops rows and renumbers the rest
 (ids, the strings, stay stable). Writes go through :func:`.atomic.atomic_directory`, so a
@@ -35,6 +37,7 @@ from indexer.index.catalogue import CatalogueItem, CatalogueMasks, read_catalogu
 from indexer.index.catalogue import (
     write_catalogue as _write_catalogue,  # tests replace it mid-write
 )
+from indexer.index.head import HEAD_ARRAYS, fit_catalogue_head, head_from_arrays
 from indexer.index.manifest import (
     FORMAT_VERSION,
     IndexManifest,
@@ -43,6 +46,7 @@ from indexer.index.manifest import (
     parse_manifest,
 )
 from indexer.index.stores import open_stores, store_section
+from indexer.label_head import LabelHead, LabelHeadError
 from indexer.query import Filters
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,7 @@ IMAGE_INDEX = "image.faiss"
 FUSED_INDEX = "fused.faiss"
 CATALOGUE = "catalogue.sqlite"
 DATA_FILES = (IMAGE_VECTORS, TEXT_VECTORS, IMAGE_INDEX, FUSED_INDEX, CATALOGUE)
+HEAD_FILES = {name: f"label_head.{name}.npy" for name in HEAD_ARRAYS}
 
 
 # -- the loaded artifacts -------------------------------------------------------------------------
@@ -68,6 +73,7 @@ class Artifacts:
     fused_store: VectorStoreProtocol
     image_root: Path | None = None
     generation: int = 0  # manifest.json's mtime_ns when read (indexer.index.live)
+    label_head: LabelHead | None = None  # None: not fitted (see manifest.label_head) or old index
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _masks: CatalogueMasks | None = field(default=None, repr=False)
 
@@ -177,17 +183,31 @@ def load_artifacts(
         if isinstance(exc, ArtifactError):
             raise
         raise ArtifactError(f"cannot read artifacts in {directory}: {exc}") from exc
+    head = _load_head(directory, manifest)
     # ``path`` stays the requested directory even when an interrupted write's copy was loaded,
     # so that add/remove write back to where the caller expects
     artifacts = Artifacts(
         Path(path), manifest, image_vectors, text_vectors, items, stores["image"],
-        stores["fused"], image_root=image_root,
+        stores["fused"], image_root=image_root, label_head=head,
         generation=(directory / MANIFEST).stat().st_mtime_ns,
     )  # fmt: skip
     problems = consistency_problems(artifacts)
     if problems:
         raise ArtifactError(f"inconsistent artifacts in {directory}: " + "; ".join(problems))
     return artifacts
+
+
+def _load_head(directory: Path, manifest: IndexManifest) -> LabelHead | None:
+    section = manifest.label_head
+    if section is None or section.status != "fitted":
+        return None
+    try:
+        arrays = {
+            name: np.load(directory / file, allow_pickle=False) for name, file in HEAD_FILES.items()
+        }
+        return head_from_arrays(section, arrays)
+    except (OSError, ValueError, LabelHeadError) as exc:
+        raise ArtifactError(f"cannot read the label head in {directory}: {exc}") from exc
 
 
 def consistency_problems(a: Artifacts) -> list[str]:
@@ -247,8 +267,18 @@ def write_artifacts(
         store = store_section(image_store)
         names = {"image": getattr(image_store, "collection", IMAGE_INDEX),
                  "fused": getattr(fused_store, "collection", FUSED_INDEX)}  # fmt: skip
+        section, arrays = fit_catalogue_head(
+            items,
+            image_vectors,
+            no_damage=manifest.taxonomy.no_damage_id,
+            previous=manifest.label_head,
+        )
+        for name, array in arrays.items():
+            np.save(tmp / HEAD_FILES[name], array, allow_pickle=False)
+        written = [*_data_files(store["kind"]), *(HEAD_FILES[name] for name in arrays)]
         full = IndexManifest.model_validate({
             **manifest.model_dump(),
+            "label_head": section.model_dump(),
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "vector_count": n,
@@ -257,7 +287,7 @@ def write_artifacts(
                       "metric": "inner_product", "dim": s.dim}
                 for key, s in (("image", image_store), ("fused", fused_store))
             },
-            "files": {name: _sha256(tmp / name) for name in _data_files(store["kind"])},
+            "files": {name: _sha256(tmp / name) for name in written},
             "store": store,
             "manifest_sha256": "pending",  # replaced by the checksum of the rest, below
         })  # fmt: skip

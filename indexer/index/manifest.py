@@ -43,6 +43,7 @@ __all__ = [
     "ImageModel",
     "IndexManifest",
     "IndexSpec",
+    "LabelHeadSection",
     "ManifestBody",
     "Preprocessing",
     "StoreSpec",
@@ -173,6 +174,20 @@ class FailedInput(_Closed):
     reason: str
 
 
+class LabelHeadSection(_Open):
+    """The label head (:mod:`indexer.index.head`): fitted, or why not; probe's defaults.
+
+    A fitted head also records what :meth:`indexer.label_head.LabelHead.describe` says (model,
+    calibration, reg, folds, training size, groups, positives, fit seconds).
+    """
+
+    status: Literal["fitted", "unavailable"]
+    reason: str | None = None
+    labels: tuple[str, ...] = ()
+    probe_weight: float = Field(default=1.0, ge=0.0)
+    probe_candidates: int = Field(default=50, gt=0)
+
+
 class ManifestBody(_Closed):
     """What the writer of an index describes; :class:`IndexManifest` adds the rest."""
 
@@ -184,6 +199,7 @@ class ManifestBody(_Closed):
     dataset: dict[str, Any] = Field(default_factory=dict)  # catalogue.dataset_summary + source
     failed: tuple[FailedInput, ...] = ()
     history: tuple[dict[str, Any], ...] = ()
+    label_head: LabelHeadSection | None = None  # None: an index written before the head
 
 
 class IndexManifest(ManifestBody):

@@ -54,10 +54,12 @@ def test_one_image_per_neighbour_in_order_with_its_labels(client):
         for label in case["labels"]:
             assert f"{label['count']} x {label['name']}" in text
         assert case["zone_name"] in text
-    assert parts[-1]["type"] == "text"
-    assert parts[-1]["text"].startswith("Label votes across the 4 neighbours:")
+    # after the cases: the votes, then the label head's estimates (above the threshold)
+    assert parts[-2]["type"] == "text"
+    assert parts[-2]["text"].startswith("Label votes across the 4 neighbours:")
     top_vote = body["label_votes"][0]
-    assert f"- {top_vote['name']}: {top_vote['support']} of 4 neighbours" in parts[-1]["text"]
+    assert f"- {top_vote['name']}: {top_vote['support']} of 4 neighbours" in parts[-2]["text"]
+    assert parts[-1]["text"].startswith("Label estimates (") and body["label_estimates"]
     assert body["context"]  # the text block still comes along
 
 
@@ -84,7 +86,9 @@ def test_spanish_parts(client):
     parts = post(client, k="2", language="es").json()["messages"]
     assert "casos indexados más parecidos" in parts[0]["text"]
     assert neighbours(parts)[0][1].startswith("Caso 1 (")
-    assert parts[-1]["text"].startswith("Votos de etiquetas entre los 2 vecinos:")
+    assert parts[-2]["text"].startswith("Votos de etiquetas entre los 2 vecinos:")
+    assert parts[-1]["text"].startswith("Estimaciones de etiquetas (")
+    assert "- probable: " in parts[-1]["text"]
 
 
 def test_other_formats_have_no_parts_and_bad_limits_are_refused(client):

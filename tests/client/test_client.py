@@ -183,3 +183,17 @@ def test_messages_parse_into_typed_parts_and_back():
     assert ctx.content_parts() == parts
     sent = script.requests[0].content
     assert b'name="format"\r\n\r\nmessages' in sent and b'name="image_urls"\r\n\r\nfalse' in sent
+
+
+def test_probe_mode_weight_and_label_estimates():
+    estimate = {"label": "dent", "name": "Dent", "probability": 0.72, "support": 3,
+                "neighbours": 5}  # fmt: skip
+    script = Script(httpx.Response(200, json={**RETRIEVE, "mode": "probe",
+                                              "label_estimates": [estimate]}))  # fmt: skip
+    answer = client(script).retrieve(JPEG, mode="probe", probe_weight=2.5)
+    body = script.requests[0].content
+    assert b'name="mode"\r\n\r\nprobe' in body and b'name="probe_weight"\r\n\r\n2.5' in body
+    assert answer.label_estimates[0].label == "dent"
+    assert answer.label_estimates[0].probability == 0.72
+    old = Script(httpx.Response(200, json=RETRIEVE))  # a service from before label estimates
+    assert client(old).retrieve(JPEG).label_estimates == []

@@ -23,7 +23,9 @@ def base_url(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
     from app.settings import Settings
 
     root = build_small_index(tmp_path_factory.mktemp("demo"), tiny_dinov3, text_encoder, taxonomy)
-    settings = Settings(_env_file=None, artifacts=root / "art", device="cpu")
+    settings = Settings(
+        _env_file=None, artifacts=root / "art", device="cpu", label_estimate_threshold=0.0
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         with socket.socket() as s:
@@ -52,7 +54,7 @@ def base_url(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
             thread.join(20)
 
 
-def test_upload_shows_neighbours_votes_and_context(base_url, tmp_path):
+def test_upload_shows_neighbours_votes_estimates_and_context(base_url, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     base, root = base_url
     query = sorted((root / "data").glob("*.jpg"))[2]
@@ -67,6 +69,7 @@ def test_upload_shows_neighbours_votes_and_context(base_url, tmp_path):
             page.wait_for_selector("#status.ok", timeout=10_000)
             page.set_input_files("#image", str(query))
             page.fill("#k", "6")
+            page.select_option("#mode", "probe")
             page.click("#submit")
             page.wait_for_function("document.querySelectorAll('#neighbours .card').length === 6")
             page.wait_for_function(
@@ -79,6 +82,8 @@ def test_upload_shows_neighbours_votes_and_context(base_url, tmp_path):
             assert "#1" in first and "%" in first
             assert page.locator("#votes li").count() >= 1
             assert "neighbours, weighted" in page.locator("#votes").inner_text()
+            assert "likely: " in page.locator("#estimates").inner_text()
+            assert page.locator("#timing").inner_text().startswith("probe")
             context = page.locator("#context").inner_text()
             assert context.startswith("### Similar verified cases")
             assert page.locator("#error").is_hidden()

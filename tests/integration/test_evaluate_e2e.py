@@ -53,7 +53,7 @@ def e2e_run(tmp_path_factory):
              "--device", "cpu", "--no-progress"])  # fmt: skip
     output = _invoke(["evaluate", "--artifacts", str(root / "art"),
                       "--queries", str(root / "split" / "test.jsonl"), "--out", str(root / "eval"),
-                      "--mode", "image,rerank", "--alphas", "0.8", "--k", "1,3,5",
+                      "--mode", "image,rerank,probe", "--alphas", "0.8", "--k", "1,3,5",
                       "--random-repeats", "3", "--device", "cpu"])  # fmt: skip
     return root, output
 
@@ -69,7 +69,10 @@ def test_evaluate_writes_three_reports_with_baselines(e2e_run):
     # no test image is in the index, no group spans both sides: the one warning is the weights'
     assert [w.split(" (")[0] for w in data["warnings"]] == ["THE IMAGE MODEL HAS RANDOM WEIGHTS"]
     assert data["setting"]["random_weights"] is True
-    assert [r["name"] for r in data["runs"]] == ["image", "rerank a=0.8"]
+    assert [r["name"] for r in data["runs"]] == ["image", "rerank a=0.8", "probe"]
+    # held-out queries: the stored head (fitted on the train split only) scores the estimates
+    assert data["label_estimates"]["source"] == "stored head (catalogue only)"
+    assert 0.0 <= data["label_estimates"]["head"]["brier"] <= 1.0
     catalogue = data["setting"]["catalogue_items"]
     for run in data["runs"]:
         for q in run["queries"]:
@@ -83,12 +86,14 @@ def test_evaluate_writes_three_reports_with_baselines(e2e_run):
     assert {"decode", "preprocess", "encode", "search"} <= set(data["runs"][0]["latency_ms"])
     assert {"text_encode", "rerank"} <= set(data["runs"][1]["latency_ms"])
     assert (
-        "| metric | image | rerank a=0.8 | majority | random |" in (out / "summary.md").read_text()
+        "| metric | image | rerank a=0.8 | probe | majority | random |"
+        in (out / "summary.md").read_text()
     )
     assert "majority" in output and "random" in output
     page = (out / "report.html").read_text()
     assert all(s.startswith("data:image/") for s in re.findall(r'src="([^"]+)"', page))
     assert "data:image/jpeg" in page  # thumbnails of the query and its neighbours
+    assert "Label estimates: reliability" in page
 
 
 def test_random_weights_are_said_loudly_in_every_output(e2e_run):

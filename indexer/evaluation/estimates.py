@@ -1,0 +1,109 @@
+"""The label estimates in an evaluation: leakage-free probabilities and how good they are.
+
+- Leave-one-out: :func:`loo_proba` cross-fits the head by group
+  (:func:`indexer.label_head.cross_fit_proba`, one source image held out at a time), so the
+  probabilities that score a query (mode ``probe`` and the estimate metrics) come from a head that
+  never saw the query's group. The stored head is never used there: it saw every item.
+- Held-out queries: the stored head, fitted on the catalogue (train) only.
+
+:func:`estimate_quality`: micro/macro F1 of the thresholded estimates (labels with p >= 0.5, else
+the most probable one), Brier score and 10-bin ECE over all query x label pairs;
+:func:`reliability` the bins of the reliability diagram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.evaluation.prediction import f1_scores
+from indexer.index.head import item_groups, label_matrix
+from indexer.label_head import cross_fit_proba
+
+if TYPE_CHECKING:
+    from indexer.index.artifacts import Artifacts
+
+F64 = npt.NDArray[np.float64]
+BINS = 10
+
+
+def loo_proba(artifacts: Artifacts) -> F64 | None:
+    """(n, L) cross-fitted probabilities per catalogue row, the head's label order (or None)."""
+    head = artifacts.label_head
+    if head is None:
+        return None
+    nd = artifacts.manifest.taxonomy.no_damage_id
+    y = label_matrix(artifacts.items, head.labels, nd)
+    return cross_fit_proba(np.asarray(artifacts.image_vectors, np.float64), y,
+                           item_groups(artifacts.items))  # fmt: skip
+
+
+def reliability(proba: F64, y: F64, bins: int = BINS) -> list[dict[str, float]]:
+    """Per probability bin: mean predicted probability, observed frequency, pair count."""
+    p, t = proba.ravel(), y.ravel()
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    return [
+        {"bin": b / bins, "mean_probability": float(p[index == b].mean()),
+         "frequency": float(t[index == b].mean()), "count": int((index == b).sum())}
+        for b in range(bins) if (index == b).any()
+    ]  # fmt: skip
+
+
+def estimate_quality(proba: F64, y: F64, labels: Sequence[str]) -> dict[str, float]:
+    """Micro/macro F1 of the thresholded estimates, Brier score and 10-bin ECE."""
+    pred = proba >= 0.5
+    empty = ~pred.any(1)
+    pred[empty, proba[empty].argmax(1)] = True
+    truths = [frozenset(labels[int(j)] for j in np.flatnonzero(r)) for r in y]
+    preds = [frozenset(labels[int(j)] for j in np.flatnonzero(r)) for r in pred]
+    f1 = f1_scores(truths, preds)
+    n = proba.size
+    ece = sum(abs(b["mean_probability"] - b["frequency"]) * b["count"] / n
+              for b in reliability(proba, y))  # fmt: skip
+    return {
+        "micro_f1": f1.micro_f1,
+        "macro_f1": f1.macro_f1,
+        "brier": float(((proba - y) ** 2).mean()),
+        "ece": float(ece),
+    }
+
+
+def estimates_section(
+    proba: F64, y: F64, labels: Sequence[str], prior: F64, source: str
+) -> dict[str, Any]:
+    """What metrics.json records: the head's and the priors' estimate quality, reliability bins."""
+    priors = np.tile(prior, (proba.shape[0], 1))
+    return {
+        "source": source,
+        "labels": list(labels),
+        "head": estimate_quality(proba, y, labels),
+        "prior": estimate_quality(priors, y, labels),
+        "reliability": reliability(proba, y),
+    }
+
+
+def query_probas(
+    artifacts: Artifacts, queries: Sequence[Any], vectors: Sequence[Any], leave_one_out: bool
+) -> F64 | None:
+    """(q, L) each query's probabilities: cross-fitted (leave-one-out) or the stored head's."""
+    head = artifacts.label_head
+    if head is None:
+        return None
+    if leave_one_out:
+        loo = loo_proba(artifacts)
+        assert loo is not None
+        rows = [artifacts.row_of(q.id) for q in queries]
+        if any(r is None for r in rows):
+            raise ValueError("a leave-one-out query is not in the catalogue")
+        return loo[[int(r) for r in rows if r is not None]]
+    return head.predict_proba(np.stack([np.asarray(v, np.float64).reshape(-1) for v in vectors]))
+
+
+def truth_matrix(artifacts: Artifacts, queries: Sequence[Any]) -> F64:
+    """(q, L) the queries' verified labels in the head's label order."""
+    assert artifacts.label_head is not None
+    nd = artifacts.manifest.taxonomy.no_damage_id
+    return label_matrix(queries, artifacts.label_head.labels, nd)
