@@ -185,7 +185,8 @@ def add_records(
     written = rewrite_artifacts(
         artifacts, new_items=items, new_image_vectors=image_vectors,
         new_text_vectors=embed_descriptions(items, text_encoder),
-        history={"op": "add", "count": len(items), "failed": len(all_failed)},
+        history={"op": "add", "count": len(items), "failed": len(all_failed),
+                 "dtype": image_encoder.dtype},  # what ran (may differ from the build's)
         failed=[p.as_dict() for p in all_failed],
     )  # fmt: skip
     return BuildReport(
