@@ -1,4 +1,4 @@
-"""Build throughput: does `visrag index build` keep the model busy?
+"""Build throughput (local engine): does `visrag index build` keep the model busy?
 
 On 1024×768 JPEG files and a DINOv3 ViT-S/16-sized random checkpoint at 224 px (``dtype=auto``:
 bf16 weights where the CPU has native bf16, fp32 elsewhere), it measures in the same run, in
@@ -16,8 +16,9 @@ interleaved rounds (the fastest round of each kept: other processes only ever sl
 
 Targets (issue 16): build ≥ 90% of the encoder; build ≥ 3× naive on a native-bf16 CPU (≥ 1.3× on
 fp32-only CPUs). Measured by this bench, never by a timed test. Run:
-``python bench/build.py [--images 96] [--rounds 3] [--workers 1,2] [--out build.json]``.
-:func:`local_build_rates` is the local-path part, callable from other benches.
+``python bench/build_local.py [--images 96] [--rounds 3] [--workers 1,2] [--out build.json]``.
+:func:`local_build_rates` is the local-path part, callable from other benches (a separate file
+from ``bench/build.py``, the local-vs-Ray engine comparison of issue 14, so both can merge).
 """
 
 from __future__ import annotations
