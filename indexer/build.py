@@ -60,10 +60,16 @@ class BuildReport:
     seconds: float  # wall time of the whole run
     encode_seconds: float  # time spent inside the image encoder
     manifest: IndexManifest
+    embed_seconds: float = 0.0  # wall time of the embedding stage (decode overlapped with encode)
 
     @property
     def images_per_second(self) -> float:
         return self.embedded / self.seconds if self.seconds else 0.0
+
+    @property
+    def encoder_busy(self) -> float:
+        """Share of the embedding stage the image encoder was computing (1.0: never waited)."""
+        return min(self.encode_seconds / self.embed_seconds, 1.0) if self.embed_seconds else 0.0
 
 
 def embed_descriptions(
@@ -146,7 +152,7 @@ def build_index(
         out=Path(out), count=len(items), failed=tuple(all_failed),
         embedded=int(stats["embedded"]), cached=int(stats["cached"]),
         seconds=time.perf_counter() - t0, encode_seconds=stats["encode_seconds"],
-        manifest=written,
+        manifest=written, embed_seconds=stats.get("seconds", 0.0),
     )  # fmt: skip
 
 
@@ -193,6 +199,7 @@ def add_records(
         out=artifacts.path, count=written.vector_count, failed=tuple(all_failed),
         embedded=int(stats["embedded"]), cached=0, seconds=time.perf_counter() - t0,
         encode_seconds=stats["encode_seconds"], manifest=written,
+        embed_seconds=stats.get("seconds", 0.0),
     )  # fmt: skip
 
 

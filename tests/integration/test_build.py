@@ -73,6 +73,7 @@ def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
     root, model, records = env
     out, output = built
     assert "2 input(s) failed and were skipped" in output
+    assert "image encoder busy" in output  # how well decoding kept the model fed
     assert "broken.jpg" in output and "truncated.jpg" in output
     assert f"{N_IMAGES} items" in output
     a = load_artifacts(out)
@@ -267,6 +268,7 @@ def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy
     report = build_index(root / "train.jsonl", out, image_encoder=resumed, **kwargs)
     assert report.cached == 4 and report.embedded == N_IMAGES - 4 == resumed.images
     assert len(report.failed) == 2
+    assert 0.0 < report.encoder_busy <= 1.0 and report.encode_seconds <= report.embed_seconds
     # cached vectors are the same as freshly encoded ones
     fresh = load_artifacts(built[0])
     got = load_artifacts(out)
