@@ -29,8 +29,9 @@ class Settings(BaseSettings):
         "default: the dataset root the index recorded at build.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
-    dtype: Literal["fp32", "bf16", "fp16"] | None = Field(
-        None, description="Model dtype; default: bf16 on CUDA, fp32 on CPU."
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="Model dtype; auto: bf16 weights on CUDA and native-bf16 CPUs, else fp32.",
     )
     host: str = Field("127.0.0.1", description="Bind address of `visrag serve`.")
     port: int = Field(8000, description="Port of `visrag serve`.")

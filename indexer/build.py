@@ -69,10 +69,16 @@ class BuildReport:
     seconds: float  # wall time of the whole run
     encode_seconds: float  # time spent inside the image encoder
     manifest: IndexManifest
+    embed_seconds: float = 0.0  # wall time of the embedding stage (decode overlapped with encode)
 
     @property
     def images_per_second(self) -> float:
         return self.embedded / self.seconds if self.seconds else 0.0
+
+    @property
+    def encoder_busy(self) -> float:
+        """Share of the embedding stage the image encoder was computing (1.0: never waited)."""
+        return min(self.encode_seconds / self.embed_seconds, 1.0) if self.embed_seconds else 0.0
 
 
 def embed_descriptions(
@@ -186,7 +192,7 @@ def _build(
         out=Path(out), count=len(items), failed=tuple(all_failed),
         embedded=int(stats["embedded"]), cached=int(stats["cached"]),
         seconds=time.perf_counter() - t0, encode_seconds=stats["encode_seconds"],
-        manifest=written,
+        manifest=written, embed_seconds=stats.get("seconds", 0.0),
     )  # fmt: skip
 
 
@@ -227,13 +233,15 @@ def add_records(
     written = rewrite_artifacts(
         artifacts, new_items=items, new_image_vectors=image_vectors,
         new_text_vectors=embed_descriptions(items, text_encoder),
-        history={"op": "add", "count": len(items), "failed": len(all_failed)},
+        history={"op": "add", "count": len(items), "failed": len(all_failed),
+                 "dtype": image_encoder.dtype},  # what ran (may differ from the build's)
         failed=[p.as_dict() for p in all_failed],
     )  # fmt: skip
     return BuildReport(
         out=artifacts.path, count=written.vector_count, failed=tuple(all_failed),
         embedded=int(stats["embedded"]), cached=0, seconds=time.perf_counter() - t0,
         encode_seconds=stats["encode_seconds"], manifest=written,
+        embed_seconds=stats.get("seconds", 0.0),
     )  # fmt: skip
 
 

@@ -96,7 +96,10 @@ def _print_failed(failed: Sequence[Problem], limit: int = 30) -> None:
 
 def _report(report: BuildReport, verb: str) -> None:
     _print_failed(report.failed)
-    rate = f", {report.images_per_second:.1f} img/s" if report.embedded else ""
+    rate = ""
+    if report.embedded:
+        rate = (f", {report.images_per_second:.1f} img/s, image encoder busy "
+                f"{report.encoder_busy:.0%} of the embedding stage")  # fmt: skip
     typer.echo(
         f"{verb} {report.out}: {report.count} items ({report.embedded} embedded, "
         f"{report.cached} from cache, {len(report.failed)} failed) in {report.seconds:.1f} s{rate}"

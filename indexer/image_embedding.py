@@ -70,7 +70,11 @@ def embed_images(
     cache: EmbeddingCache | None = None,
     progress: bool = True,
 ) -> tuple[list[Record], Vectors, list[Problem], dict[str, float]]:
-    """Encode the records' images; returns (records kept, vectors, failures, stats)."""
+    """Encode the records' images; returns (records kept, vectors, failures, stats).
+
+    ``stats``: ``cached``, ``embedded``, ``encode_seconds`` (inside the encoder) and ``seconds``
+    (the whole stage): their ratio is how busy decoding kept the model.
+    """
     vectors: dict[str, Vectors] = {}
     failed: list[Problem] = []
     todo = []
@@ -128,6 +132,7 @@ def embed_images(
             if len(buffer) >= window:
                 flush()
         flush()
+    stats["seconds"] = time.perf_counter() - t_start  # wall time of the stage (busy = encode/this)
     kept = [r for r in records if r.id in vectors]
     dim = image_encoder.dim
     stacked = np.stack([vectors[r.id] for r in kept]) if kept else np.zeros((0, dim), np.float32)

@@ -1,11 +1,14 @@
 """Open an index for querying: the artifacts plus the encoders and taxonomy that fit them.
 
 :func:`open_index` is the one place that turns a manifest back into encoders, by one rule: the
-image model's id, revision, dtype, preprocessing image size and pooling, and the text model's id,
+image model's id, revision, preprocessing image size and pooling, and the text model's id,
 come from the manifest; :class:`Overrides` may change only how (device, dtype, a local copy of the
 same model, the taxonomy file), and :func:`.compatibility.check_compatible` then refuses
-anything that does not describe the same vectors. The service, the evaluation, ``index add``, the
-demo and the tests open indexes through it.
+anything that does not describe the same vectors. The dtype is *not* taken from the manifest: the
+query side runs ``auto`` for its own hardware (bf16 weights where native, fp32 elsewhere), since
+any float dtype of the same model gives the same vectors (cosine >= 0.999, tested); the encoder's
+``info()`` (``/info``) says what runs, the manifest what the build ran. The service, the
+evaluation, ``index add``, the demo and the tests open indexes through it.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ class Overrides:
     """What a caller may change when opening an index; everything else follows the manifest.
 
     ``image_model`` / ``text_model``: a local copy of the recorded model (checked to be the same
-    model). ``dtype``: ``None`` = the recorded one. ``load_image`` / ``load_text``: whether that
-    encoder is needed at all (e.g. leave-one-out over stored vectors needs no image model).
+    model). ``dtype``: ``None`` = ``auto`` for this hardware (not the recorded one).
+    ``load_image`` / ``load_text``: whether that encoder is needed at all (e.g. leave-one-out
+    over stored vectors needs no image model).
     """
 
     device: str = "auto"
@@ -65,7 +69,8 @@ class OpenedIndex:
 def load_recorded_image_encoder(
     manifest: IndexManifest, overrides: Overrides
 ) -> ImageEncoderProtocol:
-    """The image encoder the manifest records (model, revision, dtype, image size, pooling)."""
+    """The image encoder the manifest records (model, revision, image size, pooling), in the
+    dtype ``overrides`` asks for (``None``: ``auto`` for this hardware, whatever the build ran)."""
     from models.backbones import PoolingError
     from models.image_encoder import load_image_encoder
 
@@ -76,7 +81,7 @@ def load_recorded_image_encoder(
         return load_image_encoder(
             overrides.image_model or recorded.id,
             device=overrides.device,
-            dtype=overrides.dtype or recorded.dtype,
+            dtype=overrides.dtype or "auto",
             image_size=image_size,
             pooling=recorded.pooling or DEFAULT_POOLING,
             revision=None if overrides.image_model else recorded.revision,

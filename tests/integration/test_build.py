@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from models import device
 from models.device import cpu_supports_bf16
 
 pytestmark = pytest.mark.slow
 N_IMAGES = 10
+AUTO_DTYPE = "bf16" if cpu_supports_bf16() else "fp32"  # dtype=auto on this machine
 
 
 def invoke(*args: str, ok: bool = True) -> str:
@@ -71,6 +73,7 @@ def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
     root, model, records = env
     out, output = built
     assert "2 input(s) failed and were skipped" in output
+    assert "image encoder busy" in output  # how well decoding kept the model fed
     assert "broken.jpg" in output and "truncated.jpg" in output
     assert f"{N_IMAGES} items" in output
     a = load_artifacts(out)
@@ -82,8 +85,7 @@ def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
     img = a.manifest.image_model
     assert img.id == str(model) and img.dim == 32 and a.manifest.format_version == 3
     assert img.preprocessing is not None and img.preprocessing.image_size == 64
-    # dtype auto: bf16 weights where the CPU has native bf16, fp32 elsewhere; recorded as run
-    assert img.pooling == "cls" and img.dtype == ("bf16" if cpu_supports_bf16() else "fp32")
+    assert img.pooling == "cls" and img.dtype == AUTO_DTYPE  # what the build ran
     assert a.manifest.text_model.dim == 384 and a.manifest.index["image"].type == "hnsw"
     assert np.allclose(np.linalg.norm(a.image_vectors, axis=1), 1.0, atol=1e-4)  # no zero rows
     for item in a.items:
@@ -170,6 +172,7 @@ def test_remove_then_add_back(env, built, tmp_path, taxonomy):
     scores, rows = b.image_store.search(vec, 1)
     assert rows[0, 0] == row and scores[0, 0] == pytest.approx(1.0, abs=1e-4)
     assert [h["op"] for h in b.manifest.history] == ["build", "remove", "add"]
+    assert b.manifest.history[-1]["dtype"] == AUTO_DTYPE  # the dtype the add ran
     # adding it again is refused; so is an encoder configured differently from the manifest
     invoke("index", "add", str(out), "--manifest", str(new), "--device", "cpu",
            "--image-model", str(model), ok=False)  # fmt: skip
@@ -190,18 +193,42 @@ def test_add_with_another_preprocessing_is_refused(env, built, taxonomy):
 
 
 def test_open_index_loads_the_recorded_encoders(env, built, taxonomy):
-    """One rule: model, image size, pooling and dtype come from the manifest, not defaults."""
+    """One rule: model, image size and pooling come from the manifest, not defaults."""
     from indexer.opening import Overrides, open_index
 
     root, model, records = env
     opened = open_index(built[0], Overrides(device="cpu", image_model=str(model)))
     assert opened.image_encoder is not None and opened.text_encoder is not None
     assert opened.image_encoder.image_size == 64  # the build's, not the loader's default 448
-    assert opened.image_encoder.pooling == "cls"
-    assert opened.image_encoder.dtype == opened.manifest.image_model.dtype
+    assert opened.image_encoder.pooling == "cls" and opened.image_encoder.dtype == AUTO_DTYPE
     assert opened.image_encoder.dim == opened.manifest.image_model.dim == 32
     only_text = open_index(built[0], Overrides(device="cpu", load_image=False))
     assert only_text.image_encoder is None and only_text.text_encoder is not None
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_query_side_runs_auto_for_its_own_hardware(env, built, monkeypatch, native):
+    """An index built in one dtype opens on a machine that picks the other (bf16 weights where
+    native, fp32 elsewhere); the encoder says what runs, and its vectors still find the indexed
+    images (cosine >= 0.999 to the stored vectors)."""
+    from indexer.opening import Overrides, open_index
+    from models.embedding import embed_image
+
+    root, model, records = env
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: native)
+    opened = open_index(built[0], Overrides(device="cpu", image_model=str(model)))
+    encoder = opened.image_encoder
+    assert encoder is not None
+    want = "bf16" if native else "fp32"
+    assert (encoder.dtype, encoder.info()["weights_dtype"]) == (want, want)
+    assert opened.manifest.image_model.dtype == AUTO_DTYPE  # the manifest keeps what the build ran
+    artifacts = opened.artifacts
+    for record in records[:4]:
+        vector, _ = embed_image(Path(record.image_path), encoder)
+        stored = artifacts.image_vectors[artifacts.row_of(record.id)]
+        assert float(np.dot(vector, stored)) >= 0.999
+    explicit = open_index(built[0], Overrides(device="cpu", dtype="fp32", image_model=str(model)))
+    assert explicit.image_encoder is not None and explicit.image_encoder.dtype == "fp32"
 
 
 class CountingEncoder:
@@ -241,6 +268,7 @@ def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy
     report = build_index(root / "train.jsonl", out, image_encoder=resumed, **kwargs)
     assert report.cached == 4 and report.embedded == N_IMAGES - 4 == resumed.images
     assert len(report.failed) == 2
+    assert 0.0 < report.encoder_busy <= 1.0 and report.encode_seconds <= report.embed_seconds
     # cached vectors are the same as freshly encoded ones
     fresh = load_artifacts(built[0])
     got = load_artifacts(out)

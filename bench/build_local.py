@@ -1,0 +1,203 @@
+"""Build throughput (local engine): does `visrag index build` keep the model busy?
+
+On 1024×768 JPEG files and a DINOv3 ViT-S/16-sized random checkpoint at 224 px (``dtype=auto``:
+bf16 weights where the CPU has native bf16, fp32 elsewhere), it measures in the same run, in
+interleaved rounds (the fastest round of each kept: other processes only ever slow a round down):
+
+- **encoder**: ``encode_preprocessed`` over the already preprocessed pixels of all N photos in
+  windows of 4 batches, as the build calls it: the model with nothing to wait for;
+- **sequential**: decode + preprocess every photo, then encode (no overlap), one thread;
+- **build (embed stage)**: :func:`indexer.image_embedding.embed_images` on the files, decode and
+  preprocess in worker threads overlapped with the model (per ``--workers``);
+- **build (whole)**: :func:`indexer.build.build_index` (what ``visrag index build`` runs: read,
+  embed, describe, text-encode, FAISS, write), images embedded per second of the whole run;
+- **naive**: the reference path, one image at a time in fp32 from the file, squashed to 224×224
+  (:func:`bench.encoder.naive_preprocessor`), on the same checkpoint.
+
+Targets (issue 16): build ≥ 90% of the encoder; build ≥ 3× naive on a native-bf16 CPU (≥ 1.3× on
+fp32-only CPUs). Measured by this bench, never by a timed test. Run:
+``python bench/build_local.py [--images 96] [--rounds 3] [--workers 1,2] [--out build.json]``.
+:func:`local_build_rates` is the local-path part, callable from other benches (a separate file
+from ``bench/build.py``, the local-vs-Ray engine comparison of issue 14, so both can merge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.encoder import make_photos, naive_preprocessor  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
+from indexer.records import Record  # noqa: E402
+from models.base import ImageEncoderProtocol, TextEncoderProtocol  # noqa: E402
+
+VIT_S16 = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
+           "intermediate_size": 1536}  # fmt: skip
+
+
+def make_dataset(directory: Path, count: int, width: int = 1024, height: int = 768) -> list[Record]:
+    """``count`` distinct width×height JPEG files (quality 90) and their records."""
+    directory.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, photo in enumerate(make_photos(count, width, height)):
+        path = directory / f"photo_{i:04d}.jpg"
+        if not path.exists():
+            photo.save(path, "JPEG", quality=90)
+        records.append(Record(id=f"photo-{i:04d}", image_path=path, width=width, height=height,
+                              labels={"dent": i % 2}))  # fmt: skip
+    return records
+
+
+def make_checkpoint(directory: Path) -> Path:
+    """A DINOv3 checkpoint with ViT-S/16's shape and random weights (same FLOPs, no download)."""
+    from models.testing import make_tiny_dinov3
+
+    if not (directory / "config.json").exists():
+        make_tiny_dinov3(directory, **VIT_S16)
+    return directory
+
+
+def _naive_seconds(model: torch.nn.Module, paths: list[Path]) -> float:
+    """Seconds for the reference path over ``paths``: open, squash, fp32 forward, batch 1."""
+    preprocess, _ = naive_preprocessor()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for path in paths:
+            with Image.open(path) as image:
+                pixels = preprocess(image.convert("RGB"))
+            F.normalize(model(pixel_values=pixels).pooler_output, dim=-1).numpy()
+    return time.perf_counter() - t0
+
+
+def local_build_rates(
+    records: list[Record],
+    image_encoder: ImageEncoderProtocol,
+    text_encoder: TextEncoderProtocol,
+    naive_model: torch.nn.Module,
+    *,
+    workdir: Path,
+    batch_size: int = 8,
+    workers: tuple[int, ...] = (2,),
+    rounds: int = 3,
+    naive_images: int = 16,
+) -> dict[str, Any]:
+    """Images/s of the encoder, the sequential path, the build (per worker count) and the naive
+    path, measured in ``rounds`` interleaved rounds; the fastest round of each is kept."""
+    from indexer.build import build_index
+    from indexer.image_embedding import embed_images
+    from models.embedding import prepare_image
+    from models.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    n = len(records)
+    window = batch_size * 4
+    pixels = [prepare_image(r.image_path, image_encoder).pixels for r in records]
+    image_encoder.encode_preprocessed(pixels[:batch_size], batch_size=batch_size)  # warm-up
+    best: dict[str, float] = {}
+
+    def keep(name: str, images: int, seconds: float) -> None:
+        best[name] = max(best.get(name, 0.0), images / seconds)
+
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for start in range(0, n, window):
+            image_encoder.encode_preprocessed(pixels[start : start + window], batch_size=batch_size)
+        keep("encoder", n, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for start in range(0, n, window):
+            chunk = [prepare_image(r.image_path, image_encoder).pixels
+                     for r in records[start : start + window]]  # fmt: skip
+            image_encoder.encode_preprocessed(chunk, batch_size=batch_size)
+        keep("sequential", n, time.perf_counter() - t0)
+        for w in workers:
+            t0 = time.perf_counter()
+            embed_images(records, image_encoder=image_encoder, batch_size=batch_size,
+                         workers=w, progress=False)  # fmt: skip
+            keep(f"build_embed_w{w}", n, time.perf_counter() - t0)
+        report = build_index(
+            records, workdir / "index", image_encoder=image_encoder, text_encoder=text_encoder,
+            taxonomy=taxonomy, batch_size=batch_size, workers=max(workers), progress=False,
+        )  # fmt: skip
+        keep("build_whole", report.embedded, report.seconds)
+        paths = [r.image_path for r in records[:naive_images]]
+        keep("naive", len(paths), _naive_seconds(naive_model, paths))
+    encoder, naive = best["encoder"], best["naive"]
+    return {
+        "images": n,
+        "images_per_s": best,
+        "of_encoder": {k: v / encoder for k, v in best.items()},
+        "x_naive": {k: v / naive for k, v in best.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=96, help="1024×768 JPEGs built per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best kept")
+    parser.add_argument("--workers", default="2", help="decode worker threads, comma-separated")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--dtype", default="auto", help="image encoder dtype (default auto)")
+    parser.add_argument("--image-model", help="checkpoint (default: random ViT-S/16-shaped)")
+    parser.add_argument("--workdir", type=Path, help="default: a temporary directory")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    from models.device import cpu_supports_bf16
+    from models.image_encoder import load_image_encoder
+    from models.text_encoder import load_text_encoder
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="visrag-bench-build-"))
+    load_start, started = os.getloadavg(), dt.datetime.now(dt.UTC)
+    records = make_dataset(workdir / "photos", args.images)
+    model = args.image_model or str(make_checkpoint(workdir / "vits16"))
+    encoder = load_image_encoder(model, device="cpu", dtype=args.dtype, image_size=args.image_size)
+    naive_model = load_image_encoder(model, device="cpu", dtype="fp32").model
+    text = load_text_encoder(device="cpu")
+    print(f"encoder: {encoder.info()['dtype']} weights, {args.image_size} px, batch "
+          f"{args.batch_size}, {args.images} photos 1024×768; naive: {naive_preprocessor()[1]}",
+          flush=True)  # fmt: skip
+    result = local_build_rates(
+        records, encoder, text, naive_model, workdir=workdir, batch_size=args.batch_size,
+        workers=tuple(int(w) for w in args.workers.split(",")), rounds=args.rounds,
+    )  # fmt: skip
+    result.update(
+        date=started.isoformat(timespec="seconds"),
+        seconds=(dt.datetime.now(dt.UTC) - started).total_seconds(),
+        load_average=[round(load_start[0], 2), round(os.getloadavg()[0], 2)],
+        cpu=cpu_model(), native_bf16=cpu_supports_bf16(), torch=torch.__version__,
+        threads=torch.get_num_threads(), dtype=encoder.info()["dtype"],
+        image_model=args.image_model or "random ViT-S/16-shaped DINOv3",
+    )  # fmt: skip
+    print(f"{'path':<18} {'img/s':>8} {'of encoder':>11} {'x naive':>8}")
+    for name, rate in result["images_per_s"].items():
+        print(f"{name:<18} {rate:8.2f} {result['of_encoder'][name]:10.0%} "
+              f"{result['x_naive'][name]:8.2f}")  # fmt: skip
+    target = 3.0 if result["native_bf16"] else 1.3
+    embeds = {k: v for k, v in result["of_encoder"].items() if k.startswith("build_embed")}
+    best_embed = max(embeds, key=lambda k: embeds[k])
+    print(f"build ({best_embed}) {embeds[best_embed]:.0%} of the encoder (target ≥ 90%); "
+          f"{result['x_naive'][best_embed]:.2f}× naive, whole build "
+          f"{result['x_naive']['build_whole']:.2f}× (target ≥ {target}×); load average "
+          f"{result['load_average'][0]} → {result['load_average'][1]}")  # fmt: skip
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
