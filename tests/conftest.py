@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM_ARGS, chromium_path
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEED_CROPS = SHARED_DATA / "seed-crops-dinov3-vitl-medium"
@@ -18,14 +18,6 @@ def _cuda_available() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:  # torch missing or broken: no GPU tests
         return False
-
-
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -63,16 +55,6 @@ def text_encoder():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         return load_text_encoder(device="cpu")
-
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 import uvicorn
-from conftest import CHROMIUM_ARGS, chromium_path
+from browser import CHROMIUM_ARGS, chromium_path
 from service_index import build_small_index
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
