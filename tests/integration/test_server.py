@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from metric_samples import metric_samples
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
 from service_index import build_small_index, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -64,14 +64,6 @@ def dataset_image(built: Path, i: int = 0) -> tuple[bytes, str]:
 
     path = sorted((built / "data").glob("*.jpg"))[i]
     return path.read_bytes(), record_id(path.relative_to(built / "data"))
-
-
-def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_health_ready_and_info(server):
