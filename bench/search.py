@@ -119,15 +119,20 @@ def recall(got: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, exact, strict=True)]))
 
 
-def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> list[dict]:
+def workload(n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` vectors, ``n_queries`` fresh queries, and the exact top-K ids of each query."""
     data = Data(n)
     t = time.perf_counter()
     x = data.sample(n, seed=1)
     print(f"\nN={n:,}: generated {x.nbytes / 1e9:.2f} GB in {time.perf_counter() - t:.1f} s",
           flush=True)  # fmt: skip
     q = data.sample(n_queries, seed=2)
+    return x, q, numpy_topk(x, q, K)
+
+
+def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> list[dict]:
+    x, q, exact = workload(n, n_queries)
     ids = np.arange(n, dtype=np.int64)
-    exact = numpy_topk(x, q, K)
     rows = []
     bound = x.nbytes / bandwidth
     np_single = single_latency(lambda qq: numpy_topk(x, qq, K), q[:30])
@@ -211,13 +216,7 @@ def bench_large(n: int, n_queries: int, bandwidth: float, sample: int) -> list[d
     extrapolated to N: build × (N/S)·ln N/ln S, latency × ln N/ln S (graph search visits
     O(log N) nodes). The extrapolated values are in their own columns, never in the measured ones.
     """
-    data = Data(n)
-    t = time.perf_counter()
-    x = data.sample(n, seed=1)
-    print(f"\nN={n:,}: generated {x.nbytes / 1e9:.2f} GB in {time.perf_counter() - t:.1f} s",
-          flush=True)  # fmt: skip
-    q = data.sample(n_queries, seed=2)
-    exact = numpy_topk(x, q, K)
+    x, q, exact = workload(n, n_queries)
     bound = x.nbytes / bandwidth
     rows: list[dict] = [
         {

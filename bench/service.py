@@ -27,8 +27,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import cpu_model  # noqa: E402
+from bench.server import start_server  # noqa: E402
 
 VIT_S16 = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
            "intermediate_size": 1536}  # fmt: skip
@@ -90,34 +89,6 @@ def offline_throughput(encoder: Any, queries: list[bytes], *, batch: int, second
     per_batch = float(np.median(times))
     return {"batch": batch, "images_per_s": batch / per_batch, "batches_timed": len(times),
             "shape": list(pixels[0].shape)}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(artifacts: Path, port: int, env_extra: dict[str, str], log: Path) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISRAG_")}
-    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), VISRAG_LOG_LEVEL="warning", **env_extra)
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--artifacts", str(artifacts)]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    proc.kill()
-    raise SystemExit(f"server not ready in 180 s:\n{log.read_text()}")
 
 
 def scrape(base: str) -> dict[tuple[str, tuple], float]:
@@ -293,7 +264,9 @@ def main() -> None:
 
     env = {"VISRAG_DEVICE": "cpu", "VISRAG_MAX_BATCH_SIZE": str(args.max_batch_size),
            "VISRAG_MAX_WAIT_MS": str(args.max_wait_ms), "VISRAG_MAX_QUEUE": "256"}  # fmt: skip
-    proc, base = start_server(workdir / "art", free_port(), env, workdir / "server.log")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VISRAG_")}
+    proc, base = start_server(workdir / "art", workdir / "server.log",
+                              env={**clean, "HF_HUB_OFFLINE": "1"}, overrides=env)  # fmt: skip
     levels = []
     try:
         for c in (int(x) for x in args.concurrency.split(",")):

@@ -29,7 +29,6 @@ import io
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,10 @@ import httpx
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.server import start_server  # noqa: E402
+
 FORMS: list[tuple[str, dict[str, str]]] = [
     ("/retrieve", {"k": "5", "mode": "image"}),
     ("/retrieve", {"k": "5", "mode": "hybrid", "text": "a scratch on the rear bumper"}),
@@ -72,37 +75,6 @@ def images(folder: Path | None) -> list[tuple[str, bytes, str]]:
         Image.new("RGB", (320 + 16 * i, 240), (30 * i, 200 - 20 * i, 90)).save(buf, format="JPEG")
         out.append((f"gen{i}.jpg", buf.getvalue(), "image/jpeg"))
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(
-    artifacts: Path, env_pairs: list[str], log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "VISRAG_LOG_LEVEL": "warning", "PYTHONPATH": str(REPO)}
-    env.update(pair.split("=", 1) for pair in env_pairs)  # type: ignore[arg-type]
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--artifacts", str(artifacts)]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("the server was not ready in 180 s")
 
 
 async def load(base: str, n: int, concurrency: int, pics: list[tuple[str, bytes, str]],
@@ -179,9 +151,11 @@ def main() -> None:
         ap.error("give --artifacts (start a server) or --url with --pid")
     proc = None
     if args.artifacts is not None:
+        overrides = dict(pair.split("=", 1) for pair in args.env)
         proc, base = start_server(
-            args.artifacts, args.env, args.artifacts.parent / "soak-server.log"
-        )
+            args.artifacts, args.artifacts.parent / "soak-server.log",
+            env=os.environ, overrides=overrides,
+        )  # fmt: skip
         pid = proc.pid
     else:
         base, pid = args.url, args.pid

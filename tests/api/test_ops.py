@@ -5,16 +5,8 @@ from __future__ import annotations
 import io
 
 from api_fakes import assert_error, jpeg
+from metric_samples import metric_samples
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
-
-
-def samples(text):
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_health_and_ready(client):
@@ -35,7 +27,7 @@ def test_metrics_count_requests_stages_and_batches(client):
     client.post("/retrieve", files={"image": ("q.jpg", b"", "image/jpeg")})
     client.get("/nope/123")
     text = client.get("/metrics").text
-    s = samples(text)
+    s = metric_samples(text)
     assert s[("visrag_requests_total", (("outcome", "ok"), ("route", "/retrieve")))] == 1
     assert s[("visrag_requests_total", (("outcome", "invalid_image"), ("route", "/retrieve")))] == 1
     assert s[("visrag_requests_total", (("outcome", "not_found"), ("route", "unmatched")))] == 1

@@ -1,9 +1,16 @@
-"""A small real index for the service tests: synthetic images, tiny DINOv3, real FAISS."""
+"""The service tests' real server: a small index (synthetic images, tiny DINOv3, real FAISS)
+and `visrag serve` on it in a subprocess on a loopback port."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def build_small_index(
@@ -19,3 +26,42 @@ def build_small_index(
     build_index(root / "data", root / "art", image_encoder=encoder, text_encoder=text_encoder,
                 taxonomy=taxonomy, progress=False)  # fmt: skip
     return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISRAG_")}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        VISRAG_DEVICE="cpu",
+        VISRAG_LOG_LEVEL="warning",
+        VISRAG_MAX_UPLOAD_BYTES="2000000",
+        VISRAG_MAX_BATCH_SIZE="8",
+        VISRAG_MAX_WAIT_MS="100",
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
+    return env
+
+
+def start_server(artifacts: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--artifacts", str(artifacts)]  # fmt: skip
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            cmd, cwd=REPO, env=server_env(**env), stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate the server; kill it if it has not exited within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

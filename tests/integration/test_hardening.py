@@ -16,8 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from service_index import build_small_index
-from test_server import REPO, free_port, start_server
+from service_index import REPO, build_small_index, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +54,7 @@ def served(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
             pytest.fail(f"server not ready in 120 s:\n{log.read_text()}")
         yield base, port, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def test_a_connection_that_never_finishes_its_headers_is_closed(served):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_server import free_port, server_env, start_server
+from service_index import free_port, server_env, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -145,11 +145,7 @@ def test_add_then_remove_on_a_served_directory_without_restart(world, tmp_path):
         assert new_id not in hits() and thumbnail(new_id) == 404
         assert httpx.get(f"{base}/ready", timeout=10).status_code == 200
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 @pytest.mark.parametrize("attempt", range(3))

@@ -8,54 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from metric_samples import metric_samples
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
-from service_index import build_small_index
+from service_index import build_small_index, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
 N_IMAGES = 24
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISRAG_")}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        VISRAG_DEVICE="cpu",
-        VISRAG_LOG_LEVEL="warning",
-        VISRAG_MAX_UPLOAD_BYTES="2000000",
-        VISRAG_MAX_BATCH_SIZE="8",
-        VISRAG_MAX_WAIT_MS="100",
-        PYTHONPATH=str(REPO),
-    )
-    env.update(extra)
-    return env
-
-
-def start_server(artifacts: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--artifacts", str(artifacts)]  # fmt: skip
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            cmd, cwd=REPO, env=server_env(**env), stdout=out, stderr=subprocess.STDOUT
-        )
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +56,7 @@ def server(built):
             pytest.fail(f"server not ready in 90 s:\n{log.read_text()}")
         yield base, saw_not_ready
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def dataset_image(built: Path, i: int = 0) -> tuple[bytes, str]:
@@ -101,14 +64,6 @@ def dataset_image(built: Path, i: int = 0) -> tuple[bytes, str]:
 
     path = sorted((built / "data").glob("*.jpg"))[i]
     return path.read_bytes(), record_id(path.relative_to(built / "data"))
-
-
-def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_health_ready_and_info(server):

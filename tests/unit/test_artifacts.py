@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from locks import held_elsewhere
 
 from indexer.errors import ArtifactError, ChecksumError, ManifestMismatchError
 from indexer.index import artifacts as art
@@ -288,28 +290,11 @@ def test_remove_then_add_rewrites_with_dense_rows(tmp_path, index_type):
 
 
 def test_second_writer_is_refused_while_one_holds_the_lock(tmp_path):
-    import threading
-
-    from indexer.index.locking import writer_lock
-
     out = tmp_path / "a"
     write(out)
-    held, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with writer_lock(out):
-            held.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        held.wait(30)
+    with held_elsewhere(out, threading.Event()):
         with pytest.raises(ArtifactError, match=f"process {os.getpid()} is writing"):
             write(out)
-    finally:
-        release.set()
-        thread.join()
     write(out)  # free again
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from pictures import picture
 from vector_index import KeywordTextEncoder
 
 from models.errors import ModelNotAvailableError
@@ -33,17 +33,6 @@ def _offline(monkeypatch):
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("backbones")
     return {kind: make_tiny(kind, root / kind) for kind in KINDS}
-
-
-def picture(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    image = Image.new("RGB", (width, height), tuple(int(v) for v in rng.integers(0, 256, 3)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(4):
-        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        draw.ellipse((x - 12, y - 12, x + 12, y + 12), fill=colour)
-    return image
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from pictures import picture
+from PIL import Image
 
 from models import device
 from models.errors import ModelNotAvailableError
@@ -22,17 +23,6 @@ SMALL = 64  # pixels on the longer side: 4 patches, keeps every forward pass che
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def picture(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    image = Image.new("RGB", (width, height), tuple(int(v) for v in rng.integers(0, 256, 3)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(4):
-        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        draw.ellipse((x - 10, y - 10, x + 10, y + 10), fill=colour)
-    return image
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from PIL import Image
+from problems import assert_problems
 
 from indexer.readers import detect_format, read_dataset
 from indexer.records import record_id
@@ -65,12 +66,16 @@ def test_coco_records_and_problems(tmp_path: Path, taxonomy):
     assert crack.area == 9.0 and crack.bbox == (5.0, 5.0, 9.0, 9.0)  # RLE -> bbox + given area
     assert by_name["b.jpg"].labels == {}
 
-    reasons = {p.file: p.reason for p in scan.problems}
-    assert "'tyre flat' not in the taxonomy" in reasons["coco.json"]
-    assert "2 point(s)" in reasons["coco.json#annotation 13"]
-    assert "unknown image_id 99" in reasons["coco.json#annotation 14"]
-    assert "missing image" in reasons["imgs/missing.jpg"]
-    assert "size mismatch" in reasons["imgs/c.jpg"]
+    assert_problems(
+        scan,
+        {
+            "coco.json": "'tyre flat' not in the taxonomy",
+            "coco.json#annotation 13": "2 point(s)",
+            "coco.json#annotation 14": "unknown image_id 99",
+            "imgs/missing.jpg": "missing image",
+            "imgs/c.jpg": "size mismatch",
+        },
+    )
     assert scan.coverage.as_dict()["unmapped_labels"] == {"tyre flat": 1}
 
 

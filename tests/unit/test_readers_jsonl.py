@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from PIL import Image
+from problems import assert_problems
 
 from indexer.jsonl import write_jsonl
 from indexer.readers import detect_format, read_dataset
@@ -48,12 +49,16 @@ def test_jsonl_manifest_fields_and_problems(tmp_path: Path, taxonomy):
     assert b.image_path == absolute.resolve()
     assert by_name["d.jpg"].labels == {}
 
-    reasons = {p.file: p.reason for p in scan.problems}
-    assert "'99' not in the taxonomy" in reasons["m.jsonl:2"]
-    assert "does not parse" in reasons["m.jsonl:3"]
-    assert "no 'image'" in reasons["m.jsonl:4"]
-    assert "missing image" in reasons["m.jsonl:5"]
-    assert "size mismatch" in reasons["m.jsonl:6"]
+    assert_problems(
+        scan,
+        {
+            "m.jsonl:2": "'99' not in the taxonomy",
+            "m.jsonl:3": "does not parse",
+            "m.jsonl:4": "no 'image'",
+            "m.jsonl:5": "missing image",
+            "m.jsonl:6": "size mismatch",
+        },
+    )
 
     # the catalogue keeps a given description (that text is what gets embedded), else the template
     from indexer.build import catalogue_items

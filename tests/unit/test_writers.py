@@ -6,18 +6,17 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from locks import held_elsewhere
 from vector_index import item, write_vector_index
 
 from indexer.build import remove_items
 from indexer.errors import ArtifactError
 from indexer.index.artifacts import load_artifacts
-from indexer.index.locking import WriterBusyError, lock_path, writer_lock
+from indexer.index.locking import WriterBusyError, lock_path
 from indexer.index.updating import rewrite_artifacts
 from models.taxonomy import load_taxonomy
 
@@ -28,26 +27,6 @@ def build(out: Path, n: int = 6) -> None:
     items = [item(i, {"scratch": 1} if i % 2 else {}, taxonomy=TAX) for i in range(n)]
     vectors = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
     write_vector_index(out, items, vectors, TAX)
-
-
-@contextmanager
-def held_elsewhere(out: Path, release: threading.Event) -> Iterator[threading.Thread]:
-    """Hold the writer lock of ``out`` in another thread until ``release`` is set."""
-    held = threading.Event()
-
-    def holder() -> None:
-        with writer_lock(out):
-            held.set()
-            release.wait(60)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert held.wait(30)
-    try:
-        yield thread
-    finally:
-        release.set()
-        thread.join()
 
 
 def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path):

@@ -1,0 +1,56 @@
+"""A visrag server in a child process, started the way the service benches start it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(
+    artifacts: Path,
+    log: Path,
+    *,
+    env: Mapping[str, str],
+    overrides: Mapping[str, str],
+    port: int | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``app.cli serve`` on ``artifacts`` and wait (180 s at most) until ``/ready`` says 200.
+
+    The child gets ``env`` with the repository on ``PYTHONPATH`` and log level warning, then
+    ``overrides``; its output goes to ``log``. Returns the process and its base URL; exits the
+    bench with the log when the server dies or is not ready in time.
+    """
+    port = free_port() if port is None else port
+    child_env = {**env, "PYTHONPATH": str(REPO), "VISRAG_LOG_LEVEL": "warning", **overrides}
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--artifacts", str(artifacts)]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=child_env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise SystemExit(f"server not ready in 180 s:\n{log.read_text()[-3000:]}")
