@@ -12,15 +12,14 @@ scored by the same function (:func:`~indexer.evaluation.results.score_rankings`)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from indexer.evaluation.metrics import LabelSet
-from indexer.evaluation.queries import Query
-from indexer.evaluation.results import Neighbour, RunResult, score_rankings
+from indexer.evaluation.results import Neighbour, RunResult, Scoring, score_rankings
 
 
 def majority_ranking(
@@ -38,42 +37,28 @@ def majority_ranking(
 
 
 def majority_baseline(
-    queries: Sequence[Query],
-    truths: Sequence[LabelSet],
+    scoring: Scoring,
     items: Sequence[Any],
     item_sets: Sequence[LabelSet],
     pools: Sequence[npt.NDArray[np.int64]],
-    pool_counts: Sequence[Mapping[LabelSet, int]],
-    ks: Sequence[int],
-    vote_k: int,
-    labels: Sequence[str],
-    order: Callable[[str], int],
 ) -> RunResult:
     """Every query answered with :func:`majority_ranking` of its pool."""
-    rankings = [majority_ranking(items, item_sets, rows, max(ks)) for rows in pools]
-    return score_rankings(
-        "majority-label baseline", queries, truths, rankings, pool_counts, ks, vote_k, labels, order
-    )
+    rankings = [majority_ranking(items, item_sets, rows, max(scoring.ks)) for rows in pools]
+    return score_rankings("majority-label baseline", rankings, scoring)
 
 
 def random_baseline(
-    queries: Sequence[Query],
-    truths: Sequence[LabelSet],
+    scoring: Scoring,
     items: Sequence[Any],
     item_sets: Sequence[LabelSet],
     pools: Sequence[npt.NDArray[np.int64]],
-    pool_counts: Sequence[Mapping[LabelSet, int]],
-    ks: Sequence[int],
-    vote_k: int,
-    labels: Sequence[str],
-    order: Callable[[str], int],
     *,
     repeats: int,
     seed: int,
 ) -> RunResult:
     """Uniform random rankings of each pool, metrics averaged over ``repeats`` seeded draws."""
     rng = np.random.default_rng(seed)
-    kmax = max(ks)
+    ks, kmax = scoring.ks, max(scoring.ks)
     draws: list[RunResult] = []
     for _ in range(max(1, repeats)):
         rankings = []
@@ -82,11 +67,7 @@ def random_baseline(
             rankings.append(
                 [Neighbour(items[r].id, 0.0, tuple(sorted(item_sets[r]))) for r in pick]
             )
-        draws.append(
-            score_rankings(
-                "random", queries, truths, rankings, pool_counts, ks, vote_k, labels, order
-            )
-        )
+        draws.append(score_rankings("random", rankings, scoring))
     summary = {key: float(np.mean([d.summary[key] for d in draws])) for key in draws[0].summary}
     plr: dict[int, dict[str, tuple[float, int]]] = {}
     for k in ks:

@@ -62,34 +62,43 @@ class Evaluation:
     estimates: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """What every ranking of one evaluation is scored against (configurations and baselines)."""
+
+    queries: Sequence[Query]
+    truths: Sequence[LabelSet]
+    pool_counts: Sequence[Mapping[LabelSet, int]]  # per query: label set -> pool items carrying it
+    ks: Sequence[int]
+    vote_k: int
+    labels: Sequence[str]  # label order of the confusion matrix
+    order: Callable[[str], int]
+
+
 def score_rankings(
-    name: str,
-    queries: Sequence[Query],
-    truths: Sequence[LabelSet],
-    rankings: Sequence[Sequence[Neighbour]],
-    pools: Sequence[Mapping[LabelSet, int]],
-    ks: Sequence[int],
-    vote_k: int,
-    labels: Sequence[str],
-    order: Callable[[str], int],
+    name: str, rankings: Sequence[Sequence[Neighbour]], scoring: Scoring
 ) -> RunResult:
     """Score one ranking per query (same metrics for configurations and baselines)."""
+    truths, order = scoring.truths, scoring.order
     sets = [[frozenset(n.labels) for n in r] for r in rankings]
     scores = [[n.score for n in r] for r in rankings]
-    summary, rows = aggregate(truths, sets, ks, pools=pools, scores=scores, order=order)
+    summary, rows = aggregate(
+        truths, sets, scoring.ks, pools=scoring.pool_counts, scores=scores, order=order
+    )
     predicted = [
-        knn_vote(s, vote_k, scores=w, order=order) for s, w in zip(sets, scores, strict=True)
+        knn_vote(s, scoring.vote_k, scores=w, order=order)
+        for s, w in zip(sets, scores, strict=True)
     ]
     outcomes = [
         QueryOutcome(q, list(r), m, p)
-        for q, r, m, p in zip(queries, rankings, rows, predicted, strict=True)
+        for q, r, m, p in zip(scoring.queries, rankings, rows, predicted, strict=True)
     ]
     return RunResult(
         name=name,
         summary=summary,
-        per_label_recall={k: per_label_recall(truths, sets, k) for k in ks},
+        per_label_recall={k: per_label_recall(truths, sets, k) for k in scoring.ks},
         knn=f1_scores(truths, predicted),
-        confusion=confusion(truths, predicted, labels),
+        confusion=confusion(truths, predicted, scoring.labels),
         outcomes=outcomes,
     )
 

@@ -27,7 +27,7 @@ from indexer.evaluation.baselines import majority_baseline, random_baseline
 from indexer.evaluation.estimates import estimates_section, query_probas, truth_matrix
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
-from indexer.evaluation.results import Evaluation, Neighbour, score_rankings
+from indexer.evaluation.results import Evaluation, Neighbour, Scoring, score_rankings
 from indexer.query import QUERY_MODES, RetrievalResult
 from models.description import describe
 from models.embedding import embed_image
@@ -172,14 +172,13 @@ def evaluate(
             progress(n + 1, len(queries))
 
     labels = _label_order(truths, item_sets, order)
+    scoring = Scoring(queries, truths, pool_counts, ks, vote_k, labels, order)
     runs = []
     for c in configs:
         samples = dict(timings[c])
         if decode_times:
             samples = {"decode": decode_times, **samples}
-        run = score_rankings(
-            c.name, queries, truths, rankings[c], pool_counts, ks, vote_k, labels, order
-        )
+        run = score_rankings(c.name, rankings[c], scoring)
         run.latency = latency_summary(samples)
         run.mode, run.alpha = c.mode, c.alpha
         for outcome, text in zip(run.outcomes, pseudo[c], strict=True):
@@ -187,14 +186,11 @@ def evaluate(
         runs.append(run)
 
     baselines = {
-        "majority": majority_baseline(
-            queries, truths, items, item_sets, pools, pool_counts, ks, vote_k, labels, order
-        ),
+        "majority": majority_baseline(scoring, items, item_sets, pools),
         "random": random_baseline(
-            queries, truths, items, item_sets, pools, pool_counts, ks, vote_k, labels, order,
-            repeats=random_repeats, seed=seed,
+            scoring, items, item_sets, pools, repeats=random_repeats, seed=seed
         ),
-    }  # fmt: skip
+    }
     setting = {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "protocol": "leave-one-out (same group excluded)" if leave_one_out else "held-out queries",
