@@ -137,7 +137,6 @@ def open_retriever(
     encoder (``hybrid``, ``rerank``). Overrides name a local copy of the same model.
     """
     from indexer.opening import Overrides, open_index
-    from indexer.retriever import Retriever
 
     opened = open_index(
         artifacts_dir,
@@ -146,11 +145,4 @@ def open_retriever(
             load_image=image, load_text=text,
         ),
     )  # fmt: skip
-    return Retriever(
-        opened.artifacts,
-        image_encoder=opened.image_encoder,
-        text_encoder=opened.text_encoder,
-        taxonomy=opened.taxonomy,
-        rerank_candidates=rerank_candidates,
-        rerank_prior=rerank_prior,
-    )
+    return opened.retriever(rerank_candidates=rerank_candidates, rerank_prior=rerank_prior)
