@@ -142,7 +142,7 @@ def prepare_demo(
 
 def demo_resources(build: DemoBuild, *, rerank_candidates: int = 20) -> Any:
     """Service resources from the encoders the demo already loaded (no second model load)."""
-    from app.resources import assemble_resources
+    from app.resources import Resources
     from indexer.opening import Overrides, open_index
 
     opened = open_index(
@@ -151,10 +151,8 @@ def demo_resources(build: DemoBuild, *, rerank_candidates: int = 20) -> Any:
         image_encoder=build.image_encoder,
         text_encoder=build.text_encoder,
     )
-    return assemble_resources(
-        opened.artifacts,
+    return Resources(
+        retriever=opened.retriever(rerank_candidates=rerank_candidates),
         image_encoder=build.image_encoder,
         text_encoder=build.text_encoder,
-        taxonomy=opened.taxonomy,
-        rerank_candidates=rerank_candidates,
     )

@@ -61,6 +61,22 @@ def progress_bar(total: int, enabled: bool) -> Any:
     )
 
 
+def split_cached(
+    records: Sequence[Record], cache: EmbeddingCache | None
+) -> tuple[dict[str, Vectors], list[Record], dict[str, float]]:
+    """(vectors the cache already holds by record id, records still to embed, starting stats)."""
+    vectors: dict[str, Vectors] = {}
+    todo = []
+    for record in records:
+        hit = cache.get(record) if cache else None
+        if hit is not None:
+            vectors[record.id] = hit
+        else:
+            todo.append(record)
+    stats = {"cached": float(len(vectors)), "embedded": 0.0, "encode_seconds": 0.0}
+    return vectors, todo, stats
+
+
 def embed_images(
     records: Sequence[Record],
     *,
@@ -75,16 +91,8 @@ def embed_images(
     ``stats``: ``cached``, ``embedded``, ``encode_seconds`` (inside the encoder) and ``seconds``
     (the whole stage): their ratio is how busy decoding kept the model.
     """
-    vectors: dict[str, Vectors] = {}
+    vectors, todo, stats = split_cached(records, cache)
     failed: list[Problem] = []
-    todo = []
-    for record in records:
-        hit = cache.get(record) if cache else None
-        if hit is not None:
-            vectors[record.id] = hit
-        else:
-            todo.append(record)
-    stats = {"cached": float(len(vectors)), "embedded": 0.0, "encode_seconds": 0.0}
     window = max(batch_size * 4, 1)
     t_start = time.perf_counter()
 

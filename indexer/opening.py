@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer.errors import ManifestMismatchError
 from indexer.index.artifacts import Artifacts, load_artifacts
@@ -23,6 +24,9 @@ from indexer.index.compatibility import check_compatible
 from indexer.index.manifest import IndexManifest, describe_image_encoder, describe_text_encoder
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.taxonomy import Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:
+    from indexer.retriever import Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,19 @@ class OpenedIndex:
     @property
     def manifest(self) -> IndexManifest:
         return self.artifacts.manifest
+
+    def retriever(self, *, rerank_candidates: int = 20, rerank_prior: bool = False) -> Retriever:
+        """A :class:`~indexer.retriever.Retriever` over these artifacts, encoders and taxonomy."""
+        from indexer.retriever import Retriever
+
+        return Retriever(
+            self.artifacts,
+            image_encoder=self.image_encoder,
+            text_encoder=self.text_encoder,
+            taxonomy=self.taxonomy,
+            rerank_candidates=rerank_candidates,
+            rerank_prior=rerank_prior,
+        )
 
 
 def load_recorded_image_encoder(

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from indexer.build import ImageEngine
 from indexer.embedding_cache import EmbeddingCache
-from indexer.image_embedding import progress_bar
+from indexer.image_embedding import progress_bar, split_cached
 from indexer.index.manifest import describe_image_encoder
 from indexer.records import Problem, Record
 from models.base import ImageEncoderProtocol
@@ -153,15 +153,7 @@ def embed_images_ray(
 ) -> tuple[list[Record], Vectors, list[Problem], dict[str, float]]:
     """:func:`indexer.image_embedding.embed_images` on Ray Data: (kept, vectors, failed, stats)."""
     del workers
-    vectors: dict[str, Vectors] = {}
-    todo = []
-    for record in records:
-        hit = cache.get(record) if cache else None
-        if hit is not None:
-            vectors[record.id] = hit
-        else:
-            todo.append(record)
-    stats = {"cached": float(len(vectors)), "embedded": 0.0, "encode_seconds": 0.0}
+    vectors, todo, stats = split_cached(records, cache)
     failed: list[Problem] = []
     if todo:
         failed = _run(todo, image_encoder, batch_size, cache, progress, options, vectors, stats)

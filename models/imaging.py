@@ -24,10 +24,11 @@ Choices:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -107,8 +108,10 @@ def _decode_bytes(payload: bytes, *, max_pixels: int | None, max_side: int | Non
         raise ImageDecodeError(f"the image data is truncated or corrupt ({exc})") from exc
 
 
-def _check_header(payload: bytes, max_pixels: int | None) -> None:
-    """Identify and verify the file and check its pixel count without decoding pixels."""
+@contextlib.contextmanager
+def _open_header(payload: bytes, max_pixels: int | None) -> Iterator[Image.Image]:
+    """Open ``payload`` lazily (header only) and check its pixel count; PIL failures, here or in
+    the ``with`` body, become :class:`ImageTooLargeError` / :class:`ImageDecodeError`."""
     try:
         with Image.open(io.BytesIO(payload)) as image:
             width, height = image.size
@@ -117,7 +120,7 @@ def _check_header(payload: bytes, max_pixels: int | None) -> None:
                     f"image is {width}×{height} = {width * height:,} pixels, "
                     f"more than the limit of {max_pixels:,}"
                 )
-            image.verify()
+            yield image
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image is too large: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -126,6 +129,12 @@ def _check_header(payload: bytes, max_pixels: int | None) -> None:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"the image data is truncated or corrupt ({exc})") from exc
+
+
+def _check_header(payload: bytes, max_pixels: int | None) -> None:
+    """Identify and verify the file and check its pixel count without decoding pixels."""
+    with _open_header(payload, max_pixels) as image:
+        image.verify()
 
 
 # Bytes per pixel PIL holds for a mode (RGB is stored as 4 bytes), and the extra full-size copies
@@ -146,27 +155,12 @@ def decode_cost(payload: bytes, *, max_pixels: int | None, max_side: int | None 
     """
     if not payload:
         raise ImageDecodeError("the file is empty (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(payload)) as image:
-            width, height = image.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"image is {width}×{height} = {width * height:,} pixels, "
-                    f"more than the limit of {max_pixels:,}"
-                )
-            if max_side is not None and image.format == "JPEG":
-                _draft(image, max_side)
-            mode, (width, height) = image.mode, image.size
-            if mode == "P" and "transparency" in image.info:
-                mode = "PA"  # decoded as a palette, converted through RGBA
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"image is too large: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageDecodeError("not a recognised image format") from exc
-    except ImageDecodeError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"the image data is truncated or corrupt ({exc})") from exc
+    with _open_header(payload, max_pixels) as image:
+        if max_side is not None and image.format == "JPEG":
+            _draft(image, max_side)
+        mode, (width, height) = image.mode, image.size
+        if mode == "P" and "transparency" in image.info:
+            mode = "PA"  # decoded as a palette, converted through RGBA
     pixels = width * height
     native = pixels * (1 if mode in _ONE_BYTE_MODES else 2 if mode.startswith("I;16") else 4)
     copies = 0 if mode == "RGB" else 4 if mode in _ALPHA_MODES else 1

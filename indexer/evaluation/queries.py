@@ -69,16 +69,7 @@ def load_queries(path: Path, taxonomy: Taxonomy, *, text_source: str | None = No
             text = texts.get(os.path.normpath(str(rec.image_path)))
         else:
             text = None
-        queries.append(
-            Query(
-                id=rec.id,
-                labels=dict(rec.labels),
-                zone=rec.zone,
-                group=rec.group,
-                image_path=Path(rec.image_path),
-                text=text,
-            )
-        )
+        queries.append(_query(rec, image_path=Path(rec.image_path), text=text))
     return queries
 
 
@@ -100,17 +91,25 @@ def _text_field(path: Path, field_name: str) -> dict[str, str]:
     return out
 
 
+def _query(source: Any, **fields: Any) -> Query:
+    """A query carrying ``source``'s id, labels, zone and group (a record or catalogue item)."""
+    return Query(
+        id=source.id,
+        labels=dict(source.labels),
+        zone=source.zone,
+        group=source.group,
+        **fields,
+    )
+
+
 def leave_one_out_queries(artifacts: Any, *, text_source: str | None = None) -> list[Query]:
     """Each catalogue item queries the rest, excluding its own group (source image) and itself."""
     queries = []
     for item in artifacts.items:
         text = item.description if text_source == ORACLE else None
         queries.append(
-            Query(
-                id=item.id,
-                labels=dict(item.labels),
-                zone=item.zone,
-                group=item.group,
+            _query(
+                item,
                 vector=artifacts.image_vectors[item.row],
                 text=text,
                 exclude_groups=(item.group,) if item.group else (),
@@ -138,7 +137,6 @@ def open_retriever(
     encoder (``hybrid``, ``rerank``). Overrides name a local copy of the same model.
     """
     from indexer.opening import Overrides, open_index
-    from indexer.retriever import Retriever
 
     opened = open_index(
         artifacts_dir,
@@ -147,11 +145,4 @@ def open_retriever(
             load_image=image, load_text=text,
         ),
     )  # fmt: skip
-    return Retriever(
-        opened.artifacts,
-        image_encoder=opened.image_encoder,
-        text_encoder=opened.text_encoder,
-        taxonomy=opened.taxonomy,
-        rerank_candidates=rerank_candidates,
-        rerank_prior=rerank_prior,
-    )
+    return opened.retriever(rerank_candidates=rerank_candidates, rerank_prior=rerank_prior)
