@@ -11,18 +11,17 @@ from typing import Annotated
 
 import typer
 
-from indexer.cli_help import PipelineGroup, PlainCommand
-from indexer.cli_index import index_app
+from indexer.cli_help import PlainCommand, command_group
+from indexer.cli_index import DeviceOpt, TaxonomyOpt, index_app
 from models.errors import VisragError
 
-cli = typer.Typer(
-    name="visrag",
-    help="visrag: dataset analysis, label-aware split, hybrid index, honest evaluation.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=PipelineGroup,
+cli = command_group(
+    "visrag", "visrag: dataset analysis, label-aware split, hybrid index, honest evaluation."
 )
 cli.add_typer(index_app, name="index")
+RecordedModelOpt = Annotated[
+    str | None, typer.Option(help="a local copy of the model the index records (default: its id)")
+]
 
 
 @cli.callback()
@@ -53,14 +52,10 @@ def evaluate(
         str | None,
         typer.Option(help="JSONL field with each query's text (hybrid), or 'oracle' (leaks)"),
     ] = None,
-    taxonomy: Annotated[Path | None, typer.Option(help="taxonomy file")] = None,
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
-    image_model: Annotated[
-        str | None, typer.Option(help="local copy of the recorded image model")
-    ] = None,
-    text_model: Annotated[
-        str | None, typer.Option(help="local copy of the recorded text model")
-    ] = None,
+    taxonomy: TaxonomyOpt = None,
+    device: DeviceOpt = "auto",
+    image_model: RecordedModelOpt = None,
+    text_model: RecordedModelOpt = None,
     rerank_candidates: Annotated[int, typer.Option(min=1, help="rerank: image top-N")] = 20,
     rerank_prior: Annotated[
         bool, typer.Option("--rerank-prior", help="rerank: prior-corrected votes (lift)")

@@ -10,9 +10,14 @@ type, and writes arguments the usual way (``DATASET``, ``[OUT]``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+from models.errors import VisragError
 
 PIPELINE_ORDER = (
     # the pipeline, then the tools around it
@@ -70,3 +75,20 @@ class PlainCommand(TyperCommand):
             else:
                 pieces.extend(param.get_usage_pieces(ctx))
         return pieces
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A command group that lists its commands in pipeline order and shows help when bare."""
+    return typer.Typer(
+        name=name, help=help, no_args_is_help=True, add_completion=False, cls=PipelineGroup
+    )
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Expected errors -> one red line and exit 1 (no traceback for a user's mistake)."""
+    try:
+        yield
+    except (VisragError, FileNotFoundError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc

@@ -4,27 +4,20 @@ indexer.importing and indexer.index.artifacts (models are imported only when a c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from indexer.cli_help import PipelineGroup, PlainCommand
+from indexer.cli_help import PlainCommand, command_group, user_errors
 from models.hub import DEFAULT_IMAGE_MODEL
 
 if TYPE_CHECKING:
     from indexer.build import BuildReport
     from indexer.records import Problem
 
-index_app = typer.Typer(
-    name="index",
-    help="Build, import, update and verify index artifacts.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=PipelineGroup,
-)
+index_app = command_group("index", "Build, import, update and verify index artifacts.")
 
 TaxonomyOpt = Annotated[Path | None, typer.Option(help="taxonomy file (default: vehicle damage)")]
 TextModelOpt = Annotated[
@@ -55,18 +48,6 @@ def _target(store: str, uri: str | None, collection: str) -> Any:
         return StoreTarget(store, uri, collection)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--store") from exc
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Domain errors -> one red line and exit 1 (no traceback for a user mistake)."""
-    from models.errors import VisragError
-
-    try:
-        yield
-    except (VisragError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from exc
 
 
 def _params(pairs: Sequence[str] | None) -> dict[str, Any]:
@@ -164,7 +145,7 @@ def build(
         from indexer.ray_build import RayOptions, ray_engine
 
         run = ray_engine(RayOptions(ray_address, workers, gpus_per_worker))
-    with _errors():
+    with user_errors():
         image_encoder = load_image_encoder(
             image_model, device=device, dtype=dtype, image_size=image_size, pooling=pooling
         )
@@ -201,7 +182,7 @@ def import_(
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder
 
-    with _errors():
+    with user_errors():
         manifest = import_embeddings(
             embeddings, metadata, out, taxonomy=load_taxonomy(taxonomy),
             text_encoder=load_text_encoder(text_model, device=device), alpha=alpha,
@@ -237,7 +218,7 @@ def add(
     from indexer.index.locking import writer_lock
     from indexer.opening import Overrides, open_index
 
-    with _errors(), writer_lock(artifacts, wait=wait):  # over the load, the embed and the write
+    with user_errors(), writer_lock(artifacts, wait=wait):  # over the load, the embed and the write
         opened = open_index(
             artifacts,
             Overrides(device=device, image_model=image_model, text_model=text_model,
@@ -256,7 +237,7 @@ def remove(
     """Remove items by id (the directory is rewritten atomically with new checksums)."""
     from indexer.build import remove_items
 
-    with _errors():
+    with user_errors():
         manifest = remove_items(artifacts, ids, wait=wait)
     typer.echo(f"removed {len(set(ids))} item(s); {manifest.vector_count} remain in {artifacts}")
 
