@@ -57,13 +57,11 @@ def make_tiny_dinov3(
         image_size=224,
     )
     return _save(
-        model_class=DINOv3ViTModel,
-        config=config,
-        out=out,
-        seed=seed,
-        processor="DINOv3ViTImageProcessorFast",
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        DINOv3ViTModel,
+        config,
+        out,
+        seed,
+        ("DINOv3ViTImageProcessorFast", IMAGENET_MEAN, IMAGENET_STD),
     )
 
 
@@ -83,13 +81,7 @@ def make_tiny_dinov2(path: str | Path, *, registers: int = 0, seed: int = 0) -> 
     else:
         config, model_class = Dinov2Config(**common), Dinov2Model
     return _save(
-        model_class=model_class,
-        config=config,
-        out=Path(path),
-        seed=seed,
-        processor="BitImageProcessor",
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        model_class, config, Path(path), seed, ("BitImageProcessor", IMAGENET_MEAN, IMAGENET_STD)
     )
 
 
@@ -102,13 +94,11 @@ def make_tiny_siglip2(path: str | Path, *, seed: int = 0) -> Path:
         vision_config={**_TINY, "intermediate_size": 64, "patch_size": 16, "num_patches": 16},
     )
     return _save(
-        model_class=Siglip2Model,
-        config=config,
-        out=Path(path),
-        seed=seed,
-        processor="Siglip2ImageProcessorFast",
-        mean=SIGLIP_MEAN,
-        std=SIGLIP_STD,
+        Siglip2Model,
+        config,
+        Path(path),
+        seed,
+        ("Siglip2ImageProcessorFast", SIGLIP_MEAN, SIGLIP_STD),
     )
 
 
@@ -127,13 +117,7 @@ def make_tiny_siglip(path: str | Path, *, image_size: int = 64, seed: int = 0) -
         },
     )
     return _save(
-        model_class=SiglipModel,
-        config=config,
-        out=Path(path),
-        seed=seed,
-        processor="SiglipImageProcessor",
-        mean=SIGLIP_MEAN,
-        std=SIGLIP_STD,
+        SiglipModel, config, Path(path), seed, ("SiglipImageProcessor", SIGLIP_MEAN, SIGLIP_STD)
     )
 
 
@@ -151,17 +135,17 @@ def make_tiny(kind: str, path: str | Path, *, seed: int = 0) -> Path:
 
 
 def _save(
-    *,
     model_class: Any,
     config: Any,
     out: Path,
     seed: int,
-    processor: str,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
+    preprocessor: tuple[str, tuple[float, ...], tuple[float, ...]],
 ) -> Path:
+    """Save ``model_class(config)`` with seeded random weights and its preprocessor_config.json
+    (``preprocessor``: image processor type, mean, std)."""
     import torch
 
+    processor, mean, std = preprocessor
     out.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -170,7 +154,7 @@ def _save(
     config_file = out / "config.json"
     saved = json.loads(config_file.read_text())
     config_file.write_text(json.dumps({**saved, RANDOM_INIT_KEY: True}, indent=2) + "\n")
-    preprocessor = {
+    processor_config = {
         "image_processor_type": processor,
         "do_resize": True,
         "size": {"height": 224, "width": 224},
@@ -181,5 +165,5 @@ def _save(
         "image_mean": list(mean),
         "image_std": list(std),
     }
-    (out / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
+    (out / "preprocessor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n")
     return out
