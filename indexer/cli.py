@@ -61,7 +61,10 @@ def evaluate(
         bool, typer.Option("--rerank-prior", help="rerank: prior-corrected votes (lift)")
     ] = False,
     random_repeats: Annotated[int, typer.Option(help="random-baseline draws")] = 20,
-    seed: Annotated[int, typer.Option(help="random-baseline seed")] = 0,
+    seed: Annotated[int, typer.Option(help="random-baseline and bootstrap seed")] = 0,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="bootstrap resamples for the difference intervals; 0: none")
+    ] = 1000,
 ) -> None:
     """Retrieval quality beside majority-label and random baselines, with latency per stage."""
     from indexer.evaluation.pipeline import parse_numbers, run_evaluation, split_list
@@ -85,6 +88,7 @@ def evaluate(
             rerank_candidates=rerank_candidates,
             rerank_prior=rerank_prior,
             random_repeats=random_repeats,
+            bootstrap=bootstrap,
             seed=seed,
         )
     except EvaluationError as exc:

@@ -17,6 +17,7 @@ from indexer.evaluation.queries import (
 from indexer.evaluation.report import write_report
 from indexer.evaluation.results import Evaluation
 from indexer.evaluation.runner import evaluate
+from indexer.evaluation.uncertainty import DEFAULT_REPEATS
 from indexer.query import QUERY_MODES
 
 RANDOM_WEIGHTS_WARNING = (
@@ -58,6 +59,7 @@ def run_evaluation(
     rerank_prior: bool = False,
     random_repeats: int = 20,
     seed: int = 0,
+    bootstrap: int = DEFAULT_REPEATS,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Evaluation, dict[str, Path]]:
     """Evaluate artifacts on held-out queries (or leave-one-out) and write the three reports."""
@@ -103,6 +105,7 @@ def run_evaluation(
         leave_one_out=leave_one_out,
         random_repeats=random_repeats,
         seed=seed,
+        bootstrap=bootstrap,
         progress=progress,
     )
     image_info = retriever.artifacts.manifest.image_model

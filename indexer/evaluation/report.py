@@ -12,6 +12,7 @@ from typing import Any
 from indexer.evaluation.report_html import fmt as _fmt
 from indexer.evaluation.report_html import render_html
 from indexer.evaluation.results import Evaluation, RunResult, summary_rows
+from indexer.evaluation.uncertainty import INTERVAL_HEADER, interval_cells, interval_title
 
 HEADLINE = ("recall", "hit", "precision", "map", "ndcg", "label_recall_macro")
 
@@ -73,6 +74,7 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
         "runs": [_run_json(r, ev, queries=True) for r in ev.runs],
         "baselines": {n: _run_json(b, ev, queries=False) for n, b in ev.baselines.items()},
         "label_estimates": ev.estimates,
+        "uncertainty": ev.uncertainty,
     }
 
 
@@ -88,6 +90,10 @@ def summary_markdown(ev: Evaluation) -> str:
     for row in summary_rows(ev, _metric_keys(ev)):
         cells = [_fmt(row[n]) for n in names] + [_fmt(row["majority"]), _fmt(row["random"])]
         lines.append(f"| {row['metric']} | " + " | ".join(cells) + " |")
+    if ev.uncertainty is not None:
+        lines += ["", f"## {interval_title(ev.uncertainty)}", ""]
+        lines += ["| " + " | ".join(INTERVAL_HEADER) + " |", "|---" * len(INTERVAL_HEADER) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in interval_cells(ev.uncertainty)]
     k = ev.vote_k
     lines += ["", f"## Per-label recall@{k} (support = queries carrying the label)", ""]
     lines.append("| label | support | " + " | ".join([*names, "majority", "random"]) + " |")
@@ -161,6 +167,15 @@ def print_summary(ev: Evaluation, *, console: Any = None) -> None:
         cells = [_fmt(row[r.name]) for r in ev.runs]
         table.add_row(row["metric"], *cells, _fmt(row["majority"]), _fmt(row["random"]))
     console.print(table)
+    if ev.uncertainty is not None:
+        first = f"@{ev.ks[0]}"
+        diff = Table(title=interval_title(ev.uncertainty))
+        for col in INTERVAL_HEADER:
+            diff.add_column(col, justify="left" if col in INTERVAL_HEADER[:3] else "right")
+        for cells in interval_cells(ev.uncertainty):
+            if cells[2].endswith(first):
+                diff.add_row(*cells)
+        console.print(diff)
     lat = Table(title="latency per stage (ms)")
     for col in ("run", "stage", "p50", "p95", "n"):
         lat.add_column(col, justify="left" if col in ("run", "stage") else "right")

@@ -18,6 +18,7 @@ import jinja2
 
 from indexer.evaluation import plots
 from indexer.evaluation.results import Evaluation, QueryOutcome, RunResult, summary_rows
+from indexer.evaluation.uncertainty import INTERVAL_HEADER, interval_cells, interval_title
 
 logger = logging.getLogger(__name__)
 
@@ -146,5 +147,14 @@ def render_html(ev: Evaluation, metric_keys: list[str]) -> str:
         metric_rows=rows,
         figures=_figures(ev),
         latency=latency,
+        intervals=(
+            None
+            if ev.uncertainty is None
+            else {
+                "title": interval_title(ev.uncertainty),
+                "header": INTERVAL_HEADER,
+                "rows": interval_cells(ev.uncertainty),
+            }
+        ),
         gallery=_gallery(ev, ev.runs[0]),
     )

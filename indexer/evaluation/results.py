@@ -60,6 +60,8 @@ class Evaluation:
     warnings: list[str] = field(default_factory=list)
     # label-estimate quality (head vs priors: F1, Brier, ECE, reliability bins); None: no head
     estimates: dict[str, Any] | None = None
+    # paired group-bootstrap intervals of each run vs image / majority; None: --bootstrap 0
+    uncertainty: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from indexer.evaluation.estimates import estimates_section, query_probas, truth_
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
 from indexer.evaluation.results import Evaluation, Neighbour, Scoring, score_rankings
+from indexer.evaluation.uncertainty import DEFAULT_REPEATS, evaluation_intervals
 from indexer.query import QUERY_MODES, RetrievalResult
 from models.description import describe
 from models.embedding import embed_image
@@ -81,6 +82,7 @@ def evaluate(
     random_repeats: int = 20,
     seed: int = 0,
     vote_k: int = 5,
+    bootstrap: int = DEFAULT_REPEATS,
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Score every configuration and both baselines on the same queries and candidate pools."""
@@ -213,13 +215,22 @@ def evaluate(
         "no_damage_convention": f"a query or item without labels has the label set {{{nd}}}",
         "taxonomy": f"{taxonomy.name} {taxonomy.version}",
     }
+    uncertainty = (
+        evaluation_intervals(
+            runs, baselines["majority"], truths, queries, ks, repeats=bootstrap, seed=seed
+        )
+        if bootstrap > 0
+        else None
+    )
     head = retriever.artifacts.label_head
     estimates = None
     if head is not None and probas is not None:
         source = "cross-fitted by group" if leave_one_out else "stored head (catalogue only)"
         y = truth_matrix(retriever.artifacts, queries)
         estimates = estimates_section(probas, y, head.labels, head.prior, source)
-    return Evaluation(setting, runs, baselines, labels, vote_k, ks, warnings, estimates)
+    return Evaluation(
+        setting, runs, baselines, labels, vote_k, ks, warnings, estimates, uncertainty
+    )
 
 
 def _embed(q: Query, retriever: Retriever) -> tuple[Any, dict[str, float]]:

@@ -127,12 +127,38 @@ def test_report_files(retriever, tmp_path):
     assert "| metric | image | rerank a=0.5 | rerank a=0.8 | majority | random |" in md
     assert re.search(r"\| hit@1 \| 0\.875 \|", md)
 
+    # every run against image and against the majority, each difference with its interval
+    spread = data["uncertainty"]
+    assert spread["unit"] == "group" and spread["groups"] == 4 and spread["repeats"] == 1000
+    pairs = {(c["run"], c["versus"]) for c in spread["comparisons"]}
+    assert pairs == {("rerank a=0.5", "image"), ("rerank a=0.8", "image"), ("image", "majority"),
+                     ("rerank a=0.5", "majority"), ("rerank a=0.8", "majority")}  # fmt: skip
+    image_vs_majority = next(
+        c for c in spread["comparisons"]
+        if (c["run"], c["versus"], c["metric"]) == ("image", "majority", "recall@1")
+    )  # fmt: skip
+    majority = data["baselines"]["majority"]["metrics"]["recall@1"]
+    assert image_vs_majority["difference"] == pytest.approx(image["metrics"]["recall@1"] - majority)
+    assert image_vs_majority["low"] <= image_vs_majority["difference"] <= image_vs_majority["high"]
+    assert "Differences with 95% intervals (paired bootstrap over 4 query groups" in md
+    assert re.search(r"\| image \| majority \| recall@1 \| [+-]\d\.\d{3} \| \[", md)
+
     page = paths["report"].read_text()
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', page)
     assert srcs and all(s.startswith("data:image/") for s in srcs)  # self-contained
     assert sum(s.startswith("data:image/png") for s in srcs) >= 4  # curves, sweep, labels, conf.
     assert any(s.startswith("data:image/jpeg") for s in srcs)  # neighbour thumbnails
     assert "http://" not in page and "https://" not in page
+    assert "Differences with 95% intervals" in page
+
+
+def test_bootstrap_zero_reports_no_intervals(retriever, tmp_path):
+    ev = evaluate(retriever, leave_one_out_queries(retriever.artifacts), ks=[1],
+                  leave_one_out=True, random_repeats=1, bootstrap=0)  # fmt: skip
+    paths = write_report(ev, tmp_path / "out")
+    assert json.loads(paths["metrics"].read_text())["uncertainty"] is None
+    assert "Differences with" not in paths["summary"].read_text()
+    assert "Differences with" not in paths["report"].read_text()
 
 
 def test_report_page_escapes_dataset_text(retriever, tmp_path):
