@@ -9,6 +9,14 @@ variant is one fixed rule, all at the default weight 1 and N = 50 unless named.
   the label's catalogue prior π counts (a candidate is not rewarded for carrying the frequent
   label the query would carry by chance).
 - ``probe N=20``: the shipped rule over rerank's 20 candidates.
+- ``probe utility``: ``cos + Σ_{l ∈ labels(c)} u_l · p_l(q)`` with ``u_l = 1 + N / (L · n_l)``, the
+  expected gain of a label hit when the objective is micro plus macro recall@1 (a hit on a label
+  carried by ``n_l`` of ``N`` items counts ``1/N`` in micro and ``1/(L · n_l)`` in macro).
+- ``probe w=…``: the weight's sensitivity (0.5, 2, 4), looked at after the fact: not a choice.
+
+Each row also gets the paired group-bootstrap interval of its difference to ``image``
+(:func:`indexer.evaluation.uncertainty.paired_intervals`, 1000 resamples over the 20 photos),
+the interval ``visrag evaluate`` reports.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from bench.probe_experiment import (  # noqa: E402
     probe_rankings,
     score,
 )
+from indexer.evaluation.uncertainty import paired_intervals  # noqa: E402
 from indexer.label_head import cross_fit_proba  # noqa: E402
 
 
@@ -40,18 +49,38 @@ def main() -> None:
     pool = pools(groups)
     cands50 = image_rankings(x, ids, pool, 50)
     cands20 = image_rankings(x, ids, pool, 20)
-    rows = {
-        "image": score(sets, cands50),
-        "probe (w=1, N=50)": score(sets, probe_rankings(x, y, proba, ids, cands50, 1.0)),
-        "probe centred (p - prior)": score(
-            sets, probe_rankings(x, y, proba - prior, ids, cands50, 1.0)
+    rankings = {
+        "image": cands50,
+        "probe (w=1, N=50)": probe_rankings(x, y, proba, ids, cands50, 1.0),
+        "probe centred (p - prior)": probe_rankings(x, y, proba - prior, ids, cands50, 1.0),
+        "probe N=20": probe_rankings(x, y, proba, ids, cands20, 1.0),
+        "probe utility (micro + macro)": probe_rankings(
+            x, y, proba * (1 + len(y) / (len(labels) * y.sum(0))), ids, cands50, 1.0
         ),
-        "probe N=20": score(sets, probe_rankings(x, y, proba, ids, cands20, 1.0)),
+        **{
+            f"probe w={w:g} (sensitivity)": probe_rankings(x, y, proba, ids, cands50, w)
+            for w in (0.5, 2.0, 4.0)
+        },
     }
-    print("| run | recall@1 | macro label recall@1 | recall@5 |\n|---|---|---|---|")
-    for name, r in rows.items():
+    as_sets = {name: [[sets[j] for j in r] for r in rs] for name, rs in rankings.items()}
+    spread = paired_intervals(
+        sets, groups, as_sets, [(n, "image") for n in rankings if n != "image"], [1]
+    )
+    interval = {
+        (c["run"], c["metric"]): f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+        for c in spread["comparisons"]
+    }
+    print(
+        "| run | recall@1 | macro label recall@1 | recall@5 | recall@1 - image (95 %) | "
+        "macro@1 - image (95 %) |\n|---|---|---|---|---|---|"
+    )
+    for name, ranking in rankings.items():
+        r = score(sets, ranking)
         cells = " | ".join(f"{r[k]:.3f}" for k in ("recall@1", "label_recall_macro@1", "recall@5"))
-        print(f"| {name} | {cells} |")
+        diffs = " | ".join(
+            interval.get((name, m), "") for m in ("recall@1", "label_recall_macro@1")
+        )
+        print(f"| {name} | {cells} | {diffs} |")
 
 
 if __name__ == "__main__":

@@ -170,11 +170,11 @@ def print_summary(ev: Evaluation, *, console: Any = None) -> None:
     if ev.uncertainty is not None:
         first = f"@{ev.ks[0]}"
         diff = Table(title=interval_title(ev.uncertainty))
-        for col in INTERVAL_HEADER:
-            diff.add_column(col, justify="left" if col in INTERVAL_HEADER[:3] else "right")
-        for cells in interval_cells(ev.uncertainty):
-            if cells[2].endswith(first):
-                diff.add_row(*cells)
+        for col in ("comparison", "metric", "difference", "interval", "ahead in"):
+            diff.add_column(col, justify="left" if col in ("comparison", "metric") else "right")
+        for name, versus, metric, *rest in interval_cells(ev.uncertainty):
+            if metric.endswith(first):
+                diff.add_row(f"{name} - {versus}", metric.replace("label_recall_", ""), *rest)
         console.print(diff)
     lat = Table(title="latency per stage (ms)")
     for col in ("run", "stage", "p50", "p95", "n"):
