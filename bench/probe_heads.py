@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -88,6 +89,14 @@ def learned_weight(x, y, oof_proba, groups, n: int = 50) -> float:
     return float(max(b[1], 0.0) / max(b[0], 1e-9))
 
 
+def auc(truth: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties averaged)."""
+    ranks = rankdata(score)
+    pos = truth > 0
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def main() -> None:
     x, sets, groups, ids = load(DATA)
     labels = sorted(set().union(*sets))
@@ -98,6 +107,7 @@ def main() -> None:
     names = ("prototype head (w=1)", "learned weight")
     order: dict[str, list[list[int]]] = {name: [[] for _ in sets] for name in names}
     weights = []
+    held_proba = {name: np.zeros_like(y) for name in names}
     for photo in sorted(set(groups)):
         held = np.flatnonzero(g == photo)
         rest = g != photo
@@ -111,6 +121,7 @@ def main() -> None:
             ("prototype head (w=1)", proto(x[held]), 1.0),
             ("learned weight", head.predict_proba(x[held]), w),
         ):
+            held_proba[name][held] = proba
             for row, i in enumerate(held):
                 top = cands[i]
                 cand_ids = [ids[j] for j in top]
@@ -133,6 +144,11 @@ def main() -> None:
             f"{interval.get((name, 'label_recall_macro@1'), '')} |"
         )
     print(f"\nlearned weights per held-out photo: {min(weights):.2f} to {max(weights):.2f}")
+    print("\nper-label AUC of the held-out probabilities (labels on 2+ crops):")
+    for name, head_name in zip(names, ("prototype head", "logistic head (shipped)"), strict=True):
+        cols = [j for j in range(len(labels)) if 1 < y[:, j].sum() < len(y)]
+        aucs = ", ".join(f"{labels[j]} {auc(y[:, j], held_proba[name][:, j]):.2f}" for j in cols)
+        print(f"- {head_name}: {aucs}")
 
 
 if __name__ == "__main__":
