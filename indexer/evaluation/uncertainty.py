@@ -16,8 +16,8 @@ also gets an interval:
 - **Interval.** Percentiles of the resampled differences (95 % by default), plus the share of
   resamples in which the run is ahead (``share_ahead``; 0.5 means a coin toss).
 
-Pure numpy over precomputed per-query hit tables, so 1000 resamples of a few runs take well under
-a second.
+Pure numpy over hit counts summed per group, so 1000 resamples of a few runs take well under a
+second and memory grows with the number of groups, not of queries.
 """
 
 from __future__ import annotations
@@ -37,18 +37,19 @@ LEVEL = 0.95
 F64 = npt.NDArray[np.float64]
 
 
-def resample_counts(groups: Sequence[str], repeats: int, seed: int) -> F64:
-    """(repeats, n_queries) multiplicities: groups drawn with replacement, all of a group's queries
-    following their group."""
+def group_draws(groups: Sequence[str], repeats: int, seed: int) -> tuple[F64, npt.NDArray[np.intp]]:
+    """``(counts, index)``: ``counts[b, g]`` = how often resample ``b`` drew group ``g`` (each
+    resample draws as many groups as there are, with replacement); ``index[i]`` = query i's
+    group. A drawn group brings all its queries."""
     names, index = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(names), size=(repeats, len(names)))
-    per_group = np.stack([np.bincount(d, minlength=len(names)) for d in draws]).astype(np.float64)
-    return per_group[:, index]
+    counts = np.stack([np.bincount(d, minlength=len(names)) for d in draws]).astype(np.float64)
+    return counts, index
 
 
 class _Tables:
-    """Per-query recall@k and per-label (found, carried) indicators for one run's rankings."""
+    """One run's recall@k and per-label (found, carried) counts, summed per query group."""
 
     def __init__(
         self,
@@ -56,20 +57,23 @@ class _Tables:
         rankings: Sequence[Sequence[LabelSet]],
         k: int,
         labels: Sequence[str],
+        index: npt.NDArray[np.intp],
     ) -> None:
         col = {lb: j for j, lb in enumerate(labels)}
-        pairs = list(zip(truths, rankings, strict=True))
-        self.recall = np.array([recall_at_k(q, r, k) for q, r in pairs])
-        self.found = np.zeros((len(truths), len(labels)))
-        self.carried = np.zeros((len(truths), len(labels)))
-        for i, (q, r) in enumerate(pairs):
+        n_groups = int(index.max()) + 1 if len(index) else 0
+        self.size = np.bincount(index, minlength=n_groups).astype(np.float64)
+        self.recall = np.zeros(n_groups)
+        self.found = np.zeros((n_groups, len(labels)))
+        self.carried = np.zeros((n_groups, len(labels)))
+        for g, q, r in zip(index, truths, rankings, strict=True):
+            self.recall[g] += recall_at_k(q, r, k)
             top: set[str] = set().union(*r[:k]) if r[:k] else set()
             for lb in q:
-                self.carried[i, col[lb]] = 1.0
-                self.found[i, col[lb]] = float(lb in top)
+                self.carried[g, col[lb]] += 1.0
+                self.found[g, col[lb]] += float(lb in top)
 
     def micro(self, counts: F64) -> F64:
-        return (counts @ self.recall) / counts.sum(1)
+        return (counts @ self.recall) / (counts @ self.size)
 
     def macro(self, counts: F64) -> F64:
         carried, found = counts @ self.carried, counts @ self.found
@@ -102,9 +106,11 @@ def paired_intervals(
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     labels = sorted(set().union(*truths)) if truths else []
-    full = np.ones((1, len(truths)))
-    counts = np.vstack([full, resample_counts(groups, repeats, seed)])
-    tables = {(name, k): _Tables(truths, r, k, labels) for name, r in runs.items() for k in ks}
+    draws, index = group_draws(groups, repeats, seed)
+    counts = np.vstack([np.ones((1, draws.shape[1])), draws])  # row 0: every group once
+    tables = {
+        (name, k): _Tables(truths, r, k, labels, index) for name, r in runs.items() for k in ks
+    }
     tail = (1 - level) / 2
     rows = []
     for run, versus in comparisons:
