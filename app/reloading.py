@@ -12,6 +12,15 @@ with (:class:`app.service.Ready`), so in-flight requests finish on their generat
 thumbnails follow the live catalogue. A broken generation is refused: the old one keeps serving,
 ``/info`` (``runtime.reload``) and ``visrag_index_reload_total{outcome="refused"}`` say so.
 
+FAISS- and Milvus-backed indexes reload alike; nothing reads the directory per query. A Milvus
+write (``index add/remove``: the collections first, then the directory swap) changes the
+manifest, so it is served from the next check on. Every generation opens the same collections
+(one client per URI and process: a Milvus Lite file stays with this process) bound to its own
+catalogue; until the swap, the serving generation skips the ids a writer added (its k hits are
+items it knows) and no longer finds the ones a writer removed. A generation whose collection is
+missing or disagrees is refused like any broken one; one that failed while the serving store is
+down too (Milvus unreachable) is refused for now and tried again at the next check.
+
 Identity without races: the fingerprint is read *before* the open; the next check reloads again if
 a writer swapped the directory after it. A load that failed while the manifest changed under it
 is retried, not refused.
@@ -117,7 +126,10 @@ class Reloader:
                 logger.info("index %s changed while loading; retrying", directory)
                 self.request()
                 return UNCHANGED
-            self.refused = before
+            # the store all generations share is down (Milvus unreachable): not this generation's
+            # fault, so the next check tries it again instead of skipping it until the next write
+            down = await anyio.to_thread.run_sync(self.service.store_problem)
+            self.refused = None if down else before
             self._record(REFUSED, f"{type(exc).__name__}: {exc}")
             logger.error("new index generation in %s refused, still serving generation %d: %s",
                          directory, self.generation, exc)  # fmt: skip

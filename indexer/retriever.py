@@ -28,7 +28,6 @@ import numpy.typing as npt
 
 from indexer import probing
 from indexer.index.backend import FilteringStore
-from indexer.index.live import refreshed
 from indexer.query import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
 from indexer.votes import consensus
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
@@ -136,7 +135,6 @@ class Retriever:
         dim = self.artifacts.image_vectors.shape[1]
         if vec.shape[0] != dim:
             raise QueryError(f"query vector has {vec.shape[0]} dimensions, the index has {dim}")
-        self.artifacts = refreshed(self.artifacts)  # a Milvus index: another process's writes
         allowed = self._allowed(filters)
         excluded = self._excluded(exclude_ids, exclude_groups)
         timings: dict[str, float] = {}

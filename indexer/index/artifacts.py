@@ -72,7 +72,6 @@ class Artifacts:
     image_store: VectorStoreProtocol
     fused_store: VectorStoreProtocol
     image_root: Path | None = None
-    generation: int = 0  # manifest.json's mtime_ns when read (indexer.index.live)
     label_head: LabelHead | None = None  # None: not fitted (see manifest.label_head) or old index
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _masks: CatalogueMasks | None = field(default=None, repr=False)
@@ -189,7 +188,6 @@ def load_artifacts(
     artifacts = Artifacts(
         Path(path), manifest, image_vectors, text_vectors, items, stores["image"],
         stores["fused"], image_root=image_root, label_head=head,
-        generation=(directory / MANIFEST).stat().st_mtime_ns,
     )  # fmt: skip
     problems = consistency_problems(artifacts)
     if problems:
@@ -230,7 +228,7 @@ def consistency_problems(a: Artifacts) -> list[str]:
         (IMAGE_INDEX, a.image_store, di),
         (FUSED_INDEX, a.fused_store, di + dt),
     ):
-        live = m.store.kind == "milvus"  # its count may run ahead of this catalogue (index.live)
+        live = m.store.kind == "milvus"  # shared with writers: its count may differ from ours
         if (store.ntotal != n and not live) or store.dim != dim:
             out.append(f"{name} holds {store.ntotal} x {store.dim}, expected {n} x {dim}")
     return out

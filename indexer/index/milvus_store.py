@@ -1,17 +1,16 @@
 """The Milvus backend of :class:`indexer.index.backend.VectorStoreProtocol` (``visrag[milvus]``).
 
-An index on Milvus is two collections, ``<name>_image`` and ``<name>_fused``, each holding per
-catalogue item its id (the primary key), one vector and the scalar fields filters need
-(``labels`` as an array, an item without labels holds the taxonomy's no-damage id; ``zone``,
-``area``, ``grp``, ``description``, ``image``). The artifact directory keeps the manifest, the
-vectors (rerank, exact sweeps) and the SQLite catalogue, the source of truth for items; rows
-map to ids through the catalogue the store is bound to, so removals never touch Milvus rows
-beyond the deleted ones. Filters become Milvus expressions (``ARRAY_CONTAINS_ANY/ALL``,
-``zone in``, ``area in``, ``id not in``), so a filtered query returns k hits when k items match.
+An index on Milvus is two collections, ``<name>_image`` and ``<name>_fused``, holding per item
+its id (primary key), one vector and the fields filters need (``labels``, the no-damage id when
+none; ``zone``, ``area``, ``grp``, ``description``, ``image``). The artifact directory keeps the
+manifest, the vectors (rerank, exact sweeps) and the SQLite catalogue (the source of truth for
+items); rows map to ids through the catalogue a store is bound to. Filters become Milvus
+expressions (``ARRAY_CONTAINS_ANY/ALL``, ``zone in``, ``id not in``...): k hits when k match.
+Writers and every generation a service opens share the collections: a store skips the ids its
+catalogue does not know (a writer's add, until the index is opened again: a reload).
 
-Connection (URI, token from the environment): :mod:`indexer.index.milvus_connection`.
-Index types: ``flat`` -> FLAT (exact, agrees with FAISS flat), ``hnsw`` -> HNSW (``M``,
-``efConstruction``, ``ef``), ``ivfpq`` -> IVF_FLAT (``nlist``, ``nprobe``).
+Connection: :mod:`indexer.index.milvus_connection`. Index types: ``flat`` -> FLAT (exact, as
+FAISS flat), ``hnsw`` -> HNSW (``M``, ``efConstruction``, ``ef``), ``ivfpq`` -> IVF_FLAT.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ MILVUS_INDEX = {"flat": "FLAT", "hnsw": "HNSW", "ivfpq": "IVF_FLAT"}
 FIELDS = ("id", "vector", "labels", "zone", "area", "grp", "description", "image")
 _BATCH = 1000
 _MAX_TEXT = 4096
+_MAX_LIMIT = 16384  # Milvus' largest topk
 
 
 def filter_expression(filters: Filters | None, excluded_ids: Sequence[str] = ()) -> str:
@@ -181,22 +181,28 @@ class MilvusStore:
 
     # -- search ----------------------------------------------------------------------------------
     def _search(self, queries: npt.ArrayLike, k: int, expr: str) -> list[list[tuple[int, float]]]:
-        q = np.asarray(queries, dtype=np.float32).reshape(-1, self._dim)
-        search = {"metric_type": "IP", "params": _search_params(self.index_type, self.params, k)}
-        try:
-            res = self.client.search(self.collection, data=q.tolist(), limit=k, filter=expr,
-                                     search_params=search, output_fields=[])  # fmt: skip
-        except Exception as exc:  # unreachable, collection dropped: the service answers 503
-            raise MilvusUnavailableError(f"Milvus search failed: {exc}") from exc
-        # ids the bound catalogue does not know yet (another process's add, read before its
-        # catalogue) are dropped; ties by row, as FAISS flat orders them
-        out = []
-        for hits in res:
-            pairs = [
-                (self._rows[h["id"]], float(h["distance"])) for h in hits if h["id"] in self._rows
-            ]
-            out.append(sorted(pairs, key=lambda p: (-p[1], p[0])))
-        return out
+        """Per query the top-k ``(row, score)`` of ids the bound catalogue knows: ids it does not
+        know yet (a writer's add, not reloaded) are skipped, and more fetched until k are known."""
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, self._dim).tolist()
+        limit = k
+        while True:
+            params = _search_params(self.index_type, self.params, limit)
+            try:
+                res = self.client.search(self.collection, data=q, limit=limit, filter=expr,
+                                         search_params={"metric_type": "IP", "params": params},
+                                         output_fields=[])  # fmt: skip
+            except Exception as exc:  # unreachable, collection dropped: the service answers 503
+                raise MilvusUnavailableError(f"Milvus search failed: {exc}") from exc
+            out, unknown = [], 0
+            for hits in res:
+                known = [h for h in hits if h["id"] in self._rows]
+                if len(known) < k and len(hits) == limit:  # skipped ids hid known ones below
+                    unknown = max(unknown, limit - len(known))
+                pairs = [(self._rows[h["id"]], float(h["distance"])) for h in known]
+                out.append(sorted(pairs, key=lambda p: (-p[1], p[0])))  # ties by row, as FAISS
+            if not unknown or limit >= _MAX_LIMIT:
+                return out
+            limit = min(_MAX_LIMIT, limit + unknown)
 
     def search(
         self, queries: npt.ArrayLike, k: int, *, allowed: npt.ArrayLike | None = None
@@ -204,11 +210,8 @@ class MilvusStore:
         """Top-k like :meth:`VectorStore.search` (padded with -1 / -inf)."""
         if k < 1:
             raise ValueError("k must be >= 1")
-        expr = ""
-        if allowed is not None:
-            keys = [self._keys[int(r)] for r in np.asarray(allowed).ravel()]
-            expr = f"id in {json.dumps(keys)}"
-        found = self._search(queries, k, expr)
+        keys = None if allowed is None else [self._keys[int(r)] for r in np.ravel(allowed)]
+        found = self._search(queries, k, "" if keys is None else f"id in {json.dumps(keys)}")
         scores = np.full((len(found), k), -np.inf, np.float32)
         ids = np.full((len(found), k), -1, np.int64)
         for i, pairs in enumerate(found):
@@ -237,10 +240,8 @@ class MilvusStore:
         if clash:
             raise ValueError(f"ids already present: {clash[:10]}")
         for start in range(0, len(items), _BATCH):
-            batch = [
-                self._entity(it, x[i]) for i, it in enumerate(items[start : start + _BATCH], start)
-            ]
-            self.client.insert(self.collection, batch)
+            chunk = enumerate(items[start : start + _BATCH], start)
+            self.client.insert(self.collection, [self._entity(it, x[i]) for i, it in chunk])
         keys = self._keys + [""] * max(0, int(rows.max(initial=-1)) + 1 - len(self._keys))
         for row, it in zip(rows, items, strict=True):
             keys[int(row)] = it.id
@@ -254,9 +255,8 @@ class MilvusStore:
 
     def remove(self, ids: npt.ArrayLike) -> int:
         """Delete the items at these rows; the rows of the rest follow :meth:`renumber`."""
-        keys = [
-            self._keys[int(r)] for r in np.asarray(ids).ravel() if 0 <= int(r) < len(self._keys)
-        ]
+        n = len(self._keys)
+        keys = [self._keys[int(r)] for r in np.asarray(ids).ravel() if 0 <= int(r) < n]
         if keys:
             self.client.delete(self.collection, filter=f"id in {json.dumps(keys)}")
         return len(keys)

@@ -1,10 +1,17 @@
 """The Milvus backend on Milvus Lite (a file, no server): the same Retriever answers as FAISS,
-filters pushed down return k matching items, add/remove are seen by an open Retriever, and a
-missing or disagreeing collection is refused with a clear message."""
+filters pushed down return k matching items, another opener's add/remove is seen once the
+index is opened again (an open Retriever skips ids its catalogue does not know, still returning
+k hits, and reads nothing per query), and a missing or disagreeing collection is refused with a
+clear message."""
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
+import os
+import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,26 +98,81 @@ def test_filter_expression():
     assert filter_expression(None) == ""
 
 
-def test_add_and_remove_seen_by_an_open_retriever(both, taxonomy):
+def write_elsewhere(path, taxonomy, *, remove: int, add: dict[int, np.ndarray]):
+    """What `visrag index add/remove` in another process does: Milvus first, then the directory."""
+    writer = load_artifacts(path)
+    keep = np.array([it.row != remove for it in writer.items])
+    new = [item(row, {"crack": 2}, taxonomy=taxonomy) for row in add]
+    vecs = np.stack([np.asarray(v, np.float32) for v in add.values()])
+    txt = KeywordTextEncoder().encode([it.description for it in new])
+    rewrite_artifacts(writer, keep=keep, new_items=new, new_image_vectors=vecs,
+                      new_text_vectors=txt)  # fmt: skip
+
+
+def test_an_open_retriever_skips_ids_its_catalogue_does_not_know(both, taxonomy):
     _, milvus = both
-    live = retriever(milvus, taxonomy)  # opened before the writes, never reopened
+    live = retriever(milvus, taxonomy)  # opened before the write, never reopened
     q = milvus.image_vectors[4]
     assert live.search(q, k=1).hits[0].id == "item4"
-    writer = load_artifacts(milvus.path)  # another opener (a CLI, another process on a server)
-    keep = np.ones(len(writer.items), bool)
-    keep[4] = False
-    new = item(99, {"crack": 2}, taxonomy=taxonomy)
-    vec = np.asarray(q, np.float32)[None, :]
-    txt = KeywordTextEncoder().encode([new.description])
-    rewrite_artifacts(writer, keep=keep, new_items=[new], new_image_vectors=vec,
-                      new_text_vectors=txt)  # fmt: skip
-    top = live.search(q, k=3).hits
+    # three new vectors closest to q land in the shared collection; item4 leaves it
+    write_elsewhere(milvus.path, taxonomy, remove=4, add={97: q, 98: q, 99: q})
+    known = {it.id for it in milvus.items} - {"item4"}
+    for kw in ({}, {"filters": Filters(labels_any=("crack",))}, {"mode": "rerank"},
+               {"mode": "hybrid", "text": "a crack"}, {"exclude_ids": ["item9"]}):  # fmt: skip
+        got = [h.id for h in live.search(q, k=5, **kw).hits]
+        assert len(got) == 5 and set(got) <= known  # k hits, all from its own catalogue
+    assert live.size == len(LABELS) and live.item("item99") is None
+
+
+def test_the_write_is_seen_by_the_index_opened_again(both, taxonomy):
+    _, milvus = both
+    q = milvus.image_vectors[4]
+    write_elsewhere(milvus.path, taxonomy, remove=4, add={99: q})
+    reopened = retriever(load_artifacts(milvus.path), taxonomy)  # what the service's reload does
+    top = reopened.search(q, k=3).hits
     assert top[0].id == "item99" and "item4" not in [h.id for h in top]
-    assert live.size == len(LABELS)  # one removed, one added
-    assert live.item("item99").labels == {"crack": 2}
-    reread = load_artifacts(milvus.path)
-    assert reread.image_store.ntotal == len(LABELS)
-    assert sorted(reread.image_store.ids().tolist()) == list(range(len(LABELS)))
+    assert reopened.size == len(LABELS)  # one removed, one added
+    assert reopened.item("item99").labels == {"crack": 2}
+    store = reopened.artifacts.image_store
+    assert store.ntotal == len(LABELS)
+    assert sorted(store.ids().tolist()) == list(range(len(LABELS)))
+
+
+@pytest.mark.parametrize("backend", ["faiss", "milvus"])
+def test_queries_read_nothing_in_the_index_directory(both, taxonomy, monkeypatch, backend):
+    artifacts = both[backend == "milvus"]
+    live = retriever(artifacts, taxonomy)
+    reads = forbid_reads(monkeypatch, artifacts.path)
+    q = artifacts.image_vectors[7]
+    for kw in ({}, {"mode": "rerank"}, {"mode": "hybrid", "text": "a dent"},
+               {"mode": "hybrid", "text": "a dent", "alpha": 0.3},
+               {"filters": Filters(zones=("hood_center",)), "exclude_groups": ["g3"]}):  # fmt: skip
+        assert len(live.search(q, k=4, **kw).hits) == 4
+    assert live.item("item3") is not None
+    assert reads == []
+
+
+def forbid_reads(monkeypatch: pytest.MonkeyPatch, directory: Path) -> list[str]:
+    """Fail any stat, open or listing of a path under ``directory`` from now on (recorded too)."""
+    reads: list[str] = []
+    inside = directory.resolve()
+
+    def guarded(real):
+        def call(path, *args, **kwargs):
+            if isinstance(path, str | bytes | os.PathLike):
+                target = Path(os.fsdecode(path)).absolute()
+                if target == inside or target.is_relative_to(inside):
+                    reads.append(str(target))
+                    raise AssertionError(f"the query path touched {target}")
+            return real(path, *args, **kwargs)
+
+        return call
+
+    for module, name in ((os, "stat"), (os, "lstat"), (os, "open"), (os, "scandir"),
+                         (os, "listdir"), (io, "open"), (builtins, "open"),
+                         (sqlite3, "connect")):  # fmt: skip
+        monkeypatch.setattr(module, name, guarded(getattr(module, name)))
+    return reads
 
 
 def test_missing_collection_is_refused(both):
