@@ -15,7 +15,12 @@ In one run, on one machine:
 
 "Overhead outside the model" = 1 - (queue + encode) / client latency: decode, preprocess, search,
 rendering, multipart parsing, JSON and the loopback HTTP round trip. The load generator shares the
-machine's cores with the server (as it must, on loopback), so it slows the server a little.
+machine's cores with the server (as it must, on loopback), so it slows the server a little: each
+level reports the CPU it and the server used per request (the server split into its model threads
+and the rest) and the "CPU ceiling", the requests/s the cores could serve if the model cost what
+it costs offline and the rest of the server and the load generator what they cost here. The bench
+process sets the allocator policy of ``visrag serve`` (``app.decode_budget.tune_allocator``)
+before the offline measurement, so both sides run the encoder in the same memory regime.
 
 Run: ``python bench/service.py [--duration 20] [--out results.json] [--markdown]``.
 """
@@ -27,6 +32,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -100,6 +106,34 @@ def scrape(base: str) -> dict[tuple[str, tuple], float]:
     return out
 
 
+def cpu_seconds(server_pid: int) -> tuple[float, dict[str, float]]:
+    """CPU seconds used so far by this process (the load generator) and by each server thread."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    tick = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for tid in os.listdir(f"/proc/{server_pid}/task"):
+        try:
+            fields = Path(f"/proc/{server_pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1]
+        except OSError:  # the thread ended
+            continue
+        utime, stime = fields.split()[11:13]
+        threads[tid] = (int(utime) + int(stime)) / tick
+    return usage.ru_utime + usage.ru_stime, threads
+
+
+def cpu_split(before: tuple, after: tuple, *, requests: int, model_threads: int) -> dict:
+    """Core-ms per request: the load generator, the server's model threads, the rest of it.
+
+    The model threads are the server's ``model_threads`` busiest threads (the inference thread
+    and its OpenMP workers: nothing else in the server comes near them).
+    """
+    per_thread = sorted((s - before[1].get(t, 0.0) for t, s in after[1].items()), reverse=True)
+    n = max(1, requests)
+    return {"client_core_ms": 1000 * (after[0] - before[0]) / n,
+            "server_model_core_ms": 1000 * sum(per_thread[:model_threads]) / n,
+            "server_other_core_ms": 1000 * sum(per_thread[model_threads:]) / n}  # fmt: skip
+
+
 def batch_histogram(before: dict, after: dict) -> dict[str, int]:
     """Encoder calls per batch-size bucket during a level ('<=8': calls of 7 or 8 images...)."""
     les = sorted(
@@ -118,7 +152,8 @@ def batch_histogram(before: dict, after: dict) -> dict[str, int]:
 
 
 async def run_level(base: str, queries: list[bytes], *, concurrency: int, duration: float,
-                    warmup: float, max_requests: int) -> dict[str, Any]:  # fmt: skip
+                    warmup: float, max_requests: int, server_pid: int,
+                    model_threads: int) -> dict[str, Any]:  # fmt: skip
     """``concurrency`` clients in a closed loop; latencies counted after ``warmup`` seconds."""
     latencies: list[float] = []
     timings: list[dict[str, float]] = []  # the server's own per-stage ms, from each response
@@ -136,6 +171,7 @@ async def run_level(base: str, queries: list[bytes], *, concurrency: int, durati
             await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
             snapshot["metrics"] = await asyncio.to_thread(scrape, base)
             snapshot["t"] = time.perf_counter()
+            snapshot["cpu"] = cpu_seconds(server_pid)
 
         async def worker(i: int) -> None:
             nonlocal counted
@@ -164,6 +200,7 @@ async def run_level(base: str, queries: list[bytes], *, concurrency: int, durati
         snap = asyncio.ensure_future(take_snapshot())
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
         await snap
+    cpu_after = cpu_seconds(server_pid)
     elapsed = min(stop_at, time.perf_counter()) - snapshot["t"]
     after = await asyncio.to_thread(scrape, base)
     before = snapshot["metrics"]
@@ -193,6 +230,9 @@ async def run_level(base: str, queries: list[bytes], *, concurrency: int, durati
         "batches": batch_histogram(before, after),
         "stages_ms": stages_ms,
         "overhead_pct": 100 * overhead,
+        "cpu": cpu_split(
+            snapshot["cpu"], cpu_after, requests=len(latencies), model_threads=model_threads
+        ),  # fmt: skip
     }
 
 
@@ -205,8 +245,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"**{off:.1f} img/s** (the better of the two) is the baseline.",
         "",
         "| clients | req/s | % of offline | p50 ms | p95 ms | p99 ms | p99/p50 | errors "
-        "| mean batch | batch sizes (calls) | overhead outside model |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| mean batch | batch sizes (calls) | overhead outside model | CPU ceiling |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for lv in result["levels"]:
         errors = sum(lv["errors"].values())
@@ -215,7 +255,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {lv['concurrency']} | {lv['throughput']:.2f} | {100 * lv['throughput'] / off:.0f}% "
             f"| {lv['p50_ms']:.0f} | {lv['p95_ms']:.0f} | {lv['p99_ms']:.0f} "
             f"| {lv['p99_ms'] / lv['p50_ms']:.2f} | {errors} | {lv['mean_batch']:.1f} "
-            f"| {batches} | {lv['overhead_pct']:.1f}% |"
+            f"| {batches} | {lv['overhead_pct']:.1f}% | {100 * lv['ceiling'] / off:.0f}% |"
         )
     lines += ["", "Mean server-side time per request (ms, from each response's timings):", "",
               "| clients | " + " | ".join(STAGES) + " |",
@@ -223,6 +263,16 @@ def markdown(result: dict[str, Any]) -> str:
     for lv in result["levels"]:
         cells = " | ".join(f"{lv['stages_ms'][s]:.1f}" for s in STAGES)
         lines.append(f"| {lv['concurrency']} | {cells} |")
+    lines += ["", f"CPU per request (core-ms; {result['machine']['cores']} cores; the offline "
+              f"encoder: {o['core_ms_per_image']:.1f} core-ms per image). CPU ceiling = cores / "
+              "(offline encoder + server outside the model + load generator), per request:", "",
+              "| clients | load generator | server model threads | server, other threads "
+              "| CPU ceiling req/s |", "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for lv in result["levels"]:
+        c = lv["cpu"]
+        lines.append(f"| {lv['concurrency']} | {c['client_core_ms']:.1f} "
+                     f"| {c['server_model_core_ms']:.1f} | {c['server_other_core_ms']:.1f} "
+                     f"| {lv['ceiling']:.1f} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -245,13 +295,19 @@ def main() -> None:
 
     import torch
 
+    from app.decode_budget import tune_allocator
+
+    # The offline baseline runs under the allocator policy `visrag serve` sets for itself, so
+    # the comparison is between the same encoder in the same memory regime, not between mallocs.
+    allocator_tuned = tune_allocator()
     os.environ["HF_HUB_OFFLINE"] = "1"
     started = time.perf_counter()
     tmp = tempfile.TemporaryDirectory(prefix="visrag-bench-")
     workdir = args.workdir or Path(tmp.name)
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(),
                "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-               "loadavg_at_start": os.getloadavg()}  # fmt: skip
+               "loadavg_at_start": os.getloadavg(),
+               "allocator_tuned": allocator_tuned}  # fmt: skip
     print(f"machine: {machine}", flush=True)
     prep = prepare(workdir, image_model=args.image_model, image_size=args.image_size,
                    n_index=args.n_index)  # fmt: skip
@@ -272,7 +328,9 @@ def main() -> None:
         for c in (int(x) for x in args.concurrency.split(",")):
             level = asyncio.run(run_level(base, prep["queries"], concurrency=c,
                                           duration=args.duration, warmup=args.warmup,
-                                          max_requests=args.max_requests))  # fmt: skip
+                                          max_requests=args.max_requests,
+                                          server_pid=proc.pid,
+                                          model_threads=torch.get_num_threads()))  # fmt: skip
             level["loadavg_after"] = os.getloadavg()[0]
             levels.append(level)
             print(f"c={c:>3}: {level['throughput']:.2f} req/s  p50 {level['p50_ms']:.0f} ms  "
@@ -289,6 +347,12 @@ def main() -> None:
     offline["images_per_s_before"] = offline["images_per_s"]
     offline["images_per_s_after"] = after["images_per_s"]
     offline["images_per_s"] = max(offline["images_per_s"], after["images_per_s"])
+    # The encoder keeps its torch threads busy: that many cores for 1/throughput per image.
+    offline["core_ms_per_image"] = 1000 * torch.get_num_threads() / offline["images_per_s"]
+    for level in levels:  # what the cores could serve if nothing but CPU time were shared
+        c = level["cpu"]
+        per_request = offline["core_ms_per_image"] + c["server_other_core_ms"] + c["client_core_ms"]
+        level["ceiling"] = 1000 * machine["cores"] / per_request
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "bench/service.py", *sys.argv[1:]]),
