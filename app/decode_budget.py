@@ -6,33 +6,19 @@ so the pixel limit alone lets 16 concurrent uploads take gigabytes. Each request
 many bytes from the :class:`DecodeBudget` (waiting, on the event loop, while others hold it),
 decodes and preprocesses, and releases. One image larger than the whole budget runs alone.
 
-glibc keeps freed heap memory for reuse, so a burst of large decodes would leave the process
-gigabytes larger for good: :func:`return_memory` (``malloc_trim``) hands it back after a large
-decode. Between decodes the heap should instead keep what it has: every forward pass of the image
-encoder allocates and frees the same tensors (tens to hundreds of MB), and memory handed back to
-the OS after one batch is page-faulted (zeroed) in again by the next, on the inference thread.
-:func:`tune_allocator` (called by ``visrag serve``) therefore lets the heap serve blocks up to
-glibc's largest mmap threshold (32 MB) and never trim itself; ``malloc_trim`` after large decodes
-is what returns memory. Both are no-ops off glibc.
+After a large decode the service calls :func:`models.allocator.return_memory` (``malloc_trim``):
+under the allocator policy of ``visrag serve`` the heap never trims itself, so that is what hands
+a burst's memory back to the OS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 from collections.abc import AsyncIterator
-from functools import cache
 
 logger = logging.getLogger(__name__)
-
-MB = 1024 * 1024
-TRIM_AFTER_BYTES = 32 * MB  # decodes at least this large are followed by malloc_trim
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
-_MMAP_THRESHOLD = 32 * MB  # glibc's upper limit on 64-bit: larger blocks are always mmapped
-_NEVER = -1  # M_TRIM_THRESHOLD -1: the heap never trims itself (return_memory does)
 
 
 class DecodeBudget:
@@ -63,41 +49,3 @@ class DecodeBudget:
             async with cond:
                 self.held -= amount
                 cond.notify_all()
-
-
-@cache
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-        libc.malloc_trim  # noqa: B018 - glibc only
-        libc.mallopt  # noqa: B018
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-def tune_allocator() -> bool:
-    """Keep freed blocks up to 32 MB in the heap for reuse, untrimmed; True if set.
-
-    glibc's defaults mmap (and unmap on free) any block above a threshold that starts at 128 KB
-    and trim the heap's free top above twice that, so each encoder batch page-faults much of its
-    working memory in again (ViT-S/16 bf16, batch 16: ~30,000-50,000 page faults a batch with
-    the defaults, ~100,000 with a 4 MB threshold, ~0 with this). ``return_memory`` still returns
-    memory after large decodes.
-    """
-    libc = _libc()
-    if libc is None:
-        return False
-    mmap_set = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    trim_set = libc.mallopt(_M_TRIM_THRESHOLD, _NEVER)
-    return bool(mmap_set and trim_set)
-
-
-def return_memory(cost: int) -> None:
-    """After a decode of ``cost`` bytes: give freed heap pages back to the OS if it was large."""
-    libc = _libc()
-    if libc is not None and cost >= TRIM_AFTER_BYTES:
-        libc.malloc_trim(0)

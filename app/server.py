@@ -12,12 +12,12 @@ import signal
 
 import uvicorn
 
-from app.decode_budget import tune_allocator
 from app.http_guard import header_timeout_protocol
 from app.main import create_app
 from app.resources import Resources
 from app.service import Service
 from app.settings import Settings
+from models.allocator import tune_allocator
 
 STARTUP_FAILED = 3
 
@@ -36,7 +36,7 @@ def configure_logging(level: str) -> None:
 def run_server(settings: Settings, *, resources: Resources | None = None) -> int:
     """Serve until interrupted; return the process exit code (0, or 3 when start-up failed)."""
     configure_logging(settings.log_level)
-    tune_allocator()  # large image blocks mmapped: freed memory goes back to the OS
+    tune_allocator()  # the encoder reuses its working memory between batches
     app = create_app(settings, resources=resources)
     config = uvicorn.Config(
         app,

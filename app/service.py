@@ -25,7 +25,7 @@ from PIL import Image
 
 from app.admission import Admission
 from app.batching import InferenceWorker
-from app.decode_budget import MB, DecodeBudget, return_memory
+from app.decode_budget import DecodeBudget
 from app.errors import NotReadyError, RequestTimeoutError
 from app.metrics import Metrics
 from app.query import Query, resolve_filters
@@ -34,6 +34,7 @@ from app.resources import Resources, load_resources
 from app.settings import Settings
 from indexer.index.backend import FilteringStore
 from indexer.query import Filters, RetrievalResult
+from models.allocator import MB, return_memory
 from models.base import Vectors
 from models.embedding import Prepared, prepare_image
 from models.errors import VisragError
@@ -216,7 +217,7 @@ class Ready:
             try:
                 return prepare_image(data, encoder, max_pixels=max_pixels)
             finally:
-                return_memory(cost)  # malloc_trim after a large decode (app.decode_budget)
+                return_memory(cost)  # malloc_trim after a large decode (models.allocator)
 
         self.service.preparing += 1
         try:

@@ -155,7 +155,16 @@ def main() -> None:
     parser.add_argument("--image-model", help="checkpoint (default: random ViT-S/16-shaped)")
     parser.add_argument("--workdir", type=Path, help="default: a temporary directory")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--allocator", choices=("tuned", "default"), default="tuned",
+        help="tuned: the allocator policy `visrag index build` and `serve` set "
+        "(models.allocator.tune_allocator); default: glibc's, for comparison",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.allocator == "tuned":
+        from models.allocator import tune_allocator
+
+        print(f"allocator policy set: {tune_allocator()}", flush=True)
 
     from models.device import cpu_supports_bf16
     from models.image_encoder import load_image_encoder

@@ -388,7 +388,16 @@ def main() -> None:
         help="optional runtimes, model-only at 224 px batch 8: compile (torch.compile of the "
         "bf16 model), openvino (OpenVINO bf16 hint; needs `pip install openvino`)",
     )
+    parser.add_argument(
+        "--allocator", choices=("tuned", "default"), default="tuned",
+        help="tuned: the allocator policy `visrag index build` and `serve` set "
+        "(models.allocator.tune_allocator); default: glibc's, for comparison",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.allocator == "tuned":
+        from models.allocator import tune_allocator
+
+        print(f"allocator policy set: {tune_allocator()}", flush=True)
     min_time = args.min_time or (1.0 if args.quick else 4.0)
     for arch in set(ARCHS) - set(args.archs.split(",")):
         del ARCHS[arch]

@@ -19,7 +19,7 @@ machine's cores with the server (as it must, on loopback), so it slows the serve
 level reports the CPU it and the server used per request (the server split into its model threads
 and the rest) and the "CPU ceiling", the requests/s the cores could serve if the model cost what
 it costs offline and the rest of the server and the load generator what they cost here. The bench
-process sets the allocator policy of ``visrag serve`` (``app.decode_budget.tune_allocator``)
+process sets the allocator policy of ``visrag serve`` (``models.allocator.tune_allocator``)
 before the offline measurement, so both sides run the encoder in the same memory regime.
 
 Run: ``python bench/service.py [--duration 20] [--out results.json] [--markdown]``.
@@ -295,7 +295,7 @@ def main() -> None:
 
     import torch
 
-    from app.decode_budget import tune_allocator
+    from models.allocator import tune_allocator
 
     # The offline baseline runs under the allocator policy `visrag serve` sets for itself, so
     # the comparison is between the same encoder in the same memory regime, not between mallocs.

@@ -134,10 +134,12 @@ def build(
     """Embed a dataset and write the index artifacts (failed images listed and skipped)."""
     from indexer.build import ImageEngine, build_index
     from indexer.image_embedding import embed_images
+    from models.allocator import tune_allocator
     from models.image_encoder import load_image_encoder
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder
 
+    tune_allocator()  # the model reuses its working memory between batches (models/allocator.py)
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
     run: ImageEngine = embed_images
@@ -217,7 +219,9 @@ def add(
     from indexer.build import add_records
     from indexer.index.locking import writer_lock
     from indexer.opening import Overrides, open_index
+    from models.allocator import tune_allocator
 
+    tune_allocator()
     with user_errors(), writer_lock(artifacts, wait=wait):  # over the load, the embed and the write
         opened = open_index(
             artifacts,

@@ -111,6 +111,9 @@ class EncodeActor:
     """A Ray actor: one loaded model; batches of prepared rows -> vectors (error rows pass)."""
 
     def __init__(self, recipe: EncoderRecipe, device: str, batch_size: int) -> None:
+        from models.allocator import tune_allocator
+
+        tune_allocator()  # this actor's process runs the model: reuse its memory between batches
         self.encoder = recipe.load(device)
         self.batch_size = batch_size
 

@@ -10,7 +10,7 @@ import anyio
 from api_fakes import assert_error, jpeg, png
 from test_errors import _drive_retrieve, post_file
 
-from app.decode_budget import MB
+from models.allocator import MB
 
 
 def _fill(client, fakes, n):

@@ -18,7 +18,7 @@ import pytest
 PROBE = """
 import resource, sys, threading
 import numpy as np
-from app.decode_budget import tune_allocator
+from models.allocator import tune_allocator
 
 if not tune_allocator():
     print("unsupported")
