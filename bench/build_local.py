@@ -41,7 +41,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.encoder import make_photos, naive_preprocessor  # noqa: E402
-from bench.machine import cpu_model  # noqa: E402
+from bench.machine import add_allocator_option, apply_allocator, cpu_model  # noqa: E402
 from indexer.records import Record  # noqa: E402
 from models.base import ImageEncoderProtocol, TextEncoderProtocol  # noqa: E402
 
@@ -155,16 +155,9 @@ def main() -> None:
     parser.add_argument("--image-model", help="checkpoint (default: random ViT-S/16-shaped)")
     parser.add_argument("--workdir", type=Path, help="default: a temporary directory")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    parser.add_argument(
-        "--allocator", choices=("tuned", "default"), default="tuned",
-        help="tuned: the allocator policy `visrag index build` and `serve` set "
-        "(models.allocator.tune_allocator); default: glibc's, for comparison",
-    )  # fmt: skip
+    add_allocator_option(parser)
     args = parser.parse_args()
-    if args.allocator == "tuned":
-        from models.allocator import tune_allocator
-
-        print(f"allocator policy set: {tune_allocator()}", flush=True)
+    apply_allocator(args)
 
     from models.device import cpu_supports_bf16
     from models.image_encoder import load_image_encoder

@@ -50,7 +50,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import cpu_model  # noqa: E402
+from bench.machine import add_allocator_option, apply_allocator, cpu_model  # noqa: E402
 from models.device import cpu_supports_bf16  # noqa: E402
 from models.embedding import prepare_image  # noqa: E402
 from models.hub import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
@@ -388,16 +388,9 @@ def main() -> None:
         help="optional runtimes, model-only at 224 px batch 8: compile (torch.compile of the "
         "bf16 model), openvino (OpenVINO bf16 hint; needs `pip install openvino`)",
     )
-    parser.add_argument(
-        "--allocator", choices=("tuned", "default"), default="tuned",
-        help="tuned: the allocator policy `visrag index build` and `serve` set "
-        "(models.allocator.tune_allocator); default: glibc's, for comparison",
-    )  # fmt: skip
+    add_allocator_option(parser)
     args = parser.parse_args()
-    if args.allocator == "tuned":
-        from models.allocator import tune_allocator
-
-        print(f"allocator policy set: {tune_allocator()}", flush=True)
+    apply_allocator(args)
     min_time = args.min_time or (1.0 if args.quick else 4.0)
     for arch in set(ARCHS) - set(args.archs.split(",")):
         del ARCHS[arch]

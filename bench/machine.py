@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import subprocess
 
@@ -14,3 +15,20 @@ def cpu_model() -> str:
         return line.split(":", 1)[1].strip()
     except (OSError, StopIteration):
         return platform.processor() or "unknown"
+
+
+def add_allocator_option(parser: argparse.ArgumentParser) -> None:
+    """``--allocator tuned|default``: the policy the visrag commands set, or glibc's."""
+    parser.add_argument(
+        "--allocator", choices=("tuned", "default"), default="tuned",
+        help="tuned: the allocator policy `visrag index build` and `serve` set "
+        "(models.allocator.tune_allocator); default: glibc's, for comparison",
+    )  # fmt: skip
+
+
+def apply_allocator(args: argparse.Namespace) -> None:
+    """Set the process's allocator policy as ``--allocator`` asks, and say so."""
+    if args.allocator == "tuned":
+        from models.allocator import tune_allocator
+
+        print(f"allocator policy set: {tune_allocator()}", flush=True)
