@@ -78,7 +78,7 @@ class Reloader:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self, resources: Resources) -> None:
-        """Adopt the generation the service loaded, then watch (call once the service is ready)."""
+        """Adopt the generation the service loaded, then watch (call when warm, before ready)."""
         directory = resources.retriever.artifacts.path
         self.fingerprint = await anyio.to_thread.run_sync(
             self._adopt, directory, resources.retriever.artifacts.manifest

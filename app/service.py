@@ -110,6 +110,8 @@ class Service:
             self.metrics.index_vectors.set(resources.retriever.size)
             self.status, self.reason = WARMING_UP, "warming up the encoder"
             await Ready(self, resources, self.worker).warm_up()
+            # adopt the loaded generation before /ready says yes: requests see generation 1
+            await self.reloader.start(resources)
         except Exception as exc:
             self.status, self.reason = FAILED, f"start-up failed: {exc}"
             logger.error("visrag cannot start: %s", exc, exc_info=not _is_expected(exc))
@@ -119,7 +121,6 @@ class Service:
         self.status, self.reason = READY, None
         self.metrics.ready.set(1)
         logger.info("visrag is ready (%d indexed items)", resources.retriever.size)
-        await self.reloader.start(resources)
 
     async def stop(self) -> None:
         self.status, self.reason = STOPPING, "shutting down"
