@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from indexer.cli import cli
-from indexer.cli_help import PlainCommand
+from indexer.cli.help import PlainCommand
+from indexer.cli.main import cli
 from visrag_client.schemas import (
     ContextFormat,
     ContextResponse,
@@ -59,12 +59,19 @@ def demo(
 
     base = Settings()
     build = prepare_demo(
-        workdir, n=n, seed=seed, image_model=image_model or base.image_model,
-        text_model=base.text_model, tiny=tiny, image_size=image_size, device=base.device,
+        workdir,
+        n=n,
+        seed=seed,
+        image_model=image_model or base.image_model,
+        text_model=base.text_model,
+        tiny=tiny,
+        image_size=image_size,
+        device=base.device,
         echo=typer.echo,
-    )  # fmt: skip
-    settings = base.model_copy(update={"artifacts": build.artifacts, "host": "127.0.0.1",
-                                       "port": port, "demo_page": True})  # fmt: skip
+    )
+    settings = base.model_copy(
+        update={"artifacts": build.artifacts, "host": "127.0.0.1", "port": port, "demo_page": True}
+    )
     typer.secho(f"demo page: http://127.0.0.1:{port}/  (Ctrl+C to stop)", fg="green", bold=True)
     if build.tiny:
         typer.secho("(tiny random model: the neighbours are meaningless)", fg="red", bold=True)

@@ -87,10 +87,10 @@ def prepare_demo(
     echo: Any = print,
 ) -> DemoBuild:
     """Generate, split and index a synthetic dataset under ``workdir`` (reused when unchanged)."""
-    from indexer.build import build_index
+    from indexer.build.pipeline import build_index
     from indexer.index.artifacts import has_manifest, load_artifacts
-    from indexer.split import split_files
-    from indexer.synthetic import generate_dataset
+    from indexer.split.splitter import split_files
+    from indexer.synthetic.dataset import generate_dataset
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder
 
@@ -131,9 +131,13 @@ def prepare_demo(
             f"indexing the train split with {encoder.model_id} ({encoder.device}, {encoder.dtype})"
         )
         report = build_index(
-            paths["train"], artifacts, image_encoder=encoder, text_encoder=text_encoder,
-            taxonomy=taxonomy, progress=True,
-        )  # fmt: skip
+            paths["train"],
+            artifacts,
+            image_encoder=encoder,
+            text_encoder=text_encoder,
+            taxonomy=taxonomy,
+            progress=True,
+        )
         echo(f"indexed {report.count} images in {report.seconds:.1f} s -> {artifacts}")
         recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
     load_artifacts(artifacts, verify=True)  # what the service will do; fails loudly if broken
@@ -142,8 +146,8 @@ def prepare_demo(
 
 def demo_resources(build: DemoBuild, *, rerank_candidates: int = 20) -> Any:
     """Service resources from the encoders the demo already loaded (no second model load)."""
-    from app.resources import Resources
-    from indexer.opening import Overrides, open_index
+    from app.serving.resources import Resources
+    from indexer.retrieval.opening import Overrides, open_index
 
     opened = open_index(
         build.artifacts,

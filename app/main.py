@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app.errors import install_error_handlers
+from app.http.errors import install_error_handlers
 from app.metrics import Metrics, RequestMetricsMiddleware
-from app.openapi import install_openapi
-from app.resources import Resources
 from app.routes import context, demo, ops, retrieve
-from app.service import Service
+from app.routes.openapi import install_openapi
+from app.serving.resources import Resources
+from app.serving.service import Service
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.errors import BadParameterError
+from app.http.errors import BadParameterError
 from indexer.query import Filters
 from models.taxonomy import Taxonomy, fold
 

@@ -12,10 +12,10 @@ import signal
 
 import uvicorn
 
-from app.http_guard import header_timeout_protocol
+from app.http.guard import header_timeout_protocol
 from app.main import create_app
-from app.resources import Resources
-from app.service import Service
+from app.serving.resources import Resources
+from app.serving.service import Service
 from app.settings import Settings
 from models.allocator import tune_allocator
 

@@ -67,12 +67,17 @@ def burst(args: argparse.Namespace, headers: dict[str, str]) -> dict[str, Any]:
     peak = status(args.pid)
     time.sleep(2.0)
     after = status(args.pid)
-    return {"png_bytes": len(data), "side": args.side, "uploads": args.burst,
-            "statuses": dict(Counter(s for s, _ in results)), "rss_before_mb": before["VmRSS"],
-            "peak_growth_mb": round(peak["VmHWM"] - before["VmRSS"], 1),
-            "rss_after_mb": after["VmRSS"],
-            "held_after_mb": round(after["VmRSS"] - before["VmRSS"], 1),
-            "seconds_max": round(max(t for _, t in results), 2)}  # fmt: skip
+    return {
+        "png_bytes": len(data),
+        "side": args.side,
+        "uploads": args.burst,
+        "statuses": dict(Counter(s for s, _ in results)),
+        "rss_before_mb": before["VmRSS"],
+        "peak_growth_mb": round(peak["VmHWM"] - before["VmRSS"], 1),
+        "rss_after_mb": after["VmRSS"],
+        "held_after_mb": round(after["VmRSS"] - before["VmRSS"], 1),
+        "seconds_max": round(max(t for _, t in results), 2),
+    }
 
 
 def shed(args: argparse.Namespace, headers: dict[str, str]) -> dict[str, Any]:
@@ -80,11 +85,15 @@ def shed(args: argparse.Namespace, headers: dict[str, str]) -> dict[str, Any]:
     results = asyncio.run(_post_all(args.url, args.clients, data, headers))
     refused = [t for s, t in results if s == 429]
     served = [t for s, t in results if s == 200]
-    return {"clients": args.clients, "ok": len(served), "429": len(refused),
-            "other": len(results) - len(served) - len(refused),
-            "median_s_to_429": round(statistics.median(refused), 3) if refused else None,
-            "max_s_to_429": round(max(refused), 3) if refused else None,
-            "median_s_ok": round(statistics.median(served), 3) if served else None}  # fmt: skip
+    return {
+        "clients": args.clients,
+        "ok": len(served),
+        "429": len(refused),
+        "other": len(results) - len(served) - len(refused),
+        "median_s_to_429": round(statistics.median(refused), 3) if refused else None,
+        "max_s_to_429": round(max(refused), 3) if refused else None,
+        "median_s_ok": round(statistics.median(served), 3) if served else None,
+    }
 
 
 def headers_attack(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,8 +108,11 @@ def headers_attack(args: argparse.Namespace) -> dict[str, Any]:
                 answer += chunk
         except TimeoutError:
             return {"closed": False, "after_s": 120}
-    return {"closed": True, "after_s": round(time.perf_counter() - start, 2),
-            "answer": answer.split(b"\r\n", 1)[0].decode()}  # fmt: skip
+    return {
+        "closed": True,
+        "after_s": round(time.perf_counter() - start, 2),
+        "answer": answer.split(b"\r\n", 1)[0].decode(),
+    }
 
 
 def main() -> None:

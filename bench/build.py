@@ -3,10 +3,11 @@
 A synthetic dataset (:func:`indexer.synthetic.generate_dataset`, 640×480 JPEGs) is indexed with a
 DINOv3 ViT-S/16-sized checkpoint with random weights (``make_tiny_dinov3`` at the released
 config's sizes: same FLOPs, same cost as the real model) and the offline text model, through
-:func:`indexer.build.build_index`, once per engine:
+:func:`indexer.build.pipeline.build_index`, once per engine:
 
 - **local**: ``embed_images`` (decode threads + the encoder in this process);
-- **ray wN**: :func:`indexer.ray_build.ray_engine` with N encoder actors on a local Ray started
+- **ray wN**: :func:`indexer.build.ray_engine.ray_engine` with N encoder actors on a local Ray
+started
   with ``--ray-cpus`` CPUs (started before the timer: cluster start-up is not a build cost; actor
   start-up and model loading are, they are paid on every build).
 
@@ -34,17 +35,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import cpu_model  # noqa: E402
 
-VIT_S = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
-         "intermediate_size": 1536}  # fmt: skip
+VIT_S = {
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 6,
+    "intermediate_size": 1536,
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
-    from indexer.build import build_index
+    from indexer.build.pipeline import build_index
+    from indexer.build.ray_engine import RayOptions, ray_engine
     from indexer.index.artifacts import load_artifacts
-    from indexer.ray_build import RayOptions, ray_engine
-    from indexer.synthetic import generate_dataset
+    from indexer.synthetic.dataset import generate_dataset
     from models.image_encoder import load_image_encoder
     from models.taxonomy import load_taxonomy
     from models.testing import make_tiny_dinov3
@@ -58,11 +63,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     text = load_text_encoder(None, device="cpu")
 
     def build(name: str, **kw: Any) -> dict[str, Any]:
-        report = build_index(work / "data", work / name, image_encoder=encoder,
-                             text_encoder=text, taxonomy=taxonomy, batch_size=args.batch_size,
-                             progress=False, **kw)  # fmt: skip
-        return {"engine": name, "seconds": report.seconds, "embedded": report.embedded,
-                "encode_seconds": report.encode_seconds}  # fmt: skip
+        report = build_index(
+            work / "data",
+            work / name,
+            image_encoder=encoder,
+            text_encoder=text,
+            taxonomy=taxonomy,
+            batch_size=args.batch_size,
+            progress=False,
+            **kw,
+        )
+        return {
+            "engine": name,
+            "seconds": report.seconds,
+            "embedded": report.embedded,
+            "encode_seconds": report.encode_seconds,
+        }
 
     rows = [{**build("local", workers=2), "workers": 1}]
     t0 = time.perf_counter()
@@ -93,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "batch_size": args.batch_size,
             "ray_cpus": args.ray_cpus,
             "ray_start_seconds": ray_start,
-        },  # fmt: skip
+        },
         "rows": rows,
     }
 
@@ -111,15 +127,19 @@ def main() -> None:
     args = parser.parse_args()
     args.ray_workers = [int(n) for n in args.ray_workers.split(",")]
     result = run(args)
-    print(f"{result['machine']['cpu']}, {result['machine']['cores']} cores; "
-          f"{args.images} images, ViT-S/16 fp32 at {args.px} px; "
-          f"ray start {result['setting']['ray_start_seconds']:.1f} s (not counted)")  # fmt: skip
+    print(
+        f"{result['machine']['cpu']}, {result['machine']['cores']} cores; "
+        f"{args.images} images, ViT-S/16 fp32 at {args.px} px; "
+        f"ray start {result['setting']['ray_start_seconds']:.1f} s (not counted)"
+    )
     print("| engine | workers | seconds | img/s | img/s per worker | × local time | min cos |")
     print("|---|---|---|---|---|---|---|")
     for r in result["rows"]:
-        print(f"| {r['engine']} | {r['workers']} | {r['seconds']:.1f} | {r['images_per_s']:.2f} "
-              f"| {r['images_per_s_per_worker']:.2f} | {r['overhead_vs_local']:.2f} "
-              f"| {r['min_cosine_to_local']:.6f} |")  # fmt: skip
+        print(
+            f"| {r['engine']} | {r['workers']} | {r['seconds']:.1f} | {r['images_per_s']:.2f} "
+            f"| {r['images_per_s_per_worker']:.2f} | {r['overhead_vs_local']:.2f} "
+            f"| {r['min_cosine_to_local']:.6f} |"
+        )
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
 

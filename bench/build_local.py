@@ -7,9 +7,10 @@ interleaved rounds (the fastest round of each kept: other processes only ever sl
 - **encoder**: ``encode_preprocessed`` over the already preprocessed pixels of all N photos in
   windows of 4 batches, as the build calls it: the model with nothing to wait for;
 - **sequential**: decode + preprocess every photo, then encode (no overlap), one thread;
-- **build (embed stage)**: :func:`indexer.image_embedding.embed_images` on the files, decode and
+- **build (embed stage)**: :func:`indexer.build.embed.embed_images` on the files, decode and
   preprocess in worker threads overlapped with the model (per ``--workers``);
-- **build (whole)**: :func:`indexer.build.build_index` (what ``visrag index build`` runs: read,
+- **build (whole)**: :func:`indexer.build.pipeline.build_index` (what ``visrag index build`` runs:
+read,
   embed, describe, text-encode, FAISS, write), images embedded per second of the whole run;
 - **naive**: the reference path, one image at a time in fp32 from the file, squashed to 224×224
   (:func:`bench.encoder.naive_preprocessor`), on the same checkpoint.
@@ -42,11 +43,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.encoder import make_photos, naive_preprocessor  # noqa: E402
 from bench.machine import add_allocator_option, apply_allocator, cpu_model  # noqa: E402
-from indexer.records import Record  # noqa: E402
+from indexer.readers.records import Record  # noqa: E402
 from models.base import ImageEncoderProtocol, TextEncoderProtocol  # noqa: E402
 
-VIT_S16 = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
-           "intermediate_size": 1536}  # fmt: skip
+VIT_S16 = {
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 6,
+    "intermediate_size": 1536,
+}
 
 
 def make_dataset(directory: Path, count: int, width: int = 1024, height: int = 768) -> list[Record]:
@@ -57,8 +62,15 @@ def make_dataset(directory: Path, count: int, width: int = 1024, height: int = 7
         path = directory / f"photo_{i:04d}.jpg"
         if not path.exists():
             photo.save(path, "JPEG", quality=90)
-        records.append(Record(id=f"photo-{i:04d}", image_path=path, width=width, height=height,
-                              labels={"dent": i % 2}))  # fmt: skip
+        records.append(
+            Record(
+                id=f"photo-{i:04d}",
+                image_path=path,
+                width=width,
+                height=height,
+                labels={"dent": i % 2},
+            )
+        )
     return records
 
 
@@ -97,8 +109,8 @@ def local_build_rates(
 ) -> dict[str, Any]:
     """Images/s of the encoder, the sequential path, the build (per worker count) and the naive
     path, measured in ``rounds`` interleaved rounds; the fastest round of each is kept."""
-    from indexer.build import build_index
-    from indexer.image_embedding import embed_images
+    from indexer.build.embed import embed_images
+    from indexer.build.pipeline import build_index
     from models.embedding import prepare_image
     from models.taxonomy import load_taxonomy
 
@@ -119,19 +131,32 @@ def local_build_rates(
         keep("encoder", n, time.perf_counter() - t0)
         t0 = time.perf_counter()
         for start in range(0, n, window):
-            chunk = [prepare_image(r.image_path, image_encoder).pixels
-                     for r in records[start : start + window]]  # fmt: skip
+            chunk = [
+                prepare_image(r.image_path, image_encoder).pixels
+                for r in records[start : start + window]
+            ]
             image_encoder.encode_preprocessed(chunk, batch_size=batch_size)
         keep("sequential", n, time.perf_counter() - t0)
         for w in workers:
             t0 = time.perf_counter()
-            embed_images(records, image_encoder=image_encoder, batch_size=batch_size,
-                         workers=w, progress=False)  # fmt: skip
+            embed_images(
+                records,
+                image_encoder=image_encoder,
+                batch_size=batch_size,
+                workers=w,
+                progress=False,
+            )
             keep(f"build_embed_w{w}", n, time.perf_counter() - t0)
         report = build_index(
-            records, workdir / "index", image_encoder=image_encoder, text_encoder=text_encoder,
-            taxonomy=taxonomy, batch_size=batch_size, workers=max(workers), progress=False,
-        )  # fmt: skip
+            records,
+            workdir / "index",
+            image_encoder=image_encoder,
+            text_encoder=text_encoder,
+            taxonomy=taxonomy,
+            batch_size=batch_size,
+            workers=max(workers),
+            progress=False,
+        )
         keep("build_whole", report.embedded, report.seconds)
         paths = [r.image_path for r in records[:naive_images]]
         keep("naive", len(paths), _naive_seconds(naive_model, paths))
@@ -170,32 +195,47 @@ def main() -> None:
     encoder = load_image_encoder(model, device="cpu", dtype=args.dtype, image_size=args.image_size)
     naive_model = load_image_encoder(model, device="cpu", dtype="fp32").model
     text = load_text_encoder(device="cpu")
-    print(f"encoder: {encoder.info()['dtype']} weights, {args.image_size} px, batch "
-          f"{args.batch_size}, {args.images} photos 1024×768; naive: {naive_preprocessor()[1]}",
-          flush=True)  # fmt: skip
+    print(
+        f"encoder: {encoder.info()['dtype']} weights, {args.image_size} px, batch "
+        f"{args.batch_size}, {args.images} photos 1024×768; naive: {naive_preprocessor()[1]}",
+        flush=True,
+    )
     result = local_build_rates(
-        records, encoder, text, naive_model, workdir=workdir, batch_size=args.batch_size,
-        workers=tuple(int(w) for w in args.workers.split(",")), rounds=args.rounds,
-    )  # fmt: skip
+        records,
+        encoder,
+        text,
+        naive_model,
+        workdir=workdir,
+        batch_size=args.batch_size,
+        workers=tuple(int(w) for w in args.workers.split(",")),
+        rounds=args.rounds,
+    )
     result.update(
         date=started.isoformat(timespec="seconds"),
         seconds=(dt.datetime.now(dt.UTC) - started).total_seconds(),
         load_average=[round(load_start[0], 2), round(os.getloadavg()[0], 2)],
-        cpu=cpu_model(), native_bf16=cpu_supports_bf16(), torch=torch.__version__,
-        threads=torch.get_num_threads(), dtype=encoder.info()["dtype"],
+        cpu=cpu_model(),
+        native_bf16=cpu_supports_bf16(),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        dtype=encoder.info()["dtype"],
         image_model=args.image_model or "random ViT-S/16-shaped DINOv3",
-    )  # fmt: skip
+    )
     print(f"{'path':<18} {'img/s':>8} {'of encoder':>11} {'x naive':>8}")
     for name, rate in result["images_per_s"].items():
-        print(f"{name:<18} {rate:8.2f} {result['of_encoder'][name]:10.0%} "
-              f"{result['x_naive'][name]:8.2f}")  # fmt: skip
+        print(
+            f"{name:<18} {rate:8.2f} {result['of_encoder'][name]:10.0%} "
+            f"{result['x_naive'][name]:8.2f}"
+        )
     target = 3.0 if result["native_bf16"] else 1.3
     embeds = {k: v for k, v in result["of_encoder"].items() if k.startswith("build_embed")}
     best_embed = max(embeds, key=lambda k: embeds[k])
-    print(f"build ({best_embed}) {embeds[best_embed]:.0%} of the encoder (target ≥ 90%); "
-          f"{result['x_naive'][best_embed]:.2f}× naive, whole build "
-          f"{result['x_naive']['build_whole']:.2f}× (target ≥ {target}×); load average "
-          f"{result['load_average'][0]} → {result['load_average'][1]}")  # fmt: skip
+    print(
+        f"build ({best_embed}) {embeds[best_embed]:.0%} of the encoder (target ≥ 90%); "
+        f"{result['x_naive'][best_embed]:.2f}× naive, whole build "
+        f"{result['x_naive']['build_whole']:.2f}× (target ≥ {target}×); load average "
+        f"{result['load_average'][0]} → {result['load_average'][1]}"
+    )
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=str))
 

@@ -292,8 +292,18 @@ def run_runtime(name: str, models, arch: str, photos, min_time: float) -> Row:
     cosine = float(np.min(np.sum(fn(pixels) * reference.forward(pixels).numpy(), axis=1)))
     seconds = timed(lambda: fn(pixels), min_time=min_time)
     h, w = pixels.shape[2:]
-    row = Row(arch, f"{name}:model", 224, "4:3", 8, "bf16", f"{w}×{h}",
-              model_flops(arch, h, w) / 1e9, 8 / seconds, 1000 * seconds / 8)  # fmt: skip
+    row = Row(
+        arch,
+        f"{name}:model",
+        224,
+        "4:3",
+        8,
+        "bf16",
+        f"{w}×{h}",
+        model_flops(arch, h, w) / 1e9,
+        8 / seconds,
+        1000 * seconds / 8,
+    )
     row.cosine_fp32 = cosine
     return row
 
@@ -364,8 +374,13 @@ def cosines_to_fp32(models, photos) -> dict[tuple[str, str], float]:
     for arch in ARCHS:
         vectors = {}
         for dtype, (weights, autocast) in PRECISIONS.items():
-            enc = ImageEncoder(models[arch, weights], model_id=arch, image_size=224,
-                               dtype=dtype[:4], autocast=autocast)  # fmt: skip
+            enc = ImageEncoder(
+                models[arch, weights],
+                model_id=arch,
+                image_size=224,
+                dtype=dtype[:4],
+                autocast=autocast,
+            )
             vectors[dtype] = enc.encode(photos)
         for dtype, v in vectors.items():
             out[arch, dtype] = float(np.min(np.sum(v * vectors["fp32"], axis=1)))
@@ -428,25 +443,36 @@ def main() -> None:
             for a, size, batch, dtype, start, label in configs:
                 if a == arch:
                     measured.append(
-                        run_ours(models, arch, image_size=size, batch=batch, dtype=dtype,
-                                 start=start, photos=photos[label], label=label,
-                                 min_time=min_time)
-                    )  # fmt: skip
+                        run_ours(
+                            models,
+                            arch,
+                            image_size=size,
+                            batch=batch,
+                            dtype=dtype,
+                            start=start,
+                            photos=photos[label],
+                            label=label,
+                            min_time=min_time,
+                        )
+                    )
             for runtime in args.runtimes:
                 measured.append(run_runtime(runtime, models, arch, photos["4:3"], min_time))
             for row in measured:
                 key = (row.arch, row.path, row.image_size, row.input, row.batch, row.dtype)
                 if key not in best or row.images_per_s > best[key].images_per_s:
                     best[key] = row
-        print(f"round {round_ + 1}/{args.rounds} done ({time.perf_counter() - started:.0f} s)",
-              flush=True)  # fmt: skip
+        print(
+            f"round {round_ + 1}/{args.rounds} done ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
     for name, g in gemm.items():
         print(f"GEMM {name}: {g['gflops']:.1f} GFLOP/s ({g['op']} {g['shape']})")
     best_gemm = max(g["gflops"] for g in gemm.values())
     rows = list(best.values())
     naive_by_arch = {r.arch: r for r in rows if r.path == "naive"}
-    model_only = {(r.arch, r.image_size, r.input, r.batch, r.dtype): r for r in rows
-                  if r.path == "ours:model"}  # fmt: skip
+    model_only = {
+        (r.arch, r.image_size, r.input, r.batch, r.dtype): r for r in rows if r.path == "ours:model"
+    }
     for row in rows:
         row.x_naive = row.images_per_s / naive_by_arch[row.arch].images_per_s
         if row.path.startswith("ours:"):

@@ -20,10 +20,12 @@ def cpu_model() -> str:
 def add_allocator_option(parser: argparse.ArgumentParser) -> None:
     """``--allocator tuned|default``: the policy the visrag commands set, or glibc's."""
     parser.add_argument(
-        "--allocator", choices=("tuned", "default"), default="tuned",
+        "--allocator",
+        choices=("tuned", "default"),
+        default="tuned",
         help="tuned: the allocator policy `visrag index build` and `serve` set "
         "(models.allocator.tune_allocator); default: glibc's, for comparison",
-    )  # fmt: skip
+    )
 
 
 def apply_allocator(args: argparse.Namespace) -> None:

@@ -44,8 +44,13 @@ def bench_milvus(x: np.ndarray, q: np.ndarray, exact: np.ndarray, k: int, single
         for index_type, build_params, search_params in CONFIGS:
             t = time.perf_counter()
             try:
-                store = MilvusStore.create(client, f"bench_{index_type}", dim=x.shape[1],
-                                           index_type=index_type, params=build_params)  # fmt: skip
+                store = MilvusStore.create(
+                    client,
+                    f"bench_{index_type}",
+                    dim=x.shape[1],
+                    index_type=index_type,
+                    params=build_params,
+                )
                 store.add(x, ids, items=items)
                 store.save(tmp)
                 store.search(q[:1], k)  # the first search waits for the index to be built
@@ -60,14 +65,22 @@ def bench_milvus(x: np.ndarray, q: np.ndarray, exact: np.ndarray, k: int, single
                 t = time.perf_counter()
                 got = store.search(q, k)[1]
                 batched = (time.perf_counter() - t) / len(q)
-                row = {"N": n, "index": f"milvus-lite {index_type}",
-                       "params": ", ".join(f"{a}={b}" for a, b in store.params.items()),
-                       "build_s": build_s, "bytes_per_vector": size, "single_ms": single_s * 1e3,
-                       "batched_ms": batched * 1e3, "recall": recall(got, exact)}  # fmt: skip
+                row = {
+                    "N": n,
+                    "index": f"milvus-lite {index_type}",
+                    "params": ", ".join(f"{a}={b}" for a, b in store.params.items()),
+                    "build_s": build_s,
+                    "bytes_per_vector": size,
+                    "single_ms": single_s * 1e3,
+                    "batched_ms": batched * 1e3,
+                    "recall": recall(got, exact),
+                }
                 rows.append(row)
-                print(f"  milvus-lite {index_type:6s} {row['params']:30s} build {build_s:6.1f} s "
-                      f"{size:7.0f} B/vec  single {single_s * 1e3:8.3f} ms  batched "
-                      f"{batched * 1e3:7.3f} ms/q  recall@10 {row['recall']:.3f}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  milvus-lite {index_type:6s} {row['params']:30s} build {build_s:6.1f} s "
+                    f"{size:7.0f} B/vec  single {single_s * 1e3:8.3f} ms  batched "
+                    f"{batched * 1e3:7.3f} ms/q  recall@10 {row['recall']:.3f}",
+                    flush=True,
+                )
             client.drop_collection(f"bench_{index_type}")
     return rows

@@ -4,11 +4,12 @@ Protocol (the repo's leave-one-out): every item is a query against all the other
 the query's own group (source image) excluded; rankings are scored by
 :func:`indexer.evaluation.metrics.aggregate`, so ``recall@1`` and ``label_recall_macro@1`` mean
 exactly what ``visrag evaluate`` reports. The label head that scores a query is cross-fitted
-(:func:`indexer.label_head.cross_fit_proba`, one group left out at a time): it never saw the
+(:func:`indexer.labels.head.cross_fit_proba`, one group left out at a time): it never saw the
 query's group. Rows:
 
 - ``image``: cosine ranking;
-- ``probe``: top-N by cosine re-scored by :func:`indexer.probe.probe_scores` (fixed weight);
+- ``probe``: top-N by cosine re-scored by :func:`indexer.retrieval.probe.probe_scores` (fixed
+weight);
 - ``probe (nested w)``: the weight chosen per held-out group from a grid, on the other groups'
   queries only (leave-one-group-out selection);
 - ``probe (prior only)``: the same formula with every query's probabilities replaced by the label
@@ -42,8 +43,8 @@ from bench.machine import cpu_model  # noqa: E402
 from indexer.evaluation.baselines import majority_ranking  # noqa: E402
 from indexer.evaluation.estimates import estimate_quality  # noqa: E402
 from indexer.evaluation.metrics import LabelSet, aggregate, label_set  # noqa: E402
-from indexer.label_head import DEFAULT_REG, cross_fit_proba  # noqa: E402
-from indexer.probe import DEFAULT_CANDIDATES, DEFAULT_WEIGHT, probe_order  # noqa: E402
+from indexer.labels.head import DEFAULT_REG, cross_fit_proba  # noqa: E402
+from indexer.retrieval.probe import DEFAULT_CANDIDATES, DEFAULT_WEIGHT, probe_order  # noqa: E402
 
 DATA = Path("/work/shared/data/seed-crops-dinov3-vitl-medium")
 GRID = (0.25, 0.5, 1.0, 2.0, 4.0)

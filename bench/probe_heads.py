@@ -29,10 +29,10 @@ from scipy.stats import rankdata
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.probe_experiment import DATA, image_rankings, load, pools, score  # noqa: E402
-from indexer.calibration import fit_platt, group_folds, sigmoid  # noqa: E402
 from indexer.evaluation.uncertainty import paired_intervals  # noqa: E402
-from indexer.label_head import _fit_linear, fit_label_head  # noqa: E402
-from indexer.probe import probe_order  # noqa: E402
+from indexer.labels.calibration import fit_platt, group_folds, sigmoid  # noqa: E402
+from indexer.labels.head import _fit_linear, fit_label_head  # noqa: E402
+from indexer.retrieval.probe import probe_order  # noqa: E402
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 

@@ -37,7 +37,7 @@ from bench.probe_experiment import (  # noqa: E402
     score,
 )
 from indexer.evaluation.uncertainty import paired_intervals  # noqa: E402
-from indexer.label_head import cross_fit_proba  # noqa: E402
+from indexer.labels.head import cross_fit_proba  # noqa: E402
 
 
 def main() -> None:

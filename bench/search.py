@@ -1,4 +1,4 @@
-"""Vector search benchmark: flat vs HNSW vs IVF-PQ through indexer.index.store.VectorStore.
+"""Vector search benchmark: flat vs HNSW vs IVF-PQ through indexer.index.faiss_store.VectorStore.
 
 For each collection size N (10k, 100k, 1M; ``--quick``: 10k and 100k) and d = 384 + 768 = 1152
 (fused ViT-B image + MiniLM text vectors, alpha 0.6) it measures, in the same run
@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import cpu_model  # noqa: E402
-from indexer.index.store import VectorStore  # noqa: E402
+from indexer.index.faiss_store import VectorStore  # noqa: E402
 
 DI, DT, ALPHA, K = 768, 384, 0.6, 10
 
@@ -124,8 +124,10 @@ def workload(n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     data = Data(n)
     t = time.perf_counter()
     x = data.sample(n, seed=1)
-    print(f"\nN={n:,}: generated {x.nbytes / 1e9:.2f} GB in {time.perf_counter() - t:.1f} s",
-          flush=True)  # fmt: skip
+    print(
+        f"\nN={n:,}: generated {x.nbytes / 1e9:.2f} GB in {time.perf_counter() - t:.1f} s",
+        flush=True,
+    )
     q = data.sample(n_queries, seed=2)
     return x, q, numpy_topk(x, q, K)
 
@@ -137,8 +139,14 @@ def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> l
     bound = x.nbytes / bandwidth
     np_single = single_latency(lambda qq: numpy_topk(x, qq, K), q[:30])
     np_batch = timed(lambda: numpy_topk(x, q, K), 2) / n_queries
-    rows.append({"N": n, "index": "bandwidth bound", "params": f"{bandwidth / 1e9:.1f} GB/s copy",
-                 "single_ms": bound * 1e3})  # fmt: skip
+    rows.append(
+        {
+            "N": n,
+            "index": "bandwidth bound",
+            "params": f"{bandwidth / 1e9:.1f} GB/s copy",
+            "single_ms": bound * 1e3,
+        }
+    )
     rows.append(
         {
             "N": n,
@@ -152,14 +160,20 @@ def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> l
     )
     configs = [
         ("flat", {}, [{}]),
-        ("hnsw", {"M": 32, "efConstruction": 200},
-         [{"efSearch": ef} for ef in (32, 64, 128, 256)]),
+        ("hnsw", {"M": 32, "efConstruction": 200}, [{"efSearch": ef} for ef in (32, 64, 128, 256)]),
         # k_factor=1: the PQ ranking alone (re-scoring only its own top k cannot change the set)
-        ("ivfpq", {"m": (DI + DT) // 8, "nbits": 8, "k_factor": 8},
-         [{"nprobe": 8, "k_factor": 1}, {"nprobe": 8, "k_factor": 8},
-          {"nprobe": 32, "k_factor": 8}, {"nprobe": 32, "k_factor": 16},
-          {"nprobe": 128, "k_factor": 8}]),
-    ]  # fmt: skip
+        (
+            "ivfpq",
+            {"m": (DI + DT) // 8, "nbits": 8, "k_factor": 8},
+            [
+                {"nprobe": 8, "k_factor": 1},
+                {"nprobe": 8, "k_factor": 8},
+                {"nprobe": 32, "k_factor": 8},
+                {"nprobe": 32, "k_factor": 16},
+                {"nprobe": 128, "k_factor": 8},
+            ],
+        ),
+    ]
     if "milvus-lite" in stores:  # beside FAISS, on the same vectors and queries
         from bench.milvus_search import bench_milvus
 
@@ -173,8 +187,11 @@ def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> l
         size = len(faiss.serialize_index(store.index)) / n
         if index_type == "ivfpq":  # the whole index: codes + the refine stage's float vectors
             codes = len(faiss.serialize_index(faiss.downcast_index(store.index.index).base_index))
-            print(f"  ivfpq bytes/vector {size:.0f}: IVF-PQ codes and lists {codes / n:.0f}, "
-                  f"refine vectors and id map {size - codes / n:.0f}", flush=True)  # fmt: skip
+            print(
+                f"  ivfpq bytes/vector {size:.0f}: IVF-PQ codes and lists {codes / n:.0f}, "
+                f"refine vectors and id map {size - codes / n:.0f}",
+                flush=True,
+            )
         for sp in search_params:
             store.params.update(sp)
             if index_type == "hnsw":
@@ -182,10 +199,16 @@ def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> l
             single = single_latency(lambda qq, s=store: s.search(qq, K), q)
             batched = timed(lambda s=store: s.search(q, K), 2) / n_queries
             got = store.search(q, K)[1]
-            row = {"N": n, "index": index_type,
-                   "params": ", ".join(f"{k}={v}" for k, v in store.params.items()),
-                   "build_s": build_s, "bytes_per_vector": size, "single_ms": single * 1e3,
-                   "batched_ms": batched * 1e3, "recall": recall(got, exact)}  # fmt: skip
+            row = {
+                "N": n,
+                "index": index_type,
+                "params": ", ".join(f"{k}={v}" for k, v in store.params.items()),
+                "build_s": build_s,
+                "bytes_per_vector": size,
+                "single_ms": single * 1e3,
+                "batched_ms": batched * 1e3,
+                "recall": recall(got, exact),
+            }
             rows.append(row)
             print(
                 f"  {index_type:6s} {row['params']:45s} build {build_s:7.1f} s  "
@@ -228,11 +251,21 @@ def bench_large(n: int, n_queries: int, bandwidth: float, sample: int) -> list[d
     ]
     np_single = single_latency(lambda qq: numpy_topk(x, qq, K), q[:10])
     np_batch = timed(lambda: numpy_topk(x, q, K)) / n_queries
-    rows.append({"N": n, "index": "numpy matmul (exact)", "params": "float32",
-                 "bytes_per_vector": 4 * x.shape[1], "single_ms": np_single * 1e3,
-                 "batched_ms": np_batch * 1e3, "recall": 1.0})  # fmt: skip
-    print(f"  numpy exact: single {np_single * 1e3:.1f} ms, batched {np_batch * 1e3:.1f} ms/q",
-          flush=True)  # fmt: skip
+    rows.append(
+        {
+            "N": n,
+            "index": "numpy matmul (exact)",
+            "params": "float32",
+            "bytes_per_vector": 4 * x.shape[1],
+            "single_ms": np_single * 1e3,
+            "batched_ms": np_batch * 1e3,
+            "recall": 1.0,
+        }
+    )
+    print(
+        f"  numpy exact: single {np_single * 1e3:.1f} ms, batched {np_batch * 1e3:.1f} ms/q",
+        flush=True,
+    )
     d = x.shape[1]
     ip = faiss.METRIC_INNER_PRODUCT
     fp16 = faiss.ScalarQuantizer.QT_fp16
@@ -244,13 +277,23 @@ def bench_large(n: int, n_queries: int, bandwidth: float, sample: int) -> list[d
             single = single_latency(lambda qq: index.search(qq, K), queries[:nq])
             batched = timed(lambda: index.search(queries, K)) / len(queries)
             got = index.search(queries, K)[1]
-            row = {"N": n, "index": name, "params": ", ".join(p for p in (params, label) if p),
-                   "build_s": build_s, "bytes_per_vector": size, "single_ms": single * 1e3,
-                   "batched_ms": batched * 1e3, "recall": recall(got, truth)}  # fmt: skip
+            row = {
+                "N": n,
+                "index": name,
+                "params": ", ".join(p for p in (params, label) if p),
+                "build_s": build_s,
+                "bytes_per_vector": size,
+                "single_ms": single * 1e3,
+                "batched_ms": batched * 1e3,
+                "recall": recall(got, truth),
+            }
             rows.append(row)
-            print(f"  {name} {row['params']}: build {build_s:.1f} s, {size:.0f} B/vec, single "
-                  f"{single * 1e3:.3f} ms, batched {batched * 1e3:.3f} ms/q, recall@10 "
-                  f"{row['recall']:.3f}", flush=True)  # fmt: skip
+            print(
+                f"  {name} {row['params']}: build {build_s:.1f} s, {size:.0f} B/vec, single "
+                f"{single * 1e3:.3f} ms, batched {batched * 1e3:.3f} ms/q, recall@10 "
+                f"{row['recall']:.3f}",
+                flush=True,
+            )
         return rows[-len(search_params) :]
 
     t = time.perf_counter()
@@ -265,8 +308,17 @@ def bench_large(n: int, n_queries: int, bandwidth: float, sample: int) -> list[d
     ivf.train(x[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)])
     ivf.add(x)
     probes = [(f"nprobe={p}", lambda i, p=p: setattr(i, "nprobe", p)) for p in (8, 16, 32, 64)]
-    measure("ivf fp16", f"nlist={nlist}, train {64 * nlist}", ivf, time.perf_counter() - t,
-            30, q, exact, n, probes)  # fmt: skip
+    measure(
+        "ivf fp16",
+        f"nlist={nlist}, train {64 * nlist}",
+        ivf,
+        time.perf_counter() - t,
+        30,
+        q,
+        exact,
+        n,
+        probes,
+    )
     del ivf
 
     xs = x[:sample]
@@ -287,14 +339,19 @@ def bench_large(n: int, n_queries: int, bandwidth: float, sample: int) -> list[d
             row["extrapolated_build_s"] = build_s * n / sample * scale
             row["extrapolated_single_ms"] = row["single_ms"] * scale
         del index
-    print(f"  HNSW extrapolation to N={n:,} from {sample:,}: build x{n / sample * scale:.1f}, "
-          f"latency x{scale:.2f}", flush=True)  # fmt: skip
+    print(
+        f"  HNSW extrapolation to N={n:,} from {sample:,}: build x{n / sample * scale:.1f}, "
+        f"latency x{scale:.2f}",
+        flush=True,
+    )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| N | index | params | build s | bytes/vector | single query ms | batched ms/query "
-            "| recall@10 | speed-up vs flat (single) |")  # fmt: skip
+    head = (
+        "| N | index | params | build s | bytes/vector | single query ms | batched ms/query "
+        "| recall@10 | speed-up vs flat (single) |"
+    )
     lines = [head, "|" + "---|" * 9]
 
     def f(v, fmt):
@@ -330,18 +387,28 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=100_000, help="HNSW build sample for large N")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     parser.add_argument(
-        "--store", choices=("faiss", "milvus-lite", "both"), default="faiss",
+        "--store",
+        choices=("faiss", "milvus-lite", "both"),
+        default="faiss",
         help="FAISS indexes, Milvus Lite collections (N <= 100k), or both",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     stores = ("faiss", "milvus-lite") if args.store == "both" else (args.store,)
-    sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
-             else [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])  # fmt: skip
-    print(f"machine: {cpu_model()}, {faiss.omp_get_max_threads()} threads, faiss "
-          f"{faiss.__version__}, numpy {np.__version__}")  # fmt: skip
+    sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else [10_000, 100_000]
+        if args.quick
+        else [10_000, 100_000, 1_000_000]
+    )
+    print(
+        f"machine: {cpu_model()}, {faiss.omp_get_max_threads()} threads, faiss "
+        f"{faiss.__version__}, numpy {np.__version__}"
+    )
     bandwidth = copy_bandwidth()
-    print(f"copy bandwidth (read + write): {bandwidth / 1e9:.1f} GB/s; load average "
-          f"{os.getloadavg()}")  # fmt: skip
+    print(
+        f"copy bandwidth (read + write): {bandwidth / 1e9:.1f} GB/s; load average {os.getloadavg()}"
+    )
     rows = []
     for n in sizes:
         if n >= args.large_from:
@@ -350,8 +417,12 @@ def main() -> None:
             rows += bench_size(n, args.queries, bandwidth, stores)
     print("\n" + markdown(rows))
     if args.out:
-        result = {"machine": cpu_model(), "command": " ".join(sys.argv), "rows": rows,
-                  "load_average": os.getloadavg()}  # fmt: skip
+        result = {
+            "machine": cpu_model(),
+            "command": " ".join(sys.argv),
+            "rows": rows,
+            "load_average": os.getloadavg(),
+        }
         args.out.write_text(json.dumps(result, indent=2))
 
 

@@ -37,8 +37,18 @@ def start_server(
     """
     port = free_port() if port is None else port
     child_env = {**env, "PYTHONPATH": str(REPO), "VISRAG_LOG_LEVEL": "warning", **overrides}
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--artifacts", str(artifacts)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--artifacts",
+        str(artifacts),
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=child_env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -49,15 +49,19 @@ sys.path.insert(0, str(REPO))
 from bench.machine import cpu_model  # noqa: E402
 from bench.server import start_server  # noqa: E402
 
-VIT_S16 = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
-           "intermediate_size": 1536}  # fmt: skip
+VIT_S16 = {
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 6,
+    "intermediate_size": 1536,
+}
 STAGES = ("decode", "preprocess", "queue", "encode", "search", "render")
 
 
 def prepare(workdir: Path, *, image_model: str | None, image_size: int, n_index: int) -> dict:
     """The model checkpoint, an index of ``n_index`` synthetic photos, and query photos."""
-    from indexer.build import build_index
-    from indexer.synthetic import generate_dataset
+    from indexer.build.pipeline import build_index
+    from indexer.synthetic.dataset import generate_dataset
     from models.image_encoder import load_image_encoder
     from models.taxonomy import load_taxonomy
     from models.testing import make_tiny_dinov3
@@ -71,9 +75,14 @@ def prepare(workdir: Path, *, image_model: str | None, image_size: int, n_index:
     generate_dataset(workdir / "data", n_index, seed=0)
     generate_dataset(workdir / "queries", 32, seed=1)
     encoder = load_image_encoder(image_model, device="cpu", image_size=image_size)
-    build_index(workdir / "data", workdir / "art", image_encoder=encoder,
-                text_encoder=load_text_encoder(device="cpu"), taxonomy=load_taxonomy(),
-                progress=False)  # fmt: skip
+    build_index(
+        workdir / "data",
+        workdir / "art",
+        image_encoder=encoder,
+        text_encoder=load_text_encoder(device="cpu"),
+        taxonomy=load_taxonomy(),
+        progress=False,
+    )
     queries = [p.read_bytes() for p in sorted((workdir / "queries").glob("*.jpg"))]
     return {"image_model": image_model, "encoder": encoder, "queries": queries}
 
@@ -93,8 +102,12 @@ def offline_throughput(encoder: Any, queries: list[bytes], *, batch: int, second
         encoder.encode_preprocessed(pixels, batch_size=batch)
         times.append(time.perf_counter() - t0)
     per_batch = float(np.median(times))
-    return {"batch": batch, "images_per_s": batch / per_batch, "batches_timed": len(times),
-            "shape": list(pixels[0].shape)}  # fmt: skip
+    return {
+        "batch": batch,
+        "images_per_s": batch / per_batch,
+        "batches_timed": len(times),
+        "shape": list(pixels[0].shape),
+    }
 
 
 def scrape(base: str) -> dict[tuple[str, tuple], float]:
@@ -129,9 +142,11 @@ def cpu_split(before: tuple, after: tuple, *, requests: int, model_threads: int)
     """
     per_thread = sorted((s - before[1].get(t, 0.0) for t, s in after[1].items()), reverse=True)
     n = max(1, requests)
-    return {"client_core_ms": 1000 * (after[0] - before[0]) / n,
-            "server_model_core_ms": 1000 * sum(per_thread[:model_threads]) / n,
-            "server_other_core_ms": 1000 * sum(per_thread[model_threads:]) / n}  # fmt: skip
+    return {
+        "client_core_ms": 1000 * (after[0] - before[0]) / n,
+        "server_model_core_ms": 1000 * sum(per_thread[:model_threads]) / n,
+        "server_other_core_ms": 1000 * sum(per_thread[model_threads:]) / n,
+    }
 
 
 def batch_histogram(before: dict, after: dict) -> dict[str, int]:
@@ -151,9 +166,17 @@ def batch_histogram(before: dict, after: dict) -> dict[str, int]:
     return hist
 
 
-async def run_level(base: str, queries: list[bytes], *, concurrency: int, duration: float,
-                    warmup: float, max_requests: int, server_pid: int,
-                    model_threads: int) -> dict[str, Any]:  # fmt: skip
+async def run_level(
+    base: str,
+    queries: list[bytes],
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    max_requests: int,
+    server_pid: int,
+    model_threads: int,
+) -> dict[str, Any]:
     """``concurrency`` clients in a closed loop; latencies counted after ``warmup`` seconds."""
     latencies: list[float] = []
     timings: list[dict[str, float]] = []  # the server's own per-stage ms, from each response
@@ -182,9 +205,10 @@ async def run_level(base: str, queries: list[bytes], *, concurrency: int, durati
                 t0 = time.perf_counter()
                 try:
                     r = await client.post(
-                        "/retrieve", files={"image": ("q.jpg", data, "image/jpeg")},
+                        "/retrieve",
+                        files={"image": ("q.jpg", data, "image/jpeg")},
                         data={"k": "5"},
-                    )  # fmt: skip
+                    )
                     status = str(r.status_code)
                 except httpx.HTTPError as exc:
                     status = type(exc).__name__
@@ -232,7 +256,7 @@ async def run_level(base: str, queries: list[bytes], *, concurrency: int, durati
         "overhead_pct": 100 * overhead,
         "cpu": cpu_split(
             snapshot["cpu"], cpu_after, requests=len(latencies), model_threads=model_threads
-        ),  # fmt: skip
+        ),
     }
 
 
@@ -257,22 +281,33 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {lv['p99_ms'] / lv['p50_ms']:.2f} | {errors} | {lv['mean_batch']:.1f} "
             f"| {batches} | {lv['overhead_pct']:.1f}% | {100 * lv['ceiling'] / off:.0f}% |"
         )
-    lines += ["", "Mean server-side time per request (ms, from each response's timings):", "",
-              "| clients | " + " | ".join(STAGES) + " |",
-              "|---:|" + "---:|" * len(STAGES)]  # fmt: skip
+    lines += [
+        "",
+        "Mean server-side time per request (ms, from each response's timings):",
+        "",
+        "| clients | " + " | ".join(STAGES) + " |",
+        "|---:|" + "---:|" * len(STAGES),
+    ]
     for lv in result["levels"]:
         cells = " | ".join(f"{lv['stages_ms'][s]:.1f}" for s in STAGES)
         lines.append(f"| {lv['concurrency']} | {cells} |")
-    lines += ["", f"CPU per request (core-ms; {result['machine']['cores']} cores; the offline "
-              f"encoder: {o['core_ms_per_image']:.1f} core-ms per image). CPU ceiling = cores / "
-              "(offline encoder + server outside the model + load generator), per request:", "",
-              "| clients | load generator | server model threads | server, other threads "
-              "| CPU ceiling req/s |", "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        f"CPU per request (core-ms; {result['machine']['cores']} cores; the offline "
+        f"encoder: {o['core_ms_per_image']:.1f} core-ms per image). CPU ceiling = cores / "
+        "(offline encoder + server outside the model + load generator), per request:",
+        "",
+        "| clients | load generator | server model threads | server, other threads "
+        "| CPU ceiling req/s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for lv in result["levels"]:
         c = lv["cpu"]
-        lines.append(f"| {lv['concurrency']} | {c['client_core_ms']:.1f} "
-                     f"| {c['server_model_core_ms']:.1f} | {c['server_other_core_ms']:.1f} "
-                     f"| {lv['ceiling']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {lv['concurrency']} | {c['client_core_ms']:.1f} "
+            f"| {c['server_model_core_ms']:.1f} | {c['server_other_core_ms']:.1f} "
+            f"| {lv['ceiling']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -304,45 +339,70 @@ def main() -> None:
     started = time.perf_counter()
     tmp = tempfile.TemporaryDirectory(prefix="visrag-bench-")
     workdir = args.workdir or Path(tmp.name)
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(),
-               "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-               "loadavg_at_start": os.getloadavg(),
-               "allocator_tuned": allocator_tuned}  # fmt: skip
+    machine = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "loadavg_at_start": os.getloadavg(),
+        "allocator_tuned": allocator_tuned,
+    }
     print(f"machine: {machine}", flush=True)
-    prep = prepare(workdir, image_model=args.image_model, image_size=args.image_size,
-                   n_index=args.n_index)  # fmt: skip
+    prep = prepare(
+        workdir, image_model=args.image_model, image_size=args.image_size, n_index=args.n_index
+    )
     encoder = prep["encoder"]
-    offline = offline_throughput(encoder, prep["queries"], batch=args.max_batch_size,
-                                 seconds=args.offline_seconds)  # fmt: skip
+    offline = offline_throughput(
+        encoder, prep["queries"], batch=args.max_batch_size, seconds=args.offline_seconds
+    )
     offline.update(dtype=encoder.dtype, device=encoder.device)
-    print(f"offline encoder: {offline['images_per_s']:.2f} img/s (batch {offline['batch']}, "
-          f"{offline['shape']}, {encoder.dtype})", flush=True)  # fmt: skip
+    print(
+        f"offline encoder: {offline['images_per_s']:.2f} img/s (batch {offline['batch']}, "
+        f"{offline['shape']}, {encoder.dtype})",
+        flush=True,
+    )
 
-    env = {"VISRAG_DEVICE": "cpu", "VISRAG_MAX_BATCH_SIZE": str(args.max_batch_size),
-           "VISRAG_MAX_WAIT_MS": str(args.max_wait_ms), "VISRAG_MAX_QUEUE": "256"}  # fmt: skip
+    env = {
+        "VISRAG_DEVICE": "cpu",
+        "VISRAG_MAX_BATCH_SIZE": str(args.max_batch_size),
+        "VISRAG_MAX_WAIT_MS": str(args.max_wait_ms),
+        "VISRAG_MAX_QUEUE": "256",
+    }
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VISRAG_")}
-    proc, base = start_server(workdir / "art", workdir / "server.log",
-                              env={**clean, "HF_HUB_OFFLINE": "1"}, overrides=env)  # fmt: skip
+    proc, base = start_server(
+        workdir / "art", workdir / "server.log", env={**clean, "HF_HUB_OFFLINE": "1"}, overrides=env
+    )
     levels = []
     try:
         for c in (int(x) for x in args.concurrency.split(",")):
-            level = asyncio.run(run_level(base, prep["queries"], concurrency=c,
-                                          duration=args.duration, warmup=args.warmup,
-                                          max_requests=args.max_requests,
-                                          server_pid=proc.pid,
-                                          model_threads=torch.get_num_threads()))  # fmt: skip
+            level = asyncio.run(
+                run_level(
+                    base,
+                    prep["queries"],
+                    concurrency=c,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    max_requests=args.max_requests,
+                    server_pid=proc.pid,
+                    model_threads=torch.get_num_threads(),
+                )
+            )
             level["loadavg_after"] = os.getloadavg()[0]
             levels.append(level)
-            print(f"c={c:>3}: {level['throughput']:.2f} req/s  p50 {level['p50_ms']:.0f} ms  "
-                  f"p99 {level['p99_ms']:.0f} ms  errors {level['errors']}  mean batch "
-                  f"{level['mean_batch']:.1f}  {level['batches']}", flush=True)  # fmt: skip
+            print(
+                f"c={c:>3}: {level['throughput']:.2f} req/s  p50 {level['p50_ms']:.0f} ms  "
+                f"p99 {level['p99_ms']:.0f} ms  errors {level['errors']}  mean batch "
+                f"{level['mean_batch']:.1f}  {level['batches']}",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(30)
     # Measured again once the server is gone: on a shared machine the baseline drifts, so the
     # comparison uses the better of the two (the harder target).
-    after = offline_throughput(encoder, prep["queries"], batch=args.max_batch_size,
-                               seconds=args.offline_seconds)  # fmt: skip
+    after = offline_throughput(
+        encoder, prep["queries"], batch=args.max_batch_size, seconds=args.offline_seconds
+    )
     print(f"offline encoder again: {after['images_per_s']:.2f} img/s", flush=True)
     offline["images_per_s_before"] = offline["images_per_s"]
     offline["images_per_s_after"] = after["images_per_s"]

@@ -67,8 +67,9 @@ def images(folder: Path | None) -> list[tuple[str, bytes, str]]:
         if not files:
             raise SystemExit(f"no JPEG/PNG files under {folder}")
         kinds = {".png": "image/png"}
-        return [(p.name, p.read_bytes(), kinds.get(p.suffix.lower(), "image/jpeg"))
-                for p in files[:64]]  # fmt: skip
+        return [
+            (p.name, p.read_bytes(), kinds.get(p.suffix.lower(), "image/jpeg")) for p in files[:64]
+        ]
     out = []
     for i in range(8):
         buf = io.BytesIO()
@@ -77,8 +78,14 @@ def images(folder: Path | None) -> list[tuple[str, bytes, str]]:
     return out
 
 
-async def load(base: str, n: int, concurrency: int, pics: list[tuple[str, bytes, str]],
-               headers: dict[str, str], deadline: float) -> dict[str, Any]:  # fmt: skip
+async def load(
+    base: str,
+    n: int,
+    concurrency: int,
+    pics: list[tuple[str, bytes, str]],
+    headers: dict[str, str],
+    deadline: float,
+) -> dict[str, Any]:
     counter = itertools.count()
     latencies: list[float] = []
     errors: dict[str, int] = {}
@@ -109,9 +116,15 @@ async def load(base: str, n: int, concurrency: int, pics: list[tuple[str, bytes,
     def q(p: float) -> float:
         return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
 
-    return {"requests": len(latencies), "errors": sum(errors.values()), "error_kinds": errors,
-            "seconds": round(elapsed, 1), "rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": q(0.5), "p99_ms": q(0.99)}  # fmt: skip
+    return {
+        "requests": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "seconds": round(elapsed, 1),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": q(0.5),
+        "p99_ms": q(0.99),
+    }
 
 
 def writer_loop(
@@ -122,8 +135,10 @@ def writer_loop(
     runs = failures = 0
     base = [sys.executable, "-m", "app.cli", "index"]
     while not stop.is_set():
-        for cmd in (base + ["add", str(artifacts), "--manifest", str(manifest)],
-                    base + ["remove", str(artifacts), *ids]):  # fmt: skip
+        for cmd in (
+            base + ["add", str(artifacts), "--manifest", str(manifest)],
+            base + ["remove", str(artifacts), *ids],
+        ):
             done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
             runs += 1
             if done.returncode != 0:
@@ -153,9 +168,11 @@ def main() -> None:
     if args.artifacts is not None:
         overrides = dict(pair.split("=", 1) for pair in args.env)
         proc, base = start_server(
-            args.artifacts, args.artifacts.parent / "soak-server.log",
-            env=os.environ, overrides=overrides,
-        )  # fmt: skip
+            args.artifacts,
+            args.artifacts.parent / "soak-server.log",
+            env=os.environ,
+            overrides=overrides,
+        )
         pid = proc.pid
     else:
         base, pid = args.url, args.pid
@@ -186,12 +203,17 @@ def main() -> None:
             proc.wait(60)
     growth = (rss_end - rss_warm) / rss_warm
     report = {
-        "warmup": warm, "soak": result, **writer_out,
-        "rss_after_warmup_mb": round(rss_warm / 2**20, 1), "rss_end_mb": round(rss_end / 2**20, 1),
+        "warmup": warm,
+        "soak": result,
+        **writer_out,
+        "rss_after_warmup_mb": round(rss_warm / 2**20, 1),
+        "rss_end_mb": round(rss_end / 2**20, 1),
         "rss_growth_pct": round(100 * growth, 2),
-        "passed": result["errors"] == 0 and result["requests"] == args.requests and growth <= 0.10
+        "passed": result["errors"] == 0
+        and result["requests"] == args.requests
+        and growth <= 0.10
         and writer_out.get("writer_failures", 0) == 0,
-    }  # fmt: skip
+    }
     text = json.dumps(report, indent=2)
     print(text)
     if args.out is not None:

@@ -50,12 +50,21 @@ class Preprocessing:
         recorded: dict[str, Any] = encoder.info().get("preprocessing") or {}
         if "mean" not in recorded or "std" not in recorded:
             raise ValueError(f"{encoder.model_id}: its info() records no preprocessing mean/std")
-        return cls(encoder.image_size, encoder.patch_size, _floats(recorded["mean"]),
-                   _floats(recorded["std"]))  # fmt: skip
+        return cls(
+            encoder.image_size,
+            encoder.patch_size,
+            _floats(recorded["mean"]),
+            _floats(recorded["std"]),
+        )
 
     def preprocess(self, image: Image.Image) -> Pixels:
-        return preprocess(image, image_size=self.image_size, patch_size=self.patch_size,
-                          mean=self.mean, std=self.std)  # fmt: skip
+        return preprocess(
+            image,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            mean=self.mean,
+            std=self.std,
+        )
 
 
 def _floats(values: Sequence[float]) -> tuple[float, ...]:

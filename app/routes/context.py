@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 
-from app.auth import require_api_key
-from app.context import RenderedContext, render_context
-from app.dependencies import ReadyDep, UploadDep
-from app.messages import ImageLimits, message_parts, neighbour_images
+from app.http.auth import require_api_key
+from app.render.context import RenderedContext, render_context
+from app.render.messages import ImageLimits, message_parts, neighbour_images
+from app.routes.dependencies import ReadyDep, UploadDep
 from app.schemas import (
     ERROR_RESPONSES,
     ContextForm,
@@ -76,11 +76,25 @@ async def _messages(
 ) -> list[dict[str, Any]]:
     """format=messages: the content parts, the images encoded off the event loop."""
     base = str(request.base_url).rstrip("/")  # includes the root path
-    limits = ImageLimits(max_images=form.max_images, max_side=form.max_image_side,
-                         max_total_bytes=form.max_total_bytes, urls=form.image_urls)  # fmt: skip
-    images = await anyio.to_thread.run_sync(functools.partial(
-        neighbour_images, rendered.cases, limits, path_of=path_of,
-        url_of=lambda item_id, size: f"{base}{item_image_url(item_id)}?size={size}",
-    ))  # fmt: skip
-    return message_parts(rendered.cases, rendered.label_votes, language=rendered.language,
-                         images=images, estimates=rendered.label_estimates)  # fmt: skip
+    limits = ImageLimits(
+        max_images=form.max_images,
+        max_side=form.max_image_side,
+        max_total_bytes=form.max_total_bytes,
+        urls=form.image_urls,
+    )
+    images = await anyio.to_thread.run_sync(
+        functools.partial(
+            neighbour_images,
+            rendered.cases,
+            limits,
+            path_of=path_of,
+            url_of=lambda item_id, size: f"{base}{item_image_url(item_id)}?size={size}",
+        )
+    )
+    return message_parts(
+        rendered.cases,
+        rendered.label_votes,
+        language=rendered.language,
+        images=images,
+        estimates=rendered.label_estimates,
+    )

@@ -11,11 +11,11 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 
-from app.auth import require_api_key
-from app.dependencies import ReadyDep
-from app.errors import NotFoundError
+from app.http.auth import require_api_key
+from app.http.errors import NotFoundError
+from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
+from app.routes.dependencies import ReadyDep
 from app.schemas import ERROR_RESPONSES
-from app.thumbnails import THUMBNAIL_SIZES, thumbnail
 
 logger = logging.getLogger(__name__)
 

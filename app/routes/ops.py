@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth import check_key, presented_key, require_api_key
-from app.dependencies import ServiceDep
-from app.errors import UnauthorisedError
+from app.http.auth import check_key, presented_key, require_api_key
+from app.http.errors import UnauthorisedError
 from app.metrics import CONTENT_TYPE
+from app.routes.dependencies import ServiceDep
 from visrag_client.schemas import (
     HealthResponse,
     InfoResponse,

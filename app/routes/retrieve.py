@@ -6,9 +6,9 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, Request
 
-from app.auth import require_api_key
-from app.dependencies import ReadyDep, UploadDep
-from app.estimates import label_estimates
+from app.http.auth import require_api_key
+from app.render.estimates import label_estimates
+from app.routes.dependencies import ReadyDep, UploadDep
 from app.schemas import (
     ERROR_RESPONSES,
     QueryForm,

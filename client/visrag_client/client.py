@@ -80,8 +80,12 @@ class VisragClient(ClientBase):
     _http: httpx.Client
 
     def _connect(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers=self._headers,
-                            timeout=self._timeout, transport=self._transport)  # fmt: skip
+        return httpx.Client(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            transport=self._transport,
+        )
 
     def __enter__(self) -> VisragClient:
         return self
@@ -138,8 +142,12 @@ class AsyncVisragClient(ClientBase):
     _http: httpx.AsyncClient
 
     def _connect(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, headers=self._headers,
-                                 timeout=self._timeout, transport=self._transport)  # fmt: skip
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            transport=self._transport,
+        )
 
     async def __aenter__(self) -> AsyncVisragClient:
         return self

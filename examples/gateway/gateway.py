@@ -121,9 +121,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         data = await image.read()
         try:
             async with AsyncVisragClient(cfg.visrag_url, api_key=cfg.visrag_api_key) as visrag:
-                ctx = await visrag.context(data, format="messages", language=language,
-                                           k=cfg.k, max_examples=cfg.k,
-                                           max_images=cfg.max_images)  # fmt: skip
+                ctx = await visrag.context(
+                    data,
+                    format="messages",
+                    language=language,
+                    k=cfg.k,
+                    max_examples=cfg.k,
+                    max_images=cfg.max_images,
+                )
         except VisragAPIError as exc:
             status = exc.status_code if exc.status_code < 500 else 502
             raise HTTPException(status, f"visrag: {exc.error_type}: {exc.message}") from exc
@@ -133,7 +138,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "model": cfg.llm_model,
             "messages": chat_messages(
                 ctx.content_parts(), question, data, image.content_type or "image/jpeg", language
-            ),  # fmt: skip
+            ),
         }
         headers = {"Authorization": f"Bearer {cfg.llm_api_key}"} if cfg.llm_api_key else {}
         url = cfg.llm_base_url.rstrip("/") + "/chat/completions"
@@ -144,8 +149,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             answer = response.json()["choices"][0]["message"]["content"]
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise HTTPException(502, f"chat-completions endpoint failed: {exc}") from exc
-        return AskResponse(answer=str(answer), model=cfg.llm_model, cases=ctx.cases,
-                           label_votes=ctx.label_votes)  # fmt: skip
+        return AskResponse(
+            answer=str(answer), model=cfg.llm_model, cases=ctx.cases, label_votes=ctx.label_votes
+        )
 
     return app
 

@@ -127,7 +127,7 @@ def render_markdown(report: dict[str, Any], plots: list[Path], *, max_problems: 
                     _pct(v["instance_share"]),
                 ]
                 for k, v in labels.items()
-            ],  # fmt: skip
+            ],
         )
     )
     imb = report["imbalance"]
@@ -151,7 +151,7 @@ def render_markdown(report: dict[str, Any], plots: list[Path], *, max_problems: 
                     ", ".join(f"{t['label']} ({t['instances']})" for t in v["top_labels"]),
                 ]
                 for k, v in report["zones"].items()
-            ],  # fmt: skip
+            ],
         )
     )
     co = report["cooccurrence"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.records import Record
+from indexer.readers.records import Record
 
 AREA_BUCKETS: tuple[tuple[str, float], ...] = (
     ("very_small", 0.005),

@@ -2,7 +2,7 @@
 
 - :mod:`indexer.evaluation.metrics` — pure metric functions over canonical label sets;
 - :mod:`indexer.evaluation.prediction` — the kNN-vote prediction (the vote rule of
-  :mod:`indexer.votes`, the one ``/context`` and ``rerank`` use) and its F1 / confusion;
+  :mod:`indexer.retrieval.votes`, the one ``/context`` and ``rerank`` use) and its F1 / confusion;
 - :mod:`indexer.evaluation.queries` — held-out (JSONL) or leave-one-out queries, declared text
   sources (``oracle`` labelled as leaking), loading the retriever the manifest describes;
 - :mod:`indexer.evaluation.runner` — queries through the :class:`Retriever`, sweeps over mode and

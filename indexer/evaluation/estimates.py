@@ -1,7 +1,7 @@
 """The label estimates in an evaluation: leakage-free probabilities and how good they are.
 
 - Leave-one-out: :func:`loo_proba` cross-fits the head by group
-  (:func:`indexer.label_head.cross_fit_proba`, one source image held out at a time), so the
+  (:func:`indexer.labels.head.cross_fit_proba`, one source image held out at a time), so the
   probabilities that score a query (mode ``probe`` and the estimate metrics) come from a head that
   never saw the query's group. The stored head is never used there: it saw every item.
 - Held-out queries: the stored head, fitted on the catalogue (train) only.
@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.evaluation.prediction import f1_scores
-from indexer.index.head import item_groups, label_matrix
-from indexer.label_head import cross_fit_proba
+from indexer.index.catalogue_head import item_groups, label_matrix
+from indexer.labels.head import cross_fit_proba
 
 if TYPE_CHECKING:
     from indexer.index.artifacts import Artifacts
@@ -37,8 +37,9 @@ def loo_proba(artifacts: Artifacts) -> F64 | None:
         return None
     nd = artifacts.manifest.taxonomy.no_damage_id
     y = label_matrix(artifacts.items, head.labels, nd)
-    return cross_fit_proba(np.asarray(artifacts.image_vectors, np.float64), y,
-                           item_groups(artifacts.items))  # fmt: skip
+    return cross_fit_proba(
+        np.asarray(artifacts.image_vectors, np.float64), y, item_groups(artifacts.items)
+    )
 
 
 def reliability(proba: F64, y: F64, bins: int = BINS) -> list[dict[str, float]]:
@@ -46,10 +47,15 @@ def reliability(proba: F64, y: F64, bins: int = BINS) -> list[dict[str, float]]:
     p, t = proba.ravel(), y.ravel()
     index = np.minimum((p * bins).astype(int), bins - 1)
     return [
-        {"bin": b / bins, "mean_probability": float(p[index == b].mean()),
-         "frequency": float(t[index == b].mean()), "count": int((index == b).sum())}
-        for b in range(bins) if (index == b).any()
-    ]  # fmt: skip
+        {
+            "bin": b / bins,
+            "mean_probability": float(p[index == b].mean()),
+            "frequency": float(t[index == b].mean()),
+            "count": int((index == b).sum()),
+        }
+        for b in range(bins)
+        if (index == b).any()
+    ]
 
 
 def estimate_quality(proba: F64, y: F64, labels: Sequence[str]) -> dict[str, float]:
@@ -61,8 +67,9 @@ def estimate_quality(proba: F64, y: F64, labels: Sequence[str]) -> dict[str, flo
     preds = [frozenset(labels[int(j)] for j in np.flatnonzero(r)) for r in pred]
     f1 = f1_scores(truths, preds)
     n = proba.size
-    ece = sum(abs(b["mean_probability"] - b["frequency"]) * b["count"] / n
-              for b in reliability(proba, y))  # fmt: skip
+    ece = sum(
+        abs(b["mean_probability"] - b["frequency"]) * b["count"] / n for b in reliability(proba, y)
+    )
     return {
         "micro_f1": f1.micro_f1,
         "macro_f1": f1.macro_f1,

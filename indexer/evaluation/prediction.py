@@ -1,6 +1,7 @@
 """The kNN-vote prediction of the evaluation and how it is scored (multi-label F1, confusion).
 
-The prediction is the one vote rule of :mod:`indexer.votes` (the labels ``/context`` reports as
+The prediction is the one vote rule of :mod:`indexer.retrieval.votes` (the labels ``/context``
+reports as
 predicted and ``rerank`` describes) applied to the top-k neighbours of a ranking: a label is
 predicted when at least half of the returned top-k neighbours carry it (``votes >= n/2``,
 n = min(k, hits), unweighted); if none reaches half, the most voted label (ties by canonical
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.evaluation.metrics import NO_DAMAGE, LabelSet
-from indexer.votes import predicted_labels, tally
+from indexer.retrieval.votes import predicted_labels, tally
 
 
 def knn_vote(
@@ -29,7 +30,8 @@ def knn_vote(
     order: Callable[[str], object] | None = None,
     no_damage: str = NO_DAMAGE,
 ) -> LabelSet:
-    """The labels :mod:`indexer.votes` predicts from the top-k neighbours (with their scores;
+    """The labels :mod:`indexer.retrieval.votes` predicts from the top-k neighbours (with their
+    scores;
     all equal when none are given)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")

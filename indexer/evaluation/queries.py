@@ -55,7 +55,7 @@ def load_queries(path: Path, taxonomy: Taxonomy, *, text_source: str | None = No
     ``text_source`` names a JSONL field holding each query's text (for ``hybrid``), or
     ``oracle`` (text built from the ground-truth labels: leaks, an upper bound only).
     """
-    from indexer.readers import read_dataset
+    from indexer.readers.dataset import read_dataset
 
     scan = read_dataset(path, taxonomy=taxonomy, format="jsonl")
     for problem in scan.problems:
@@ -131,18 +131,23 @@ def open_retriever(
     rerank_candidates: int = 20,
     rerank_prior: bool = False,
 ) -> Any:
-    """Open the index with only the encoders the run needs (:func:`indexer.opening.open_index`).
+    """Open the index with only the encoders the run needs
+    (:func:`indexer.retrieval.opening.open_index`).
 
     ``image``: queries are image files (not precomputed vectors); ``text``: a mode needs the text
     encoder (``hybrid``, ``rerank``). Overrides name a local copy of the same model.
     """
-    from indexer.opening import Overrides, open_index
+    from indexer.retrieval.opening import Overrides, open_index
 
     opened = open_index(
         artifacts_dir,
         Overrides(
-            device=device, image_model=image_model, text_model=text_model, taxonomy=taxonomy,
-            load_image=image, load_text=text,
+            device=device,
+            image_model=image_model,
+            text_model=text_model,
+            taxonomy=taxonomy,
+            load_image=image,
+            load_text=text,
         ),
-    )  # fmt: skip
+    )
     return opened.retriever(rerank_candidates=rerank_candidates, rerank_prior=rerank_prior)

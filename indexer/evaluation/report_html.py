@@ -93,7 +93,7 @@ def _gallery(ev: Evaluation, run: RunResult) -> list[dict[str, Any]]:
                             "thumb": _thumb(n.image),
                         }
                         for rank, n in enumerate(o.neighbours[:k], 1)
-                    ],  # fmt: skip
+                    ],
                 }
                 for o in outcomes
             ],
@@ -130,16 +130,19 @@ def render_html(ev: Evaluation, metric_keys: list[str]) -> str:
     """The report page: setting, warnings, metrics beside baselines, figures, latency, gallery."""
     names = [r.name for r in ev.runs]
     rows = [
-        {"metric": row["metric"], "cells": [fmt(row[n]) for n in names],
-         "majority": fmt(row["majority"]), "random": fmt(row["random"])}
+        {
+            "metric": row["metric"],
+            "cells": [fmt(row[n]) for n in names],
+            "majority": fmt(row["majority"]),
+            "random": fmt(row["random"]),
+        }
         for row in summary_rows(ev, metric_keys)
-    ]  # fmt: skip
+    ]
     latency = [
-        [run.name, stage, f"{v['p50_ms']:.3f}", f"{v['p95_ms']:.3f}", f"{v['mean_ms']:.3f}",
-         v["n"]]
+        [run.name, stage, f"{v['p50_ms']:.3f}", f"{v['p95_ms']:.3f}", f"{v['mean_ms']:.3f}", v["n"]]
         for run in ev.runs
         for stage, v in run.latency.items()
-    ]  # fmt: skip
+    ]
     return _template().render(
         setting=[(k, str(v)) for k, v in ev.setting.items()],
         warnings=ev.warnings,

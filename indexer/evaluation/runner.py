@@ -1,4 +1,4 @@
-"""Run an evaluation: queries through the :class:`~indexer.retriever.Retriever`, baselines beside.
+"""Run an evaluation: queries through the Retriever the service uses, baselines beside.
 
 A query carries its ground-truth labels only for scoring: the retriever sees the image (or its
 precomputed vector) and, in ``hybrid`` mode, an explicitly declared text. Every configuration
@@ -35,7 +35,7 @@ from models.embedding import embed_image
 from models.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
-    from indexer.retriever import Retriever
+    from indexer.retrieval.retriever import Retriever
 
 logger = logging.getLogger(__name__)
 

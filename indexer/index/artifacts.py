@@ -32,12 +32,11 @@ import numpy.typing as npt
 
 from indexer.errors import ArtifactError, ChecksumError
 from indexer.index import atomic
-from indexer.index.backend import VectorStoreProtocol
 from indexer.index.catalogue import CatalogueItem, CatalogueMasks, read_catalogue
 from indexer.index.catalogue import (
     write_catalogue as _write_catalogue,  # tests replace it mid-write
 )
-from indexer.index.head import HEAD_ARRAYS, fit_catalogue_head, head_from_arrays
+from indexer.index.catalogue_head import HEAD_ARRAYS, fit_catalogue_head, head_from_arrays
 from indexer.index.manifest import (
     FORMAT_VERSION,
     IndexManifest,
@@ -45,8 +44,8 @@ from indexer.index.manifest import (
     manifest_checksum,
     parse_manifest,
 )
-from indexer.index.stores import open_stores, store_section
-from indexer.label_head import LabelHead, LabelHeadError
+from indexer.index.stores import VectorStoreProtocol, open_stores, store_section
+from indexer.labels.head import LabelHead, LabelHeadError
 from indexer.query import Filters
 
 logger = logging.getLogger(__name__)
@@ -186,9 +185,16 @@ def load_artifacts(
     # ``path`` stays the requested directory even when an interrupted write's copy was loaded,
     # so that add/remove write back to where the caller expects
     artifacts = Artifacts(
-        Path(path), manifest, image_vectors, text_vectors, items, stores["image"],
-        stores["fused"], image_root=image_root, label_head=head,
-    )  # fmt: skip
+        Path(path),
+        manifest,
+        image_vectors,
+        text_vectors,
+        items,
+        stores["image"],
+        stores["fused"],
+        image_root=image_root,
+        label_head=head,
+    )
     problems = consistency_problems(artifacts)
     if problems:
         raise ArtifactError(f"inconsistent artifacts in {directory}: " + "; ".join(problems))
@@ -263,8 +269,10 @@ def write_artifacts(
         fused_store.save(tmp / FUSED_INDEX)
         _write_catalogue(tmp / CATALOGUE, items)
         store = store_section(image_store)
-        names = {"image": getattr(image_store, "collection", IMAGE_INDEX),
-                 "fused": getattr(fused_store, "collection", FUSED_INDEX)}  # fmt: skip
+        names = {
+            "image": getattr(image_store, "collection", IMAGE_INDEX),
+            "fused": getattr(fused_store, "collection", FUSED_INDEX),
+        }
         section, arrays = fit_catalogue_head(
             items,
             image_vectors,
@@ -274,21 +282,28 @@ def write_artifacts(
         for name, array in arrays.items():
             np.save(tmp / HEAD_FILES[name], array, allow_pickle=False)
         written = [*_data_files(store["kind"]), *(HEAD_FILES[name] for name in arrays)]
-        full = IndexManifest.model_validate({
-            **manifest.model_dump(),
-            "label_head": section.model_dump(),
-            "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "vector_count": n,
-            "index": {
-                key: {"file": names[key], "type": s.index_type, "params": s.params,
-                      "metric": "inner_product", "dim": s.dim}
-                for key, s in (("image", image_store), ("fused", fused_store))
-            },
-            "files": {name: _sha256(tmp / name) for name in written},
-            "store": store,
-            "manifest_sha256": "pending",  # replaced by the checksum of the rest, below
-        })  # fmt: skip
+        full = IndexManifest.model_validate(
+            {
+                **manifest.model_dump(),
+                "label_head": section.model_dump(),
+                "format_version": FORMAT_VERSION,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "vector_count": n,
+                "index": {
+                    key: {
+                        "file": names[key],
+                        "type": s.index_type,
+                        "params": s.params,
+                        "metric": "inner_product",
+                        "dim": s.dim,
+                    }
+                    for key, s in (("image", image_store), ("fused", fused_store))
+                },
+                "files": {name: _sha256(tmp / name) for name in written},
+                "store": store,
+                "manifest_sha256": "pending",  # replaced by the checksum of the rest, below
+            }
+        )
         data = full.as_json()
         data["manifest_sha256"] = manifest_checksum(data)
         full = IndexManifest.model_validate(data)

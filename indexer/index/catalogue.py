@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from indexer.errors import ArtifactError
 from indexer.query import Filters
-from indexer.records import Record
+from indexer.readers.records import Record
 from models.description import describe
 from models.taxonomy import Taxonomy
 
@@ -55,11 +55,20 @@ def write_catalogue(path: Path, items: Sequence[CatalogueItem]) -> None:
         con.executemany(
             "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)",
             (
-                (it.row, it.id, it.image, json.dumps(it.labels), it.zone, it.area,
-                 it.description, it.group, json.dumps(it.defects, sort_keys=True))
+                (
+                    it.row,
+                    it.id,
+                    it.image,
+                    json.dumps(it.labels),
+                    it.zone,
+                    it.area,
+                    it.description,
+                    it.group,
+                    json.dumps(it.defects, sort_keys=True),
+                )
                 for it in items
             ),
-        )  # fmt: skip
+        )
         con.commit()
     finally:
         con.close()

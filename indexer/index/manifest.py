@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from indexer.errors import ArtifactError, ChecksumError
-from indexer.index.store import INDEX_TYPES
+from indexer.index.faiss_store import INDEX_TYPES
 from models.base import POOLINGS, ImageEncoderProtocol, TextEncoderProtocol
 from models.description import TEMPLATE_VERSION
 from models.taxonomy import Taxonomy
@@ -175,9 +175,9 @@ class FailedInput(_Closed):
 
 
 class LabelHeadSection(_Open):
-    """The label head (:mod:`indexer.index.head`): fitted, or why not; probe's defaults.
+    """The label head (:mod:`indexer.index.catalogue_head`): fitted, or why not; probe's defaults.
 
-    A fitted head also records what :meth:`indexer.label_head.LabelHead.describe` says (model,
+    A fitted head also records what :meth:`indexer.labels.head.LabelHead.describe` says (model,
     calibration, reg, folds, training size, groups, positives, fit seconds).
     """
 
@@ -239,8 +239,9 @@ def manifest_checksum(data: Mapping[str, Any]) -> str:
     """sha256 of a manifest's canonical JSON (sorted keys, no spaces, UTF-8), without its own
     ``manifest_sha256``: what a writer records and every reader recomputes."""
     body = {k: v for k, v in data.items() if k != CHECKSUM_FIELD}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)  # fmt: skip
+    text = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

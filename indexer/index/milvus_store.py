@@ -1,4 +1,4 @@
-"""The Milvus backend of :class:`indexer.index.backend.VectorStoreProtocol` (``visrag[milvus]``).
+"""The Milvus backend of :class:`indexer.index.stores.VectorStoreProtocol` (``visrag[milvus]``).
 
 An index on Milvus is two collections, ``<name>_image`` and ``<name>_fused``, holding per item
 its id (primary key), one vector and the fields filters need (``labels``, the no-damage id when
@@ -89,9 +89,15 @@ class MilvusStore:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def create(
-        cls, client: MilvusClient, collection: str, *, dim: int, index_type: str = "flat",
-        params: dict[str, Any] | None = None, no_damage_id: str = "no_damage",
-    ) -> MilvusStore:  # fmt: skip
+        cls,
+        client: MilvusClient,
+        collection: str,
+        *,
+        dim: int,
+        index_type: str = "flat",
+        params: dict[str, Any] | None = None,
+        no_damage_id: str = "no_damage",
+    ) -> MilvusStore:
         """Create (replacing any collection of that name) an empty collection."""
         from pymilvus import DataType, MilvusClient
 
@@ -103,26 +109,46 @@ class MilvusStore:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("labels", DataType.ARRAY, element_type=DataType.VARCHAR,
-                         max_capacity=256, max_length=128)  # fmt: skip
+        schema.add_field(
+            "labels",
+            DataType.ARRAY,
+            element_type=DataType.VARCHAR,
+            max_capacity=256,
+            max_length=128,
+        )
         for name in ("zone", "area", "grp", "description", "image"):
             schema.add_field(name, DataType.VARCHAR, max_length=_MAX_TEXT)
         index = client.prepare_index_params()
         build = {k: v for k, v in params.items() if k in ("M", "efConstruction", "nlist")}
-        index.add_index("vector", index_type=MILVUS_INDEX[index_type], metric_type="IP",
-                        params=build)  # fmt: skip
+        index.add_index(
+            "vector", index_type=MILVUS_INDEX[index_type], metric_type="IP", params=build
+        )
         if client.has_collection(collection):
             client.drop_collection(collection)
-        client.create_collection(collection, schema=schema, index_params=index,
-                                 consistency_level="Strong")  # fmt: skip
-        return cls(client, collection, dim=dim, index_type=index_type, params=params, keys=(),
-                   no_damage_id=no_damage_id)  # fmt: skip
+        client.create_collection(
+            collection, schema=schema, index_params=index, consistency_level="Strong"
+        )
+        return cls(
+            client,
+            collection,
+            dim=dim,
+            index_type=index_type,
+            params=params,
+            keys=(),
+            no_damage_id=no_damage_id,
+        )
 
     @classmethod
     def open(
-        cls, client: MilvusClient, collection: str, *, spec: StoreSpec, dim: int,
-        keys: Sequence[str], no_damage_id: str,
-    ) -> MilvusStore:  # fmt: skip
+        cls,
+        client: MilvusClient,
+        collection: str,
+        *,
+        spec: StoreSpec,
+        dim: int,
+        keys: Sequence[str],
+        no_damage_id: str,
+    ) -> MilvusStore:
         """Open an existing collection, checked against the manifest (missing: a clear error)."""
         where = f"Milvus collection {collection!r}"
         try:
@@ -148,8 +174,15 @@ class MilvusStore:
             raise MilvusUnavailableError(
                 f"{where} disagrees with the manifest: " + "; ".join(problems)
             )
-        return cls(client, collection, dim=dim, index_type=spec.index_type,
-                   params=dict(spec.params), keys=keys, no_damage_id=no_damage_id)  # fmt: skip
+        return cls(
+            client,
+            collection,
+            dim=dim,
+            index_type=spec.index_type,
+            params=dict(spec.params),
+            keys=keys,
+            no_damage_id=no_damage_id,
+        )
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -164,8 +197,9 @@ class MilvusStore:
     def ids(self) -> npt.NDArray[np.int64]:
         """Rows of every held id the bound catalogue knows (-1 for ids it does not)."""
         held: list[int] = []
-        it = self.client.query_iterator(self.collection, batch_size=_BATCH, filter="",
-                                        output_fields=["id"])  # fmt: skip
+        it = self.client.query_iterator(
+            self.collection, batch_size=_BATCH, filter="", output_fields=["id"]
+        )
         while batch := it.next():
             held.extend(self._rows.get(r["id"], -1) for r in batch)
         it.close()
@@ -188,9 +222,14 @@ class MilvusStore:
         while True:
             params = _search_params(self.index_type, self.params, limit)
             try:
-                res = self.client.search(self.collection, data=q, limit=limit, filter=expr,
-                                         search_params={"metric_type": "IP", "params": params},
-                                         output_fields=[])  # fmt: skip
+                res = self.client.search(
+                    self.collection,
+                    data=q,
+                    limit=limit,
+                    filter=expr,
+                    search_params={"metric_type": "IP", "params": params},
+                    output_fields=[],
+                )
             except Exception as exc:  # unreachable, collection dropped: the service answers 503
                 raise MilvusUnavailableError(f"Milvus search failed: {exc}") from exc
             out, unknown = [], 0
@@ -224,8 +263,10 @@ class MilvusStore:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         expr = filter_expression(filters, [self._keys[r] for r in sorted(excluded)])
         pairs = self._search(query, k, expr)[0][:k]
-        return (np.array([r for r, _ in pairs], np.int64),
-                np.array([s for _, s in pairs], np.float32))  # fmt: skip
+        return (
+            np.array([r for r, _ in pairs], np.int64),
+            np.array([s for _, s in pairs], np.float32),
+        )
 
     # -- mutation --------------------------------------------------------------------------------
     def add(
@@ -248,10 +289,16 @@ class MilvusStore:
         self.bind(keys)
 
     def _entity(self, item: CatalogueItem, vector: npt.NDArray[np.float32]) -> dict[str, Any]:
-        return {"id": item.id, "vector": vector.tolist(),
-                "labels": list(item.labels) or [self.no_damage_id], "zone": item.zone,
-                "area": item.area, "grp": item.group, "description": item.description[:_MAX_TEXT],
-                "image": item.image[:_MAX_TEXT]}  # fmt: skip
+        return {
+            "id": item.id,
+            "vector": vector.tolist(),
+            "labels": list(item.labels) or [self.no_damage_id],
+            "zone": item.zone,
+            "area": item.area,
+            "grp": item.group,
+            "description": item.description[:_MAX_TEXT],
+            "image": item.image[:_MAX_TEXT],
+        }
 
     def remove(self, ids: npt.ArrayLike) -> int:
         """Delete the items at these rows; the rows of the rest follow :meth:`renumber`."""
@@ -277,16 +324,23 @@ class MilvusStore:
     def describe(self) -> dict[str, Any]:
         """The manifest's ``store`` section (no secrets)."""
         base = self.collection.rsplit("_", 1)[0]
-        return {"kind": "milvus", "uri": public_uri(self.uri), "collection": base,
-                "metric": "inner_product", "index_type": self.index_type,
-                "params": self.params}  # fmt: skip
+        return {
+            "kind": "milvus",
+            "uri": public_uri(self.uri),
+            "collection": base,
+            "metric": "inner_product",
+            "index_type": self.index_type,
+            "params": self.params,
+        }
 
 
 def _index_params(index_type: str, given: dict[str, Any]) -> dict[str, Any]:
     if index_type == "hnsw":
-        return {"M": int(given.get("M", 32)),
-                "efConstruction": int(given.get("efConstruction", 200)),
-                "ef": int(given.get("ef", given.get("efSearch", 128)))}  # fmt: skip
+        return {
+            "M": int(given.get("M", 32)),
+            "efConstruction": int(given.get("efConstruction", 200)),
+            "ef": int(given.get("ef", given.get("efSearch", 128))),
+        }
     if index_type == "ivfpq":
         return {"nlist": int(given.get("nlist", 128)), "nprobe": int(given.get("nprobe", 16))}
     return {}

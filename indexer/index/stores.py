@@ -1,8 +1,12 @@
-"""Which backend holds an index's vectors: build, open and describe the image + fused stores.
+"""The vector stores: the seam every store satisfies, and which backend holds an index's vectors.
 
-``faiss`` (default): :class:`indexer.index.store.VectorStore` files in the artifact directory.
-``milvus``: :class:`indexer.index.milvus_store.MilvusStore`, collections ``<name>_image`` and
-``<name>_fused`` on the Milvus the URI names (a ``*.db`` path = Milvus Lite).
+Two backends satisfy :class:`VectorStoreProtocol` (inner-product search over unit vectors, ids =
+catalogue rows): ``faiss`` (default), :class:`indexer.index.faiss_store.VectorStore` files in the
+artifact directory; ``milvus``, :class:`indexer.index.milvus_store.MilvusStore`, collections
+``<name>_image`` and ``<name>_fused`` on the Milvus the URI names (a ``*.db`` path = Milvus Lite).
+A store that keeps the catalogue's scalar fields (Milvus) also satisfies :class:`FilteringStore`:
+filters and exclusions are pushed down into its search. :func:`make_stores`, :func:`open_stores`
+and :func:`store_section` build, open and describe the image + fused stores.
 """
 
 from __future__ import annotations
@@ -10,20 +14,72 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from indexer.index.store import VectorStore, build_stores
+from indexer.index.faiss_store import VectorStore, build_stores
 from models.fusion import fuse
 
 if TYPE_CHECKING:
-    from indexer.index.backend import VectorStoreProtocol
     from indexer.index.catalogue import CatalogueItem
     from indexer.index.manifest import IndexManifest
+    from indexer.query import Filters
 
 STORE_KINDS = ("faiss", "milvus")
+Ids = npt.NDArray[np.int64]
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class VectorStoreProtocol(Protocol):
+    """Inner-product search over unit vectors keyed by catalogue row."""
+
+    index_type: str
+    params: dict[str, Any]
+
+    @property
+    def ntotal(self) -> int: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def ids(self) -> Ids: ...
+
+    def search(
+        self, queries: npt.ArrayLike, k: int, *, allowed: npt.ArrayLike | None = None
+    ) -> tuple[Vectors, Ids]: ...
+
+    def add(
+        self, vectors: npt.ArrayLike, ids: npt.ArrayLike, *, items: Sequence[CatalogueItem] = ()
+    ) -> None: ...
+
+    def remove(self, ids: npt.ArrayLike) -> int: ...
+
+    def renumber(self, old_ids: npt.ArrayLike, new_ids: npt.ArrayLike) -> None: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+
+@runtime_checkable
+class FilteringStore(Protocol):
+    """A store that evaluates item filters itself (its scalar fields mirror the catalogue)."""
+
+    def search_filtered(
+        self,
+        query: Vectors,
+        k: int,
+        *,
+        filters: Filters | None,
+        excluded: set[int],
+    ) -> tuple[Ids, Vectors]:
+        """Top-k rows and scores for one query, filtered and without the ``excluded`` rows."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why the store cannot answer now (unreachable, collection gone), else ``None``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -66,9 +122,13 @@ def make_stores(
         ("fused", fuse(image_vectors, text_vectors, alpha=alpha)),
     ):
         store = MilvusStore.create(
-            client, f"{target.collection}_{key}", dim=vectors.shape[1], index_type=index_type,
-            params=params, no_damage_id=no_damage_id,
-        )  # fmt: skip
+            client,
+            f"{target.collection}_{key}",
+            dim=vectors.shape[1],
+            index_type=index_type,
+            params=params,
+            no_damage_id=no_damage_id,
+        )
         store.add(vectors, rows, items=items)
         store.uri = resolve_uri(target.uri)
         out.append(store)
@@ -99,9 +159,13 @@ def open_stores(
     out: dict[str, VectorStoreProtocol] = {}
     for key, s in manifest.index.items():
         store = MilvusStore.open(
-            client, f"{spec.collection}_{key}", spec=spec, dim=s.dim, keys=keys,
+            client,
+            f"{spec.collection}_{key}",
+            spec=spec,
+            dim=s.dim,
+            keys=keys,
             no_damage_id=manifest.taxonomy.no_damage_id,
-        )  # fmt: skip
+        )
         store.uri = resolve_uri(spec.uri)
         out[key] = store
     return out

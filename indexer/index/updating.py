@@ -44,8 +44,9 @@ def rewrite_artifacts(
             raise ArtifactError(
                 f"{artifacts.path} changed since it was loaded (another writer); load it again"
             )
-        return _rewrite(artifacts, keep, new_items, new_image_vectors, new_text_vectors,
-                        history, failed)  # fmt: skip
+        return _rewrite(
+            artifacts, keep, new_items, new_image_vectors, new_text_vectors, history, failed
+        )
 
 
 def _rewrite(
@@ -83,15 +84,21 @@ def _rewrite(
     image_vectors = np.concatenate([np.asarray(a.image_vectors)[kept_rows], add_img])
     text_vectors = np.concatenate([np.asarray(a.text_vectors)[kept_rows], add_txt])
     body = a.manifest.body
-    manifest = ManifestBody.model_validate({
-        **body.model_dump(),
-        "dataset": dataset_summary(
-            items, **{k: v for k, v in body.dataset.items()
-                      if k not in ("count", "labels", "label_instances", "zones")}
-        ),
-        "failed": [*body.model_dump()["failed"], *failed],
-        "history": [*body.history, *([dict(history)] if history else [])],
-    })  # fmt: skip
+    manifest = ManifestBody.model_validate(
+        {
+            **body.model_dump(),
+            "dataset": dataset_summary(
+                items,
+                **{
+                    k: v
+                    for k, v in body.dataset.items()
+                    if k not in ("count", "labels", "label_instances", "zones")
+                },
+            ),
+            "failed": [*body.model_dump()["failed"], *failed],
+            "history": [*body.history, *([dict(history)] if history else [])],
+        }
+    )
     return write_artifacts(
         a.path,
         manifest=manifest,

@@ -21,10 +21,20 @@ def verify_artifacts(path: str | Path) -> list[tuple[str, bool, str]]:
     m = a.manifest
     report.append(("files present, sha256 match", True, ", ".join(sorted(m.files))))
     sealed = m.manifest_sha256 is not None
-    report.append(("manifest checksum", True, "matches" if sealed else
-                   f"not recorded (format {m.format_version})"))  # fmt: skip
-    report.append(("counts and dims", True, f"{len(a)} items, image {a.image_vectors.shape[1]}-d, "
-                   f"text {a.text_vectors.shape[1]}-d"))  # fmt: skip
+    report.append(
+        (
+            "manifest checksum",
+            True,
+            "matches" if sealed else f"not recorded (format {m.format_version})",
+        )
+    )
+    report.append(
+        (
+            "counts and dims",
+            True,
+            f"{len(a)} items, image {a.image_vectors.shape[1]}-d, text {a.text_vectors.shape[1]}-d",
+        )
+    )
     rows = np.arange(len(a), dtype=np.int64)
     for name, store in (("image", a.image_store), ("fused", a.fused_store)):
         ok = np.array_equal(np.sort(store.ids()), rows)

@@ -27,8 +27,8 @@ from indexer.readers.geometry import (
 )
 from indexer.readers.images import ImageHeaderError, declared_size, image_size
 from indexer.readers.progress import track
+from indexer.readers.records import Defect
 from indexer.readers.scan import DatasetError, ScanBuilder
-from indexer.records import Defect
 
 
 def is_coco(path: Path) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from indexer.records import Defect
+from indexer.readers.records import Defect
 from models.errors import VisragError
 from models.taxonomy import Coverage, Taxonomy
 

@@ -1,29 +1,33 @@
-"""JSONL manifests: one object per line with at least ``image``.
+"""JSONL manifests, read and written: one object per line with at least ``image``.
 
-Optional keys: ``id``, ``labels`` (list or {label: count}), ``zone``, ``description``, ``group``,
-``width``, ``height``, ``defects`` (as written by :mod:`indexer.jsonl`). ``image`` is absolute or
-relative to the manifest's directory. ``labels``, when given, are the image's labels (and the ones
-checked against the taxonomy); otherwise labels are counted from ``defects``. Without ``zone``, it
-comes from ``zona_<N>`` in the file name. A given ``description`` is the item's indexed text (the
-text vector and the catalogue); without one, the template description of its labels and zone.
+Reading (:func:`read_jsonl`): optional keys ``id``, ``labels`` (list or {label: count}), ``zone``,
+``description``, ``group``, ``width``, ``height``, ``defects``. ``image`` is absolute or relative
+to the manifest's directory. ``labels``, when given, are the image's labels (and the ones checked
+against the taxonomy); otherwise labels are counted from ``defects``. Without ``zone``, it comes
+from ``zona_<N>`` in the file name. A given ``description`` is the item's indexed text (the text
+vector and the catalogue); without one, the template description of its labels and zone.
 ``group`` is used unless the caller passes an explicit ``group_by`` rule, which then overrides it.
 Every image's header is read (size and truncation).
+
+Writing (:func:`write_jsonl`, what `visrag split` writes): keys in a fixed order, so equal records
+give byte-identical lines: ``id, image, width, height, zone, group, labels, description,
+defects`` where ``image`` is relative to the JSONL file's directory (absolute only when it lies on
+another drive) and each defect is ``{raw_label, label, polygon, bbox, area}``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from indexer.jsonl import defect_from_json
 from indexer.readers.geometry import ShapeError, make_defect, to_points
 from indexer.readers.images import ImageHeaderError, declared_size, image_size
 from indexer.readers.progress import track
+from indexer.readers.records import Defect, Record
 from indexer.readers.scan import DatasetError, ScanBuilder
-from indexer.records import Defect
 from models.taxonomy import Coverage
 
 
@@ -127,3 +131,54 @@ def _defects(builder: ScanBuilder, raw: object, where: str, *, counted: bool) ->
     for label in sorted(unknown):
         builder.problem(where, f"label {label!r} not in the taxonomy: kept as unknown")
     return tuple(defects)
+
+
+def relative_image_path(image: Path, base_dir: Path) -> str:
+    """POSIX path of ``image`` relative to ``base_dir``; absolute if no relative path exists."""
+    try:
+        return Path(os.path.relpath(Path(image).absolute(), Path(base_dir).absolute())).as_posix()
+    except ValueError:  # another drive on Windows
+        return Path(image).absolute().as_posix()
+
+
+def defect_to_json(defect: Defect) -> dict[str, Any]:
+    return {
+        "raw_label": defect.raw_label,
+        "label": defect.label,
+        "polygon": [[x, y] for x, y in defect.polygon],
+        "bbox": list(defect.bbox),
+        "area": defect.area,
+    }
+
+
+def defect_from_json(data: Mapping[str, Any]) -> tuple[str, object, float | None]:
+    """(raw label, raw polygon, area or None) of a serialised defect, for the reader to check."""
+    raw = data.get("raw_label", data.get("label"))
+    area = data.get("area")
+    return str(raw), data.get("polygon"), None if area is None else float(area)
+
+
+def record_to_json(record: Record, *, base_dir: Path) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "image": relative_image_path(record.image_path, base_dir),
+        "width": record.width,
+        "height": record.height,
+        "zone": record.zone,
+        "group": record.group,
+        "labels": dict(record.labels),
+        "description": record.description,
+        "defects": [defect_to_json(d) for d in record.defects],
+    }
+
+
+def write_jsonl(records: Iterable[Record], path: Path) -> int:
+    """Write records to ``path`` (image paths relative to its directory); returns the count."""
+    path = Path(path)
+    lines = [
+        json.dumps(record_to_json(r, base_dir=path.parent), ensure_ascii=False) + "\n"
+        for r in records
+    ]
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.writelines(lines)
+    return len(lines)

@@ -18,8 +18,8 @@ from typing import Any
 from indexer.readers.geometry import ShapeError, make_defect, rectangle, to_points
 from indexer.readers.images import ImageHeaderError, declared_size, image_size, is_image
 from indexer.readers.progress import track
+from indexer.readers.records import Defect
 from indexer.readers.scan import ScanBuilder
-from indexer.records import Defect
 
 ANNOTATION_MARK = "_labelDANO_modificado"
 IMAGE_MARK = "_imageDANO_original"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.readers.naming import Grouper, zone_from_name
-from indexer.records import Defect, Problem, Record, record_id
+from indexer.readers.records import Defect, Problem, Record, record_id
 from models.description import describe
 from models.errors import VisragError
 from models.taxonomy import Coverage, Taxonomy

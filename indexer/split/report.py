@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.records import Record
+from indexer.readers.records import Record
 from indexer.split.stratification import NO_DAMAGE, ZONE_PREFIX, GroupMatrix
 
 FREQUENT = 20  # images a label needs to count in "largest_deviation_frequent"
@@ -65,7 +65,7 @@ def build_report(
             "test": len(test),
             "total": n,
             "test_fraction": _r(len(test) / n),
-        },  # fmt: skip
+        },
         "groups": {
             "train": int((~in_test).sum()),
             "test": int(in_test.sum()),

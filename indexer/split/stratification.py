@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from indexer.records import Record
+from indexer.readers.records import Record
 
 NO_DAMAGE = "no_damage"
 ZONE_PREFIX = "zone:"

@@ -1,6 +1,7 @@
 """Fake *encoders* over a real index, handed to ``create_app(settings, resources=...)``.
 
-The service runs the real :class:`indexer.retriever.Retriever` over a small flat FAISS artifact
+The service runs the real :class:`indexer.retrieval.retriever.Retriever` over a small flat FAISS
+artifact
 directory written by the real writer; only the models are fakes, and both satisfy the encoder
 Protocols of ``models.base``. The image encoder turns an image's mean colour into a unit vector,
 so a red upload lands on the red catalogue item; the text encoder counts a few damage and zone
@@ -21,7 +22,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.resources import assemble_resources
+from app.serving.resources import assemble_resources
 from indexer.index.artifacts import load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem
 from indexer.index.manifest import describe_image_encoder, describe_text_encoder, manifest_body
@@ -136,11 +137,16 @@ class Fakes:
             Image.new("RGB", (300, 200), rgb).save(self.image_dir / f"{item_id}.jpg")
             items.append(
                 CatalogueItem(
-                    row=row, id=item_id, image=f"{item_id}.jpg", labels=labels, zone=zone,
-                    area=taxonomy.normalise_zone(zone).area, group=item_id,
+                    row=row,
+                    id=item_id,
+                    image=f"{item_id}.jpg",
+                    labels=labels,
+                    zone=zone,
+                    area=taxonomy.normalise_zone(zone).area,
+                    group=item_id,
                     description=describe(labels, zone, taxonomy),
                 )
-            )  # fmt: skip
+            )
         image_vectors = np.stack([colour_vector(np.array(c[0])) for c in COLOURS.values()])
         text_vectors = self.text_encoder.encode([it.description for it in items])
         self.text_encoder.threads.clear()  # the build's encode is not the service's

@@ -258,7 +258,7 @@ def test_client_hanging_up_mid_upload_is_not_a_server_error(make_client, caplog)
 
 def test_expected_start_up_errors_log_one_line_and_bugs_a_traceback(caplog):
     from app.metrics import Metrics
-    from app.service import FAILED, Service
+    from app.serving.service import FAILED, Service
     from app.settings import Settings
     from indexer.errors import ManifestMismatchError
     from models.taxonomy import TaxonomyError
@@ -271,7 +271,7 @@ def test_expected_start_up_errors_log_one_line_and_bugs_a_traceback(caplog):
         caplog.clear()
         anyio.run(service.start)
         assert service.status == FAILED and str(exc) in service.reason
-        (record,) = [r for r in caplog.records if r.name == "app.service"]
+        (record,) = [r for r in caplog.records if r.name == "app.serving.service"]
         return record
 
     mismatch = ManifestMismatchError("image_model.id", "image_model.id differs")

@@ -58,13 +58,21 @@ def write_elsewhere(fakes, directory):
     """`visrag index add` + `remove` by another opener: Milvus first, then the directory."""
     writer = load_artifacts(directory)
     keep = np.array([it.id != "red-1" for it in writer.items])
-    new = CatalogueItem(row=99, id="red-new", image="", labels={"crack": 1}, zone="hood_center",
-                        area="frontal", description="1 crack on the hood",
-                        group="red-new")  # fmt: skip
+    new = CatalogueItem(
+        row=99,
+        id="red-new",
+        image="",
+        labels={"crack": 1},
+        zone="hood_center",
+        area="frontal",
+        description="1 crack on the hood",
+        group="red-new",
+    )
     vec = np.asarray(writer.image_vectors[0], np.float32)[None, :]  # red-1's: the top for RED
     txt = fakes.text_encoder.encode([new.description])
-    rewrite_artifacts(writer, keep=keep, new_items=[new], new_image_vectors=vec,
-                      new_text_vectors=txt)  # fmt: skip
+    rewrite_artifacts(
+        writer, keep=keep, new_items=[new], new_image_vectors=vec, new_text_vectors=txt
+    )
 
 
 def test_a_write_is_served_after_a_reload(make_client, fakes, tmp_path):

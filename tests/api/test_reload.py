@@ -10,7 +10,7 @@ import time
 from api_fakes import jpeg
 from prometheus_client.parser import text_string_to_metric_families
 
-from indexer.build import remove_items
+from indexer.build.pipeline import remove_items
 
 
 def info(client) -> dict:

@@ -21,11 +21,18 @@ from visrag_client import (
 )
 
 HIT = {
-    "id": "a.jpg", "rank": 1, "score": 0.9, "zone": "hood_center", "zone_name": "hood center",
-    "area": "frontal", "description": "d", "image_url": "/items/a.jpg/image",
-    "labels": [{"id": "dent", "count": 1, "name": "Dent", "name_es": "Abolladura",
-                "coarse": "dent"}],
-}  # fmt: skip
+    "id": "a.jpg",
+    "rank": 1,
+    "score": 0.9,
+    "zone": "hood_center",
+    "zone_name": "hood center",
+    "area": "frontal",
+    "description": "d",
+    "image_url": "/items/a.jpg/image",
+    "labels": [
+        {"id": "dent", "count": 1, "name": "Dent", "name_es": "Abolladura", "coarse": "dent"}
+    ],
+}
 RETRIEVE = {"hits": [HIT], "mode": "image", "timings": {"search": 0.1}}
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg"
 
@@ -68,8 +75,11 @@ def client(script: Script, **kwargs: Any) -> VisragClient:
 
 
 def test_retries_on_503_and_429_honouring_retry_after(sleeps):
-    script = Script(error(503, "not_ready", "2"), error(429, "overloaded", "1"),
-                    httpx.Response(200, json=RETRIEVE))  # fmt: skip
+    script = Script(
+        error(503, "not_ready", "2"),
+        error(429, "overloaded", "1"),
+        httpx.Response(200, json=RETRIEVE),
+    )
     result = client(script).retrieve(JPEG, k=1)
     assert result.hits[0].labels[0].name_es == "Abolladura" and result.hits[0].score == 0.9
     assert len(script.requests) == 3 and sleeps == [2.0, 1.0]
@@ -132,9 +142,12 @@ def test_image_inputs(tmp_path, kind):
     path = tmp_path / "q.png"
     path.write_bytes(png.getvalue())
     image = {
-        "path": path, "str": str(path), "bytes": png.getvalue(), "file": path.open("rb"),
+        "path": path,
+        "str": str(path),
+        "bytes": png.getvalue(),
+        "file": path.open("rb"),
         "pil": Image.open(path),
-    }[kind]  # fmt: skip
+    }[kind]
     script = Script(httpx.Response(200, json=RETRIEVE))
     client(script).retrieve(image)
     body = script.requests[0].content
@@ -172,11 +185,21 @@ def test_async_client_retries_and_parses(sleeps):
 def test_messages_parse_into_typed_parts_and_back():
     from visrag_client.schemas import ImagePart, TextPart
 
-    parts = [{"type": "text", "text": "intro"},
-             {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}},
-             {"type": "text", "text": "Case 1 (a.jpg): similarity 90%."}]  # fmt: skip
-    body = {"context": "intro", "format": "messages", "language": "en", "cases": [],
-            "label_votes": [], "mode": "image", "timings": {}, "messages": parts}  # fmt: skip
+    parts = [
+        {"type": "text", "text": "intro"},
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}},
+        {"type": "text", "text": "Case 1 (a.jpg): similarity 90%."},
+    ]
+    body = {
+        "context": "intro",
+        "format": "messages",
+        "language": "en",
+        "cases": [],
+        "label_votes": [],
+        "mode": "image",
+        "timings": {},
+        "messages": parts,
+    }
     script = Script(httpx.Response(200, json=body))
     ctx = client(script).context(JPEG, format="messages", max_images=1, image_urls=False)
     assert [type(p) for p in ctx.messages or ()] == [TextPart, ImagePart, TextPart]
@@ -186,10 +209,10 @@ def test_messages_parse_into_typed_parts_and_back():
 
 
 def test_probe_mode_weight_and_label_estimates():
-    estimate = {"label": "dent", "name": "Dent", "probability": 0.72, "support": 3,
-                "neighbours": 5}  # fmt: skip
-    script = Script(httpx.Response(200, json={**RETRIEVE, "mode": "probe",
-                                              "label_estimates": [estimate]}))  # fmt: skip
+    estimate = {"label": "dent", "name": "Dent", "probability": 0.72, "support": 3, "neighbours": 5}
+    script = Script(
+        httpx.Response(200, json={**RETRIEVE, "mode": "probe", "label_estimates": [estimate]})
+    )
     answer = client(script).retrieve(JPEG, mode="probe", probe_weight=2.5)
     body = script.requests[0].content
     assert b'name="mode"\r\n\r\nprobe' in body and b'name="probe_weight"\r\n\r\n2.5' in body

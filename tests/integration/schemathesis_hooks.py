@@ -26,7 +26,13 @@ def _images(fmt: str) -> st.SearchStrategy[bytes]:
     return st.builds(_encoded, st.just(fmt), sizes, colours)
 
 
-FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF",
-           "image/bmp": "BMP", "image/tiff": "TIFF"}  # fmt: skip
+FORMATS = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+    "image/bmp": "BMP",
+    "image/tiff": "TIFF",
+}
 for media_type, fmt in FORMATS.items():
     schemathesis.openapi.media_type(media_type, _images(fmt))

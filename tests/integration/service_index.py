@@ -17,14 +17,20 @@ def build_small_index(
     root: Path, tiny_dinov3: Path, text_encoder: Any, taxonomy: Any, *, n: int = 24
 ) -> Path:
     """Generate ``n`` images under ``root/data`` and build ``root/art``; returns ``root``."""
-    from indexer.build import build_index
-    from indexer.synthetic import generate_dataset
+    from indexer.build.pipeline import build_index
+    from indexer.synthetic.dataset import generate_dataset
     from models.image_encoder import load_image_encoder
 
     generate_dataset(root / "data", n, seed=0, image_size=(160, 120))
     encoder = load_image_encoder(tiny_dinov3, device="cpu", image_size=64)
-    build_index(root / "data", root / "art", image_encoder=encoder, text_encoder=text_encoder,
-                taxonomy=taxonomy, progress=False)  # fmt: skip
+    build_index(
+        root / "data",
+        root / "art",
+        image_encoder=encoder,
+        text_encoder=text_encoder,
+        taxonomy=taxonomy,
+        progress=False,
+    )
     return root
 
 
@@ -50,8 +56,18 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 def start_server(artifacts: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--artifacts", str(artifacts)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--artifacts",
+        str(artifacts),
+    ]
     with log.open("wb") as out:
         return subprocess.Popen(
             cmd, cwd=REPO, env=server_env(**env), stdout=out, stderr=subprocess.STDOUT

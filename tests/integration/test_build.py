@@ -19,7 +19,7 @@ AUTO_DTYPE = "bf16" if cpu_supports_bf16() else "fp32"  # dtype=auto on this mac
 
 
 def invoke(*args: str, ok: bool = True) -> str:
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     result = CliRunner().invoke(cli, list(args))
     if ok:
@@ -32,9 +32,9 @@ def invoke(*args: str, ok: bool = True) -> str:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, taxonomy):
     """Generated LabelMe images, a JSONL manifest with one broken image, a tiny checkpoint."""
-    from indexer.jsonl import record_to_json
-    from indexer.readers import read_dataset
-    from indexer.synthetic import generate_dataset
+    from indexer.readers.dataset import read_dataset
+    from indexer.readers.jsonl import record_to_json
+    from indexer.synthetic.dataset import generate_dataset
     from models.testing import make_tiny_dinov3
 
     root = tmp_path_factory.mktemp("build")
@@ -54,9 +54,22 @@ def env(tmp_path_factory, taxonomy):
 
 
 def build_args(root: Path, model: Path, out: Path, *extra: str) -> list[str]:
-    return ["index", "build", "--manifest", str(root / "train.jsonl"), "--out", str(out),
-            "--image-model", str(model), "--image-size", "64", "--device", "cpu",
-            "--no-progress", *extra]  # fmt: skip
+    return [
+        "index",
+        "build",
+        "--manifest",
+        str(root / "train.jsonl"),
+        "--out",
+        str(out),
+        "--image-model",
+        str(model),
+        "--image-size",
+        "64",
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +111,7 @@ def test_build_lists_the_broken_image_and_verifies(env, built, taxonomy):
 def test_image_that_fails_to_decode_is_listed_and_skipped(env, tmp_path, taxonomy):
     from dataclasses import replace
 
-    from indexer.build import build_index
+    from indexer.build.pipeline import build_index
     from indexer.index.artifacts import load_artifacts
     from models.image_encoder import load_image_encoder
     from models.text_encoder import load_text_encoder
@@ -107,10 +120,13 @@ def test_image_that_fails_to_decode_is_listed_and_skipped(env, tmp_path, taxonom
     # records handed over directly skip the reader's checks: only decoding finds this one out
     bad = replace(records[0], id="truncated", image_path=root / "truncated.jpg")
     report = build_index(
-        [*records[:3], bad], tmp_path / "art", taxonomy=taxonomy, progress=False,
+        [*records[:3], bad],
+        tmp_path / "art",
+        taxonomy=taxonomy,
+        progress=False,
         image_encoder=load_image_encoder(model, device="cpu", image_size=64),
         text_encoder=load_text_encoder(device="cpu"),
-    )  # fmt: skip
+    )
     assert report.count == 3 and [p.file for p in report.failed] == [str(root / "truncated.jpg")]
     assert "Decode" in report.failed[0].reason or "decode" in report.failed[0].reason
     a = load_artifacts(tmp_path / "art")
@@ -146,7 +162,7 @@ def test_remove_then_add_back(env, built, tmp_path, taxonomy):
     import shutil
 
     from indexer.index.artifacts import load_artifacts
-    from indexer.jsonl import record_to_json
+    from indexer.readers.jsonl import record_to_json
 
     root, model, records = env
     out = tmp_path / "art"
@@ -163,8 +179,17 @@ def test_remove_then_add_back(env, built, tmp_path, taxonomy):
 
     new = tmp_path / "new.jsonl"
     new.write_text(json.dumps(record_to_json(target, base_dir=tmp_path)) + "\n")
-    output = invoke("index", "add", str(out), "--manifest", str(new), "--device", "cpu",
-                    "--image-model", str(model))  # fmt: skip
+    output = invoke(
+        "index",
+        "add",
+        str(out),
+        "--manifest",
+        str(new),
+        "--device",
+        "cpu",
+        "--image-model",
+        str(model),
+    )
     assert "1 embedded" in output
     b = load_artifacts(out)
     row = b.row_of(target.id)
@@ -174,27 +199,41 @@ def test_remove_then_add_back(env, built, tmp_path, taxonomy):
     assert [h["op"] for h in b.manifest.history] == ["build", "remove", "add"]
     assert b.manifest.history[-1]["dtype"] == AUTO_DTYPE  # the dtype the add ran
     # adding it again is refused; so is an encoder configured differently from the manifest
-    invoke("index", "add", str(out), "--manifest", str(new), "--device", "cpu",
-           "--image-model", str(model), ok=False)  # fmt: skip
+    invoke(
+        "index",
+        "add",
+        str(out),
+        "--manifest",
+        str(new),
+        "--device",
+        "cpu",
+        "--image-model",
+        str(model),
+        ok=False,
+    )
 
 
 def test_add_with_another_preprocessing_is_refused(env, built, taxonomy):
     from indexer.errors import ManifestMismatchError
-    from indexer.opening import Overrides, open_index
+    from indexer.retrieval.opening import Overrides, open_index
     from models.image_encoder import load_image_encoder
     from models.text_encoder import load_text_encoder
 
     root, model, records = env
     other = load_image_encoder(model, device="cpu", image_size=96)
     with pytest.raises(ManifestMismatchError) as err:
-        open_index(built[0], Overrides(taxonomy=taxonomy), image_encoder=other,
-                   text_encoder=load_text_encoder(device="cpu"))  # fmt: skip
+        open_index(
+            built[0],
+            Overrides(taxonomy=taxonomy),
+            image_encoder=other,
+            text_encoder=load_text_encoder(device="cpu"),
+        )
     assert err.value.field == "image_model.preprocessing.image_size"
 
 
 def test_open_index_loads_the_recorded_encoders(env, built, taxonomy):
     """One rule: model, image size and pooling come from the manifest, not defaults."""
-    from indexer.opening import Overrides, open_index
+    from indexer.retrieval.opening import Overrides, open_index
 
     root, model, records = env
     opened = open_index(built[0], Overrides(device="cpu", image_model=str(model)))
@@ -211,7 +250,7 @@ def test_the_query_side_runs_auto_for_its_own_hardware(env, built, monkeypatch, 
     """An index built in one dtype opens on a machine that picks the other (bf16 weights where
     native, fp32 elsewhere); the encoder says what runs, and its vectors still find the indexed
     images (cosine >= 0.999 to the stored vectors)."""
-    from indexer.opening import Overrides, open_index
+    from indexer.retrieval.opening import Overrides, open_index
     from models.embedding import embed_image
 
     root, model, records = env
@@ -249,7 +288,7 @@ class CountingEncoder:
 
 
 def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy):
-    from indexer.build import build_index
+    from indexer.build.pipeline import build_index
     from indexer.index.artifacts import load_artifacts
     from models.image_encoder import load_image_encoder
     from models.text_encoder import load_text_encoder
@@ -258,8 +297,14 @@ def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy
     encoder = load_image_encoder(model, device="cpu", image_size=64)
     text = load_text_encoder(device="cpu")
     out, cache = tmp_path / "art", tmp_path / "cache"
-    kwargs = {"text_encoder": text, "taxonomy": taxonomy, "batch_size": 1, "workers": 2,
-              "cache_dir": cache, "progress": False}  # fmt: skip
+    kwargs = {
+        "text_encoder": text,
+        "taxonomy": taxonomy,
+        "batch_size": 1,
+        "workers": 2,
+        "cache_dir": cache,
+        "progress": False,
+    }
     # window = 4 images per encoder call: the first call succeeds, the second is interrupted
     with pytest.raises(KeyboardInterrupt):
         build_index(root / "train.jsonl", out, image_encoder=CountingEncoder(encoder, 1), **kwargs)
@@ -286,11 +331,12 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(
 ):
     """A VisragError (a missing index, an unknown pooling) is one red line and exit 1; anything
     else is a bug and is not swallowed."""
-    from indexer import build
+    from indexer.build import pipeline as build
 
     root, model, records = env
-    output = invoke("index", "add", str(tmp_path / "nowhere"), "--manifest", str(root / "x.jsonl"),
-                    ok=False)  # fmt: skip
+    output = invoke(
+        "index", "add", str(tmp_path / "nowhere"), "--manifest", str(root / "x.jsonl"), ok=False
+    )
     assert "error:" in output and "nowhere" in output and "does not exist" in output
     output = invoke(*build_args(root, model, tmp_path / "p", "--pooling", "max"), ok=False)
     assert "error:" in output and "pooling must be one of" in output
@@ -299,7 +345,7 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(build, "read_records", bug)
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     result = CliRunner().invoke(cli, build_args(root, model, tmp_path / "q"))
     assert isinstance(result.exception, ZeroDivisionError)

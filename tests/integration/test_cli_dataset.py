@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from indexer.cli import cli
+from indexer.cli.main import cli
 
 runner = CliRunner()
 

@@ -17,17 +17,23 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def moved(tmp_path_factory, taxonomy, text_encoder, tiny_dinov3):
     """data/ + split/ + art/ built in one folder, then data/ and art/ moved elsewhere."""
-    from indexer.build import build_index
-    from indexer.split import split_files
-    from indexer.synthetic import generate_dataset
+    from indexer.build.pipeline import build_index
+    from indexer.split.splitter import split_files
+    from indexer.synthetic.dataset import generate_dataset
     from models.image_encoder import load_image_encoder
 
     built = tmp_path_factory.mktemp("machine-a")
     generate_dataset(built / "data", 12, seed=0, image_size=(96, 72))
     _, paths, _ = split_files(built / "data", built / "split", taxonomy=taxonomy, seed=0)
     encoder = load_image_encoder(tiny_dinov3, device="cpu", image_size=64)
-    build_index(paths["train"], built / "art", image_encoder=encoder, text_encoder=text_encoder,
-                taxonomy=taxonomy, progress=False)  # fmt: skip
+    build_index(
+        paths["train"],
+        built / "art",
+        image_encoder=encoder,
+        text_encoder=text_encoder,
+        taxonomy=taxonomy,
+        progress=False,
+    )
     manifest = json.loads((built / "art" / "manifest.json").read_text())
     there = tmp_path_factory.mktemp("machine-b")
     for name in ("data", "art"):
@@ -47,7 +53,7 @@ def test_the_catalogue_holds_paths_relative_to_the_dataset_root(moved):
 
 def thumbnail_status(there: Path, data_root: Path | None) -> int:
     from app.main import create_app
-    from app.resources import load_resources
+    from app.serving.resources import load_resources
     from app.settings import Settings
     from indexer.index.artifacts import load_artifacts
 

@@ -28,8 +28,18 @@ def test_demo_builds_once_warns_and_serves(tmp_path, monkeypatch):
         app.server, "run_server", lambda s, resources=None: served.append((s, resources)) or 0
     )
     work = tmp_path / "demo"
-    args = ["demo", "--tiny", "--n", "20", "--port", "18999", "--workdir", str(work),
-            "--image-size", "64"]  # fmt: skip
+    args = [
+        "demo",
+        "--tiny",
+        "--n",
+        "20",
+        "--port",
+        "18999",
+        "--workdir",
+        str(work),
+        "--image-size",
+        "64",
+    ]
 
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

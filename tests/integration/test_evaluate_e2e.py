@@ -18,7 +18,7 @@ NEEDED_COMMANDS = ("analyze", "split", "index", "evaluate")
 def _missing() -> list[str]:
     import typer
 
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     missing = [m for m in NEEDED_MODULES if importlib.util.find_spec(m) is None]
     commands = typer.main.get_command(cli).commands  # type: ignore[attr-defined]
@@ -27,7 +27,7 @@ def _missing() -> list[str]:
 
 
 def _invoke(args: list[str]) -> str:
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, f"visrag {' '.join(args)}\n{result.output}\n{result.exception!r}"
@@ -39,7 +39,7 @@ def e2e_run(tmp_path_factory):
     missing = _missing()
     if missing:
         pytest.skip(f"end-to-end pieces not landed yet: {', '.join(missing)}")
-    from indexer.synthetic import generate_dataset
+    from indexer.synthetic.dataset import generate_dataset
     from models.testing import make_tiny_dinov3
 
     root = tmp_path_factory.mktemp("e2e")
@@ -48,13 +48,44 @@ def e2e_run(tmp_path_factory):
     make_tiny_dinov3(model)
     _invoke(["analyze", str(data), "--out", str(root / "analysis")])
     _invoke(["split", str(data), "--out", str(root / "split"), "--seed", "0"])
-    _invoke(["index", "build", "--manifest", str(root / "split" / "train.jsonl"),
-             "--out", str(root / "art"), "--image-model", str(model), "--image-size", "64",
-             "--device", "cpu", "--no-progress"])  # fmt: skip
-    output = _invoke(["evaluate", "--artifacts", str(root / "art"),
-                      "--queries", str(root / "split" / "test.jsonl"), "--out", str(root / "eval"),
-                      "--mode", "image,rerank,probe", "--alphas", "0.8", "--k", "1,3,5",
-                      "--random-repeats", "3", "--device", "cpu"])  # fmt: skip
+    _invoke(
+        [
+            "index",
+            "build",
+            "--manifest",
+            str(root / "split" / "train.jsonl"),
+            "--out",
+            str(root / "art"),
+            "--image-model",
+            str(model),
+            "--image-size",
+            "64",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
+    output = _invoke(
+        [
+            "evaluate",
+            "--artifacts",
+            str(root / "art"),
+            "--queries",
+            str(root / "split" / "test.jsonl"),
+            "--out",
+            str(root / "eval"),
+            "--mode",
+            "image,rerank,probe",
+            "--alphas",
+            "0.8",
+            "--k",
+            "1,3,5",
+            "--random-repeats",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
     return root, output
 
 
@@ -77,8 +108,16 @@ def test_evaluate_writes_three_reports_with_baselines(e2e_run):
     for run in data["runs"]:
         for q in run["queries"]:
             assert len(q["neighbours"]) == min(5, catalogue)
-        for key in ("recall@5", "hit@1", "precision@3", "map@5", "ndcg@5", "mrr",
-                    "knn_micro_f1@5", "knn_macro_f1@5"):  # fmt: skip
+        for key in (
+            "recall@5",
+            "hit@1",
+            "precision@3",
+            "map@5",
+            "ndcg@5",
+            "mrr",
+            "knn_micro_f1@5",
+            "knn_macro_f1@5",
+        ):
             assert 0.0 <= run["metrics"][key] <= 1.0
             assert key in data["baselines"]["majority"]["metrics"]
             assert key in data["baselines"]["random"]["metrics"]

@@ -50,7 +50,9 @@ class HashTextEncoder:
 
 @pytest.fixture(scope="module")
 def seed_artifacts(tmp_path_factory):
-    importing = pytest.importorskip("indexer.importing", reason="indexer.importing not landed")
+    importing = pytest.importorskip(
+        "indexer.build.importing", reason="indexer.build.importing not landed"
+    )
     from models.taxonomy import load_taxonomy
 
     out = tmp_path_factory.mktemp("seed") / "art"
@@ -66,14 +68,24 @@ def seed_artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seed_eval(seed_artifacts, tmp_path_factory):
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     out = tmp_path_factory.mktemp("seed-eval") / "eval"
     result = CliRunner().invoke(
         cli,
-        ["evaluate", "--artifacts", str(seed_artifacts), "--leave-one-out", "--out", str(out),
-         "--mode", "image", "--random-repeats", "5"],
-    )  # fmt: skip
+        [
+            "evaluate",
+            "--artifacts",
+            str(seed_artifacts),
+            "--leave-one-out",
+            "--out",
+            str(out),
+            "--mode",
+            "image",
+            "--random-repeats",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -118,8 +130,9 @@ def test_the_documented_leave_one_out_numbers_reproduce(seed_eval):
     out, _ = seed_eval
     data = json.loads((out / "metrics.json").read_text())
     section = DOCS.read_text("utf-8").split("### All metrics", 1)[1].split("###", 1)[0]
-    rows = re.findall(r"^\| (\S+) \| ([0-9.]+) \| [0-9.]+ \| ([0-9.]+) \| [0-9.]+ \|$", section,
-                      re.M)  # fmt: skip
+    rows = re.findall(
+        r"^\| (\S+) \| ([0-9.]+) \| [0-9.]+ \| ([0-9.]+) \| [0-9.]+ \|$", section, re.M
+    )
     assert len(rows) == 33
     image = data["runs"][0]["metrics"]
     majority = data["baselines"]["majority"]["metrics"]

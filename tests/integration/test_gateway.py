@@ -142,8 +142,10 @@ def test_cli_query(base_url, built, tmp_path):
     out = runner.invoke(cli, ["query", str(image), "--url", base_url, "--api-key", KEY, "--k", "2"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["hits"][0]["id"] == own_id
-    out = runner.invoke(cli, ["query", str(image), "--url", base_url, "--api-key", KEY,
-                              "--context", "--format", "text"])  # fmt: skip
+    out = runner.invoke(
+        cli,
+        ["query", str(image), "--url", base_url, "--api-key", KEY, "--context", "--format", "text"],
+    )
     assert out.exit_code == 0, out.output
     assert out.output.startswith("Similar verified cases:")
     out = runner.invoke(cli, ["query", str(image), "--url", base_url])  # no key
@@ -157,13 +159,23 @@ class StubChat(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        StubChat.received.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                  "body": body})  # fmt: skip
-        answer = json.dumps({
-            "id": "chatcmpl-stub", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "A dent, like case 1."}}],
-        }).encode()  # fmt: skip
+        StubChat.received.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+        )
+        answer = json.dumps(
+            {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion",
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "A dent, like case 1."},
+                    }
+                ],
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
@@ -200,13 +212,21 @@ def load_gateway() -> Any:
 def test_reference_gateway_sends_the_neighbours_to_the_chat_endpoint(base_url, built, stub_chat):
     gateway = load_gateway()
     settings = gateway.GatewaySettings(
-        visrag_url=base_url, visrag_api_key=KEY, llm_base_url=stub_chat, llm_model="any-vlm",
-        llm_api_key="llm-key", k=3, max_images=3,
-    )  # fmt: skip
+        visrag_url=base_url,
+        visrag_api_key=KEY,
+        llm_base_url=stub_chat,
+        llm_model="any-vlm",
+        llm_api_key="llm-key",
+        k=3,
+        max_images=3,
+    )
     data, own_id = dataset_image(built, 7)
     with TestClient(gateway.create_app(settings)) as client:
-        r = client.post("/ask", files={"image": ("q.jpg", data, "image/jpeg")},
-                        data={"question": "What damage is on this part?"})  # fmt: skip
+        r = client.post(
+            "/ask",
+            files={"image": ("q.jpg", data, "image/jpeg")},
+            data={"question": "What damage is on this part?"},
+        )
     assert r.status_code == 200, r.text
     answer = r.json()
     assert answer["answer"] == "A dent, like case 1." and answer["model"] == "any-vlm"

@@ -31,14 +31,21 @@ BURST = 16
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
-    root = build_small_index(tmp_path_factory.mktemp("hardened"), tiny_dinov3, text_encoder,
-                             taxonomy, n=8)  # fmt: skip
+    root = build_small_index(
+        tmp_path_factory.mktemp("hardened"), tiny_dinov3, text_encoder, taxonomy, n=8
+    )
     port = free_port()
     log = root / "server.log"
-    proc = start_server(root / "art", port, log, VISRAG_API_KEYS=KEY,
-                        VISRAG_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
-                        VISRAG_MAX_PIXELS=str(MAX_PIXELS), VISRAG_DECODE_BUDGET_MB=str(BUDGET_MB),
-                        VISRAG_REQUEST_TIMEOUT_S="240")  # fmt: skip
+    proc = start_server(
+        root / "art",
+        port,
+        log,
+        VISRAG_API_KEYS=KEY,
+        VISRAG_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+        VISRAG_MAX_PIXELS=str(MAX_PIXELS),
+        VISRAG_DECODE_BUDGET_MB=str(BUDGET_MB),
+        VISRAG_REQUEST_TIMEOUT_S="240",
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -92,8 +99,9 @@ def test_concurrent_near_limit_pngs_stay_within_the_decode_budget(served):
     base, _, pid = served
     data = _near_limit_png()
     assert len(data) < 2_000_000  # within the upload limit: only decoding makes it big
-    httpx.post(f"{base}/retrieve", files={"image": ("a.png", data, "image/png")}, headers=AUTH,
-               timeout=240).raise_for_status()  # fmt: skip  # warm the decode path once
+    httpx.post(
+        f"{base}/retrieve", files={"image": ("a.png", data, "image/png")}, headers=AUTH, timeout=240
+    ).raise_for_status()  # warm the decode path once
     try:  # reset the peak-RSS mark (Linux), so VmHWM is the burst's peak
         Path(f"/proc/{pid}/clear_refs").write_text("5")
     except OSError:
@@ -102,8 +110,12 @@ def test_concurrent_near_limit_pngs_stay_within_the_decode_budget(served):
     statuses: list[int] = []
 
     def send() -> None:
-        r = httpx.post(f"{base}/retrieve", files={"image": ("a.png", data, "image/png")},
-                       headers=AUTH, timeout=240)  # fmt: skip
+        r = httpx.post(
+            f"{base}/retrieve",
+            files={"image": ("a.png", data, "image/png")},
+            headers=AUTH,
+            timeout=240,
+        )
         statuses.append(r.status_code)
 
     threads = [threading.Thread(target=send) for _ in range(BURST)]
@@ -126,8 +138,11 @@ def test_openapi_declares_the_key_and_every_error_status(served):
     base, _, _ = served
     spec = httpx.get(f"{base}/openapi.json").json()
     schemes = spec["components"]["securitySchemes"]
-    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer",
-                                     "description": "An API key as a bearer."}  # fmt: skip
+    assert schemes["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key as a bearer.",
+    }
     assert schemes["apiKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     error = {"$ref": "#/components/schemas/ErrorResponse"}
     for path in ("/retrieve", "/context"):
@@ -146,14 +161,33 @@ def test_openapi_declares_the_key_and_every_error_status(served):
 @pytest.mark.parametrize("with_key", [True, False], ids=["with-key", "without-key"])
 def test_schemathesis_finds_nothing(served, with_key, tmp_path):
     base, _, _ = served
-    cmd = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()",
-           "run", f"{base}/openapi.json", "--checks", "all", "--max-examples", "25",
-           "--phases", "examples,coverage,fuzzing", "--request-timeout", "60",
-           "--max-failures", "5", "--no-color", "--seed", "20261202"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-c",
+        "from schemathesis.cli import schemathesis; schemathesis()",
+        "run",
+        f"{base}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "25",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--request-timeout",
+        "60",
+        "--max-failures",
+        "5",
+        "--no-color",
+        "--seed",
+        "20261202",
+    ]
     if with_key:
         cmd += ["-H", f"Authorization: Bearer {KEY}"]
     here = Path(__file__).resolve().parent  # schemathesis_hooks: real images for the image part
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
-           "PYTHONPATH": os.pathsep.join([str(here), str(REPO)])}  # fmt: skip
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
+        "PYTHONPATH": os.pathsep.join([str(here), str(REPO)]),
+    }
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -24,14 +24,24 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def seed(tmp_path_factory) -> Path:
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     out = tmp_path_factory.mktemp("seed") / "artifacts"
     result = CliRunner().invoke(
         cli,
-        ["index", "import", "--embeddings", str(SEED_CROPS / "embeddings.npy"),
-         "--metadata", str(SEED_CROPS / "metadata.json"), "--out", str(out), "--device", "cpu"],
-    )  # fmt: skip
+        [
+            "index",
+            "import",
+            "--embeddings",
+            str(SEED_CROPS / "embeddings.npy"),
+            "--metadata",
+            str(SEED_CROPS / "metadata.json"),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "imported 239 vectors of facebook/dinov3-vitl16-pretrain-lvd1689m" in result.output
     assert "label coverage 100.0%" in result.output
@@ -39,7 +49,7 @@ def seed(tmp_path_factory) -> Path:
 
 
 def test_verify_reports_ok(seed):
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     result = CliRunner().invoke(cli, ["index", "verify", str(seed)])
     assert result.exit_code == 0, result.output

@@ -38,14 +38,15 @@ def visrag(*args: str | Path, umask: int | None = None) -> subprocess.CompletedP
 
     cmd = [sys.executable, "-m", "app.cli", *map(str, args)]
     env = server_env(VISRAG_LOG_LEVEL="warning")
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=preexec)  # fmt: skip
+    return subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, preexec_fn=preexec
+    )
 
 
 def dataset(root: Path, n: int, seed: int) -> list[tuple[str, bytes]]:
     """Generate ``n`` images under ``root``; (record id, image bytes) of each."""
-    from indexer.readers import read_dataset
-    from indexer.synthetic import generate_dataset
+    from indexer.readers.dataset import read_dataset
+    from indexer.synthetic.dataset import generate_dataset
     from models.taxonomy import load_taxonomy
 
     generate_dataset(root, n, seed=seed, image_size=(160, 120))
@@ -67,9 +68,22 @@ def world(tiny_dinov3):
     base.chmod(0o755)
     (base / "indexes").mkdir(mode=0o755)
     dataset(base / "data", N_IMAGES, seed=0)
-    done = visrag("index", "build", "--manifest", base / "data", "--out",
-                  base / "indexes" / "art", "--image-model", tiny_dinov3, "--image-size", "64",
-                  "--device", "cpu", "--no-progress", umask=0o077)  # fmt: skip
+    done = visrag(
+        "index",
+        "build",
+        "--manifest",
+        base / "data",
+        "--out",
+        base / "indexes" / "art",
+        "--image-model",
+        tiny_dinov3,
+        "--image-size",
+        "64",
+        "--device",
+        "cpu",
+        "--no-progress",
+        umask=0o077,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     yield base
     shutil.rmtree(base, ignore_errors=True)
@@ -86,8 +100,9 @@ def test_a_built_index_is_readable_by_another_uid(world):
         os.setgid(NOBODY)
         os.setuid(NOBODY)
 
-    done = subprocess.run(["cat", *map(str, files)], preexec_fn=as_nobody, capture_output=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(
+        ["cat", *map(str, files)], preexec_fn=as_nobody, capture_output=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert len(done.stdout) == sum(f.stat().st_size for f in files)
 
@@ -157,8 +172,9 @@ def test_two_concurrent_adds_never_both_succeed_with_a_lost_item(world, tmp_path
     wait = ["--wait", "300"] if attempt == 2 else []  # the last round waits instead of failing
 
     def add(i: int) -> subprocess.CompletedProcess[str]:
-        return visrag("index", "add", art, "--manifest", tmp_path / f"batch{i}", "--device",
-                      "cpu", *wait)  # fmt: skip
+        return visrag(
+            "index", "add", art, "--manifest", tmp_path / f"batch{i}", "--device", "cpu", *wait
+        )
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(add, (0, 1)))

@@ -61,9 +61,9 @@ def test_a_build_records_both_checksums(built):
 
 @pytest.mark.parametrize(("path", "value"), EDITS, ids=[".".join(p) for p, _ in EDITS])
 def test_an_edited_field_is_refused_by_verify_and_by_the_service(built, tmp_path, path, value):
-    from app.resources import load_resources
+    from app.serving.resources import load_resources
     from app.settings import Settings
-    from indexer.cli import cli
+    from indexer.cli.main import cli
     from indexer.errors import ChecksumError
 
     art = edited_copy(built[0] / "art", tmp_path / "art", path, value)
@@ -75,10 +75,24 @@ def test_an_edited_field_is_refused_by_verify_and_by_the_service(built, tmp_path
 
 def test_visrag_serve_refuses_an_edited_manifest(built, tmp_path):
     art = edited_copy(built[0] / "art", tmp_path / "art", ("fusion", "alpha"), 0.7)
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-           "--artifacts", str(art)]  # fmt: skip
-    env = {"HF_HUB_OFFLINE": "1", "VISRAG_DEVICE": "cpu", "PYTHONPATH": str(REPO),
-           "PATH": "/usr/bin:/bin"}  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--artifacts",
+        str(art),
+    ]
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "VISRAG_DEVICE": "cpu",
+        "PYTHONPATH": str(REPO),
+        "PATH": "/usr/bin:/bin",
+    }
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "manifest checksum mismatch" in done.stdout + done.stderr
@@ -86,7 +100,7 @@ def test_visrag_serve_refuses_an_edited_manifest(built, tmp_path):
 
 def test_a_model_directory_with_other_weights_is_refused(built, tmp_path):
     from indexer.errors import ManifestMismatchError
-    from indexer.opening import Overrides, open_index
+    from indexer.retrieval.opening import Overrides, open_index
     from models.testing import make_tiny_dinov3
 
     root, model = built

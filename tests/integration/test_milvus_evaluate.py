@@ -35,11 +35,28 @@ def run(*args: str) -> str:
 
 
 def test_milvus_flat_evaluates_exactly_like_faiss_flat(tmp_path):
-    source = ["--embeddings", str(SEED_CROPS / "embeddings.npy"),
-              "--metadata", str(SEED_CROPS / "metadata.json"), "--device", "cpu"]  # fmt: skip
+    source = [
+        "--embeddings",
+        str(SEED_CROPS / "embeddings.npy"),
+        "--metadata",
+        str(SEED_CROPS / "metadata.json"),
+        "--device",
+        "cpu",
+    ]
     run("index", "import", *source, "--out", str(tmp_path / "faiss"))
-    run("index", "import", *source, "--out", str(tmp_path / "milvus"), "--store", "milvus",
-        "--milvus-uri", str(tmp_path / "lite.db"), "--milvus-collection", "seed")  # fmt: skip
+    run(
+        "index",
+        "import",
+        *source,
+        "--out",
+        str(tmp_path / "milvus"),
+        "--store",
+        "milvus",
+        "--milvus-uri",
+        str(tmp_path / "lite.db"),
+        "--milvus-collection",
+        "seed",
+    )
     manifest = json.loads((tmp_path / "milvus" / "manifest.json").read_text())
     assert manifest["store"]["kind"] == "milvus" and manifest["store"]["index_type"] == "flat"
     verified = run("index", "verify", str(tmp_path / "milvus"))
@@ -47,8 +64,20 @@ def test_milvus_flat_evaluates_exactly_like_faiss_flat(tmp_path):
     metrics = {}
     for name in ("faiss", "milvus"):
         out = tmp_path / f"eval-{name}"
-        run("evaluate", "--artifacts", str(tmp_path / name), "--leave-one-out", "--mode", "image",
-            "--mode", "rerank", "--out", str(out), "--device", "cpu")  # fmt: skip
+        run(
+            "evaluate",
+            "--artifacts",
+            str(tmp_path / name),
+            "--leave-one-out",
+            "--mode",
+            "image",
+            "--mode",
+            "rerank",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        )
         report = json.loads((out / "metrics.json").read_text())
         metrics[name] = {
             run["name"]: (run["metrics"], [q["id"] for q in run["queries"]])

@@ -17,24 +17,45 @@ pytestmark = pytest.mark.slow
 
 def visrag(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     code = "import sys; from app.cli import main; sys.argv[0] = 'visrag'; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_serve_exits_naming_the_missing_collection(tmp_path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "e.npy", rng.normal(size=(6, 8)).astype(np.float32))
-    meta = [{"crop_id": f"c{i}", "damage_types": ["dent"], "source_image": f"s{i}.jpg"}
-            for i in range(6)]  # fmt: skip
+    meta = [
+        {"crop_id": f"c{i}", "damage_types": ["dent"], "source_image": f"s{i}.jpg"}
+        for i in range(6)
+    ]
     (tmp_path / "m.json").write_text(json.dumps(meta))
     lite = tmp_path / "lite.db"
-    built = visrag("index", "import", "--embeddings", str(tmp_path / "e.npy"), "--metadata",
-                   str(tmp_path / "m.json"), "--out", str(tmp_path / "art"), "--image-model-id",
-                   "test/vectors", "--device", "cpu", "--store", "milvus", "--milvus-uri",
-                   str(lite), "--milvus-collection", "gone")  # fmt: skip
+    built = visrag(
+        "index",
+        "import",
+        "--embeddings",
+        str(tmp_path / "e.npy"),
+        "--metadata",
+        str(tmp_path / "m.json"),
+        "--out",
+        str(tmp_path / "art"),
+        "--image-model-id",
+        "test/vectors",
+        "--device",
+        "cpu",
+        "--store",
+        "milvus",
+        "--milvus-uri",
+        str(lite),
+        "--milvus-collection",
+        "gone",
+    )
     assert built.returncode == 0, built.stderr
-    drop = (f"from pymilvus import MilvusClient; MilvusClient({str(lite)!r})"
-            ".drop_collection('gone_image')")  # fmt: skip
+    drop = (
+        f"from pymilvus import MilvusClient; MilvusClient({str(lite)!r})"
+        ".drop_collection('gone_image')"
+    )
     subprocess.run([sys.executable, "-c", drop], check=True, capture_output=True, timeout=120)
     served = visrag("serve", "--artifacts", str(tmp_path / "art"), "--port", "0", timeout=120)
     assert served.returncode == 3, served.stderr[-2000:]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def invoke(*args: str) -> str:
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, f"{args}\n{result.output}\n{result.exception!r}"
@@ -29,16 +29,28 @@ def pipeline(tmp_path_factory, tiny_dinov3):
     root = tmp_path_factory.mktemp("pipeline")
     invoke("generate", root / "data", "--n", "48", "--seed", "3", "--size", "160x120")
     invoke("split", root / "data", "--out", root / "split", "--group-by", "capture")
-    invoke("index", "build", "--manifest", root / "split" / "train.jsonl", "--out", root / "art",
-           "--image-model", tiny_dinov3, "--image-size", "96", "--device", "cpu",
-           "--no-progress")  # fmt: skip
+    invoke(
+        "index",
+        "build",
+        "--manifest",
+        root / "split" / "train.jsonl",
+        "--out",
+        root / "art",
+        "--image-model",
+        tiny_dinov3,
+        "--image-size",
+        "96",
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     assert "OK" in invoke("index", "verify", root / "art")
     return root
 
 
 def open_retriever(art: Path, model: Path, text_encoder, taxonomy):
-    from indexer.opening import Overrides, open_index
-    from indexer.retriever import Retriever
+    from indexer.retrieval.opening import Overrides, open_index
+    from indexer.retrieval.retriever import Retriever
 
     opened = open_index(
         art,
@@ -121,7 +133,8 @@ def test_remove_makes_it_disappear_and_add_brings_it_back(
     manifest = tmp_path / "back.jsonl"
     entry = dict(line, image=str((pipeline / "split" / line["image"]).resolve()))
     manifest.write_text(json.dumps(entry) + "\n")
-    invoke("index", "add", art, "--manifest", manifest, "--image-model", tiny_dinov3,
-           "--device", "cpu")  # fmt: skip
+    invoke(
+        "index", "add", art, "--manifest", manifest, "--image-model", tiny_dinov3, "--device", "cpu"
+    )
     back = open_retriever(art, tiny_dinov3, text_encoder, taxonomy).retrieve(image, k=1)
     assert back.hits[0].id == line["id"] and back.hits[0].score == pytest.approx(1.0, abs=1e-3)

@@ -18,7 +18,7 @@ N_IMAGES = 16
 
 
 def invoke(*args: str) -> str:
-    from indexer.cli import cli
+    from indexer.cli.main import cli
 
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 0, f"{args}\n{result.output}\n{result.exception!r}"
@@ -35,7 +35,7 @@ def local_ray():
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A generated dataset split into train/test JSONL, one broken image in train."""
-    from indexer.synthetic import generate_dataset
+    from indexer.synthetic.dataset import generate_dataset
     from models.testing import make_tiny_dinov3
 
     root = tmp_path_factory.mktemp("ray-build")
@@ -48,16 +48,43 @@ def env(tmp_path_factory):
 
 
 def build(root: Path, model: Path, out: str, *extra: str) -> str:
-    return invoke("index", "build", "--manifest", str(root / "split" / "train.jsonl"),
-                  "--out", str(root / out), "--image-model", str(model), "--image-size", "64",
-                  "--device", "cpu", "--batch-size", "4", *extra)  # fmt: skip
+    return invoke(
+        "index",
+        "build",
+        "--manifest",
+        str(root / "split" / "train.jsonl"),
+        "--out",
+        str(root / out),
+        "--image-model",
+        str(model),
+        "--image-size",
+        "64",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "4",
+        *extra,
+    )
 
 
 def evaluate(root: Path, art: str) -> dict:
-    invoke("evaluate", "--artifacts", str(root / art), "--queries",
-           str(root / "split" / "test.jsonl"), "--out", str(root / f"eval-{art}"),
-           "--mode", "image,rerank", "--k", "1,3,5", "--random-repeats", "3",
-           "--device", "cpu")  # fmt: skip
+    invoke(
+        "evaluate",
+        "--artifacts",
+        str(root / art),
+        "--queries",
+        str(root / "split" / "test.jsonl"),
+        "--out",
+        str(root / f"eval-{art}"),
+        "--mode",
+        "image,rerank",
+        "--k",
+        "1,3,5",
+        "--random-repeats",
+        "3",
+        "--device",
+        "cpu",
+    )
     return json.loads((root / f"eval-{art}" / "metrics.json").read_text())
 
 
@@ -107,9 +134,9 @@ def test_undecodable_image_is_reported_by_the_ray_task_and_the_cache_resumes(
     """An image the reader never opened (records given directly) fails in the Ray decode task:
     reported by file name, skipped; a second build takes every vector from the cache. Actors
     that would leave no CPU to the decode tasks are refused up front."""
-    from indexer.build import build_index
-    from indexer.ray_build import RayEngineError, RayOptions, ray_engine
-    from indexer.readers import read_dataset
+    from indexer.build.pipeline import build_index
+    from indexer.build.ray_engine import RayEngineError, RayOptions, ray_engine
+    from indexer.readers.dataset import read_dataset
     from models.image_encoder import load_image_encoder
 
     root, model = env
@@ -121,9 +148,17 @@ def test_undecodable_image_is_reported_by_the_ray_task_and_the_cache_resumes(
     engine = ray_engine(RayOptions(workers=1))
 
     def run(out: str):
-        return build_index(records, tmp_path / out, image_encoder=encoder,
-                           text_encoder=text_encoder, taxonomy=taxonomy, batch_size=4,
-                           cache_dir=tmp_path / "cache", progress=False, engine=engine)  # fmt: skip
+        return build_index(
+            records,
+            tmp_path / out,
+            image_encoder=encoder,
+            text_encoder=text_encoder,
+            taxonomy=taxonomy,
+            batch_size=4,
+            cache_dir=tmp_path / "cache",
+            progress=False,
+            engine=engine,
+        )
 
     with pytest.raises(RayEngineError, match="--workers 1 or fewer"):  # decode would starve
         build_index(

@@ -60,7 +60,7 @@ def server(built):
 
 
 def dataset_image(built: Path, i: int = 0) -> tuple[bytes, str]:
-    from indexer.records import record_id
+    from indexer.readers.records import record_id
 
     path = sorted((built / "data").glob("*.jpg"))[i]
     return path.read_bytes(), record_id(path.relative_to(built / "data"))
@@ -81,8 +81,12 @@ def test_health_ready_and_info(server):
 def test_retrieve_finds_the_indexed_image_itself(server, built):
     base, _ = server
     data, own_id = dataset_image(built, 3)
-    r = httpx.post(f"{base}/retrieve", files={"image": ("q.jpg", data, "image/jpeg")},
-                   data={"k": "5"}, timeout=30)  # fmt: skip
+    r = httpx.post(
+        f"{base}/retrieve",
+        files={"image": ("q.jpg", data, "image/jpeg")},
+        data={"k": "5"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["hits"]) == 5 and body["mode"] == "image"
@@ -158,17 +162,23 @@ def test_oversized_uploads_are_refused_without_reading_them(server):
     port = int(base.rsplit(":", 1)[1])
     # Declared 2 GB: refused from the headers alone, nothing of the body sent.
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\n"
-                     b"Content-Type: multipart/form-data; boundary=b\r\n"
-                     b"Content-Length: 2000000000\r\n\r\n")  # fmt: skip
+        sock.sendall(
+            b"POST /retrieve HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 2000000000\r\n\r\n"
+        )
         assert _read_status(sock) == 413
     # Chunked, no length: refused once 2 MB (+ form overhead) have streamed in.
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\n"
-                     b"Content-Type: multipart/form-data; boundary=b\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
-        part = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
-                b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff")  # fmt: skip
+        sock.sendall(
+            b"POST /retrieve HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        part = (
+            b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff"
+        )
         sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
         block = b"\0" * 65536
         sent = 0
@@ -187,10 +197,12 @@ def test_concurrent_requests_are_batched_and_metrics_parse(server, built):
 
     async def burst() -> list[int]:
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-            responses = await asyncio.gather(*(
-                client.post("/retrieve", files={"image": ("q.jpg", d, "image/jpeg")})
-                for d in images
-            ))  # fmt: skip
+            responses = await asyncio.gather(
+                *(
+                    client.post("/retrieve", files={"image": ("q.jpg", d, "image/jpeg")})
+                    for d in images
+                )
+            )
         return [r.status_code for r in responses]
 
     assert asyncio.run(burst()) == [200] * 8
@@ -230,14 +242,15 @@ def test_refuses_to_start_on_checksum_failure(built, tmp_path):
 def test_load_refuses_another_image_model_naming_the_field(built, tmp_path):
     # The exit path of a refused start is proven above on a subprocess; loading in-process here
     # saves a second model-loading server start.
-    from app.resources import load_resources
+    from app.serving.resources import load_resources
     from app.settings import Settings
     from indexer.errors import ManifestMismatchError
     from models.testing import make_tiny_dinov3
 
     other = make_tiny_dinov3(tmp_path / "other-dinov3", hidden_size=48, num_attention_heads=2)
-    settings = Settings(_env_file=None, artifacts=built / "art", image_model=str(other),
-                        device="cpu")  # fmt: skip
+    settings = Settings(
+        _env_file=None, artifacts=built / "art", image_model=str(other), device="cpu"
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         with pytest.raises(ManifestMismatchError) as info:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from indexer.readers import DatasetScan
+from indexer.readers.scan import DatasetScan
 
 
 def assert_problems(scan: DatasetScan, expected: Mapping[str, str]) -> None:

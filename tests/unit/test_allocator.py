@@ -43,8 +43,9 @@ print(faults[0])
 
 
 def test_repeated_batches_reuse_their_memory_instead_of_faulting_it_in_again():
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                         check=True, timeout=120).stdout.strip()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.strip()
     if out == "unsupported":
         pytest.skip("not glibc: the allocator policy does not apply")
     pages_per_batch = 12 * 8_000_000 // 4096

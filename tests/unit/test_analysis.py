@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from indexer.analysis import analyse, write_analysis
-from indexer.readers import read_dataset
+from indexer.analysis.summary import analyse, write_analysis
+from indexer.readers.dataset import read_dataset
 
 
 def _item(root: Path, stem: str, shapes: list[tuple[str, list]], size=(100, 100)) -> None:

@@ -20,8 +20,8 @@ from indexer.index import artifacts as art
 from indexer.index.artifacts import load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.compatibility import check_compatible
+from indexer.index.faiss_store import build_stores
 from indexer.index.manifest import ImageModel, ManifestBody, TextModel, manifest_checksum
-from indexer.index.store import build_stores
 from indexer.index.updating import rewrite_artifacts
 from indexer.index.verification import verify_artifacts
 from indexer.query import Filters
@@ -74,18 +74,29 @@ def write(out: Path, n: int = 30, *, index_type: str = "flat", seed: int = 0) ->
     items = make_items(n)
     img, txt = vectors(n, seed)
     image_store, fused_store = build_stores(img, txt, alpha=0.6, index_type=index_type)
-    manifest = ManifestBody.model_validate({
-        "image_model": IMAGE_INFO,
-        "text_model": TEXT_INFO,
-        "template_version": "1",
-        "fusion": {"alpha": 0.6, "image_dim": DI, "text_dim": DT},
-        "taxonomy": {"name": TAX.name, "version": TAX.version, "no_damage_id": TAX.no_damage_id},
-        "dataset": dataset_summary(items, source="test", root=str(out.parent)),
-    })  # fmt: skip
+    manifest = ManifestBody.model_validate(
+        {
+            "image_model": IMAGE_INFO,
+            "text_model": TEXT_INFO,
+            "template_version": "1",
+            "fusion": {"alpha": 0.6, "image_dim": DI, "text_dim": DT},
+            "taxonomy": {
+                "name": TAX.name,
+                "version": TAX.version,
+                "no_damage_id": TAX.no_damage_id,
+            },
+            "dataset": dataset_summary(items, source="test", root=str(out.parent)),
+        }
+    )
     return write_artifacts(
-        out, manifest=manifest, items=items, image_vectors=img, text_vectors=txt,
-        image_store=image_store, fused_store=fused_store,
-    )  # fmt: skip
+        out,
+        manifest=manifest,
+        items=items,
+        image_vectors=img,
+        text_vectors=txt,
+        image_store=image_store,
+        fused_store=fused_store,
+    )
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw"])
@@ -162,16 +173,22 @@ def test_inconsistent_counts_are_refused(tmp_path):
         ("image_model.id", {**IMAGE_INFO, "id": "facebook/dinov3-vitl16-pretrain-lvd1689m"}, None),
         ("image_model.dim", {**IMAGE_INFO, "dim": 1024}, None),
         ("image_model.pooling", {**IMAGE_INFO, "pooling": "cls+mean"}, None),
-        ("image_model.preprocessing.image_size",
-         {**IMAGE_INFO, "preprocessing": {**IMAGE_INFO["preprocessing"], "image_size": 224}}, None),
-        ("image_model.preprocessing.mean",
-         {**IMAGE_INFO, "preprocessing": {**IMAGE_INFO["preprocessing"], "mean": [0.5] * 3}}, None),
+        (
+            "image_model.preprocessing.image_size",
+            {**IMAGE_INFO, "preprocessing": {**IMAGE_INFO["preprocessing"], "image_size": 224}},
+            None,
+        ),
+        (
+            "image_model.preprocessing.mean",
+            {**IMAGE_INFO, "preprocessing": {**IMAGE_INFO["preprocessing"], "mean": [0.5] * 3}},
+            None,
+        ),
         ("image_model.dtype", {**IMAGE_INFO, "dtype": "int8"}, None),
         ("image_model.revision", {**IMAGE_INFO, "revision": "0123abcd"}, None),
         ("text_model.id", None, {**TEXT_INFO, "id": "BAAI/bge-small-en-v1.5"}),
         ("text_model.dim", None, {**TEXT_INFO, "dim": 768}),
     ],
-)  # fmt: skip
+)
 def test_manifest_for_another_model_is_refused_naming_the_field(tmp_path, field, image, text):
     write(tmp_path / "a")
     manifest = load_artifacts(tmp_path / "a").manifest
@@ -240,8 +257,9 @@ t.write(Path({out!r}), n=12, seed=1)
 def test_writer_killed_midway_leaves_loadable_artifacts(tmp_path, stage):
     out = tmp_path / "a"
     write(out, n=30, seed=0)
-    script = KILLER.format(tests=str(Path(__file__).parent), repo=str(REPO), out=str(out),
-                           stage=stage)  # fmt: skip
+    script = KILLER.format(
+        tests=str(Path(__file__).parent), repo=str(REPO), out=str(out), stage=stage
+    )
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     a = load_artifacts(out)
@@ -332,8 +350,12 @@ def test_format_1_manifest_still_loads(tmp_path):
     def to_v1(m: dict) -> None:
         m["format_version"] = 1
         del m["manifest_sha256"]
-        m["image_model"] = {**m["image_model"], "model_id": m["image_model"]["id"],
-                            "device": "cpu", "autocast": False}  # fmt: skip
+        m["image_model"] = {
+            **m["image_model"],
+            "model_id": m["image_model"]["id"],
+            "device": "cpu",
+            "autocast": False,
+        }
         del m["image_model"]["id"]
 
     _edit_manifest(out, to_v1)

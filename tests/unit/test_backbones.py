@@ -154,8 +154,13 @@ def test_siglip2_pooler_is_the_vision_towers_own_output(checkpoints):
 def test_an_unknown_model_type_names_the_supported_ones(tmp_path: Path):
     from transformers import BertConfig, BertModel
 
-    config = BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=16, vocab_size=50)  # fmt: skip
+    config = BertConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        vocab_size=50,
+    )
     BertModel(config).save_pretrained(tmp_path)
     with pytest.raises(ModelNotAvailableError, match="'bert' model, expected one of") as err:
         load_image_encoder(tmp_path, device="cpu")
@@ -163,18 +168,24 @@ def test_an_unknown_model_type_names_the_supported_ones(tmp_path: Path):
 
 
 def test_an_index_records_its_backbone_and_refuses_another(checkpoints, tmp_path: Path):
-    from indexer.build import build_index
+    from indexer.build.pipeline import build_index
     from indexer.errors import ManifestMismatchError
     from indexer.index.artifacts import read_manifest
-    from indexer.opening import Overrides, open_index
-    from indexer.synthetic import generate_dataset
+    from indexer.retrieval.opening import Overrides, open_index
+    from indexer.synthetic.dataset import generate_dataset
     from models.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()
     generate_dataset(tmp_path / "data", 6, seed=0, image_size=(96, 72))
     encoder = load_image_encoder(checkpoints["siglip2"], device="cpu", image_size=64)
-    build_index(tmp_path / "data", tmp_path / "art", image_encoder=encoder,
-                text_encoder=KeywordTextEncoder(), taxonomy=taxonomy, progress=False)  # fmt: skip
+    build_index(
+        tmp_path / "data",
+        tmp_path / "art",
+        image_encoder=encoder,
+        text_encoder=KeywordTextEncoder(),
+        taxonomy=taxonomy,
+        progress=False,
+    )
     recorded = read_manifest(tmp_path / "art").image_model
     assert (recorded.family, recorded.model_type) == ("siglip2", "siglip2_vision_model")
     assert recorded.pooling == "pooler" and recorded.preprocessing is not None
@@ -186,8 +197,12 @@ def test_an_index_records_its_backbone_and_refuses_another(checkpoints, tmp_path
 
     dinov2 = load_image_encoder(checkpoints["dinov2"], device="cpu", image_size=64)
     with pytest.raises(ManifestMismatchError) as err:
-        open_index(tmp_path / "art", Overrides(taxonomy=taxonomy), image_encoder=dinov2,
-                   text_encoder=KeywordTextEncoder())  # fmt: skip
+        open_index(
+            tmp_path / "art",
+            Overrides(taxonomy=taxonomy),
+            image_encoder=dinov2,
+            text_encoder=KeywordTextEncoder(),
+        )
     assert err.value.field == "image_model.model_type"
     assert "siglip2_vision_model" in str(err.value) and "'dinov2'" in str(err.value)
 

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from app.batching import InferenceWorker
-from app.errors import NotReadyError, OverloadedError
+from app.http.errors import NotReadyError, OverloadedError
+from app.serving.batching import InferenceWorker
 
 
 class Recorder:

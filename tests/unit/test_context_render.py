@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.context import label_votes, render_context, similarity_pct
+from app.render.context import label_votes, render_context, similarity_pct
 from indexer.query import Hit, LabelCount, RetrievalResult
 
 
@@ -41,7 +41,7 @@ def test_votes_count_support_and_similarity_weight(taxonomy):
     assert votes["no_damage"].support == 1  # an unlabelled neighbour votes 'no damage'
     assert abs(votes["dent"].weighted - round(0.9 / total, 4)) < 1e-9
     assert list(votes)[0] == "surface_scratch"
-    # the vote rule (indexer.votes): predicted at half of the neighbours or more
+    # the vote rule (indexer.retrieval.votes): predicted at half of the neighbours or more
     assert [v.label for v in votes.values() if v.predicted] == ["surface_scratch"]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from app.http_guard import header_timeout_protocol
+from app.http.guard import header_timeout_protocol
 
 TIMEOUT_S = 1.0
 GENEROUS_S = 15.0  # the socket read limit: a connection still open by then was never closed
@@ -31,8 +31,14 @@ def port() -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    config = uvicorn.Config(hello, host="127.0.0.1", port=port, log_level="warning",
-                            http=header_timeout_protocol(TIMEOUT_S), lifespan="off")  # fmt: skip
+    config = uvicorn.Config(
+        hello,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        http=header_timeout_protocol(TIMEOUT_S),
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

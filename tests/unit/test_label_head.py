@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from indexer.calibration import group_folds
-from indexer.label_head import LabelHead, LabelHeadError, cross_fit_proba, fit_label_head
-from indexer.probe import probe_order, probe_scores
+from indexer.labels.calibration import group_folds
+from indexer.labels.head import LabelHead, LabelHeadError, cross_fit_proba, fit_label_head
+from indexer.retrieval.probe import probe_order, probe_scores
 
 LABELS = ["dent", "no_damage", "surface_scratch"]
 

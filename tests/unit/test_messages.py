@@ -1,4 +1,4 @@
-"""app.messages: the content parts and the bounded neighbour images, without a server."""
+"""app.render.messages: the content parts and the bounded neighbour images, without a server."""
 
 from __future__ import annotations
 
@@ -7,16 +7,24 @@ import io
 
 from PIL import Image
 
-from app.context import Case, CaseLabel, LabelVote
-from app.messages import ImageLimits, message_parts, neighbour_images
+from app.render.context import Case, CaseLabel, LabelVote
+from app.render.messages import ImageLimits, message_parts, neighbour_images
 
 
 def case(rank: int, item_id: str, labels: tuple[CaseLabel, ...] = ()) -> Case:
     return Case(
-        rank=rank, id=item_id, similarity_pct=90 - rank, score=0.9 - rank / 100, labels=labels,
-        zone="hood_center", zone_name="hood center", area="frontal", area_name="frontal area",
-        description="d", image_url=f"/items/{item_id}/image",
-    )  # fmt: skip
+        rank=rank,
+        id=item_id,
+        similarity_pct=90 - rank,
+        score=0.9 - rank / 100,
+        labels=labels,
+        zone="hood_center",
+        zone_name="hood center",
+        area="frontal",
+        area_name="frontal area",
+        description="d",
+        image_url=f"/items/{item_id}/image",
+    )
 
 
 def noisy_image(path, seed: int) -> None:
@@ -31,12 +39,14 @@ def test_byte_budget_stops_before_the_image_that_would_pass_it(tmp_path):
         noisy_image(tmp_path / f"item-{r}.jpg", r)
     path_of = lambda item_id: tmp_path / f"{item_id}.jpg"  # noqa: E731
     url_of = lambda item_id, size: f"u/{item_id}/{size}"  # noqa: E731
-    everything = neighbour_images(cases, ImageLimits(max_total_bytes=10**9), path_of=path_of,
-                                  url_of=url_of)  # fmt: skip
+    everything = neighbour_images(
+        cases, ImageLimits(max_total_bytes=10**9), path_of=path_of, url_of=url_of
+    )
     sizes = [len(everything[c.id]) for c in cases]
     budget = sizes[0] + sizes[1] + sizes[2] // 2
-    bounded = neighbour_images(cases, ImageLimits(max_total_bytes=budget), path_of=path_of,
-                               url_of=url_of)  # fmt: skip
+    bounded = neighbour_images(
+        cases, ImageLimits(max_total_bytes=budget), path_of=path_of, url_of=url_of
+    )
     assert list(bounded) == ["item-1", "item-2"]
     for url in bounded.values():
         image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
@@ -46,8 +56,9 @@ def test_byte_budget_stops_before_the_image_that_would_pass_it(tmp_path):
 def test_missing_image_leaves_that_case_text_only(tmp_path):
     Image.new("RGB", (40, 30), (1, 2, 3)).save(tmp_path / "b.jpg")
     cases = [case(1, "a"), case(2, "b")]
-    images = neighbour_images(cases, ImageLimits(), path_of=lambda i: tmp_path / f"{i}.jpg",
-                              url_of=lambda i, s: "")  # fmt: skip
+    images = neighbour_images(
+        cases, ImageLimits(), path_of=lambda i: tmp_path / f"{i}.jpg", url_of=lambda i, s: ""
+    )
     assert list(images) == ["b"]
     parts = message_parts(cases, [], language="en", images=images)
     assert [p["type"] for p in parts] == ["text", "text", "image_url", "text"]

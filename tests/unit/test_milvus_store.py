@@ -24,7 +24,7 @@ from indexer.index.milvus_store import filter_expression
 from indexer.index.stores import StoreTarget
 from indexer.index.updating import rewrite_artifacts
 from indexer.query import Filters
-from indexer.retriever import Retriever
+from indexer.retrieval.retriever import Retriever
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
@@ -38,10 +38,15 @@ def both(taxonomy, tmp_path):
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(len(LABELS), 16))
     items = [
-        item(i, lb, zone="rear_bumper" if i % 3 else "hood_center", group=f"g{i // 2}",
-             taxonomy=taxonomy)
+        item(
+            i,
+            lb,
+            zone="rear_bumper" if i % 3 else "hood_center",
+            group=f"g{i // 2}",
+            taxonomy=taxonomy,
+        )
         for i, lb in enumerate(LABELS)
-    ]  # fmt: skip
+    ]
     target = StoreTarget("milvus", str(tmp_path / "milvus.db"), "test")
     faiss = write_vector_index(tmp_path / "faiss", items, vectors, taxonomy)
     milvus = write_vector_index(tmp_path / "milvus", items, vectors, taxonomy, store=target)
@@ -49,8 +54,13 @@ def both(taxonomy, tmp_path):
 
 
 def retriever(artifacts, taxonomy):
-    return Retriever(artifacts, image_encoder=None, text_encoder=KeywordTextEncoder(),
-                     taxonomy=taxonomy, rerank_candidates=6)  # fmt: skip
+    return Retriever(
+        artifacts,
+        image_encoder=None,
+        text_encoder=KeywordTextEncoder(),
+        taxonomy=taxonomy,
+        rerank_candidates=6,
+    )
 
 
 def hits(result):
@@ -79,9 +89,13 @@ def test_same_hits_as_faiss_flat(both, taxonomy, mode):
 def test_filters_pushed_down_return_k_matching(both, taxonomy):
     faiss, milvus = (retriever(a, taxonomy) for a in both)
     q = faiss.artifacts.image_vectors[0]
-    for filters in (Filters(labels_any=("crack",)), Filters(labels_all=("dent", "crack")),
-                    Filters(labels_any=("no_damage",)), Filters(zones=("hood_center",)),
-                    Filters(areas=("posterior",), labels_any=("dent",))):  # fmt: skip
+    for filters in (
+        Filters(labels_any=("crack",)),
+        Filters(labels_all=("dent", "crack")),
+        Filters(labels_any=("no_damage",)),
+        Filters(zones=("hood_center",)),
+        Filters(areas=("posterior",), labels_any=("dent",)),
+    ):
         got = milvus.search(q, k=5, filters=filters)
         assert hits(got) == hits(faiss.search(q, k=5, filters=filters))
         assert len(got.hits) == 5
@@ -105,8 +119,9 @@ def write_elsewhere(path, taxonomy, *, remove: int, add: dict[int, np.ndarray]):
     new = [item(row, {"crack": 2}, taxonomy=taxonomy) for row in add]
     vecs = np.stack([np.asarray(v, np.float32) for v in add.values()])
     txt = KeywordTextEncoder().encode([it.description for it in new])
-    rewrite_artifacts(writer, keep=keep, new_items=new, new_image_vectors=vecs,
-                      new_text_vectors=txt)  # fmt: skip
+    rewrite_artifacts(
+        writer, keep=keep, new_items=new, new_image_vectors=vecs, new_text_vectors=txt
+    )
 
 
 def test_an_open_retriever_skips_ids_its_catalogue_does_not_know(both, taxonomy):
@@ -117,8 +132,13 @@ def test_an_open_retriever_skips_ids_its_catalogue_does_not_know(both, taxonomy)
     # three new vectors closest to q land in the shared collection; item4 leaves it
     write_elsewhere(milvus.path, taxonomy, remove=4, add={97: q, 98: q, 99: q})
     known = {it.id for it in milvus.items} - {"item4"}
-    for kw in ({}, {"filters": Filters(labels_any=("crack",))}, {"mode": "rerank"},
-               {"mode": "hybrid", "text": "a crack"}, {"exclude_ids": ["item9"]}):  # fmt: skip
+    for kw in (
+        {},
+        {"filters": Filters(labels_any=("crack",))},
+        {"mode": "rerank"},
+        {"mode": "hybrid", "text": "a crack"},
+        {"exclude_ids": ["item9"]},
+    ):
         got = [h.id for h in live.search(q, k=5, **kw).hits]
         assert len(got) == 5 and set(got) <= known  # k hits, all from its own catalogue
     assert live.size == len(LABELS) and live.item("item99") is None
@@ -144,9 +164,13 @@ def test_queries_read_nothing_in_the_index_directory(both, taxonomy, monkeypatch
     live = retriever(artifacts, taxonomy)
     reads = forbid_reads(monkeypatch, artifacts.path)
     q = artifacts.image_vectors[7]
-    for kw in ({}, {"mode": "rerank"}, {"mode": "hybrid", "text": "a dent"},
-               {"mode": "hybrid", "text": "a dent", "alpha": 0.3},
-               {"filters": Filters(zones=("hood_center",)), "exclude_groups": ["g3"]}):  # fmt: skip
+    for kw in (
+        {},
+        {"mode": "rerank"},
+        {"mode": "hybrid", "text": "a dent"},
+        {"mode": "hybrid", "text": "a dent", "alpha": 0.3},
+        {"filters": Filters(zones=("hood_center",)), "exclude_groups": ["g3"]},
+    ):
         assert len(live.search(q, k=4, **kw).hits) == 4
     assert live.item("item3") is not None
     assert reads == []
@@ -168,9 +192,16 @@ def forbid_reads(monkeypatch: pytest.MonkeyPatch, directory: Path) -> list[str]:
 
         return call
 
-    for module, name in ((os, "stat"), (os, "lstat"), (os, "open"), (os, "scandir"),
-                         (os, "listdir"), (io, "open"), (builtins, "open"),
-                         (sqlite3, "connect")):  # fmt: skip
+    for module, name in (
+        (os, "stat"),
+        (os, "lstat"),
+        (os, "open"),
+        (os, "scandir"),
+        (os, "listdir"),
+        (io, "open"),
+        (builtins, "open"),
+        (sqlite3, "connect"),
+    ):
         monkeypatch.setattr(module, name, guarded(getattr(module, name)))
     return reads
 

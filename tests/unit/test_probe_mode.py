@@ -16,7 +16,7 @@ from indexer.index.artifacts import load_artifacts
 from indexer.index.manifest import manifest_checksum
 from indexer.index.updating import rewrite_artifacts
 from indexer.query import QueryError
-from indexer.retriever import Retriever
+from indexer.retrieval.retriever import Retriever
 
 KINDS = [{"dent": 1}, {"crack": 1}, {"surface_scratch": 1}, {}]
 
@@ -27,14 +27,14 @@ def catalogue(taxonomy, tmp_path, *, n=48, groups=12, seed=0, separable=True, na
     kinds = [i % len(KINDS) for i in range(n)]
     centres = rng.normal(size=(len(KINDS), 16)) * (3 if separable else 0)
     vectors = centres[kinds] + rng.normal(size=(n, 16))
-    items = [item(i, KINDS[k], group=f"g{i % groups}", taxonomy=taxonomy)
-             for i, k in enumerate(kinds)]  # fmt: skip
+    items = [
+        item(i, KINDS[k], group=f"g{i % groups}", taxonomy=taxonomy) for i, k in enumerate(kinds)
+    ]
     return write_vector_index(tmp_path / name, items, vectors, taxonomy)
 
 
 def retriever_of(arts, taxonomy):
-    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(),
-                     taxonomy=taxonomy)  # fmt: skip
+    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(), taxonomy=taxonomy)
 
 
 def test_head_is_fitted_described_and_checksummed(taxonomy, tmp_path):
@@ -115,8 +115,14 @@ def test_removing_items_refits_the_head_and_keeps_the_probe_weight(taxonomy, tmp
 def test_leave_one_out_evaluation_names_the_probe_run_and_scores_estimates(taxonomy, tmp_path):
     arts = catalogue(taxonomy, tmp_path)
     r = retriever_of(arts, taxonomy)
-    ev = evaluate(r, leave_one_out_queries(arts), modes=["image", "probe"], ks=(1, 5),
-                  leave_one_out=True, random_repeats=3)  # fmt: skip
+    ev = evaluate(
+        r,
+        leave_one_out_queries(arts),
+        modes=["image", "probe"],
+        ks=(1, 5),
+        leave_one_out=True,
+        random_repeats=3,
+    )
     assert [run.name for run in ev.runs] == ["image", "probe"]
     assert ev.estimates is not None and ev.estimates["source"] == "cross-fitted by group"
     for key in ("micro_f1", "macro_f1", "brier", "ece"):
@@ -134,12 +140,18 @@ def test_permuted_labels_canary_probe_stays_near_the_best_baseline(taxonomy, tmp
     rng = np.random.default_rng(0)
     kinds = [{"surface_scratch": 1}] * 60 + [{"dent": 1}] * 10 + [{"crack": 1}] * 10
     perm = rng.permutation(len(kinds))
-    items = [item(i, kinds[p], group=f"g{i % 20}", taxonomy=taxonomy)
-             for i, p in enumerate(perm)]  # fmt: skip
+    items = [item(i, kinds[p], group=f"g{i % 20}", taxonomy=taxonomy) for i, p in enumerate(perm)]
     arts = write_vector_index(tmp_path / "canary", items, rng.normal(size=(80, 16)), taxonomy)
     r = retriever_of(arts, taxonomy)
-    ev = evaluate(r, leave_one_out_queries(arts), modes=["image", "probe"], ks=(1, 5),
-                  leave_one_out=True, random_repeats=5)  # fmt: skip
-    best = max(ev.runs[0].summary["recall@1"],
-               *(b.summary["recall@1"] for b in ev.baselines.values()))  # fmt: skip
+    ev = evaluate(
+        r,
+        leave_one_out_queries(arts),
+        modes=["image", "probe"],
+        ks=(1, 5),
+        leave_one_out=True,
+        random_repeats=5,
+    )
+    best = max(
+        ev.runs[0].summary["recall@1"], *(b.summary["recall@1"] for b in ev.baselines.values())
+    )
     assert abs(ev.runs[1].summary["recall@1"] - best) <= 0.05

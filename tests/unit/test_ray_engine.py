@@ -14,8 +14,10 @@ from PIL import Image
 
 
 def test_the_local_build_and_the_cli_never_import_ray():
-    code = ("import sys, indexer.cli, indexer.build, indexer.ray_build, app.cli; "
-            "sys.exit(1 if 'ray' in sys.modules else 0)")  # fmt: skip
+    code = (
+        "import sys, indexer.cli.main, indexer.build.pipeline, indexer.build.ray_engine, app.cli; "
+        "sys.exit(1 if 'ray' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -41,7 +43,7 @@ def test_preprocessing_without_the_model_gives_the_encoders_pixels(encoder, tmp_
 
 
 def test_an_actor_refuses_an_encoder_that_is_not_the_drivers(encoder):
-    from indexer.ray_build import EncoderRecipe, RayEngineError
+    from indexer.build.ray_engine import EncoderRecipe, RayEngineError
 
     recipe = EncoderRecipe.of(encoder)
     assert recipe.load("cpu").dim == encoder.dim  # the same recipe loads the same encoder
@@ -51,7 +53,7 @@ def test_an_actor_refuses_an_encoder_that_is_not_the_drivers(encoder):
 
 
 def test_a_missing_ray_is_one_clear_error(monkeypatch):
-    from indexer.ray_build import RayEngineError, RayOptions, connect
+    from indexer.build.ray_engine import RayEngineError, RayOptions, connect
     from models.errors import VisragError
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError

@@ -6,8 +6,8 @@ from pathlib import Path
 from PIL import Image
 from problems import assert_problems
 
-from indexer.readers import detect_format, read_dataset
-from indexer.records import record_id
+from indexer.readers.dataset import detect_format, read_dataset
+from indexer.readers.records import record_id
 
 
 def _image(path: Path, size=(40, 30)) -> None:
@@ -34,16 +34,26 @@ def _coco(tmp_path: Path) -> Path:
         ],
         "annotations": [
             # two polygon parts, one instance: area summed, bbox over both
-            {"id": 10, "image_id": 1, "category_id": 2,
-             "segmentation": [[0, 0, 10, 0, 0, 10], [20, 20, 24, 20, 24, 24, 20, 24]]},
+            {
+                "id": 10,
+                "image_id": 1,
+                "category_id": 2,
+                "segmentation": [[0, 0, 10, 0, 0, 10], [20, 20, 24, 20, 24, 24, 20, 24]],
+            },
             {"id": 11, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]},
             {"id": 12, "image_id": 1, "category_id": 4, "bbox": [0, 0, 2, 2]},
             {"id": 13, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 5, 5]]},
             {"id": 14, "image_id": 99, "category_id": 1, "bbox": [0, 0, 1, 1]},
-            {"id": 15, "image_id": 1, "category_id": 3,
-             "segmentation": {"counts": "xyz", "size": [30, 40]}, "bbox": [5, 5, 4, 4], "area": 9},
+            {
+                "id": 15,
+                "image_id": 1,
+                "category_id": 3,
+                "segmentation": {"counts": "xyz", "size": [30, 40]},
+                "bbox": [5, 5, 4, 4],
+                "area": 9,
+            },
         ],
-    }  # fmt: skip
+    }
     path = tmp_path / "coco.json"
     path.write_text(json.dumps(data), "utf-8")
     return path

@@ -6,9 +6,9 @@ from pathlib import Path
 from PIL import Image
 from problems import assert_problems
 
-from indexer.jsonl import write_jsonl
-from indexer.readers import detect_format, read_dataset
-from indexer.synthetic import generate_dataset
+from indexer.readers.dataset import detect_format, read_dataset
+from indexer.readers.jsonl import write_jsonl
+from indexer.synthetic.dataset import generate_dataset
 
 
 def _image(path: Path, size=(40, 30)) -> Path:
@@ -24,14 +24,20 @@ def test_jsonl_manifest_fields_and_problems(tmp_path: Path, taxonomy):
     _image(tmp_path / "img" / "d.jpg")
     lines = [
         {"image": "img/a_zona_9.jpg", "labels": ["dent", "Dent", "scratch"]},
-        {"image": str(absolute), "labels": {"Grieta": 2, "99": 1}, "zone": "hood center",
-         "group": "car-1", "id": "bee", "description": "custom text"},
+        {
+            "image": str(absolute),
+            "labels": {"Grieta": 2, "99": 1},
+            "zone": "hood center",
+            "group": "car-1",
+            "id": "bee",
+            "description": "custom text",
+        },
         "this is not json",
         {"labels": ["dent"]},
         {"image": "img/missing.jpg"},
         {"image": "img/c.jpg", "width": 41, "height": 30},
         {"image": "img/d.jpg", "labels": ["no damage"], "width": 40, "height": 30},
-    ]  # fmt: skip
+    ]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(
         "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n", "utf-8"
@@ -61,7 +67,7 @@ def test_jsonl_manifest_fields_and_problems(tmp_path: Path, taxonomy):
     )
 
     # the catalogue keeps a given description (that text is what gets embedded), else the template
-    from indexer.build import catalogue_items
+    from indexer.build.pipeline import catalogue_items
     from models.description import describe
 
     items = {it.id: it for it in catalogue_items(scan.records, taxonomy, root=tmp_path)}
@@ -81,8 +87,17 @@ def test_written_jsonl_reads_back_to_the_same_records(tmp_path: Path, taxonomy):
     write_jsonl(scan.records, out)
     again = read_dataset(out, taxonomy=taxonomy)
     assert again.problems == []
-    fields = ("id", "image_path", "width", "height", "defects", "labels", "zone", "group",
-              "description")  # fmt: skip
+    fields = (
+        "id",
+        "image_path",
+        "width",
+        "height",
+        "defects",
+        "labels",
+        "zone",
+        "group",
+        "description",
+    )
     assert [[getattr(r, f) for f in fields] for r in again.records] == [
         [getattr(r, f) for f in fields] for r in scan.records
     ]

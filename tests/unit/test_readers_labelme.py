@@ -7,9 +7,11 @@ import pytest
 from PIL import Image
 
 import indexer.readers.labelme as labelme_module
-from indexer.readers import DatasetError, GroupByError, read_dataset
-from indexer.records import record_id
-from indexer.synthetic import generate_dataset
+from indexer.readers.dataset import read_dataset
+from indexer.readers.naming import GroupByError
+from indexer.readers.records import record_id
+from indexer.readers.scan import DatasetError
+from indexer.synthetic.dataset import generate_dataset
 
 REF = "zona1_ok_2_3_1555327199894_zona_5"
 

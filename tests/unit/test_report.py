@@ -18,7 +18,7 @@ from indexer.evaluation.queries import (
 )
 from indexer.evaluation.report import write_report
 from indexer.evaluation.runner import evaluate
-from indexer.retriever import Retriever
+from indexer.retrieval.retriever import Retriever
 from models.description import describe
 from models.fusion import l2_normalise
 
@@ -47,14 +47,26 @@ def retriever(taxonomy, tmp_path):
         Image.new("RGB", (40, 30), (row * 30, 100, 200)).save(image)
         items.append(item(row, labels, group=group, image=str(image), taxonomy=taxonomy))
     arts = write_vector_index(tmp_path / "art", items, np.array(vectors), taxonomy)
-    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(), taxonomy=taxonomy,
-                     rerank_candidates=4)  # fmt: skip
+    return Retriever(
+        arts,
+        image_encoder=None,
+        text_encoder=KeywordTextEncoder(),
+        taxonomy=taxonomy,
+        rerank_candidates=4,
+    )
 
 
 def test_leave_one_out_excludes_own_group_and_finds_visual_neighbours(retriever):
     queries = leave_one_out_queries(retriever.artifacts)
-    ev = evaluate(retriever, queries, modes=["image", "rerank"], alphas=[0.5, 0.8],
-                  ks=[1, 3], leave_one_out=True, random_repeats=5)  # fmt: skip
+    ev = evaluate(
+        retriever,
+        queries,
+        modes=["image", "rerank"],
+        alphas=[0.5, 0.8],
+        ks=[1, 3],
+        leave_one_out=True,
+        random_repeats=5,
+    )
     assert [r.name for r in ev.runs] == ["image", "rerank a=0.5", "rerank a=0.8"]
     groups = {it.id: it.group for it in retriever.artifacts.items}
     for run in ev.runs:
@@ -96,8 +108,15 @@ def test_hybrid_requires_a_declared_text_source(retriever):
 
 def test_oracle_text_is_labelled_as_leaking_everywhere(retriever, tmp_path):
     queries = leave_one_out_queries(retriever.artifacts, text_source=ORACLE)
-    ev = evaluate(retriever, queries, modes=["hybrid"], ks=[1, 3], text_source=ORACLE,
-                  leave_one_out=True, random_repeats=2)  # fmt: skip
+    ev = evaluate(
+        retriever,
+        queries,
+        modes=["hybrid"],
+        ks=[1, 3],
+        text_source=ORACLE,
+        leave_one_out=True,
+        random_repeats=2,
+    )
     assert ev.setting["text_source"] == ORACLE_LABEL
     assert any(ORACLE_LABEL in w for w in ev.warnings)
     paths = write_report(ev, tmp_path / "out")
@@ -107,16 +126,32 @@ def test_oracle_text_is_labelled_as_leaking_everywhere(retriever, tmp_path):
 
 def test_report_files(retriever, tmp_path):
     queries = leave_one_out_queries(retriever.artifacts)
-    ev = evaluate(retriever, queries, modes=["image", "rerank"], alphas=[0.5, 0.8],
-                  ks=[1, 3, 5], leave_one_out=True, random_repeats=3)  # fmt: skip
+    ev = evaluate(
+        retriever,
+        queries,
+        modes=["image", "rerank"],
+        alphas=[0.5, 0.8],
+        ks=[1, 3, 5],
+        leave_one_out=True,
+        random_repeats=3,
+    )
     paths = write_report(ev, tmp_path / "out")
     assert {p.name for p in paths.values()} == {"metrics.json", "summary.md", "report.html"}
 
     data = json.loads(paths["metrics"].read_text())
     assert [r["name"] for r in data["runs"]] == ["image", "rerank a=0.5", "rerank a=0.8"]
     for run in [*data["runs"], *data["baselines"].values()]:
-        for key in ("recall@5", "hit@1", "precision@3", "map@5", "ndcg@5", "mrr",
-                    "knn_micro_f1@5", "knn_macro_f1@5", "label_recall_macro@5"):  # fmt: skip
+        for key in (
+            "recall@5",
+            "hit@1",
+            "precision@3",
+            "map@5",
+            "ndcg@5",
+            "mrr",
+            "knn_micro_f1@5",
+            "knn_macro_f1@5",
+            "label_recall_macro@5",
+        ):
             assert 0.0 <= run["metrics"][key] <= 1.0, key
     image = data["runs"][0]
     assert image["metrics"]["hit@1"] == pytest.approx(7 / 8)
@@ -131,12 +166,18 @@ def test_report_files(retriever, tmp_path):
     spread = data["uncertainty"]
     assert spread["unit"] == "group" and spread["groups"] == 4 and spread["repeats"] == 1000
     pairs = {(c["run"], c["versus"]) for c in spread["comparisons"]}
-    assert pairs == {("rerank a=0.5", "image"), ("rerank a=0.8", "image"), ("image", "majority"),
-                     ("rerank a=0.5", "majority"), ("rerank a=0.8", "majority")}  # fmt: skip
+    assert pairs == {
+        ("rerank a=0.5", "image"),
+        ("rerank a=0.8", "image"),
+        ("image", "majority"),
+        ("rerank a=0.5", "majority"),
+        ("rerank a=0.8", "majority"),
+    }
     image_vs_majority = next(
-        c for c in spread["comparisons"]
+        c
+        for c in spread["comparisons"]
         if (c["run"], c["versus"], c["metric"]) == ("image", "majority", "recall@1")
-    )  # fmt: skip
+    )
     majority = data["baselines"]["majority"]["metrics"]["recall@1"]
     assert image_vs_majority["difference"] == pytest.approx(image["metrics"]["recall@1"] - majority)
     assert image_vs_majority["low"] <= image_vs_majority["difference"] <= image_vs_majority["high"]
@@ -153,8 +194,14 @@ def test_report_files(retriever, tmp_path):
 
 
 def test_bootstrap_zero_reports_no_intervals(retriever, tmp_path):
-    ev = evaluate(retriever, leave_one_out_queries(retriever.artifacts), ks=[1],
-                  leave_one_out=True, random_repeats=1, bootstrap=0)  # fmt: skip
+    ev = evaluate(
+        retriever,
+        leave_one_out_queries(retriever.artifacts),
+        ks=[1],
+        leave_one_out=True,
+        random_repeats=1,
+        bootstrap=0,
+    )
     paths = write_report(ev, tmp_path / "out")
     assert json.loads(paths["metrics"].read_text())["uncertainty"] is None
     assert "Differences with" not in paths["summary"].read_text()
@@ -162,8 +209,13 @@ def test_bootstrap_zero_reports_no_intervals(retriever, tmp_path):
 
 
 def test_report_page_escapes_dataset_text(retriever, tmp_path):
-    ev = evaluate(retriever, leave_one_out_queries(retriever.artifacts), ks=[1, 3],
-                  leave_one_out=True, random_repeats=1)  # fmt: skip
+    ev = evaluate(
+        retriever,
+        leave_one_out_queries(retriever.artifacts),
+        ks=[1, 3],
+        leave_one_out=True,
+        random_repeats=1,
+    )
     ev.warnings.append('<script>alert("x")</script> & co')
     ev.runs[0].name = "<b>image</b>"
     page = write_report(ev, tmp_path / "out")["report"].read_text()
@@ -174,8 +226,12 @@ def test_report_page_escapes_dataset_text(retriever, tmp_path):
 def test_majority_ranking_prefers_the_most_frequent_label_set(taxonomy):
     from indexer.evaluation.baselines import majority_ranking
 
-    sets = [frozenset({"surface_scratch", "dent"}), frozenset({"surface_scratch"}),
-            frozenset({"dent"}), frozenset({"surface_scratch"})]  # fmt: skip
+    sets = [
+        frozenset({"surface_scratch", "dent"}),
+        frozenset({"surface_scratch"}),
+        frozenset({"dent"}),
+        frozenset({"surface_scratch"}),
+    ]
     items = [item(i, {}, group="g", taxonomy=taxonomy) for i in range(4)]
     ranked = majority_ranking(items, sets, np.arange(4), 4)
     # {scratch} is the most frequent set (2 items); then {scratch, dent} (label frequencies 3 + 2)
@@ -202,9 +258,13 @@ def test_held_out_queries_with_a_declared_caption_field(retriever, taxonomy, tmp
     leaky = describe({"surface_scratch": 2}, "hood_center", taxonomy)
     lines = [
         {"image": "q0.png", "labels": ["dent"], "caption": "a dent near the door handle"},
-        {"image": "q1.png", "labels": {"surface_scratch": 2}, "zone": "hood_center",
-         "caption": leaky},
-    ]  # fmt: skip
+        {
+            "image": "q1.png",
+            "labels": {"surface_scratch": 2},
+            "zone": "hood_center",
+            "caption": leaky,
+        },
+    ]
     for i in range(2):
         Image.new("RGB", (20, 20), (200, 30 * i, 10)).save(tmp_path / f"q{i}.png")
     manifest = tmp_path / "test.jsonl"
@@ -218,8 +278,14 @@ def test_held_out_queries_with_a_declared_caption_field(retriever, taxonomy, tmp
     assert load_queries(manifest, taxonomy)[0].text is None
 
     retriever.image_encoder = PixelEncoder()
-    ev = evaluate(retriever, queries, modes=["image", "hybrid"], ks=[1, 3], text_source="caption",
-                  random_repeats=1)  # fmt: skip
+    ev = evaluate(
+        retriever,
+        queries,
+        modes=["image", "hybrid"],
+        ks=[1, 3],
+        text_source="caption",
+        random_repeats=1,
+    )
     assert [r.name for r in ev.runs] == ["image", "hybrid"]
     # the second caption is the ground-truth template sentence: flagged as a leak
     assert any("1 of 2 query texts in 'caption'" in w for w in ev.warnings)

@@ -8,15 +8,26 @@ from PIL import Image
 from vector_index import KeywordTextEncoder, item, write_vector_index
 
 from indexer.query import Filters, QueryError
-from indexer.retriever import Retriever
+from indexer.retrieval.retriever import Retriever
 from models.description import describe
 from models.fusion import l2_normalise
 
 # rows 0-7: spread out; rows 8-11: a tight cluster where the query item (8, crack) sits among
 # three dents, so the neighbours vote 'dent' while the query's own catalogue labels say 'crack'.
-LABELS = [{"surface_scratch": 2}, {"dent": 1}, {"crack": 1}, {}, {"dent": 2, "crack": 1},
-          {"surface_scratch": 1}, {}, {"dent": 1},
-          {"crack": 1}, {"dent": 1}, {"dent": 3}, {"dent": 1}]  # fmt: skip
+LABELS = [
+    {"surface_scratch": 2},
+    {"dent": 1},
+    {"crack": 1},
+    {},
+    {"dent": 2, "crack": 1},
+    {"surface_scratch": 1},
+    {},
+    {"dent": 1},
+    {"crack": 1},
+    {"dent": 1},
+    {"dent": 3},
+    {"dent": 1},
+]
 QUERY = 8
 
 
@@ -27,13 +38,23 @@ def retriever(taxonomy, tmp_path):
     centre = rng.normal(size=16) * 3
     vectors[8:] = centre + 0.1 * rng.normal(size=(4, 16))
     items = [
-        item(i, lb, zone="rear_bumper" if i % 2 else "hood_center", group=f"g{i // 2}",
-             taxonomy=taxonomy)
+        item(
+            i,
+            lb,
+            zone="rear_bumper" if i % 2 else "hood_center",
+            group=f"g{i // 2}",
+            taxonomy=taxonomy,
+        )
         for i, lb in enumerate(LABELS)
-    ]  # fmt: skip
+    ]
     arts = write_vector_index(tmp_path / "art", items, vectors, taxonomy)
-    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(),
-                     taxonomy=taxonomy, rerank_candidates=4)  # fmt: skip
+    return Retriever(
+        arts,
+        image_encoder=None,
+        text_encoder=KeywordTextEncoder(),
+        taxonomy=taxonomy,
+        rerank_candidates=4,
+    )
 
 
 def ranked(scores, k, rows=None):
@@ -95,8 +116,9 @@ def test_hybrid_needs_text_and_ranks_by_the_weighted_sum(retriever):
         expected = alpha * arts.image_vectors @ arts.image_vectors[0] + (1 - alpha) * (
             arts.text_vectors @ t
         )
-        result = retriever.search(arts.image_vectors[0], k=6, mode="hybrid", text="a dent",
-                                  alpha=alpha)  # fmt: skip
+        result = retriever.search(
+            arts.image_vectors[0], k=6, mode="hybrid", text="a dent", alpha=alpha
+        )
         assert ids(result) == ranked(expected, 6)
         assert [h.score for h in result.hits] == pytest.approx(
             [expected[int(i[4:])] for i in ids(result)], abs=1e-5

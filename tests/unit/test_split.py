@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer.readers import read_dataset
-from indexer.records import Record
-from indexer.split import SplitError, split_dataset, write_split
-from indexer.synthetic import generate_dataset
+from indexer.readers.dataset import read_dataset
+from indexer.readers.records import Record
+from indexer.split.splitter import SplitError, split_dataset, write_split
+from indexer.synthetic.dataset import generate_dataset
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,14 @@ def scan500(generated: Path):
 
 def _rec(i: int, labels: dict[str, int], group: str, zone: str = "hood_center") -> Record:
     return Record(
-        id=f"r{i:03d}", image_path=Path(f"/data/r{i:03d}.jpg"), width=10, height=10,
-        labels=labels, zone=zone, group=group,
-    )  # fmt: skip
+        id=f"r{i:03d}",
+        image_path=Path(f"/data/r{i:03d}.jpg"),
+        width=10,
+        height=10,
+        labels=labels,
+        zone=zone,
+        group=group,
+    )
 
 
 def test_same_records_and_seed_give_byte_identical_files(scan500, tmp_path: Path):
@@ -93,8 +98,17 @@ def test_every_label_with_two_groups_lands_on_both_sides():
 def test_split_files_read_back_as_the_same_records(scan500, tmp_path: Path, taxonomy):
     result = split_dataset(scan500.records, seed=3)
     paths = write_split(result, tmp_path / "split")
-    fields = ("id", "image_path", "width", "height", "defects", "labels", "zone", "group",
-              "description")  # fmt: skip
+    fields = (
+        "id",
+        "image_path",
+        "width",
+        "height",
+        "defects",
+        "labels",
+        "zone",
+        "group",
+        "description",
+    )
     for side, path in ((result.train, paths["train"]), (result.test, paths["test"])):
         again = read_dataset(path, taxonomy=taxonomy)
         assert again.problems == []

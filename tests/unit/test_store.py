@@ -7,7 +7,7 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer.index.store import VectorStore
+from indexer.index.faiss_store import VectorStore
 from models.fusion import l2_normalise
 
 N, D = 1200, 32
@@ -150,8 +150,13 @@ def test_ivfpq_refine_reranks_the_pq_shortlist_exactly(tmp_path):
     store.save(tmp_path / "i.faiss")
     loaded = VectorStore.load(tmp_path / "i.faiss", index_type="ivfpq", mmap=True)
     assert loaded.params["k_factor"] == 16
-    held = dict(zip(np.r_[np.delete(ids, np.s_[:100:7]), ids[:100:7] + 1], np.r_[
-        np.delete(x, np.s_[:100:7], axis=0), x[:100:7]], strict=True))  # fmt: skip
+    held = dict(
+        zip(
+            np.r_[np.delete(ids, np.s_[:100:7]), ids[:100:7] + 1],
+            np.r_[np.delete(x, np.s_[:100:7], axis=0), x[:100:7]],
+            strict=True,
+        )
+    )
     allowed = np.r_[ids[200:1000:3], ids[:100:7] + 1]
     for s in (store, loaded):
         scores, got = s.search(q[:20], 10, allowed=allowed)

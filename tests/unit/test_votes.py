@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from vector_index import KeywordTextEncoder, item, write_vector_index
 
-from app.context import render_context
+from app.render.context import render_context
 from indexer.evaluation.queries import leave_one_out_queries
 from indexer.evaluation.runner import evaluate
-from indexer.retriever import Retriever
-from indexer.votes import consensus, predicted_labels, tally
+from indexer.retrieval.retriever import Retriever
+from indexer.retrieval.votes import consensus, predicted_labels, tally
 
 
 def votes_of(labels, scores, taxonomy):
@@ -18,8 +18,9 @@ def votes_of(labels, scores, taxonomy):
 
 
 def test_support_weight_and_majority(taxonomy):
-    votes = votes_of([{"dent": 2}, {"dent": 1, "crack": 1}, {"crack": 3}, {}],
-                     [0.5, 0.3, 0.2, -0.4], taxonomy)  # fmt: skip
+    votes = votes_of(
+        [{"dent": 2}, {"dent": 1, "crack": 1}, {"crack": 3}, {}], [0.5, 0.3, 0.2, -0.4], taxonomy
+    )
     by = {v.label: v for v in votes}
     assert [v.label for v in votes] == ["dent", "crack", "no_damage"]  # support, then weight
     assert (by["dent"].support, by["dent"].neighbours) == (2, 4)
@@ -38,9 +39,11 @@ def test_no_majority_predicts_the_most_supported_label_ties_by_taxonomy_order(ta
 
 
 def test_consensus_drops_no_damage_and_takes_the_weighted_zone(taxonomy):
-    items = [item(0, {}, zone="rear_bumper", taxonomy=taxonomy),
-             item(1, {}, zone="hood_center", taxonomy=taxonomy),
-             item(2, {"dent": 3}, zone="hood_center", taxonomy=taxonomy)]  # fmt: skip
+    items = [
+        item(0, {}, zone="rear_bumper", taxonomy=taxonomy),
+        item(1, {}, zone="hood_center", taxonomy=taxonomy),
+        item(2, {"dent": 3}, zone="hood_center", taxonomy=taxonomy),
+    ]
     c = consensus(items, [0.5, 0.3, 0.3], taxonomy)
     assert c.labels == {} and c.zone == "hood_center"  # no_damage 2 of 3: "no visible damage"
     assert consensus(items, [0.9, 0.3, 0.3], taxonomy).zone == "rear_bumper"  # by weight
@@ -52,29 +55,42 @@ def test_consensus_drops_no_damage_and_takes_the_weighted_zone(taxonomy):
 def mixed_retriever(taxonomy, tmp_path):
     """24 items in 4 visual clusters whose labels disagree, so some votes have no majority."""
     rng = np.random.default_rng(3)
-    pool = [{"surface_scratch": 1}, {"dent": 2}, {"crack": 1}, {}, {"dent": 1, "crack": 1},
-            {"deep_scratch": 1}]  # fmt: skip
+    pool = [
+        {"surface_scratch": 1},
+        {"dent": 2},
+        {"crack": 1},
+        {},
+        {"dent": 1, "crack": 1},
+        {"deep_scratch": 1},
+    ]
     centres = rng.normal(size=(4, 12))
     vectors, items = [], []
     for row in range(24):
         vectors.append(centres[row % 4] + 0.8 * rng.normal(size=12))
-        items.append(item(row, pool[int(rng.integers(len(pool)))], group=f"g{row // 3}",
-                          taxonomy=taxonomy))  # fmt: skip
+        items.append(
+            item(row, pool[int(rng.integers(len(pool)))], group=f"g{row // 3}", taxonomy=taxonomy)
+        )
     arts = write_vector_index(tmp_path / "art", items, np.array(vectors), taxonomy)
-    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(),
-                     taxonomy=taxonomy)  # fmt: skip
+    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(), taxonomy=taxonomy)
 
 
 def test_the_evaluation_predicts_what_context_reports(mixed_retriever, taxonomy):
     queries = leave_one_out_queries(mixed_retriever.artifacts)
-    ev = evaluate(mixed_retriever, queries, modes=["image"], ks=[1, 3, 5], leave_one_out=True,
-                  random_repeats=1)  # fmt: skip
+    ev = evaluate(
+        mixed_retriever,
+        queries,
+        modes=["image"],
+        ks=[1, 3, 5],
+        leave_one_out=True,
+        random_repeats=1,
+    )
     assert ev.vote_k == 5
     fallbacks = 0
     for outcome in ev.runs[0].outcomes:
         q = outcome.query
-        result = mixed_retriever.search(q.vector, k=ev.vote_k, exclude_ids=q.exclude_ids,
-                                        exclude_groups=q.exclude_groups)  # fmt: skip
+        result = mixed_retriever.search(
+            q.vector, k=ev.vote_k, exclude_ids=q.exclude_ids, exclude_groups=q.exclude_groups
+        )
         votes = render_context(result, taxonomy, fmt="json").label_votes
         assert outcome.predicted == {v.label for v in votes if v.predicted}, q.id
         fallbacks += all(2 * v.support < v.neighbours for v in votes)
@@ -89,11 +105,17 @@ def test_prior_corrected_votes_stop_amplifying_the_majority_label(taxonomy):
     scores = [0.9, 0.8, 0.7, 0.6, 0.5]
     assert predicted_labels(votes_of(labels, scores, taxonomy)) == {"surface_scratch"}
     prior = {"surface_scratch": 0.9, "dent": 0.02}
-    corrected = tally(labels, scores, no_damage=taxonomy.no_damage_id, order=taxonomy.order,
-                      prior=prior)  # fmt: skip
+    corrected = tally(
+        labels, scores, no_damage=taxonomy.no_damage_id, order=taxonomy.order, prior=prior
+    )
     assert predicted_labels(corrected) == {"dent"}
     assert [v.label for v in corrected] == ["surface_scratch", "dent"]  # order unchanged
     # every neighbour a scratch: lift 1/0.9 > 1, still predicted
-    all_scratch = tally([{"surface_scratch": 1}] * 3, [0.5] * 3, no_damage="no_damage",
-                        order=taxonomy.order, prior=prior)  # fmt: skip
+    all_scratch = tally(
+        [{"surface_scratch": 1}] * 3,
+        [0.5] * 3,
+        no_damage="no_damage",
+        order=taxonomy.order,
+        prior=prior,
+    )
     assert predicted_labels(all_scratch) == {"surface_scratch"}

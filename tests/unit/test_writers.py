@@ -13,7 +13,7 @@ import pytest
 from locks import held_elsewhere
 from vector_index import item, write_vector_index
 
-from indexer.build import remove_items
+from indexer.build.pipeline import remove_items
 from indexer.errors import ArtifactError
 from indexer.index.artifacts import load_artifacts
 from indexer.index.locking import WriterBusyError, lock_path

@@ -36,14 +36,27 @@ class KeywordTextEncoder:
         return l2_normalise(v)
 
 
-def item(row: int, labels: dict[str, int], *, zone: str = "hood_center", group: str = "",
-         image: str = "", taxonomy: Taxonomy) -> CatalogueItem:  # fmt: skip
+def item(
+    row: int,
+    labels: dict[str, int],
+    *,
+    zone: str = "hood_center",
+    group: str = "",
+    image: str = "",
+    taxonomy: Taxonomy,
+) -> CatalogueItem:
     """A catalogue item whose description is the template text of its labels and zone."""
     area = taxonomy.normalise_zone(zone).area
     return CatalogueItem(
-        row=row, id=f"item{row}", image=image, labels=labels, zone=zone, area=area,
-        description=describe(labels, zone, taxonomy), group=group,
-    )  # fmt: skip
+        row=row,
+        id=f"item{row}",
+        image=image,
+        labels=labels,
+        zone=zone,
+        area=area,
+        description=describe(labels, zone, taxonomy),
+        group=group,
+    )
 
 
 def write_vector_index(
@@ -69,7 +82,12 @@ def write_vector_index(
         dataset=dataset_summary(items, source="test", root=str(out.parent)),
     )
     write_artifacts(
-        out, manifest=manifest, items=list(items), image_vectors=img, text_vectors=txt,
-        image_store=image_store, fused_store=fused_store,
-    )  # fmt: skip
+        out,
+        manifest=manifest,
+        items=list(items),
+        image_vectors=img,
+        text_vectors=txt,
+        image_store=image_store,
+        fused_store=fused_store,
+    )
     return load_artifacts(out)

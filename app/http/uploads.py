@@ -1,0 +1,218 @@
+"""Read a multipart upload as it streams in, refusing oversized or non-image bodies early.
+
+Starlette's own form parser spools every file to disk whatever its size; this one keeps at most
+``max_bytes`` of the image in memory and stops reading the socket the moment the limit is passed
+(a Content-Length over the limit is refused before a byte is read), so a 2 GB upload costs
+nothing. The file's first bytes are sniffed: only real image formats pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from app.http.errors import (
+    BadParameterError,
+    EmptyUploadError,
+    UnsupportedMediaError,
+    UploadTimeoutError,
+    UploadTooLargeError,
+)
+
+FILE_FIELD = "image"
+FORM_OVERHEAD = 256 * 1024  # form fields and part headers allowed on top of the image
+MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS = 64
+
+# Leading bytes of the formats Pillow decodes for us; anything else is refused with 415.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "png"),
+    (b"GIF87a", 0, "gif"),
+    (b"GIF89a", 0, "gif"),
+    (b"WEBP", 8, "webp"),
+    (b"BM", 0, "bmp"),
+    (b"II*\x00", 0, "tiff"),
+    (b"MM\x00*", 0, "tiff"),
+)
+_ACCEPTED_PART_TYPES = ("image/", "application/octet-stream")
+
+
+@dataclass
+class Upload:
+    """The image bytes of a multipart request and its other form fields (repeated ones kept)."""
+
+    data: bytes
+    filename: str | None
+    content_type: str | None
+    image_format: str
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image format named by a file's first bytes, or None."""
+    for magic, offset, name in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            if name == "webp" and head[:4] != b"RIFF":
+                continue
+            return name
+    return None
+
+
+class _PartCollector:
+    """python-multipart callbacks that keep the image and small fields, with limits."""
+
+    def __init__(self, *, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.fields: dict[str, list[str]] = {}
+        self.image: bytearray | None = None
+        self.filename: str | None = None
+        self.content_type: str | None = None
+        self._headers: dict[bytes, bytes] = {}
+        self._header_name = b""
+        self._header_value = b""
+        self._name = ""
+        self._buffer = bytearray()
+        self._is_file = False
+        self._nfields = 0
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+        }
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._buffer = bytearray()
+        self._is_file = False
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._header_name.strip().lower()] = self._header_value.strip()
+        self._header_name = b""
+        self._header_value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if b"name" not in options:
+            raise BadParameterError("malformed multipart body: a part has no field name")
+        self._name = options[b"name"].decode("utf-8", "replace")
+        if self._name == FILE_FIELD:
+            if self.image is not None:
+                raise BadParameterError(f"send exactly one file in field {FILE_FIELD!r}")
+            self._is_file = True
+            filename = options.get(b"filename")
+            self.filename = filename.decode("utf-8", "replace") if filename else None
+            ctype = self._headers.get(b"content-type")
+            self.content_type = ctype.decode("latin-1").lower() if ctype else None
+        elif b"filename" in options:
+            raise BadParameterError(
+                f"unexpected file field {self._name!r}; send the image as {FILE_FIELD!r}"
+            )
+        else:
+            self._nfields += 1
+            if self._nfields > MAX_FIELDS:
+                raise BadParameterError(f"too many form fields (at most {MAX_FIELDS})")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self._buffer += data[start:end]
+        if self._is_file:
+            if len(self._buffer) > self.max_bytes:
+                raise UploadTooLargeError(
+                    f"the image is larger than the limit of {self.max_bytes} bytes"
+                )
+        elif len(self._buffer) > MAX_FIELD_BYTES:
+            raise BadParameterError(f"form field {self._name!r} is too long")
+
+    def on_part_end(self) -> None:
+        if self._is_file:
+            self.image = self._buffer
+        else:
+            value = self._buffer.decode("utf-8", "replace")
+            self.fields.setdefault(self._name, []).append(value)
+        self._buffer = bytearray()
+
+
+async def read_upload(
+    request: Request, *, max_bytes: int, timeout_s: float | None = None
+) -> Upload:
+    """Parse a ``multipart/form-data`` request with an image in field ``image``.
+
+    ``timeout_s`` bounds reading the whole body: a client that declares a body and stalls would
+    otherwise hold the request, and up to ``max_bytes`` of buffer, for as long as it likes.
+
+    Raises:
+        UnsupportedMediaError: not multipart, or the file is not a known image format (415).
+        UploadTimeoutError: the body did not arrive within ``timeout_s`` (408).
+        UploadTooLargeError: the body passes ``max_bytes`` (+ form overhead) (413).
+        EmptyUploadError: the file is empty (422).
+        BadParameterError: no ``image`` field, malformed body, too many/long fields (422).
+    """
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data":
+        raise UnsupportedMediaError(
+            f"send multipart/form-data with the image in field {FILE_FIELD!r}"
+        )
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadParameterError("malformed multipart body: no boundary")
+    limit = max_bytes + FORM_OVERHEAD
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLargeError(f"the upload is larger than the limit of {max_bytes} bytes")
+
+    collector = _PartCollector(max_bytes=max_bytes)
+    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+    received = 0
+    try:
+        with anyio.fail_after(timeout_s):
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise UploadTooLargeError(
+                        f"the upload is larger than the limit of {max_bytes} bytes"
+                    )
+                parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise BadParameterError(f"malformed multipart body: {exc}") from None
+    except TimeoutError:
+        raise UploadTimeoutError(
+            f"the upload did not arrive within {timeout_s:g} s ({received} bytes received)"
+        ) from None
+
+    if collector.image is None:
+        raise BadParameterError(f"missing file field {FILE_FIELD!r}")
+    data = bytes(collector.image)
+    if not data:
+        raise EmptyUploadError("the uploaded image is empty (0 bytes)")
+    declared_type = collector.content_type
+    if declared_type and not declared_type.startswith(_ACCEPTED_PART_TYPES):
+        raise UnsupportedMediaError(f"the uploaded file is {declared_type}, not an image")
+    image_format = sniff_image(data[:16])
+    if image_format is None:
+        raise UnsupportedMediaError(
+            "the uploaded file is not a supported image (JPEG, PNG, WebP, GIF, BMP or TIFF)"
+        )
+    return Upload(
+        data=data,
+        filename=collector.filename,
+        content_type=declared_type,
+        image_format=image_format,
+        fields=collector.fields,
+    )

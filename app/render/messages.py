@@ -1,0 +1,162 @@
+"""``/context?format=messages``: the similar cases as OpenAI-compatible chat content parts.
+
+The parts, in order: the instruction text; for each neighbour (rank order) its image (a bounded
+JPEG as a ``data:`` URL, or the catalogue thumbnail's URL) followed by a text part with its
+verified labels, zone and similarity; then the label votes. A caller puts them into the
+``content`` of a user message, next to its own question and the image to analyse. Nothing here
+names or assumes a particular model.
+
+``message_parts`` is pure (cases, votes, image URLs in -> parts out); ``neighbour_images``
+makes the bounded images from catalogue paths (never request paths).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.render.context import Case, LabelVote
+from app.render.estimates import LabelEstimateView, estimate_lines
+from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
+
+logger = logging.getLogger(__name__)
+
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "intro": "Below are the {n} indexed cases most similar to the image to analyse, each "
+        "shown as an image followed by its verified labels. They are reference cases for "
+        "comparison, not a diagnosis of that image. Similarity is the cosine similarity x 100.",
+        "none": "No similar indexed case was found.",
+        "case": "Case {rank} ({id}): similarity {pct}%. Verified labels: {labels}. Zone: {zone}.",
+        "no_image": " (image not included)",
+        "no_labels": "none (no damage)",
+        "votes": "Label votes across the {n} neighbours:",
+        "vote": "- {name}: {support} of {n} neighbours, weighted {weighted}",
+    },
+    "es": {
+        "intro": "A continuación, los {n} casos indexados más parecidos a la imagen a analizar, "
+        "cada uno como una imagen seguida de sus etiquetas verificadas. Son casos de referencia "
+        "para comparar, no un diagnóstico de esa imagen. La similitud es la similitud coseno "
+        "x 100.",
+        "none": "No se encontró ningún caso indexado similar.",
+        "case": "Caso {rank} ({id}): similitud {pct}%. Etiquetas verificadas: {labels}. "
+        "Zona: {zone}.",
+        "no_image": " (imagen no incluida)",
+        "no_labels": "ninguna (sin daño)",
+        "votes": "Votos de etiquetas entre los {n} vecinos:",
+        "vote": "- {name}: {support} de {n} vecinos, ponderado {weighted}",
+    },
+}
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """How many neighbour images, how large, and how many bytes of data URLs in all."""
+
+    max_images: int = 5
+    max_side: int = 512
+    max_total_bytes: int = 2_000_000
+    urls: bool = False  # thumbnail URLs instead of data URLs
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _image(url: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def message_parts(
+    cases: Sequence[Case],
+    votes: Sequence[LabelVote],
+    *,
+    language: str,
+    images: dict[str, str],
+    estimates: Sequence[LabelEstimateView] = (),
+) -> list[dict[str, Any]]:
+    """The content parts; ``images`` maps a case id to its image URL (absent: text only)."""
+    words = _WORDS.get(language, _WORDS["en"])
+    if not cases:
+        return [_text(words["none"])]
+    parts = [_text(words["intro"].format(n=len(cases)))]
+    for case in cases:
+        url = images.get(case.id)
+        if url is not None:
+            parts.append(_image(url))
+        labels = ", ".join(f"{lb.count} x {lb.name}" for lb in case.labels)
+        zone = case.zone_name if case.area == "unknown" else f"{case.zone_name} ({case.area_name})"
+        line = words["case"].format(
+            rank=case.rank,
+            id=case.id,
+            pct=case.similarity_pct,
+            labels=labels or words["no_labels"],
+            zone=zone,
+        )
+        parts.append(_text(line + ("" if url is not None else words["no_image"])))
+    if votes:
+        lines = [words["votes"].format(n=votes[0].neighbours)]
+        for vote in votes:
+            weighted = f"{vote.weighted:.2f}"
+            if language == "es":
+                weighted = weighted.replace(".", ",")
+            lines.append(
+                words["vote"].format(
+                    name=vote.name, support=vote.support, n=vote.neighbours, weighted=weighted
+                )
+            )
+        parts.append(_text("\n".join(lines)))
+    if estimates:
+        title, shown = estimate_lines(list(estimates), language)
+        parts.append(_text("\n".join([f"{title}:", *(f"- {line}" for line in shown)])))
+    return parts
+
+
+def jpeg_data_url(path: Path, max_side: int) -> str:
+    """The image at ``path`` fitted into ``max_side`` x ``max_side``, as a JPEG data URL."""
+    data = thumbnail(path, max_side)
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def thumbnail_size(max_side: int) -> int:
+    """The largest served thumbnail size not above ``max_side`` (the smallest one at least)."""
+    return max((s for s in THUMBNAIL_SIZES if s <= max_side), default=THUMBNAIL_SIZES[0])
+
+
+def neighbour_images(
+    cases: Sequence[Case],
+    limits: ImageLimits,
+    *,
+    path_of: Callable[[str], Path | str | None],
+    url_of: Callable[[str, int], str],
+) -> dict[str, str]:
+    """Image URLs of the first cases, within ``limits``, in rank order.
+
+    Data URLs stop at ``max_images`` or when the next one would pass ``max_total_bytes``;
+    an unreadable or missing image is skipped (that case stays text only).
+    """
+    images: dict[str, str] = {}
+    total = 0
+    for case in cases:
+        if len(images) >= limits.max_images:
+            break
+        if limits.urls:
+            images[case.id] = url_of(case.id, thumbnail_size(limits.max_side))
+            continue
+        path = path_of(case.id)
+        if path is None:
+            continue
+        try:
+            url = jpeg_data_url(Path(path), limits.max_side)
+        except OSError as exc:
+            logger.warning("image of %s not included: %s: %s", case.id, type(exc).__name__, exc)
+            continue
+        if total + len(url) > limits.max_total_bytes:
+            break
+        images[case.id] = url
+        total += len(url)
+    return images

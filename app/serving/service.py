@@ -1,0 +1,276 @@
+"""The running service: start-up state, readiness, and the one pipeline every query goes through.
+
+A route parses its request, calls :meth:`Ready.answer` once and returns what it got (LitServe
+style: the service decodes, batches, searches, renders, times and records; the route is glue).
+``bytes -> decode + preprocess`` (thread pool, :func:`models.embedding.prepare_image`) ``->
+encode`` (inference worker, batched) ``-> search`` (thread pool; any text encode hops back onto
+the inference worker) ``-> render`` (the route's presenter) ``-> Answer``. Each stage is timed and
+recorded once; the query part is bounded by ``request_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import anyio
+import numpy as np
+from PIL import Image
+
+from app.http.errors import NotReadyError, RequestTimeoutError
+from app.metrics import Metrics
+from app.query import Query, resolve_filters
+from app.serving.admission import Admission, DecodeBudget
+from app.serving.batching import InferenceWorker
+from app.serving.reloading import Reloader
+from app.serving.resources import Resources, load_resources
+from app.settings import Settings
+from indexer.index.stores import FilteringStore
+from indexer.query import Filters, RetrievalResult
+from models.allocator import MB, return_memory
+from models.base import Vectors
+from models.embedding import Prepared, prepare_image
+from models.errors import VisragError
+from models.imaging import decode_cost
+from models.taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
+
+LOADING, WARMING_UP, READY, FAILED, STOPPING = (
+    "loading",
+    "warming_up",
+    "ready",
+    "failed",
+    "stopping",
+)
+
+R = TypeVar("R")
+Render = Callable[[RetrievalResult, Taxonomy], R]
+
+
+@dataclass(frozen=True)
+class Answer(Generic[R]):
+    result: RetrievalResult
+    rendered: R  # what the route's presenter made of the result
+    timings: dict[str, float]  # stage -> seconds, ours and the retriever's
+
+
+class Service:
+    """Owns the resources and the inference worker of one app, and its readiness."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        resources: Resources | None = None,
+        loader: Callable[[Settings], Resources] = load_resources,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.resources = resources
+        self._loader = loader
+        self.worker: InferenceWorker | None = None
+        self.status = LOADING
+        self.reason: str | None = "loading models and index"
+        self.started_at = time.time()
+        self.on_fatal: Callable[[BaseException], None] | None = None
+        self.preparing = 0  # requests decoding/preprocessing, about to reach the worker
+        self.reloader = Reloader(self)  # swaps self.resources for a new index generation
+        # 429 before a request's body is read: a queue's worth waiting, plus the batch computing
+        self.admission = Admission(settings.max_queue + settings.max_batch_size)
+        self.decode_budget = DecodeBudget(settings.decode_budget_mb * MB)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load (off the event loop), start the worker, warm up; record why if anything fails."""
+        try:
+            if self.resources is None:
+                self.resources = await anyio.to_thread.run_sync(self._loader, self.settings)
+            resources = self.resources
+            s = self.settings
+            encoder = resources.image_encoder
+            self.worker = InferenceWorker(
+                lambda arrays: encoder.encode_preprocessed(arrays, batch_size=len(arrays)),
+                max_batch_size=s.max_batch_size,
+                max_wait_ms=s.max_wait_ms,
+                max_queue=self.admission.capacity,  # admitted requests never overflow it
+                on_batch=self.metrics.observe_batch,
+                on_depth=self.metrics.queue_depth.set,
+                arriving=lambda: self.preparing,
+            )
+            self.worker.start()
+            self.metrics.index_vectors.set(resources.retriever.size)
+            self.status, self.reason = WARMING_UP, "warming up the encoder"
+            await Ready(self, resources, self.worker).warm_up()
+            # adopt the loaded generation before /ready says yes: requests see generation 1
+            await self.reloader.start(resources)
+        except Exception as exc:
+            self.status, self.reason = FAILED, f"start-up failed: {exc}"
+            logger.error("visrag cannot start: %s", exc, exc_info=not _is_expected(exc))
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+            return
+        self.status, self.reason = READY, None
+        self.metrics.ready.set(1)
+        logger.info("visrag is ready (%d indexed items)", resources.retriever.size)
+
+    async def stop(self) -> None:
+        self.status, self.reason = STOPPING, "shutting down"
+        self.metrics.ready.set(0)
+        await self.reloader.stop()
+        if self.worker is not None:
+            await anyio.to_thread.run_sync(self.worker.stop)
+
+    @property
+    def ready(self) -> bool:
+        return self.status == READY and self.worker is not None and self.worker.alive
+
+    def store_problem(self) -> str | None:
+        """Why the vector store cannot answer now (a Milvus store unreachable), else None."""
+        store = None if self.resources is None else self.resources.retriever.artifacts.image_store
+        return store.problem() if isinstance(store, FilteringStore) else None
+
+    def require_ready(self) -> Ready:
+        """The one readiness check of a request: 503 (Retry-After) unless loaded and warmed up."""
+        if not self.ready or self.resources is None or self.worker is None:
+            reason = self.reason or "the inference worker stopped"
+            raise NotReadyError(f"not ready: {reason}", retry_after=5)
+        return Ready(self, self.resources, self.worker)
+
+    # -- operations ------------------------------------------------------------------------------
+    def metrics_text(self) -> bytes:
+        """The Prometheus exposition, with the queue depth read now."""
+        if self.worker is not None:
+            self.metrics.queue_depth.set(self.worker.depth)
+        return self.metrics.render()
+
+    def info(self) -> dict[str, Any]:
+        s = self.settings
+        runtime: dict[str, Any] = {
+            "status": self.status,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "max_batch_size": s.max_batch_size,
+            "max_wait_ms": s.max_wait_ms,
+            "max_queue": s.max_queue,
+            "admitted": self.admission.in_progress,
+            "refused_at_admission": self.admission.refused,
+            "max_upload_bytes": s.max_upload_bytes,
+            "max_pixels": s.max_pixels,
+            "request_timeout_s": s.request_timeout_s,
+            "header_timeout_s": s.header_timeout_s,
+            "decode_budget_mb": s.decode_budget_mb,
+            "default_k": s.default_k,
+            "auth": bool(s.api_keys),
+        }
+        manifest: dict[str, Any] = {}
+        if self.resources is not None:
+            runtime.update(self.resources.runtime())
+            runtime.update(self.reloader.info())
+            manifest = self.resources.manifest
+        if self.worker is not None:
+            runtime["queue_depth"] = self.worker.depth
+        return {"manifest": manifest, "runtime": runtime}
+
+
+class Ready:
+    """A service found ready by a request: what that request's pipeline runs against."""
+
+    def __init__(self, service: Service, resources: Resources, worker: InferenceWorker) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.resources = resources
+        self.worker = worker
+
+    async def answer(self, data: bytes, query: Query, render: Render[R]) -> Answer[R]:
+        """Decode, preprocess, encode (batched), search and render one uploaded image."""
+        taxonomy = self.resources.taxonomy
+        filters = resolve_filters(query, taxonomy)
+        timeout = self.settings.request_timeout_s
+        try:
+            with anyio.fail_after(timeout):
+                result, timings = await self._run(data, query, filters)
+        except TimeoutError:
+            raise RequestTimeoutError(f"the request took longer than {timeout:g} s") from None
+        start = time.perf_counter()
+        rendered = render(result, taxonomy)
+        timings["render"] = time.perf_counter() - start
+        self.service.metrics.observe_stages(timings)
+        return Answer(result=result, rendered=rendered, timings=timings)
+
+    def image_path(self, item_id: str) -> Path | None:
+        """The indexed image of a catalogue item; None if unknown or gone."""
+        return self.resources.retriever.image_path(item_id)
+
+    async def _run(
+        self, data: bytes, query: Query, filters: Filters
+    ) -> tuple[RetrievalResult, dict[str, float]]:
+        encoder, max_pixels = self.resources.image_encoder, self.settings.max_pixels
+
+        def prepare() -> Prepared:
+            try:
+                return prepare_image(data, encoder, max_pixels=max_pixels)
+            finally:
+                return_memory(cost)  # malloc_trim after a large decode (models.allocator)
+
+        self.service.preparing += 1
+        try:
+            cost = await anyio.to_thread.run_sync(
+                functools.partial(
+                    decode_cost, data, max_pixels=max_pixels, max_side=encoder.image_size
+                )
+            )
+            async with self.service.decode_budget.hold(cost):  # the memory is held until it ends:
+                prepared = await anyio.to_thread.run_sync(prepare)  # no abandon_on_cancel
+            pending = self.worker.submit(prepared.pixels)
+        finally:
+            self.service.preparing -= 1  # after submit: the worker never sees a gap between them
+        encoded = await self.worker.result(pending)
+        search = functools.partial(
+            self.resources.retriever.search,
+            encoded.vector,
+            k=query.k,
+            mode=query.mode,
+            text=query.text,
+            filters=filters or None,
+            alpha=query.alpha,
+            probe_weight=query.probe_weight,
+            encode_text=self._encode_text if self.resources.text_encoder is not None else None,
+        )
+        result: RetrievalResult = await anyio.to_thread.run_sync(search, abandon_on_cancel=True)
+        timings = {
+            "decode": prepared.decode_seconds,
+            "preprocess": prepared.preprocess_seconds,
+            "queue": encoded.queue_seconds,
+            "encode": encoded.encode_seconds,
+            **result.timings,
+        }
+        return result, timings
+
+    def _encode_text(self, text: str) -> Vectors:
+        """One text -> its vector, on the inference thread (called from the search thread)."""
+        encoder = self.resources.text_encoder
+        assert encoder is not None
+        vectors: Vectors = self.worker.call(encoder.encode, [text])
+        return np.asarray(vectors[0], dtype=np.float32)
+
+    async def warm_up(self) -> None:
+        """One dummy image through the whole path, so the first real request is not the slow one."""
+        image = Image.new("RGB", (64, 48), (128, 128, 128))
+        encoder = self.resources.image_encoder
+        prepared = await anyio.to_thread.run_sync(prepare_image, image, encoder)
+        encoded = await self.worker.encode(prepared.pixels)
+        if self.resources.retriever.size:
+            search = functools.partial(self.resources.retriever.search, encoded.vector, k=1)
+            await anyio.to_thread.run_sync(search)
+
+
+def _is_expected(exc: BaseException) -> bool:
+    """Start-up errors with a clear message (mismatch, checksum, missing weights): no traceback."""
+    return isinstance(exc, (VisragError, FileNotFoundError, asyncio.CancelledError))

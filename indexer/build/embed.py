@@ -1,0 +1,147 @@
+"""The mapper stage of a build: records -> image vectors.
+
+Decode + preprocess (:func:`models.embedding.prepare_image`, the one image -> vector path) runs in
+worker threads, ahead of the encoder by up to two windows; ``encode_preprocessed`` runs in the
+calling thread on windows of a few batches (the encoder buckets equal shapes). Unreadable images
+become :class:`~indexer.readers.records.Problem` s, never zero vectors. With an
+:class:`~indexer.build.cache.EmbeddingCache`, vectors already encoded are reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.build.cache import EmbeddingCache
+from indexer.readers.records import Problem, Record
+from models.base import ImageEncoderProtocol, Pixels
+from models.embedding import prepare_image
+from models.errors import VisragError
+
+logger = logging.getLogger(__name__)
+Vectors = npt.NDArray[np.float32]
+
+
+def _load(record: Record, image_encoder: ImageEncoderProtocol) -> Pixels | Problem:
+    """Decode + preprocess one record's image (the one path, :func:`models.embedding.prepare_image`;
+    large photos decode at a reduced JPEG scale); an unreadable image becomes a Problem."""
+    try:
+        return prepare_image(Path(record.image_path), image_encoder).pixels
+    except (VisragError, OSError) as exc:
+        return Problem(str(record.image_path), f"{type(exc).__name__}: {exc}")
+
+
+def progress_bar(total: int, enabled: bool) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]embedding images"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+def split_cached(
+    records: Sequence[Record], cache: EmbeddingCache | None
+) -> tuple[dict[str, Vectors], list[Record], dict[str, float]]:
+    """(vectors the cache already holds by record id, records still to embed, starting stats)."""
+    vectors: dict[str, Vectors] = {}
+    todo = []
+    for record in records:
+        hit = cache.get(record) if cache else None
+        if hit is not None:
+            vectors[record.id] = hit
+        else:
+            todo.append(record)
+    stats = {"cached": float(len(vectors)), "embedded": 0.0, "encode_seconds": 0.0}
+    return vectors, todo, stats
+
+
+def embed_images(
+    records: Sequence[Record],
+    *,
+    image_encoder: ImageEncoderProtocol,
+    batch_size: int = 8,
+    workers: int = 2,
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+) -> tuple[list[Record], Vectors, list[Problem], dict[str, float]]:
+    """Encode the records' images; returns (records kept, vectors, failures, stats).
+
+    ``stats``: ``cached``, ``embedded``, ``encode_seconds`` (inside the encoder) and ``seconds``
+    (the whole stage): their ratio is how busy decoding kept the model.
+    """
+    vectors, todo, stats = split_cached(records, cache)
+    failed: list[Problem] = []
+    window = max(batch_size * 4, 1)
+    t_start = time.perf_counter()
+
+    with progress_bar(len(todo), progress) as bar, ThreadPoolExecutor(max(workers, 1)) as pool:
+        task = bar.add_task("embed", total=len(todo), rate="")
+        pending: deque[tuple[Record, Future[Any]]] = deque()
+        source = iter(todo)
+
+        def submit() -> None:
+            record = next(source, None)
+            if record is not None:
+                pending.append((record, pool.submit(_load, record, image_encoder)))
+
+        for _ in range(window * 2):  # decode runs ahead of the encoder by up to two windows
+            submit()
+        buffer: list[tuple[Record, Pixels]] = []
+
+        def flush() -> None:
+            if not buffer:
+                return
+            t0 = time.perf_counter()
+            out = image_encoder.encode_preprocessed([x for _, x in buffer], batch_size=batch_size)
+            stats["encode_seconds"] += time.perf_counter() - t0
+            out = np.asarray(out, np.float32)
+            batch = [r for r, _ in buffer]
+            if cache:
+                cache.put(batch, out)
+            for record, vec in zip(batch, out, strict=True):
+                vectors[record.id] = vec
+            stats["embedded"] += len(buffer)
+            rate = stats["embedded"] / (time.perf_counter() - t_start)
+            bar.update(task, advance=len(buffer), rate=f"{rate:.1f} img/s")
+            buffer.clear()
+
+        while pending:
+            record, future = pending.popleft()
+            submit()
+            result = future.result()
+            if isinstance(result, Problem):
+                logger.warning("skipping %s: %s", result.file, result.reason)
+                failed.append(result)
+                bar.update(task, advance=1)
+                continue
+            buffer.append((record, result))
+            if len(buffer) >= window:
+                flush()
+        flush()
+    stats["seconds"] = time.perf_counter() - t_start  # wall time of the stage (busy = encode/this)
+    kept = [r for r in records if r.id in vectors]
+    dim = image_encoder.dim
+    stacked = np.stack([vectors[r.id] for r in kept]) if kept else np.zeros((0, dim), np.float32)
+    return kept, stacked.astype(np.float32), failed, stats

@@ -1,0 +1,323 @@
+"""The Retriever: query -> ranked hits with normalised taxonomy.
+
+Shared by the service and the evaluation, so the evaluation measures exactly what the service
+serves. A query is an image (or its precomputed vector) and, optionally, a caller-supplied text;
+it never carries ground-truth labels.
+
+Modes (DESIGN §3):
+- ``image``: the image vector against the image index; score = cosine of the image vectors.
+- ``hybrid``: ``fuse(image, text)`` against the fused index; score = a*cos_img + (1-a)*cos_txt.
+- ``rerank``: image search for the top-N candidates, consensus labels of those neighbours ->
+  template description -> text vector -> hybrid score over the candidates.
+- ``probe``: the image top-N re-ranked by the label head's estimate
+(:mod:`indexer.retrieval.probe`);
+  score = image cosine. Every mode returns the head's label estimates when the index has one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.index.stores import FilteringStore
+from indexer.query import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
+from indexer.retrieval import probe
+from indexer.retrieval.votes import consensus
+from models.base import ImageEncoderProtocol, TextEncoderProtocol
+from models.description import describe
+from models.embedding import embed_image
+from models.fusion import fuse, l2_normalise
+from models.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from indexer.index.artifacts import Artifacts
+    from indexer.index.catalogue import CatalogueItem
+
+Vector = npt.NDArray[np.float32]
+Rows = npt.NDArray[np.int64]
+
+
+class Retriever:
+    """Answers queries against loaded artifacts with the configured encoders."""
+
+    def __init__(
+        self,
+        artifacts: Artifacts,
+        *,
+        image_encoder: ImageEncoderProtocol | None,
+        text_encoder: TextEncoderProtocol | None,
+        taxonomy: Taxonomy,
+        rerank_candidates: int = 20,
+        rerank_prior: bool = False,  # the prior-corrected vote (indexer.retrieval.votes)
+    ) -> None:
+        self.artifacts = artifacts
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.taxonomy = taxonomy
+        self.rerank_candidates = rerank_candidates
+        self.rerank_prior = probe.label_frequencies(artifacts) if rerank_prior else None
+        # Template texts repeat a lot (rerank pseudo-texts, gateway captions): cache their vectors.
+        self._text_cache: OrderedDict[str, Vector] = OrderedDict()
+        self._text_cache_size, self._text_lock = 4096, threading.Lock()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.artifacts.manifest.as_json()
+
+    @property
+    def size(self) -> int:
+        return len(self.artifacts.items)
+
+    # -- full path: image in ---------------------------------------------------------------------
+    def retrieve(
+        self,
+        image: Image.Image,
+        *,
+        k: int = 5,
+        mode: str = "image",
+        text: str | None = None,
+        filters: Filters | None = None,
+        alpha: float | None = None,
+        probe_weight: float | None = None,
+    ) -> RetrievalResult:
+        """Embed an image (:func:`models.embedding.embed_image`), then :meth:`search`."""
+        if self.image_encoder is None:
+            raise QueryError("no image encoder is loaded: query with a vector instead")
+        vector, stages = embed_image(image, self.image_encoder)
+        result = self.search(
+            vector,
+            k=k,
+            mode=mode,
+            text=text,
+            filters=filters,
+            alpha=alpha,
+            probe_weight=probe_weight,
+        )
+        return replace(result, timings={**stages, **result.timings})
+
+    # -- vector in -------------------------------------------------------------------------------
+    def search(
+        self,
+        image_vector: npt.ArrayLike,
+        *,
+        k: int = 5,
+        mode: str = "image",
+        text: str | None = None,
+        filters: Filters | None = None,
+        exclude_ids: Iterable[str] = (),
+        exclude_groups: Iterable[str] = (),
+        alpha: float | None = None,
+        encode_text: Callable[[str], Vector] | None = None,
+        probe_weight: float | None = None,
+        label_proba: npt.ArrayLike | None = None,
+    ) -> RetrievalResult:
+        """Rank catalogue items for an encoded image (precomputed vectors, leave-one-out, service).
+
+        ``exclude_ids`` / ``exclude_groups`` drop items (e.g. the query itself and crops of the same
+        source photo) while still returning k hits when enough remain. ``encode_text`` (one text ->
+        its unit vector) replaces this Retriever's text encoder for this call: the service passes
+        one that runs the model on its inference thread. ``probe_weight`` overrides the manifest's;
+        ``label_proba`` replaces the stored head's estimate for this query (the leave-one-out
+        evaluation's cross-fitted probabilities, in the head's label order).
+        """
+        if mode not in QUERY_MODES:
+            raise QueryError(f"unknown mode {mode!r}; expected one of {', '.join(QUERY_MODES)}")
+        if k < 1:
+            raise QueryError(f"k must be >= 1, got {k}")
+        if mode == "hybrid" and not (text and text.strip()):
+            raise QueryError("mode 'hybrid' needs a text (e.g. a caption of the image)")
+        a = self.artifacts.alpha if alpha is None else float(alpha)
+        if not 0.0 <= a <= 1.0:
+            raise QueryError(f"alpha must be in [0, 1], got {a}")
+        vec = l2_normalise(np.asarray(image_vector, dtype=np.float32).reshape(-1))
+        dim = self.artifacts.image_vectors.shape[1]
+        if vec.shape[0] != dim:
+            raise QueryError(f"query vector has {vec.shape[0]} dimensions, the index has {dim}")
+        allowed = self._allowed(filters)
+        excluded = self._excluded(exclude_ids, exclude_groups)
+        timings: dict[str, float] = {}
+        pseudo_text = None
+        weight, n_probe = probe.probe_settings(self.artifacts, probe_weight)
+
+        t0 = time.perf_counter()
+        proba = probe.query_proba(self.artifacts, vec, label_proba)
+        if mode == "image":
+            rows, scores = self._image_search(vec, k, allowed, excluded, filters)
+        elif mode == "hybrid":
+            assert text is not None
+            tvec = self._encode_text(text, timings, encode_text)
+            t0 = time.perf_counter()
+            rows, scores = self._hybrid_search(vec, tvec, a, k, allowed, excluded, filters)
+        elif mode == "probe":
+            n = max(n_probe, k)
+            cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
+            rows, scores = probe.probe_rank(
+                self.artifacts, cand_rows, cand_scores, proba, k, weight
+            )
+        else:
+            n = max(self.rerank_candidates, k)
+            cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
+            timings["search"] = time.perf_counter() - t0
+            items = [self.artifacts.items[r] for r in cand_rows]
+            agreed = consensus(items, cand_scores.tolist(), self.taxonomy, self.rerank_prior)
+            pseudo_text = describe(agreed.labels, agreed.zone, self.taxonomy)
+            tvec = self._encode_text(pseudo_text, timings, encode_text)
+            t0 = time.perf_counter()
+            fused = a * cand_scores + (1 - a) * (self.artifacts.text_vectors[cand_rows] @ tvec)
+            order = np.lexsort((cand_rows, -fused))[:k]
+            rows, scores = cand_rows[order], fused[order]
+            timings["rerank"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+        if "search" not in timings:
+            timings["search"] = time.perf_counter() - t0
+        hits = tuple(
+            self._hit(int(r), float(s), rank)
+            for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)
+        )
+        return RetrievalResult(
+            hits, mode, timings, pseudo_text, probe.label_estimates(self.artifacts, proba)
+        )
+
+    # -- catalogue -------------------------------------------------------------------------------
+    def item(self, item_id: str) -> CatalogueItem | None:
+        row = self.artifacts.row_of(item_id)
+        return None if row is None else self.artifacts.items[row]
+
+    def image_path(self, item_id: str) -> Path | None:
+        """The indexed image file of a catalogue item (for thumbnails); None if unknown/missing."""
+        item = self.item(item_id)
+        if item is None or not item.image:
+            return None
+        path = self.artifacts.image_file(item)
+        return path if path is not None and path.is_file() else None
+
+    # -- internals -------------------------------------------------------------------------------
+    def _encode_text(
+        self, text: str, timings: dict[str, float], encode: Callable[[str], Vector] | None
+    ) -> Vector:
+        if encode is None and self.text_encoder is not None:
+            encoder = self.text_encoder
+            encode = lambda t: encoder.encode([t])[0]  # noqa: E731
+        if encode is None:
+            raise QueryError("no text encoder is loaded: modes 'hybrid' and 'rerank' need one")
+        t0 = time.perf_counter()
+        with self._text_lock:
+            tvec = self._text_cache.get(text)
+            if tvec is not None:
+                self._text_cache.move_to_end(text)
+        if tvec is None:
+            tvec = np.asarray(encode(text), dtype=np.float32)
+            with self._text_lock:
+                self._text_cache[text] = tvec
+                while len(self._text_cache) > self._text_cache_size:
+                    self._text_cache.popitem(last=False)
+        timings["text_encode"] = time.perf_counter() - t0
+        dim = self.artifacts.text_vectors.shape[1]
+        if tvec.shape[0] != dim:
+            raise QueryError(f"text vector has {tvec.shape[0]} dimensions, the index has {dim}")
+        return tvec
+
+    def _allowed(self, filters: Filters | None) -> npt.NDArray[np.int64] | None:
+        if not filters:
+            return None
+        for label in (*filters.labels_any, *filters.labels_all):
+            if label not in self.taxonomy.label_ids:
+                raise QueryError(f"unknown label in filter: {label!r}")
+        return self.artifacts.select(filters)
+
+    def _excluded(self, ids: Iterable[str], groups: Iterable[str]) -> set[int]:
+        rows = {r for r in (self.artifacts.row_of(i) for i in ids) if r is not None}
+        group_set = set(groups)
+        if group_set:
+            rows |= {it.row for it in self.artifacts.items if it.group in group_set}
+        return rows
+
+    def _image_search(
+        self, vec: Vector, k: int, allowed: Rows | None, excluded: set[int], filters: Filters | None
+    ) -> tuple[Rows, npt.NDArray[np.float32]]:
+        return self._store_search(self.artifacts.image_store, vec, k, allowed, excluded, filters)
+
+    def _hybrid_search(
+        self,
+        vec: Vector,
+        tvec: Vector,
+        alpha: float,
+        k: int,
+        allowed: npt.NDArray[np.int64] | None,
+        excluded: set[int],
+        filters: Filters | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if abs(alpha - self.artifacts.alpha) < 1e-9:
+            query = fuse(vec, tvec, alpha=alpha)
+            store = self.artifacts.fused_store
+            return self._store_search(store, query, k, allowed, excluded, filters)
+        # Another fusion weight than the index was built with (sweeps): exact scoring.
+        scores = alpha * (self.artifacts.image_vectors @ vec) + (1 - alpha) * (
+            self.artifacts.text_vectors @ tvec
+        )
+        rows = np.arange(len(scores), dtype=np.int64) if allowed is None else allowed
+        if excluded:
+            rows = rows[~np.isin(rows, list(excluded))]
+        sub = scores[rows]
+        order = np.lexsort((rows, -sub))[:k]
+        return rows[order], sub[order].astype(np.float32)
+
+    @staticmethod
+    def _store_search(
+        store: Any,
+        query: Vector,
+        k: int,
+        allowed: npt.NDArray[np.int64] | None,
+        excluded: set[int],
+        filters: Filters | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if isinstance(store, FilteringStore):  # Milvus: filters pushed down as expressions
+            return store.search_filtered(query, k, filters=filters, excluded=excluded)
+        if excluded and allowed is not None:
+            allowed = allowed[~np.isin(allowed, list(excluded))]
+            excluded = set()
+        # Over-fetch by the number of excluded rows, then drop them: k hits whenever k remain.
+        fetch = min(k + len(excluded), store.ntotal)
+        if fetch <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        scores, ids = store.search(query.reshape(1, -1), fetch, allowed=allowed)
+        keep = [
+            (int(i), float(s))
+            for i, s in zip(ids[0], scores[0], strict=True)
+            if i >= 0 and i not in excluded
+        ][:k]
+        rows = np.array([i for i, _ in keep], dtype=np.int64)
+        return rows, np.array([s for _, s in keep], dtype=np.float32)
+
+    def _hit(self, row: int, score: float, rank: int) -> Hit:
+        item = self.artifacts.items[row]
+        tax = self.taxonomy
+        labels = tuple(
+            LabelCount(id=lb.id, count=int(n), en=lb.en, es=lb.es, coarse=lb.coarse)
+            for lb, n in (
+                (tax.normalise(label), n) for label, n in tax.sort_counts(item.labels).items()
+            )
+        )
+        zone = tax.normalise_zone(item.zone)
+        return Hit(
+            id=item.id,
+            rank=rank,
+            score=max(-1.0, min(1.0, score)),
+            labels=labels,
+            zone=zone.id,
+            zone_name=zone.en,
+            area=zone.area,
+            description=item.description,
+            image=item.image,
+            group=item.group,
+        )
