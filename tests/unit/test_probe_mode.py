@@ -37,6 +37,18 @@ def retriever_of(arts, taxonomy):
     return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(), taxonomy=taxonomy)
 
 
+def image_and_probe(arts, taxonomy):
+    """Leave-one-out evaluation of image search and of probe at k 1 and 5."""
+    return evaluate(
+        retriever_of(arts, taxonomy),
+        leave_one_out_queries(arts),
+        modes=["image", "probe"],
+        ks=(1, 5),
+        leave_one_out=True,
+        random_repeats=5,
+    )
+
+
 def test_head_is_fitted_described_and_checksummed(taxonomy, tmp_path):
     arts = catalogue(taxonomy, tmp_path)
     section = arts.manifest.label_head
@@ -113,16 +125,7 @@ def test_removing_items_refits_the_head_and_keeps_the_probe_weight(taxonomy, tmp
 
 
 def test_leave_one_out_evaluation_names_the_probe_run_and_scores_estimates(taxonomy, tmp_path):
-    arts = catalogue(taxonomy, tmp_path)
-    r = retriever_of(arts, taxonomy)
-    ev = evaluate(
-        r,
-        leave_one_out_queries(arts),
-        modes=["image", "probe"],
-        ks=(1, 5),
-        leave_one_out=True,
-        random_repeats=3,
-    )
+    ev = image_and_probe(catalogue(taxonomy, tmp_path), taxonomy)
     assert [run.name for run in ev.runs] == ["image", "probe"]
     assert ev.estimates is not None and ev.estimates["source"] == "cross-fitted by group"
     for key in ("micro_f1", "macro_f1", "brier", "ece"):
@@ -142,15 +145,7 @@ def test_permuted_labels_canary_probe_stays_near_the_best_baseline(taxonomy, tmp
     perm = rng.permutation(len(kinds))
     items = [item(i, kinds[p], group=f"g{i % 20}", taxonomy=taxonomy) for i, p in enumerate(perm)]
     arts = write_vector_index(tmp_path / "canary", items, rng.normal(size=(80, 16)), taxonomy)
-    r = retriever_of(arts, taxonomy)
-    ev = evaluate(
-        r,
-        leave_one_out_queries(arts),
-        modes=["image", "probe"],
-        ks=(1, 5),
-        leave_one_out=True,
-        random_repeats=5,
-    )
+    ev = image_and_probe(arts, taxonomy)
     best = max(
         ev.runs[0].summary["recall@1"], *(b.summary["recall@1"] for b in ev.baselines.values())
     )
