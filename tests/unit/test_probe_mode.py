@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from vector_index import KeywordTextEncoder, item, write_vector_index
+from vector_index import item, keyword_retriever, write_vector_index
 
 from indexer.errors import ChecksumError
 from indexer.evaluation.queries import leave_one_out_queries
@@ -16,7 +16,6 @@ from indexer.index.artifacts import load_artifacts
 from indexer.index.manifest import manifest_checksum
 from indexer.index.updating import rewrite_artifacts
 from indexer.query import QueryError
-from indexer.retrieval.retriever import Retriever
 
 KINDS = [{"dent": 1}, {"crack": 1}, {"surface_scratch": 1}, {}]
 
@@ -33,14 +32,10 @@ def catalogue(taxonomy, tmp_path, *, n=48, groups=12, seed=0, separable=True, na
     return write_vector_index(tmp_path / name, items, vectors, taxonomy)
 
 
-def retriever_of(arts, taxonomy):
-    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(), taxonomy=taxonomy)
-
-
 def image_and_probe(arts, taxonomy):
     """Leave-one-out evaluation of image search and of probe at k 1 and 5."""
     return evaluate(
-        retriever_of(arts, taxonomy),
+        keyword_retriever(arts, taxonomy),
         leave_one_out_queries(arts),
         modes=["image", "probe"],
         ks=(1, 5),
@@ -68,7 +63,7 @@ def test_head_is_fitted_described_and_checksummed(taxonomy, tmp_path):
 
 def test_probe_ranks_by_the_estimate_and_weight_zero_is_image_search(taxonomy, tmp_path):
     arts = catalogue(taxonomy, tmp_path)
-    r = retriever_of(arts, taxonomy)
+    r = keyword_retriever(arts, taxonomy)
     q = arts.image_vectors[0]
     image = [h.id for h in r.search(q, k=5, mode="image", exclude_ids=["item0"]).hits]
     plain = r.search(q, k=5, mode="probe", probe_weight=0.0, exclude_ids=["item0"])
@@ -92,7 +87,7 @@ def test_catalogue_without_a_head_says_why_and_probe_is_refused(taxonomy, tmp_pa
     arts = write_vector_index(tmp_path / "one", items, rng.normal(size=(6, 8)), taxonomy)
     section = arts.manifest.label_head
     assert section is not None and section.status == "unavailable" and "one group" in section.reason
-    r = retriever_of(arts, taxonomy)
+    r = keyword_retriever(arts, taxonomy)
     assert r.search(arts.image_vectors[0], k=2).estimates == ()
     with pytest.raises(QueryError, match="no label head"):
         r.search(arts.image_vectors[0], mode="probe")
@@ -111,7 +106,7 @@ def test_index_written_before_heads_still_loads(taxonomy, tmp_path):
     arts = load_artifacts(tmp_path / "art")
     assert arts.label_head is None
     with pytest.raises(QueryError, match="before label heads"):
-        retriever_of(arts, taxonomy).search(arts.image_vectors[0], mode="probe")
+        keyword_retriever(arts, taxonomy).search(arts.image_vectors[0], mode="probe")
 
 
 def test_removing_items_refits_the_head_and_keeps_the_probe_weight(taxonomy, tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from report_metrics import FRACTION_METRICS
-from vector_index import KeywordTextEncoder, item, write_vector_index
+from vector_index import item, keyword_retriever, write_vector_index
 
 from indexer.evaluation.queries import (
     ORACLE,
@@ -19,7 +19,6 @@ from indexer.evaluation.queries import (
 )
 from indexer.evaluation.report import write_report
 from indexer.evaluation.runner import evaluate
-from indexer.retrieval.retriever import Retriever
 from models.description import describe
 from models.fusion import l2_normalise
 
@@ -48,13 +47,7 @@ def retriever(taxonomy, tmp_path):
         Image.new("RGB", (40, 30), (row * 30, 100, 200)).save(image)
         items.append(item(row, labels, group=group, image=str(image), taxonomy=taxonomy))
     arts = write_vector_index(tmp_path / "art", items, np.array(vectors), taxonomy)
-    return Retriever(
-        arts,
-        image_encoder=None,
-        text_encoder=KeywordTextEncoder(),
-        taxonomy=taxonomy,
-        rerank_candidates=4,
-    )
+    return keyword_retriever(arts, taxonomy, rerank_candidates=4)
 
 
 @pytest.fixture
