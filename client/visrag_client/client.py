@@ -78,14 +78,7 @@ class VisragClient(ClientBase):
     """Blocking client. ``with VisragClient(url) as c: c.context(path, format="messages")``."""
 
     _http: httpx.Client
-
-    def _connect(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            headers=self._headers,
-            timeout=self._timeout,
-            transport=self._transport,
-        )
+    _http_class = httpx.Client
 
     def __enter__(self) -> VisragClient:
         return self
@@ -97,20 +90,17 @@ class VisragClient(ClientBase):
         self._http.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        waited, attempt = 0.0, 0
+        attempts = self._attempts()
         while True:
-            attempt += 1
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                delay = self._transport_failure(exc, attempt, waited)
-            else:
-                outcome = self._outcome(response, attempt, waited)
-                if outcome is None:
-                    return response
-                delay = outcome
+                time.sleep(attempts.after_failure(exc))
+                continue
+            delay = attempts.after_response(response)
+            if delay is None:
+                return response
             time.sleep(delay)
-            waited += delay
 
     def retrieve(self, image: ImageInput, **options: Unpack[RetrieveOptions]) -> RetrieveResponse:
         """POST /retrieve (see :class:`RetrieveOptions`)."""
@@ -140,14 +130,7 @@ class AsyncVisragClient(ClientBase):
     """The same API as ``VisragClient``, awaitable (``async with AsyncVisragClient(url) as c``)."""
 
     _http: httpx.AsyncClient
-
-    def _connect(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=self._headers,
-            timeout=self._timeout,
-            transport=self._transport,
-        )
+    _http_class = httpx.AsyncClient
 
     async def __aenter__(self) -> AsyncVisragClient:
         return self
@@ -159,20 +142,17 @@ class AsyncVisragClient(ClientBase):
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        waited, attempt = 0.0, 0
+        attempts = self._attempts()
         while True:
-            attempt += 1
             try:
                 response = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                delay = self._transport_failure(exc, attempt, waited)
-            else:
-                outcome = self._outcome(response, attempt, waited)
-                if outcome is None:
-                    return response
-                delay = outcome
+                await asyncio.sleep(attempts.after_failure(exc))
+                continue
+            delay = attempts.after_response(response)
+            if delay is None:
+                return response
             await asyncio.sleep(delay)
-            waited += delay
 
     async def retrieve(
         self, image: ImageInput, **options: Unpack[RetrieveOptions]

@@ -86,8 +86,47 @@ def form_fields(**values: Any) -> dict[str, Any]:
     return out
 
 
+class Attempts:
+    """One request's retries: counts the attempts and the waiting, decides each next wait.
+
+    The sync and async clients own only the sending and the sleeping around it.
+    """
+
+    def __init__(self, policy: RetryPolicy, base_url: str) -> None:
+        self._policy = policy
+        self._base_url = base_url
+        self._attempt = 0
+        self._waited = 0.0
+
+    def after_response(self, response: httpx.Response) -> float | None:
+        """None: ``response`` is final (raises if it is an error); else seconds to wait."""
+        if response.status_code in RETRY_STATUSES:
+            delay = self._next_delay(retry_after(response))
+            if delay is not None:
+                return delay
+        if response.status_code >= 400:
+            raise api_error(response)
+        return None
+
+    def after_failure(self, exc: httpx.TransportError) -> float:
+        """Seconds to wait after a connection failure; raises once retrying is over."""
+        delay = self._next_delay(None)
+        if delay is None:
+            raise VisragConnectionError(f"{self._base_url}: {exc}") from exc
+        return delay
+
+    def _next_delay(self, retry_after: float | None) -> float | None:
+        self._attempt += 1
+        delay = self._policy.delay(self._attempt, retry_after, self._waited)
+        if delay is not None:
+            self._waited += delay
+        return delay
+
+
 class ClientBase:
     """What the sync and async clients share: options, headers, the retry decisions."""
+
+    _http_class: Any  # httpx.Client or httpx.AsyncClient, set by the subclass
 
     def __init__(
         self,
@@ -109,20 +148,13 @@ class ClientBase:
 
     def _connect(self) -> Any:
         """The ``httpx`` client (sync or async) of this client."""
-        raise NotImplementedError
+        return self._http_class(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            transport=self._transport,
+        )
 
-    def _outcome(self, response: httpx.Response, attempt: int, waited: float) -> float | None:
-        """None: ``response`` is final (raises if it is an error); else seconds to wait."""
-        if response.status_code in RETRY_STATUSES:
-            delay = self.retry.delay(attempt, retry_after(response), waited)
-            if delay is not None:
-                return delay
-        if response.status_code >= 400:
-            raise api_error(response)
-        return None
-
-    def _transport_failure(self, exc: httpx.TransportError, attempt: int, waited: float) -> float:
-        delay = self.retry.delay(attempt, None, waited)
-        if delay is None:
-            raise VisragConnectionError(f"{self.base_url}: {exc}") from exc
-        return delay
+    def _attempts(self) -> Attempts:
+        """The retry bookkeeping of one request."""
+        return Attempts(self.retry, self.base_url)

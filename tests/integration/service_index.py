@@ -55,8 +55,9 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(artifacts: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    cmd = [
+def serve_command(artifacts: Path, port: int) -> list[str]:
+    """``visrag serve`` of ``artifacts`` on loopback ``port``, as a subprocess command line."""
+    return [
         sys.executable,
         "-m",
         "app.cli",
@@ -68,6 +69,10 @@ def start_server(artifacts: Path, port: int, log: Path, **env: str) -> subproces
         "--artifacts",
         str(artifacts),
     ]
+
+
+def start_server(artifacts: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    cmd = serve_command(artifacts, port)
     with log.open("wb") as out:
         return subprocess.Popen(
             cmd, cwd=REPO, env=server_env(**env), stdout=out, stderr=subprocess.STDOUT

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import build_args, invoke
 from typer.testing import CliRunner
 
 from models import device
@@ -16,17 +17,6 @@ from models.device import cpu_supports_bf16
 pytestmark = pytest.mark.slow
 N_IMAGES = 10
 AUTO_DTYPE = "bf16" if cpu_supports_bf16() else "fp32"  # dtype=auto on this machine
-
-
-def invoke(*args: str, ok: bool = True) -> str:
-    from indexer.cli.main import cli
-
-    result = CliRunner().invoke(cli, list(args))
-    if ok:
-        assert result.exit_code == 0, f"{args}\n{result.output}\n{result.exception!r}"
-    else:
-        assert result.exit_code == 1, f"{args} should fail\n{result.output}"
-    return result.output
 
 
 @pytest.fixture(scope="module")
@@ -53,30 +43,11 @@ def env(tmp_path_factory, taxonomy):
     return root, model, records
 
 
-def build_args(root: Path, model: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "index",
-        "build",
-        "--manifest",
-        str(root / "train.jsonl"),
-        "--out",
-        str(out),
-        "--image-model",
-        str(model),
-        "--image-size",
-        "64",
-        "--device",
-        "cpu",
-        "--no-progress",
-        *extra,
-    ]
-
-
 @pytest.fixture(scope="module")
 def built(env):
     root, model, records = env
     out = root / "art"
-    output = invoke(*build_args(root, model, out, "--index-type", "hnsw"))
+    output = invoke(*build_args(root / "train.jsonl", out, model, "--index-type", "hnsw"))
     return out, output
 
 
@@ -179,17 +150,8 @@ def test_remove_then_add_back(env, built, tmp_path, taxonomy):
 
     new = tmp_path / "new.jsonl"
     new.write_text(json.dumps(record_to_json(target, base_dir=tmp_path)) + "\n")
-    output = invoke(
-        "index",
-        "add",
-        str(out),
-        "--manifest",
-        str(new),
-        "--device",
-        "cpu",
-        "--image-model",
-        str(model),
-    )
+    add = ("index", "add", str(out), "--manifest", str(new))
+    output = invoke(*add, "--device", "cpu", "--image-model", str(model))
     assert "1 embedded" in output
     b = load_artifacts(out)
     row = b.row_of(target.id)
@@ -199,18 +161,7 @@ def test_remove_then_add_back(env, built, tmp_path, taxonomy):
     assert [h["op"] for h in b.manifest.history] == ["build", "remove", "add"]
     assert b.manifest.history[-1]["dtype"] == AUTO_DTYPE  # the dtype the add ran
     # adding it again is refused; so is an encoder configured differently from the manifest
-    invoke(
-        "index",
-        "add",
-        str(out),
-        "--manifest",
-        str(new),
-        "--device",
-        "cpu",
-        "--image-model",
-        str(model),
-        ok=False,
-    )
+    invoke(*add, "--device", "cpu", "--image-model", str(model), ok=False)
 
 
 def test_add_with_another_preprocessing_is_refused(env, built, taxonomy):
@@ -338,7 +289,10 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(
         "index", "add", str(tmp_path / "nowhere"), "--manifest", str(root / "x.jsonl"), ok=False
     )
     assert "error:" in output and "nowhere" in output and "does not exist" in output
-    output = invoke(*build_args(root, model, tmp_path / "p", "--pooling", "max"), ok=False)
+    output = invoke(
+        *build_args(root / "train.jsonl", tmp_path / "p", model, "--pooling", "max"),
+        ok=False,
+    )
     assert "error:" in output and "pooling must be one of" in output
 
     def bug(*args, **kwargs):
@@ -347,5 +301,5 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(
     monkeypatch.setattr(build, "read_records", bug)
     from indexer.cli.main import cli
 
-    result = CliRunner().invoke(cli, build_args(root, model, tmp_path / "q"))
+    result = CliRunner().invoke(cli, build_args(root / "train.jsonl", tmp_path / "q", model))
     assert isinstance(result.exception, ZeroDivisionError)

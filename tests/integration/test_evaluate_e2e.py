@@ -7,7 +7,8 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
+from cli_runs import build_args, evaluate_args, invoke
+from report_metrics import FRACTION_METRICS
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +27,6 @@ def _missing() -> list[str]:
     return missing
 
 
-def _invoke(args: list[str]) -> str:
-    from indexer.cli.main import cli
-
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, f"visrag {' '.join(args)}\n{result.output}\n{result.exception!r}"
-    return result.output
-
-
 @pytest.fixture(scope="module")
 def e2e_run(tmp_path_factory):
     missing = _missing()
@@ -46,46 +39,12 @@ def e2e_run(tmp_path_factory):
     data, model = root / "data", root / "tiny-dinov3"
     generate_dataset(data, 32, seed=0, image_size=(160, 120))
     make_tiny_dinov3(model)
-    _invoke(["analyze", str(data), "--out", str(root / "analysis")])
-    _invoke(["split", str(data), "--out", str(root / "split"), "--seed", "0"])
-    _invoke(
-        [
-            "index",
-            "build",
-            "--manifest",
-            str(root / "split" / "train.jsonl"),
-            "--out",
-            str(root / "art"),
-            "--image-model",
-            str(model),
-            "--image-size",
-            "64",
-            "--device",
-            "cpu",
-            "--no-progress",
-        ]
-    )
-    output = _invoke(
-        [
-            "evaluate",
-            "--artifacts",
-            str(root / "art"),
-            "--queries",
-            str(root / "split" / "test.jsonl"),
-            "--out",
-            str(root / "eval"),
-            "--mode",
-            "image,rerank,probe",
-            "--alphas",
-            "0.8",
-            "--k",
-            "1,3,5",
-            "--random-repeats",
-            "3",
-            "--device",
-            "cpu",
-        ]
-    )
+    invoke("analyze", str(data), "--out", str(root / "analysis"))
+    split = root / "split"
+    invoke("split", str(data), "--out", str(split), "--seed", "0")
+    invoke(*build_args(split / "train.jsonl", root / "art", model))
+    evaluate = evaluate_args(root / "art", split / "test.jsonl", root / "eval")
+    output = invoke(*evaluate, "--mode", "image,rerank,probe", "--alphas", "0.8")
     return root, output
 
 
@@ -108,16 +67,7 @@ def test_evaluate_writes_three_reports_with_baselines(e2e_run):
     for run in data["runs"]:
         for q in run["queries"]:
             assert len(q["neighbours"]) == min(5, catalogue)
-        for key in (
-            "recall@5",
-            "hit@1",
-            "precision@3",
-            "map@5",
-            "ndcg@5",
-            "mrr",
-            "knn_micro_f1@5",
-            "knn_macro_f1@5",
-        ):
+        for key in FRACTION_METRICS:
             assert 0.0 <= run["metrics"][key] <= 1.0
             assert key in data["baselines"]["majority"]["metrics"]
             assert key in data["baselines"]["random"]["metrics"]

@@ -10,19 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_runs import build_args, evaluate_args, invoke
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray")
 N_IMAGES = 16
-
-
-def invoke(*args: str) -> str:
-    from indexer.cli.main import cli
-
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 0, f"{args}\n{result.output}\n{result.exception!r}"
-    return result.output
 
 
 @pytest.fixture(scope="module")
@@ -47,52 +39,24 @@ def env(tmp_path_factory):
     return root, make_tiny_dinov3(root / "tiny-dinov3")
 
 
-def build(root: Path, model: Path, out: str, *extra: str) -> str:
+def build(root: Path, model: Path, out: str, *extra: str, progress: bool = False) -> str:
+    train = root / "split" / "train.jsonl"
     return invoke(
-        "index",
-        "build",
-        "--manifest",
-        str(root / "split" / "train.jsonl"),
-        "--out",
-        str(root / out),
-        "--image-model",
-        str(model),
-        "--image-size",
-        "64",
-        "--device",
-        "cpu",
-        "--batch-size",
-        "4",
-        *extra,
+        *build_args(train, root / out, model, "--batch-size", "4", *extra, progress=progress)
     )
 
 
 def evaluate(root: Path, art: str) -> dict:
-    invoke(
-        "evaluate",
-        "--artifacts",
-        str(root / art),
-        "--queries",
-        str(root / "split" / "test.jsonl"),
-        "--out",
-        str(root / f"eval-{art}"),
-        "--mode",
-        "image,rerank",
-        "--k",
-        "1,3,5",
-        "--random-repeats",
-        "3",
-        "--device",
-        "cpu",
-    )
+    test = root / "split" / "test.jsonl"
+    invoke(*evaluate_args(root / art, test, root / f"eval-{art}", "--mode", "image,rerank"))
     return json.loads((root / f"eval-{art}" / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def built(env, local_ray):
     root, model = env
-    local = build(root, model, "local", "--no-progress")
-    distributed = build(root, model, "ray", "--engine", "ray", "--workers", "1")
+    local = build(root, model, "local")
+    distributed = build(root, model, "ray", "--engine", "ray", "--workers", "1", progress=True)
     return local, distributed
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vector_index import KeywordTextEncoder, item, write_vector_index
+from vector_index import KeywordTextEncoder, item, keyword_retriever, write_vector_index
 
 from indexer.index.artifacts import MANIFEST, load_artifacts
 from indexer.index.manifest import manifest_checksum
@@ -24,7 +24,6 @@ from indexer.index.milvus_store import filter_expression
 from indexer.index.stores import StoreTarget
 from indexer.index.updating import rewrite_artifacts
 from indexer.query import Filters
-from indexer.retrieval.retriever import Retriever
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
@@ -54,13 +53,7 @@ def both(taxonomy, tmp_path):
 
 
 def retriever(artifacts, taxonomy):
-    return Retriever(
-        artifacts,
-        image_encoder=None,
-        text_encoder=KeywordTextEncoder(),
-        taxonomy=taxonomy,
-        rerank_candidates=6,
-    )
+    return keyword_retriever(artifacts, taxonomy, rerank_candidates=6)
 
 
 def hits(result):

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from vector_index import KeywordTextEncoder, item, write_vector_index
+from vector_index import item, keyword_retriever, write_vector_index
 
 from indexer.errors import ChecksumError
 from indexer.evaluation.queries import leave_one_out_queries
@@ -16,7 +16,6 @@ from indexer.index.artifacts import load_artifacts
 from indexer.index.manifest import manifest_checksum
 from indexer.index.updating import rewrite_artifacts
 from indexer.query import QueryError
-from indexer.retrieval.retriever import Retriever
 
 KINDS = [{"dent": 1}, {"crack": 1}, {"surface_scratch": 1}, {}]
 
@@ -33,8 +32,16 @@ def catalogue(taxonomy, tmp_path, *, n=48, groups=12, seed=0, separable=True, na
     return write_vector_index(tmp_path / name, items, vectors, taxonomy)
 
 
-def retriever_of(arts, taxonomy):
-    return Retriever(arts, image_encoder=None, text_encoder=KeywordTextEncoder(), taxonomy=taxonomy)
+def image_and_probe(arts, taxonomy):
+    """Leave-one-out evaluation of image search and of probe at k 1 and 5."""
+    return evaluate(
+        keyword_retriever(arts, taxonomy),
+        leave_one_out_queries(arts),
+        modes=["image", "probe"],
+        ks=(1, 5),
+        leave_one_out=True,
+        random_repeats=5,
+    )
 
 
 def test_head_is_fitted_described_and_checksummed(taxonomy, tmp_path):
@@ -56,7 +63,7 @@ def test_head_is_fitted_described_and_checksummed(taxonomy, tmp_path):
 
 def test_probe_ranks_by_the_estimate_and_weight_zero_is_image_search(taxonomy, tmp_path):
     arts = catalogue(taxonomy, tmp_path)
-    r = retriever_of(arts, taxonomy)
+    r = keyword_retriever(arts, taxonomy)
     q = arts.image_vectors[0]
     image = [h.id for h in r.search(q, k=5, mode="image", exclude_ids=["item0"]).hits]
     plain = r.search(q, k=5, mode="probe", probe_weight=0.0, exclude_ids=["item0"])
@@ -80,7 +87,7 @@ def test_catalogue_without_a_head_says_why_and_probe_is_refused(taxonomy, tmp_pa
     arts = write_vector_index(tmp_path / "one", items, rng.normal(size=(6, 8)), taxonomy)
     section = arts.manifest.label_head
     assert section is not None and section.status == "unavailable" and "one group" in section.reason
-    r = retriever_of(arts, taxonomy)
+    r = keyword_retriever(arts, taxonomy)
     assert r.search(arts.image_vectors[0], k=2).estimates == ()
     with pytest.raises(QueryError, match="no label head"):
         r.search(arts.image_vectors[0], mode="probe")
@@ -99,7 +106,7 @@ def test_index_written_before_heads_still_loads(taxonomy, tmp_path):
     arts = load_artifacts(tmp_path / "art")
     assert arts.label_head is None
     with pytest.raises(QueryError, match="before label heads"):
-        retriever_of(arts, taxonomy).search(arts.image_vectors[0], mode="probe")
+        keyword_retriever(arts, taxonomy).search(arts.image_vectors[0], mode="probe")
 
 
 def test_removing_items_refits_the_head_and_keeps_the_probe_weight(taxonomy, tmp_path):
@@ -113,16 +120,7 @@ def test_removing_items_refits_the_head_and_keeps_the_probe_weight(taxonomy, tmp
 
 
 def test_leave_one_out_evaluation_names_the_probe_run_and_scores_estimates(taxonomy, tmp_path):
-    arts = catalogue(taxonomy, tmp_path)
-    r = retriever_of(arts, taxonomy)
-    ev = evaluate(
-        r,
-        leave_one_out_queries(arts),
-        modes=["image", "probe"],
-        ks=(1, 5),
-        leave_one_out=True,
-        random_repeats=3,
-    )
+    ev = image_and_probe(catalogue(taxonomy, tmp_path), taxonomy)
     assert [run.name for run in ev.runs] == ["image", "probe"]
     assert ev.estimates is not None and ev.estimates["source"] == "cross-fitted by group"
     for key in ("micro_f1", "macro_f1", "brier", "ece"):
@@ -142,15 +140,7 @@ def test_permuted_labels_canary_probe_stays_near_the_best_baseline(taxonomy, tmp
     perm = rng.permutation(len(kinds))
     items = [item(i, kinds[p], group=f"g{i % 20}", taxonomy=taxonomy) for i, p in enumerate(perm)]
     arts = write_vector_index(tmp_path / "canary", items, rng.normal(size=(80, 16)), taxonomy)
-    r = retriever_of(arts, taxonomy)
-    ev = evaluate(
-        r,
-        leave_one_out_queries(arts),
-        modes=["image", "probe"],
-        ks=(1, 5),
-        leave_one_out=True,
-        random_repeats=5,
-    )
+    ev = image_and_probe(arts, taxonomy)
     best = max(
         ev.runs[0].summary["recall@1"], *(b.summary["recall@1"] for b in ev.baselines.values())
     )

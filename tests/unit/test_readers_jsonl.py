@@ -5,6 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 from problems import assert_problems
+from readback import assert_same_records
 
 from indexer.readers.dataset import detect_format, read_dataset
 from indexer.readers.jsonl import write_jsonl
@@ -87,18 +88,5 @@ def test_written_jsonl_reads_back_to_the_same_records(tmp_path: Path, taxonomy):
     write_jsonl(scan.records, out)
     again = read_dataset(out, taxonomy=taxonomy)
     assert again.problems == []
-    fields = (
-        "id",
-        "image_path",
-        "width",
-        "height",
-        "defects",
-        "labels",
-        "zone",
-        "group",
-        "description",
-    )
-    assert [[getattr(r, f) for f in fields] for r in again.records] == [
-        [getattr(r, f) for f in fields] for r in scan.records
-    ]
+    assert_same_records(again.records, scan.records)
     assert any(r.labels.get("unknown") for r in again.records)

@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from vector_index import KeywordTextEncoder, item, write_vector_index
+from report_metrics import FRACTION_METRICS
+from vector_index import item, keyword_retriever, write_vector_index
 
 from indexer.evaluation.queries import (
     ORACLE,
@@ -18,7 +19,6 @@ from indexer.evaluation.queries import (
 )
 from indexer.evaluation.report import write_report
 from indexer.evaluation.runner import evaluate
-from indexer.retrieval.retriever import Retriever
 from models.description import describe
 from models.fusion import l2_normalise
 
@@ -47,26 +47,25 @@ def retriever(taxonomy, tmp_path):
         Image.new("RGB", (40, 30), (row * 30, 100, 200)).save(image)
         items.append(item(row, labels, group=group, image=str(image), taxonomy=taxonomy))
     arts = write_vector_index(tmp_path / "art", items, np.array(vectors), taxonomy)
-    return Retriever(
-        arts,
-        image_encoder=None,
-        text_encoder=KeywordTextEncoder(),
-        taxonomy=taxonomy,
-        rerank_candidates=4,
-    )
+    return keyword_retriever(arts, taxonomy, rerank_candidates=4)
 
 
-def test_leave_one_out_excludes_own_group_and_finds_visual_neighbours(retriever):
-    queries = leave_one_out_queries(retriever.artifacts)
-    ev = evaluate(
+@pytest.fixture
+def image_and_rerank(retriever):
+    """Leave-one-out evaluation of image search and of rerank at two alphas."""
+    return evaluate(
         retriever,
-        queries,
+        leave_one_out_queries(retriever.artifacts),
         modes=["image", "rerank"],
         alphas=[0.5, 0.8],
-        ks=[1, 3],
+        ks=[1, 3, 5],
         leave_one_out=True,
         random_repeats=5,
     )
+
+
+def test_leave_one_out_excludes_own_group_and_finds_visual_neighbours(retriever, image_and_rerank):
+    ev = image_and_rerank
     assert [r.name for r in ev.runs] == ["image", "rerank a=0.5", "rerank a=0.8"]
     groups = {it.id: it.group for it in retriever.artifacts.items}
     for run in ev.runs:
@@ -124,34 +123,14 @@ def test_oracle_text_is_labelled_as_leaking_everywhere(retriever, tmp_path):
         assert ORACLE_LABEL in path.read_text("utf-8"), path.name
 
 
-def test_report_files(retriever, tmp_path):
-    queries = leave_one_out_queries(retriever.artifacts)
-    ev = evaluate(
-        retriever,
-        queries,
-        modes=["image", "rerank"],
-        alphas=[0.5, 0.8],
-        ks=[1, 3, 5],
-        leave_one_out=True,
-        random_repeats=3,
-    )
-    paths = write_report(ev, tmp_path / "out")
+def test_report_files(image_and_rerank, tmp_path):
+    paths = write_report(image_and_rerank, tmp_path / "out")
     assert {p.name for p in paths.values()} == {"metrics.json", "summary.md", "report.html"}
 
     data = json.loads(paths["metrics"].read_text())
     assert [r["name"] for r in data["runs"]] == ["image", "rerank a=0.5", "rerank a=0.8"]
     for run in [*data["runs"], *data["baselines"].values()]:
-        for key in (
-            "recall@5",
-            "hit@1",
-            "precision@3",
-            "map@5",
-            "ndcg@5",
-            "mrr",
-            "knn_micro_f1@5",
-            "knn_macro_f1@5",
-            "label_recall_macro@5",
-        ):
+        for key in (*FRACTION_METRICS, "label_recall_macro@5"):
             assert 0.0 <= run["metrics"][key] <= 1.0, key
     image = data["runs"][0]
     assert image["metrics"]["hit@1"] == pytest.approx(7 / 8)

@@ -16,6 +16,7 @@ from indexer.index.artifacts import Artifacts, load_artifacts, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.manifest import ImageModel, describe_text_encoder, manifest_body
 from indexer.index.stores import StoreTarget, make_stores
+from indexer.retrieval.retriever import Retriever
 from models.description import describe
 from models.fusion import l2_normalise
 from models.taxonomy import Taxonomy
@@ -91,3 +92,14 @@ def write_vector_index(
         fused_store=fused_store,
     )
     return load_artifacts(out)
+
+
+def keyword_retriever(artifacts: Artifacts, taxonomy: Taxonomy, **options: Any) -> Retriever:
+    """The real Retriever over ``artifacts`` with the keyword text encoder and no image model."""
+    return Retriever(
+        artifacts,
+        image_encoder=None,
+        text_encoder=KeywordTextEncoder(),
+        taxonomy=taxonomy,
+        **options,
+    )
