@@ -2,7 +2,7 @@
 
 Protocol (the repo's leave-one-out): every item is a query against all the others, items from
 the query's own group (source image) excluded; rankings are scored by
-:func:`indexer.evaluation.metrics.aggregate`, so ``recall@1`` and ``label_recall_macro@1`` mean
+:func:`indexer.evaluation.results.aggregate`, so ``recall@1`` and ``label_recall_macro@1`` mean
 exactly what ``visrag evaluate`` reports. The label head that scores a query is cross-fitted
 (:func:`indexer.labels.head.cross_fit_proba`, one group left out at a time): it never saw the
 query's group. Rows:
@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import cpu_model  # noqa: E402
 from indexer.evaluation.baselines import majority_ranking  # noqa: E402
 from indexer.evaluation.estimates import estimate_quality  # noqa: E402
-from indexer.evaluation.metrics import LabelSet, aggregate, label_set  # noqa: E402
+from indexer.evaluation.metrics import LabelSet, label_set  # noqa: E402
+from indexer.evaluation.results import aggregate  # noqa: E402
 from indexer.labels.head import DEFAULT_REG, cross_fit_proba  # noqa: E402
 from indexer.retrieval.probe import DEFAULT_CANDIDATES, DEFAULT_WEIGHT, probe_order  # noqa: E402
 

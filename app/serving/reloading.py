@@ -1,15 +1,14 @@
 """Live reload: the service follows its index directory without a restart.
 
-A *generation* is one content of the served directory, identified by the sha256 of its
-``manifest.json`` (every writer rewrites the manifest, with new file checksums and its own
-``manifest_sha256``). :class:`Reloader` looks every ``reload_interval_s`` (0: never by itself)
-and on SIGHUP; when the manifest changed it opens the directory in a worker thread through
-:func:`indexer.retrieval.opening.open_index` **with the encoders already loaded** (no weights are
-read for a
-catalogue change; a generation that needs other models is refused by ``check_compatible``, naming
-the field: restart the service to change models), checksums every file, and swaps the new
-:class:`~app.serving.resources.Resources` in between requests. A request holds the resources it
-started
+A *generation* is one content of the served directory, identified by
+:func:`indexer.index.artifacts.manifest_fingerprint` (every writer rewrites the manifest).
+:class:`Reloader` owns the live generation: the :class:`~app.serving.resources.Resources` a request
+starting now gets, its number and its fingerprint. It looks every ``reload_interval_s`` (0: never
+by itself) and on SIGHUP; when the manifest changed it opens the directory in a worker thread
+through :func:`indexer.retrieval.opening.open_index` **with the encoders already loaded** (no
+weights are read for a catalogue change; a generation that needs other models is refused by
+``check_compatible``, naming the field: restart the service to change models), checksums every
+file, and swaps the new resources in between requests. A request holds the resources it started
 with (:class:`app.serving.service.Ready`), so in-flight requests finish on their generation and
 thumbnails follow the live catalogue. A broken generation is refused: the old one keeps serving,
 ``/info`` (``runtime.reload``) and ``visrag_index_reload_total{outcome="refused"}`` say so.
@@ -32,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from dataclasses import replace
@@ -41,33 +39,28 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from app.metrics import Metrics
 from app.serving.resources import Resources, assemble_resources
 from models.errors import VisragError
 
 if TYPE_CHECKING:
-    from app.serving.service import Service
+    from indexer.index.artifacts import Artifacts
 
 logger = logging.getLogger(__name__)
 
 OK, REFUSED, UNCHANGED = "ok", "refused", "unchanged"
 
 
-def manifest_fingerprint(directory: Path) -> str | None:
-    """sha256 of the directory's manifest file as it is now (``None``: unreadable)."""
-    from indexer.index.artifacts import MANIFEST
-
-    try:
-        return hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 class Reloader:
-    """Watches the served directory and swaps a new generation in (see the module docstring)."""
+    """Owns the live generation: watches the served directory and swaps a new one in (see the
+    module docstring)."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.interval_s = float(service.settings.reload_interval_s)
+    def __init__(
+        self, metrics: Metrics, *, interval_s: float, resources: Resources | None = None
+    ) -> None:
+        self.metrics = metrics
+        self.interval_s = float(interval_s)
+        self.resources = resources  # the live generation: what a request starting now gets
         self.generation = 0
         self.fingerprint: str | None = None  # of the generation being served
         self.refused: str | None = None  # fingerprint of the last refused generation
@@ -81,9 +74,9 @@ class Reloader:
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self, resources: Resources) -> None:
         """Adopt the generation the service loaded, then watch (call when warm, before ready)."""
-        directory = resources.retriever.artifacts.path
+        self.resources = resources
         self.fingerprint = await anyio.to_thread.run_sync(
-            self._adopt, directory, resources.retriever.artifacts.manifest
+            self._adopt, resources.retriever.artifacts
         )
         self._set_generation(1, resources)
         self._loop = asyncio.get_running_loop()
@@ -109,13 +102,15 @@ class Reloader:
     async def check(self, *, force: bool = False) -> str:
         """Load and swap in the directory's generation if it changed (``force``: even if not, or
         if it was refused before); returns ``ok``, ``refused`` or ``unchanged``."""
-        current = self.service.resources
+        current = self.resources
         if current is None:
             return UNCHANGED
         async with self._busy:
-            return await self._check(self.service.resources or current, force)
+            return await self._check(self.resources or current, force)
 
     async def _check(self, current: Resources, force: bool) -> str:
+        from indexer.index.artifacts import manifest_fingerprint
+
         directory = current.retriever.artifacts.path
         before = await anyio.to_thread.run_sync(manifest_fingerprint, directory)
         if not force and before in (self.fingerprint, self.refused):
@@ -130,7 +125,7 @@ class Reloader:
                 return UNCHANGED
             # the store all generations share is down (Milvus unreachable): not this generation's
             # fault, so the next check tries it again instead of skipping it until the next write
-            down = await anyio.to_thread.run_sync(self.service.store_problem)
+            down = await anyio.to_thread.run_sync(current.store_problem)
             self.refused = None if down else before
             self._record(REFUSED, f"{type(exc).__name__}: {exc}")
             logger.error(
@@ -141,7 +136,7 @@ class Reloader:
             )
             return REFUSED
         self.fingerprint, self.refused = before, None
-        self.service.resources = fresh  # requests from now on; in-flight ones keep theirs
+        self.resources = fresh  # requests from now on; in-flight ones keep theirs
         self._set_generation(self.generation + 1, fresh)
         self._record(OK, None)
         logger.info(
@@ -172,13 +167,13 @@ class Reloader:
         return replace(fresh, extra_info=dict(current.extra_info))
 
     @staticmethod
-    def _adopt(directory: Path, loaded: Any) -> str | None:
+    def _adopt(loaded: Artifacts) -> str | None:
         """The fingerprint of what was loaded at start-up (``None`` if a write has raced it)."""
-        from indexer.index.artifacts import read_manifest
+        from indexer.index.artifacts import is_current, manifest_fingerprint
 
-        fingerprint = manifest_fingerprint(directory)
+        fingerprint = manifest_fingerprint(loaded.path)
         try:
-            same = read_manifest(directory) == loaded
+            same = is_current(loaded)
         except VisragError:
             same = False
         return fingerprint if same else None
@@ -199,11 +194,11 @@ class Reloader:
     # -- reporting -------------------------------------------------------------------------------
     def _set_generation(self, generation: int, resources: Resources) -> None:
         self.generation = generation
-        self.service.metrics.index_generation.set(generation)
-        self.service.metrics.index_vectors.set(resources.retriever.size)
+        self.metrics.index_generation.set(generation)
+        self.metrics.index_vectors.set(resources.retriever.size)
 
     def _record(self, outcome: str, error: str | None) -> None:
-        self.service.metrics.index_reloads.labels(outcome=outcome).inc()
+        self.metrics.index_reloads.labels(outcome=outcome).inc()
         self.last = {"outcome": outcome, "error": error, "at": time.time()}
 
     def info(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from indexer.index.stores import FilteringStore
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class Resources:
     @property
     def taxonomy(self) -> Taxonomy:
         return self.retriever.taxonomy
+
+    def store_problem(self) -> str | None:
+        """Why the vector store cannot answer now (a Milvus store unreachable), else None."""
+        store = self.retriever.artifacts.image_store
+        return store.problem() if isinstance(store, FilteringStore) else None
 
     def runtime(self) -> dict[str, Any]:
         enc = self.image_encoder

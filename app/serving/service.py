@@ -31,7 +31,6 @@ from app.serving.batching import InferenceWorker
 from app.serving.reloading import Reloader
 from app.serving.resources import Resources, load_resources
 from app.settings import Settings
-from indexer.index.stores import FilteringStore
 from indexer.query import Filters, RetrievalResult
 from models.allocator import MB, return_memory
 from models.base import Vectors
@@ -74,7 +73,6 @@ class Service:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.resources = resources
         self._loader = loader
         self.worker: InferenceWorker | None = None
         self.status = LOADING
@@ -82,7 +80,10 @@ class Service:
         self.started_at = time.time()
         self.on_fatal: Callable[[BaseException], None] | None = None
         self.preparing = 0  # requests decoding/preprocessing, about to reach the worker
-        self.reloader = Reloader(self)  # swaps self.resources for a new index generation
+        # owns the live index generation (self.resources) and swaps a new one in
+        self.reloader = Reloader(
+            metrics, interval_s=settings.reload_interval_s, resources=resources
+        )
         # 429 before a request's body is read: a queue's worth waiting, plus the batch computing
         self.admission = Admission(settings.max_queue + settings.max_batch_size)
         self.decode_budget = DecodeBudget(settings.decode_budget_mb * MB)
@@ -91,9 +92,10 @@ class Service:
     async def start(self) -> None:
         """Load (off the event loop), start the worker, warm up; record why if anything fails."""
         try:
-            if self.resources is None:
-                self.resources = await anyio.to_thread.run_sync(self._loader, self.settings)
             resources = self.resources
+            if resources is None:
+                resources = await anyio.to_thread.run_sync(self._loader, self.settings)
+                self.reloader.resources = resources  # /info shows it while warming up
             s = self.settings
             encoder = resources.image_encoder
             self.worker = InferenceWorker(
@@ -132,10 +134,14 @@ class Service:
     def ready(self) -> bool:
         return self.status == READY and self.worker is not None and self.worker.alive
 
+    @property
+    def resources(self) -> Resources | None:
+        """The live index generation (the reloader's); None until loaded."""
+        return self.reloader.resources
+
     def store_problem(self) -> str | None:
         """Why the vector store cannot answer now (a Milvus store unreachable), else None."""
-        store = None if self.resources is None else self.resources.retriever.artifacts.image_store
-        return store.problem() if isinstance(store, FilteringStore) else None
+        return None if self.resources is None else self.resources.store_problem()
 
     def require_ready(self) -> Ready:
         """The one readiness check of a request: 503 (Retry-After) unless loaded and warmed up."""

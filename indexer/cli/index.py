@@ -68,20 +68,21 @@ def _params(pairs: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
-def _print_failed(failed: Sequence[Problem], limit: int = 30) -> None:
+def _print_failed(failed: Sequence[Problem], out: Path, limit: int = 30) -> None:
     if not failed:
         return
     typer.secho(f"{len(failed)} input(s) failed and were skipped:", fg="yellow", err=True)
     for problem in failed[:limit]:
         typer.echo(f"  {problem.file}: {problem.reason}", err=True)
     if len(failed) > limit:
-        from indexer.index.artifacts import MANIFEST
+        from indexer.index.artifacts import manifest_path
 
-        typer.echo(f"  ... and {len(failed) - limit} more (listed in {MANIFEST})", err=True)
+        more = len(failed) - limit
+        typer.echo(f"  ... and {more} more (listed in {manifest_path(out)})", err=True)
 
 
 def _report(report: BuildReport, verb: str) -> None:
-    _print_failed(report.failed)
+    _print_failed(report.failed, report.out)
     rate = ""
     if report.embedded:
         rate = (

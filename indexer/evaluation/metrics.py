@@ -14,7 +14,8 @@ neighbour. Definitions (also in ``docs/evaluation.md``):
   non-relevant and contribute nothing; precision@k still divides by k.
 
 The kNN-vote prediction and its F1 / confusion scores are in
-:mod:`indexer.evaluation.prediction`.
+:mod:`indexer.evaluation.prediction`; :func:`indexer.evaluation.results.aggregate` averages these
+metrics and those scores over a set of queries.
 
 Per query, at cut-off k over the ranking ``N_1..N_n`` and query labels ``Q``:
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -191,46 +192,6 @@ def query_metrics(
         out[f"ndcg@{k}"] = ndcg_at_k(query, ranking, k, pool=pool)
     out["mrr"] = reciprocal_rank(query, ranking)
     return out
-
-
-def aggregate(
-    queries: Sequence[LabelSet],
-    rankings: Sequence[Sequence[LabelSet]],
-    ks: Sequence[int],
-    *,
-    pools: Sequence[Mapping[LabelSet, int] | None] | None = None,
-    scores: Sequence[Sequence[float]] | None = None,
-    order: Callable[[str], object] | None = None,
-) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Mean metrics over queries plus per-query rows.
-
-    Adds ``label_recall_macro@k`` (mean per-label recall), ``knn_micro_f1@k`` and
-    ``knn_macro_f1@k`` to the query means.
-    """
-    from indexer.evaluation.prediction import f1_scores, knn_vote  # it builds on label sets
-
-    if pools is None:
-        pools = [None] * len(queries)
-    rows = [
-        query_metrics(q, r, ks, pool=p) for q, r, p in zip(queries, rankings, pools, strict=True)
-    ]
-    summary: dict[str, float] = {}
-    if rows:
-        for key in rows[0]:
-            summary[key] = float(np.mean([row[key] for row in rows]))
-    for k in ks:
-        plr = per_label_recall(queries, rankings, k)
-        summary[f"label_recall_macro@{k}"] = (
-            float(np.mean([v for v, _ in plr.values()])) if plr else 0.0
-        )
-        predicted = [
-            knn_vote(r, k, scores=None if scores is None else scores[i], order=order)
-            for i, r in enumerate(rankings)
-        ]
-        report = f1_scores(queries, predicted)
-        summary[f"knn_micro_f1@{k}"] = report.micro_f1
-        summary[f"knn_macro_f1@{k}"] = report.macro_f1
-    return summary, rows
 
 
 def latency_summary(samples: Mapping[str, Sequence[float]]) -> dict[str, dict[str, float]]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from indexer.evaluation.metrics import LabelSet, aggregate, per_label_recall
+from indexer.evaluation.metrics import LabelSet, per_label_recall, query_metrics
 from indexer.evaluation.prediction import F1Report, confusion, f1_scores, knn_vote
 from indexer.evaluation.queries import Query
 
@@ -75,6 +75,44 @@ class Scoring:
     vote_k: int
     labels: Sequence[str]  # label order of the confusion matrix
     order: Callable[[str], int]
+
+
+def aggregate(
+    queries: Sequence[LabelSet],
+    rankings: Sequence[Sequence[LabelSet]],
+    ks: Sequence[int],
+    *,
+    pools: Sequence[Mapping[LabelSet, int] | None] | None = None,
+    scores: Sequence[Sequence[float]] | None = None,
+    order: Callable[[str], object] | None = None,
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Mean metrics over queries plus per-query rows.
+
+    Adds ``label_recall_macro@k`` (mean per-label recall), ``knn_micro_f1@k`` and
+    ``knn_macro_f1@k`` to the query means.
+    """
+    if pools is None:
+        pools = [None] * len(queries)
+    rows = [
+        query_metrics(q, r, ks, pool=p) for q, r, p in zip(queries, rankings, pools, strict=True)
+    ]
+    summary: dict[str, float] = {}
+    if rows:
+        for key in rows[0]:
+            summary[key] = float(np.mean([row[key] for row in rows]))
+    for k in ks:
+        plr = per_label_recall(queries, rankings, k)
+        summary[f"label_recall_macro@{k}"] = (
+            float(np.mean([v for v, _ in plr.values()])) if plr else 0.0
+        )
+        predicted = [
+            knn_vote(r, k, scores=None if scores is None else scores[i], order=order)
+            for i, r in enumerate(rankings)
+        ]
+        report = f1_scores(queries, predicted)
+        summary[f"knn_micro_f1@{k}"] = report.micro_f1
+        summary[f"knn_macro_f1@{k}"] = report.macro_f1
+    return summary, rows
 
 
 def score_rankings(

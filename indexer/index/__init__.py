@@ -1,7 +1,8 @@
 """The on-disk index: one directory of checksummed artifacts (DESIGN §2.4).
 
 - :mod:`.manifest` — the typed, versioned manifest (the schema; no file names);
-- :mod:`.artifacts` — the writer and the reader of the directory (the only module naming files);
+- :mod:`.artifacts` — the writer and the reader of the directory (the only module naming files,
+  and the only one opening or hashing the manifest: its fingerprint, "still current?");
 - :mod:`.catalogue` — the indexed items (SQLite table) and the filter masks;
 - :mod:`.store` / :mod:`.ivfpq` — the FAISS vector stores;
 - :mod:`.compatibility` — does a manifest fit the configured models and taxonomy;

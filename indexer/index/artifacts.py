@@ -1,5 +1,5 @@
 """The on-disk index artifacts (DESIGN §2.4): writer and reader, the only module that knows the
-file names. One directory::
+file names and opens, parses or hashes the manifest file. One directory::
 
     manifest.json       IndexManifest (index.manifest), with the sha256 of every other file
     image_vectors.npy   (n, di) float32 unit image vectors, row i = catalogue row i
@@ -125,6 +125,33 @@ def _sha256(path: Path) -> str:
 def has_manifest(path: str | Path) -> bool:
     """Whether ``path`` holds a manifest (an artifact directory, complete or not)."""
     return (Path(path) / MANIFEST).is_file()
+
+
+def manifest_path(path: str | Path) -> Path:
+    """The manifest file of an artifact directory (to name it; :func:`read_manifest` reads it)."""
+    return Path(path) / MANIFEST
+
+
+def manifest_fingerprint(path: str | Path) -> str | None:
+    """sha256 of the directory's manifest file as it is now (``None``: unreadable).
+
+    It names one *generation* of the directory: every write rewrites the manifest (new file
+    checksums, its own ``manifest_sha256``), so a new fingerprint means new content.
+    """
+    try:
+        return hashlib.sha256((Path(path) / MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def is_current(artifacts: Artifacts) -> bool:
+    """Whether the directory still holds the generation ``artifacts`` were loaded from (no writer
+    has swapped it since).
+
+    Raises:
+        ArtifactError: the manifest is missing or does not parse now.
+    """
+    return read_manifest(artifacts.path) == artifacts.manifest
 
 
 def read_manifest(path: str | Path) -> IndexManifest:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.errors import ArtifactError
-from indexer.index.artifacts import Artifacts, read_manifest, write_artifacts
+from indexer.index.artifacts import Artifacts, is_current, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.locking import writer_lock
 from indexer.index.manifest import IndexManifest, ManifestBody
@@ -40,7 +40,7 @@ def rewrite_artifacts(
             :func:`~indexer.index.locking.writer_lock` over load and rewrite to wait instead.
     """
     with writer_lock(artifacts.path):
-        if read_manifest(artifacts.path) != artifacts.manifest:
+        if not is_current(artifacts):
             raise ArtifactError(
                 f"{artifacts.path} changed since it was loaded (another writer); load it again"
             )

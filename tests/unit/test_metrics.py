@@ -7,7 +7,6 @@ import math
 import pytest
 
 from indexer.evaluation.metrics import (
-    aggregate,
     average_precision_at_k,
     count_relevant,
     hit_at_k,
@@ -23,6 +22,7 @@ from indexer.evaluation.metrics import (
     tie_break,
 )
 from indexer.evaluation.prediction import confusion, f1_scores, knn_vote
+from indexer.evaluation.results import aggregate
 
 A, B, C, D, Z = "a", "b", "c", "d", "z"
 

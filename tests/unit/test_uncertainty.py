@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.evaluation.metrics import aggregate
+from indexer.evaluation.results import aggregate
 from indexer.evaluation.uncertainty import group_draws, paired_intervals
 
 S, D, M = frozenset({"surface_scratch"}), frozenset({"dent"}), frozenset({"missing_part"})
