@@ -7,7 +7,7 @@
 - ``headers``: a connection that sends half a request line and stalls: seconds until the server
   closes it.
 
-Run: ``python bench/attacks.py --url http://127.0.0.1:PORT --pid PID [--api-key K] burst shed
+Run: ``python -m bench.attacks --url http://127.0.0.1:PORT --pid PID [--api-key K] burst shed
 headers``. Only point it at a server you started on 127.0.0.1.
 """
 

@@ -24,7 +24,7 @@ checkpoints, random weights: same FLOPs, same cost) it measures, in the same run
 
 Input photos are 1024×768 (4:3) by default, so "ours" at 224 px runs 14×11 patches where the naive
 squash runs 14×14; a ``square`` row runs ours on 1:1 photos (the naive path's token count) to
-separate the two effects. Run: ``python bench/encoder.py --quick [--archs ViT-S/16]
+separate the two effects. Run: ``python -m bench.encoder --quick [--archs ViT-S/16]
 [--runtimes openvino] [--out results.json]``; the verdict lines judge ViT-S/16, 224 px, batch 8 in
 the dtype ``auto`` picks: full path ≥ 85% of model-only, ≥ 3× naive (≥ 1.3× without native bf16).
 """
@@ -48,14 +48,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.machine import add_allocator_option, apply_allocator, cpu_model  # noqa: E402
-from models.device import cpu_supports_bf16  # noqa: E402
-from models.embedding import prepare_image  # noqa: E402
-from models.hub import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from models.image_encoder import ImageEncoder  # noqa: E402
-from models.imaging import target_size  # noqa: E402
+from bench.machine import add_allocator_option, apply_allocator, cpu_model
+from models.device import cpu_supports_bf16
+from models.embedding import prepare_image
+from models.hub import IMAGENET_MEAN, IMAGENET_STD
+from models.image_encoder import ImageEncoder
+from models.imaging import target_size
 
 PATCH, REGISTERS = 16, 4
 ARCHS = {  # as in the released facebook/dinov3-vit{s,b}16-pretrain-lvd1689m configs
@@ -500,7 +498,7 @@ def main() -> None:
     if args.out:
         result = {
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(["python", "bench/encoder.py", *sys.argv[1:]]),
+            "command": " ".join(["python", "-m", "bench.encoder", *sys.argv[1:]]),
             "machine": machine,
             "gemm": gemm,
             "naive_path": preprocess_note,

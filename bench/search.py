@@ -2,7 +2,7 @@
 
 For each collection size N (10k, 100k, 1M; ``--quick``: 10k and 100k) and d = 384 + 768 = 1152
 (fused ViT-B image + MiniLM text vectors, alpha 0.6) it measures, in the same run
-(``--store milvus-lite|both``: also Milvus Lite collections, bench/milvus_search.py):
+(``--store milvus-lite|both``: also Milvus Lite collections, :func:`bench_milvus`):
 
 - the memory-bandwidth bound of one exact query: bytes scanned (N·d·4) / copy bandwidth measured
   with a large numpy copy (bytes read + bytes written per second);
@@ -15,7 +15,7 @@ For each collection size N (10k, 100k, 1M; ``--quick``: 10k and 100k) and d = 38
 Data is synthetic but shaped like the real thing: image halves are noisy samples around N/100
 cluster centres (neighbour cosines ~0.6), text halves are drawn from 300 distinct template
 descriptions (many exact duplicates, as templated descriptions are). Queries are fresh samples
-from the same clusters. Run: ``python bench/search.py --quick [--out results.json]``.
+from the same clusters. Run: ``python -m bench.search --quick [--out results.json]``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,10 +32,8 @@ import faiss
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.machine import cpu_model  # noqa: E402
-from indexer.index.faiss_store import VectorStore  # noqa: E402
+from bench.machine import cpu_model
+from indexer.index.faiss_store import VectorStore
 
 DI, DT, ALPHA, K = 768, 384, 0.6, 10
 
@@ -175,9 +174,7 @@ def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> l
         ),
     ]
     if "milvus-lite" in stores:  # beside FAISS, on the same vectors and queries
-        from bench.milvus_search import bench_milvus
-
-        rows += bench_milvus(x, q, exact, K, single_latency, recall)
+        rows += bench_milvus(x, q, exact, K)
     for index_type, build_params, search_params in configs:
         if "faiss" not in stores:
             break
@@ -227,6 +224,84 @@ def bench_size(n: int, n_queries: int, bandwidth: float, stores=("faiss",)) -> l
         f"  bound {bound * 1e3:.3f} ms, numpy {np_single * 1e3:.3f} ms, flat "
         f"{flat['single_ms']:.3f} ms = {flat['single_ms'] / (bound * 1e3):.2f}x bound"
     )
+    return rows
+
+
+MILVUS_MAX_N = 100_000
+MILVUS_CONFIGS = [
+    ("flat", {}, [{}]),
+    ("hnsw", {"M": 32, "efConstruction": 200}, [{"ef": 64}, {"ef": 128}]),
+    ("ivfpq", {"nlist": 256}, [{"nprobe": 8}, {"nprobe": 32}]),  # Milvus IVF_FLAT
+]
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bench_milvus(x: np.ndarray, q: np.ndarray, exact: np.ndarray, k: int) -> list:
+    """Rows like :func:`bench_size`'s for each Milvus Lite index type, in one Lite file.
+
+    Bytes/vector = the Lite data directory on disk / N (Milvus keeps its own copy; the artifact
+    directory still holds the float vectors for rerank). Latency is client-observed (gRPC to the
+    local Lite server, in-process client). Sizes are bounded (``MILVUS_MAX_N``): Lite is for tests
+    and laptops.
+    """
+    from indexer.index.catalogue import CatalogueItem
+    from indexer.index.milvus_connection import connect
+    from indexer.index.milvus_store import MilvusStore
+
+    n = len(x)
+    if n > MILVUS_MAX_N:
+        print(f"  milvus-lite skipped at N={n:,} (bounded to {MILVUS_MAX_N:,})", flush=True)
+        return []
+    rows = []
+    items = [CatalogueItem(i, str(i), "", {}, "", "", "", "") for i in range(n)]
+    ids = np.arange(n, dtype=np.int64)
+    with tempfile.TemporaryDirectory(prefix="visrag-milvus-bench-") as tmp:
+        client = connect(str(Path(tmp) / "bench.db"))
+        for index_type, build_params, search_params in MILVUS_CONFIGS:
+            t = time.perf_counter()
+            try:
+                store = MilvusStore.create(
+                    client,
+                    f"bench_{index_type}",
+                    dim=x.shape[1],
+                    index_type=index_type,
+                    params=build_params,
+                )
+                store.add(x, ids, items=items)
+                store.save(tmp)
+                store.search(q[:1], k)  # the first search waits for the index to be built
+            except Exception as exc:  # e.g. an index type this Lite build does not offer
+                print(f"  milvus {index_type}: not available here ({exc})", flush=True)
+                continue
+            build_s = time.perf_counter() - t
+            size = disk_bytes(Path(tmp)) / n
+            for sp in search_params:
+                store.params.update(sp)
+                single_s = single_latency(lambda qq, s=store: s.search(qq, k), q)
+                t = time.perf_counter()
+                got = store.search(q, k)[1]
+                batched = (time.perf_counter() - t) / len(q)
+                row = {
+                    "N": n,
+                    "index": f"milvus-lite {index_type}",
+                    "params": ", ".join(f"{a}={b}" for a, b in store.params.items()),
+                    "build_s": build_s,
+                    "bytes_per_vector": size,
+                    "single_ms": single_s * 1e3,
+                    "batched_ms": batched * 1e3,
+                    "recall": recall(got, exact),
+                }
+                rows.append(row)
+                print(
+                    f"  milvus-lite {index_type:6s} {row['params']:30s} build {build_s:6.1f} s "
+                    f"{size:7.0f} B/vec  single {single_s * 1e3:8.3f} ms  batched "
+                    f"{batched * 1e3:7.3f} ms/q  recall@10 {row['recall']:.3f}",
+                    flush=True,
+                )
+            client.drop_collection(f"bench_{index_type}")
     return rows
 
 

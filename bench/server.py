@@ -1,4 +1,5 @@
-"""A visrag server in a child process, started the way the service benches start it."""
+"""A visrag server in a child process, started the way the service benches (and the service
+tests, through :func:`serve_command`) start it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve_command(artifacts: Path, port: int) -> list[str]:
+    """The command line of ``visrag serve`` on ``artifacts``, on 127.0.0.1:``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--artifacts",
+        str(artifacts),
+    ]
+
+
 def start_server(
     artifacts: Path,
     log: Path,
@@ -37,20 +54,14 @@ def start_server(
     """
     port = free_port() if port is None else port
     child_env = {**env, "PYTHONPATH": str(REPO), "VISRAG_LOG_LEVEL": "warning", **overrides}
-    cmd = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--artifacts",
-        str(artifacts),
-    ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=child_env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            serve_command(artifacts, port),
+            cwd=REPO,
+            env=child_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

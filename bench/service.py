@@ -22,7 +22,7 @@ it costs offline and the rest of the server and the load generator what they cos
 process sets the allocator policy of ``visrag serve`` (``models.allocator.tune_allocator``)
 before the offline measurement, so both sides run the encoder in the same memory regime.
 
-Run: ``python bench/service.py [--duration 20] [--out results.json] [--markdown]``.
+Run: ``python -m bench.service [--duration 20] [--out results.json] [--markdown]``.
 """
 
 from __future__ import annotations
@@ -43,11 +43,10 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.machine import cpu_model
+from bench.server import start_server
 
-from bench.machine import cpu_model  # noqa: E402
-from bench.server import start_server  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 VIT_S16 = {
     "hidden_size": 384,
@@ -415,7 +414,7 @@ def main() -> None:
         level["ceiling"] = 1000 * machine["cores"] / per_request
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python", "bench/service.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "-m", "bench.service", *sys.argv[1:]]),
         "machine": machine,
         "image_model": "random ViT-S/16-shaped DINOv3"
         if args.image_model is None

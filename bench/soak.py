@@ -18,7 +18,7 @@ remove`` of the added ids in a loop on the served directory (only with ``--artif
 must not fail while the directory changes under the server. Whether the server *sees* the change
 needs live reload (issue 12 part A); without it, the server keeps serving what it loaded.
 
-Run: ``python bench/soak.py --artifacts art --requests 10000 --concurrency 32 [--out r.json]``.
+Run: ``python -m bench.soak --artifacts art --requests 10000 --concurrency 32 [--out r.json]``.
 """
 
 from __future__ import annotations
@@ -39,10 +39,9 @@ from typing import Any
 import httpx
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.server import start_server
 
-from bench.server import start_server  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 FORMS: list[tuple[str, dict[str, str]]] = [
     ("/retrieve", {"k": "5", "mode": "image"}),

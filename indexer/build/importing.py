@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.index.artifacts import write_artifacts
+from indexer.build.mapper import Mapped, embed_descriptions
+from indexer.build.writer import StoreLayout, write_index
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.manifest import (
     ImageModel,
@@ -35,7 +36,7 @@ from indexer.index.manifest import (
     describe_text_encoder,
     manifest_body,
 )
-from indexer.index.stores import StoreTarget, make_stores
+from indexer.index.stores import StoreTarget
 from indexer.readers.naming import zone_from_name
 from models.base import TextEncoderProtocol
 from models.description import describe
@@ -152,9 +153,7 @@ def import_embeddings(
     if len({it.id for it in items}) != len(items):
         raise EmbeddingImportError("metadata ids are not unique")
 
-    unique = sorted({it.description for it in items})
-    text_by_desc = dict(zip(unique, text_encoder.encode(unique), strict=True))
-    text_vectors = np.stack([text_by_desc[it.description] for it in items]).astype(np.float32)
+    text_vectors = embed_descriptions(items, text_encoder)
 
     image_model = _image_model(entries, metadata_json, image_vectors.shape[1])
     if image_model_id:
@@ -163,20 +162,9 @@ def import_embeddings(
         raise EmbeddingImportError("no image model id in the metadata: pass image_model_id")
     if pooling:
         image_model["pooling"] = pooling
-    text_model = describe_text_encoder(text_encoder)
-    image_store, fused_store = make_stores(
-        image_vectors,
-        text_vectors,
-        alpha=alpha,
-        items=items,
-        index_type=index_type,
-        params=index_params,
-        target=store,
-        no_damage_id=taxonomy.no_damage_id,
-    )
     manifest = manifest_body(
         image_model=ImageModel.model_validate(image_model),
-        text_model=text_model,
+        text_model=describe_text_encoder(text_encoder),
         alpha=alpha,
         taxonomy=taxonomy,
         dataset=dataset_summary(
@@ -190,14 +178,12 @@ def import_embeddings(
         ),
         history=({"op": "import", "count": len(items)},),
     )
-    written = write_artifacts(
+    written = write_index(
         out,
-        manifest=manifest,
-        items=items,
-        image_vectors=image_vectors,
-        text_vectors=text_vectors,
-        image_store=image_store,
-        fused_store=fused_store,
+        manifest,
+        Mapped(items, image_vectors, text_vectors),
+        StoreLayout(alpha, index_type, index_params, store),
+        taxonomy.no_damage_id,
     )
     logger.info("imported %d vectors; label coverage %s", len(items), coverage.as_dict())
     return written

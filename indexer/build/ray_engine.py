@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from indexer.build.cache import EmbeddingCache
 from indexer.build.embed import progress_bar, split_cached
-from indexer.build.pipeline import ImageEngine
+from indexer.build.mapper import ImageEngine
 from indexer.index.manifest import describe_image_encoder
 from indexer.readers.records import Problem, Record
 from models.base import ImageEncoderProtocol
@@ -258,6 +258,5 @@ def _run(
 
 
 def ray_engine(options: RayOptions) -> ImageEngine:
-    """The engine :func:`indexer.build.pipeline.build_index` takes
-    (``engine=ray_engine(options)``)."""
+    """What :func:`indexer.build.pipeline.build_index` takes: ``engine=ray_engine(options)``."""
     return partial(embed_images_ray, options=options)

@@ -1,7 +1,7 @@
 """`visrag index build | import | add | remove | verify`: thin commands over the build stage.
 
-They call indexer.build.pipeline, indexer.build.importing and indexer.index.artifacts; models are
-imported only when a command runs.
+They call indexer.build.pipeline (reader -> mapper -> writer), indexer.build.importing and
+indexer.index.artifacts; models are imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ def build(
 ) -> None:
     """Embed a dataset and write the index artifacts (failed images listed and skipped)."""
     from indexer.build.embed import embed_images
-    from indexer.build.pipeline import ImageEngine, build_index
+    from indexer.build.mapper import ImageEngine
+    from indexer.build.pipeline import build_index
     from models.allocator import tune_allocator
     from models.image_encoder import load_image_encoder
     from models.taxonomy import load_taxonomy

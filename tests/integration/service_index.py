@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from bench.server import serve_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,27 +56,14 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def serve_command(artifacts: Path, port: int) -> list[str]:
-    """``visrag serve`` of ``artifacts`` on loopback ``port``, as a subprocess command line."""
-    return [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--artifacts",
-        str(artifacts),
-    ]
-
-
 def start_server(artifacts: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    cmd = serve_command(artifacts, port)
     with log.open("wb") as out:
         return subprocess.Popen(
-            cmd, cwd=REPO, env=server_env(**env), stdout=out, stderr=subprocess.STDOUT
+            serve_command(artifacts, port),
+            cwd=REPO,
+            env=server_env(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 

@@ -265,6 +265,9 @@ def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy
     assert report.cached == 4 and report.embedded == N_IMAGES - 4 == resumed.images
     assert len(report.failed) == 2
     assert 0.0 < report.encoder_busy <= 1.0 and report.encode_seconds <= report.embed_seconds
+    # each stage's duration is reported, and the embedding happens inside the mapper's
+    assert list(report.stages) == ["reader", "mapper", "writer"]
+    assert report.embed_seconds <= report.stages["mapper"] <= report.seconds
     # cached vectors are the same as freshly encoded ones
     fresh = load_artifacts(built[0])
     got = load_artifacts(out)

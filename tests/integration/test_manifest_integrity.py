@@ -10,10 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from service_index import REPO, build_small_index, serve_command
+from service_index import build_small_index
 from typer.testing import CliRunner
 
+from bench.server import serve_command
+
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
 
 EDITS = [
     (("fusion", "alpha"), 0.7),
@@ -73,14 +76,15 @@ def test_an_edited_field_is_refused_by_verify_and_by_the_service(built, tmp_path
 
 def test_visrag_serve_refuses_an_edited_manifest(built, tmp_path):
     art = edited_copy(built[0] / "art", tmp_path / "art", ("fusion", "alpha"), 0.7)
-    cmd = serve_command(art, 0)
     env = {
         "HF_HUB_OFFLINE": "1",
         "VISRAG_DEVICE": "cpu",
         "PYTHONPATH": str(REPO),
         "PATH": "/usr/bin:/bin",
     }
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        serve_command(art, 0), cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     assert "manifest checksum mismatch" in done.stdout + done.stderr
 

@@ -68,7 +68,7 @@ def test_jsonl_manifest_fields_and_problems(tmp_path: Path, taxonomy):
     )
 
     # the catalogue keeps a given description (that text is what gets embedded), else the template
-    from indexer.build.pipeline import catalogue_items
+    from indexer.index.catalogue import catalogue_items
     from models.description import describe
 
     items = {it.id: it for it in catalogue_items(scan.records, taxonomy, root=tmp_path)}
