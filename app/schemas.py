@@ -100,11 +100,13 @@ def hit_out(hit: Hit, *, root_path: str = "") -> HitOut:
         rank=hit.rank,
         score=round(hit.score, 6),
         labels=[
-            LabelOut(id=lb.id, count=lb.count, name=lb.en, name_es=lb.es, coarse=lb.coarse)
+            LabelOut(
+                id=lb.id, count=lb.count, name=lb.name.en, name_es=lb.name.es, coarse=lb.coarse
+            )
             for lb in hit.labels
         ],
         zone=hit.zone,
-        zone_name=hit.zone_name,
+        zone_name=hit.zone_name.en,
         area=hit.area,
         description=hit.description,
         image_url=item_image_url(hit.id, root_path),

@@ -1,4 +1,10 @@
-"""What a retrieval returns: hits with normalised taxonomy, and the filters a query may carry."""
+"""What a retrieval returns, display-ready, and the filters a query may carry.
+
+A :class:`RetrievalResult` is everything a renderer needs: hits whose labels, zone and area carry
+their display names in every served language (resolved once, from the taxonomy, by the
+Retriever), the returned hits' label votes (tallied once, by :mod:`indexer.retrieval.votes`)
+and the label head's estimates.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +39,22 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class Name:
+    """A display name in each language the service speaks."""
+
+    en: str
+    es: str
+
+    def get(self, language: str) -> str:
+        """The name in ``language``; English for any language but Spanish."""
+        return self.es if language == "es" else self.en
+
+
+@dataclass(frozen=True)
 class LabelCount:
     id: str
     count: int
-    en: str
-    es: str
+    name: Name
     coarse: str
 
 
@@ -50,11 +67,26 @@ class Hit:
     score: float
     labels: tuple[LabelCount, ...]
     zone: str
-    zone_name: str
+    zone_name: Name
     area: str
-    description: str
+    area_name: Name
+    summary: Name  # the template description of its labels on its zone (models.description)
+    description: str  # the catalogue's description of the item
     image: str  # reference to the indexed image (path relative to the dataset root, or as given)
     group: str = ""
+
+
+@dataclass(frozen=True)
+class LabelVote:
+    """The returned neighbours' vote for one label, by the one rule of
+    :mod:`indexer.retrieval.votes`."""
+
+    label: str
+    name: Name
+    support: int  # neighbours carrying the label
+    neighbours: int  # neighbours voting
+    weighted: float  # their share of the similarity weight, 0..1
+    predicted: bool  # the rule keeps it: at least half of the neighbours (or the top vote)
 
 
 @dataclass(frozen=True)
@@ -62,12 +94,14 @@ class LabelEstimate:
     """The label head's calibrated probability that the query carries ``label`` (an estimate)."""
 
     label: str
+    name: Name
     probability: float
 
 
 @dataclass(frozen=True)
 class RetrievalResult:
     hits: tuple[Hit, ...]
+    votes: tuple[LabelVote, ...]  # of every returned hit, by support
     mode: str
     timings: dict[str, float]  # stage -> seconds
     pseudo_text: str | None = None  # the consensus description used by mode 'rerank'

@@ -1,22 +1,22 @@
-"""Render retrieved neighbours as a VLM-agnostic context block (markdown, text or JSON, en/es).
+"""Render a retrieval as a VLM-agnostic context block (markdown, text or JSON, en/es).
 
 The block lists the similar verified cases (similarity as a percentage of the cosine, labels
 deduplicated with counts, zone) and a label-vote summary across all neighbours, e.g.
-"Surface scratch: 4 of 5 neighbours, weighted 0.78". The same content comes back structured, so
-a gateway can build its own prompt.
+"Surface scratch: 4 of 5 neighbours, weighted 0.78". The same content comes back structured, as
+the wire models of ``/context``, so a gateway can build its own prompt. Everything shown comes
+from the :class:`~indexer.query.RetrievalResult`: its hits carry their display names, its votes
+are already tallied.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from app.render.estimates import LabelEstimateView, estimate_lines, label_estimates
-from indexer.query import Hit, RetrievalResult
-from indexer.retrieval.votes import tally
-from models.description import describe
-from models.taxonomy import Taxonomy
+from app.render.estimates import estimate_lines, label_estimates
+from indexer.query import Hit, LabelVote, RetrievalResult
+from visrag_client.schemas import CaseLabelOut, CaseOut, LabelEstimateOut, LabelVoteOut
 
 FORMATS = ("markdown", "text", "json")
 
@@ -57,45 +57,13 @@ _WORDS: dict[str, dict[str, str]] = {
 
 
 @dataclass(frozen=True)
-class CaseLabel:
-    id: str
-    count: int
-    name: str
-
-
-@dataclass(frozen=True)
-class Case:
-    rank: int
-    id: str
-    similarity_pct: int
-    score: float
-    labels: tuple[CaseLabel, ...]
-    zone: str
-    zone_name: str
-    area: str
-    area_name: str
-    description: str
-    image_url: str
-
-
-@dataclass(frozen=True)
-class LabelVote:
-    label: str
-    name: str
-    support: int
-    neighbours: int
-    weighted: float
-    predicted: bool  # the vote rule keeps it: at least half of the neighbours (or the top vote)
-
-
-@dataclass(frozen=True)
 class RenderedContext:
     context: str
     format: str
     language: str
-    cases: tuple[Case, ...]
-    label_votes: tuple[LabelVote, ...]
-    label_estimates: tuple[LabelEstimateView, ...] = ()
+    cases: tuple[CaseOut, ...]
+    label_votes: tuple[LabelVoteOut, ...]
+    label_estimates: tuple[LabelEstimateOut, ...] = ()
 
 
 def similarity_pct(score: float) -> int:
@@ -103,20 +71,12 @@ def similarity_pct(score: float) -> int:
     return int(round(100.0 * score))
 
 
-def label_votes(hits: tuple[Hit, ...], taxonomy: Taxonomy, *, language: str) -> list[LabelVote]:
-    """The label votes of the neighbours, by the one rule of :mod:`indexer.retrieval.votes`:
-    support, share
-    of the (non-negative) similarity, and whether the rule predicts the label."""
-    votes = tally(
-        [{lb.id: lb.count for lb in h.labels} for h in hits],
-        [h.score for h in hits],
-        no_damage=taxonomy.no_damage_id,
-        order=taxonomy.order,
-    )
+def label_votes(votes: Sequence[LabelVote], *, language: str) -> list[LabelVoteOut]:
+    """The neighbours' label votes (:attr:`RetrievalResult.votes`) in ``language``."""
     return [
-        LabelVote(
+        LabelVoteOut(
             label=v.label,
-            name=taxonomy.normalise(v.label).name(language),
+            name=v.name.get(language),
             support=v.support,
             neighbours=v.neighbours,
             weighted=round(v.weighted, 4),
@@ -126,41 +86,27 @@ def label_votes(hits: tuple[Hit, ...], taxonomy: Taxonomy, *, language: str) -> 
     ]
 
 
-def build_cases(
-    hits: tuple[Hit, ...],
-    taxonomy: Taxonomy,
-    *,
-    language: str,
-    image_url: Callable[[str], str],
-) -> list[Case]:
-    cases = []
-    for hit in hits:
-        zone = taxonomy.normalise_zone(hit.zone)
-        counts = {lb.id: lb.count for lb in hit.labels}
-        cases.append(
-            Case(
-                rank=hit.rank,
-                id=hit.id,
-                similarity_pct=similarity_pct(hit.score),
-                score=round(hit.score, 6),
-                labels=tuple(
-                    CaseLabel(lb.id, lb.count, taxonomy.normalise(lb.id).name(language))
-                    for lb in hit.labels
-                ),
-                zone=zone.id,
-                zone_name=zone.name(language),
-                area=zone.area,
-                area_name=taxonomy.area_name(zone.area, language),
-                description=describe(counts, zone.id, taxonomy, language=language),
-                image_url=image_url(hit.id),
-            )
-        )
-    return cases
+def case_out(hit: Hit, *, language: str, image_url: Callable[[str], str]) -> CaseOut:
+    """One hit as a case of the block, in ``language``."""
+    return CaseOut(
+        rank=hit.rank,
+        id=hit.id,
+        similarity_pct=similarity_pct(hit.score),
+        score=round(hit.score, 6),
+        labels=[
+            CaseLabelOut(id=lb.id, count=lb.count, name=lb.name.get(language)) for lb in hit.labels
+        ],
+        zone=hit.zone,
+        zone_name=hit.zone_name.get(language),
+        area=hit.area,
+        area_name=hit.area_name.get(language),
+        description=hit.summary.get(language),
+        image_url=image_url(hit.id),
+    )
 
 
 def render_context(
     result: RetrievalResult,
-    taxonomy: Taxonomy,
     *,
     language: str = "en",
     max_examples: int = 5,
@@ -170,7 +116,7 @@ def render_context(
 ) -> RenderedContext:
     """The context block and its structured content for one retrieval.
 
-    Cases are the first ``max_examples`` hits; the votes count every hit returned; the label
+    Cases are the first ``max_examples`` hits; the votes are every hit's; the label
     head's estimates at or above ``estimate_threshold`` follow the votes
     (:mod:`app.render.estimates`).
     """
@@ -178,17 +124,17 @@ def render_context(
         raise ValueError(f"unknown context format {fmt!r}")
     words = _WORDS.get(language, _WORDS["en"])
     language = language if language in _WORDS else "en"
-    cases = build_cases(
-        result.hits[:max_examples], taxonomy, language=language, image_url=image_url
-    )
-    votes = label_votes(result.hits, taxonomy, language=language)
-    estimates = label_estimates(result, taxonomy, language=language, threshold=estimate_threshold)
+    cases = [
+        case_out(hit, language=language, image_url=image_url) for hit in result.hits[:max_examples]
+    ]
+    votes = label_votes(result.votes, language=language)
+    estimates = label_estimates(result, language=language, threshold=estimate_threshold)
     if fmt == "json":
         text = json.dumps(
             {
-                "cases": [asdict(c) for c in cases],
-                "label_votes": [asdict(v) for v in votes],
-                "label_estimates": [asdict(e) for e in estimates],
+                "cases": [c.model_dump() for c in cases],
+                "label_votes": [v.model_dump() for v in votes],
+                "label_estimates": [e.model_dump() for e in estimates],
                 "neighbours": len(result.hits),
                 "mode": result.mode,
             },
@@ -204,8 +150,8 @@ def render_context(
 
 
 def _render_prose(
-    cases: list[Case],
-    votes: list[LabelVote],
+    cases: list[CaseOut],
+    votes: list[LabelVoteOut],
     words: dict[str, str],
     *,
     mode: str,

@@ -1,20 +1,18 @@
 """Label estimates for /retrieve, /context and the demo page, phrased as estimates.
 
 Per label the label head's calibrated probability (:attr:`RetrievalResult.estimates`) beside the
-neighbours' votes for it (support out of the neighbours, :mod:`indexer.retrieval.votes`). Only
-estimates at
-or above the threshold setting (``VISRAG_LABEL_ESTIMATE_THRESHOLD``) are shown; the block words
-them "likely: dent, 0.72" and says they come from a model trained on the indexed cases — never
-a statement about the image.
+neighbours' votes for it (support out of the neighbours, :attr:`RetrievalResult.votes`). Only
+estimates at or above the threshold setting (``VISRAG_LABEL_ESTIMATE_THRESHOLD``) are shown; the
+block words them "likely: dent, 0.72" and says they come from a model trained on the indexed
+cases — never a statement about the image.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from indexer.query import RetrievalResult
-from indexer.retrieval.votes import tally
-from models.taxonomy import Taxonomy
+from visrag_client.schemas import LabelEstimateOut
 
 WORDS = {
     "en": {
@@ -29,31 +27,16 @@ WORDS = {
 }
 
 
-@dataclass(frozen=True)
-class LabelEstimateView:
-    label: str
-    name: str
-    probability: float  # calibrated, from the label head
-    support: int  # neighbours carrying the label
-    neighbours: int
-
-
 def label_estimates(
-    result: RetrievalResult, taxonomy: Taxonomy, *, language: str, threshold: float
-) -> list[LabelEstimateView]:
+    result: RetrievalResult, *, language: str, threshold: float
+) -> list[LabelEstimateOut]:
     """The head's estimates at or above ``threshold``, most probable first, with the votes."""
-    votes = tally(
-        [{lb.id: lb.count for lb in h.labels} for h in result.hits],
-        [h.score for h in result.hits],
-        no_damage=taxonomy.no_damage_id,
-        order=taxonomy.order,
-    )
-    support = {v.label: v.support for v in votes}
+    support = {v.label: v.support for v in result.votes}
     return [
-        LabelEstimateView(
+        LabelEstimateOut(
             label=e.label,
-            name=taxonomy.normalise(e.label).name(language),
-            probability=round(e.probability, 4),
+            name=e.name.get(language),
+            probability=e.probability,
             support=support.get(e.label, 0),
             neighbours=len(result.hits),
         )
@@ -62,7 +45,7 @@ def label_estimates(
     ]
 
 
-def estimate_lines(estimates: list[LabelEstimateView], language: str) -> tuple[str, list[str]]:
+def estimate_lines(estimates: Sequence[LabelEstimateOut], language: str) -> tuple[str, list[str]]:
     """The heading and one line per shown estimate, in the language's number style."""
     words = WORDS.get(language, WORDS["en"])
     lines = []

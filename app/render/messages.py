@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.render.context import Case, LabelVote
-from app.render.estimates import LabelEstimateView, estimate_lines
+from app.render.estimates import estimate_lines
 from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
+from visrag_client.schemas import CaseOut, LabelEstimateOut, LabelVoteOut
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +72,12 @@ def _image(url: str) -> dict[str, Any]:
 
 
 def message_parts(
-    cases: Sequence[Case],
-    votes: Sequence[LabelVote],
+    cases: Sequence[CaseOut],
+    votes: Sequence[LabelVoteOut],
     *,
     language: str,
     images: dict[str, str],
-    estimates: Sequence[LabelEstimateView] = (),
+    estimates: Sequence[LabelEstimateOut] = (),
 ) -> list[dict[str, Any]]:
     """The content parts; ``images`` maps a case id to its image URL (absent: text only)."""
     words = _WORDS.get(language, _WORDS["en"])
@@ -111,7 +111,7 @@ def message_parts(
             )
         parts.append(_text("\n".join(lines)))
     if estimates:
-        title, shown = estimate_lines(list(estimates), language)
+        title, shown = estimate_lines(estimates, language)
         parts.append(_text("\n".join([f"{title}:", *(f"- {line}" for line in shown)])))
     return parts
 
@@ -128,7 +128,7 @@ def thumbnail_size(max_side: int) -> int:
 
 
 def neighbour_images(
-    cases: Sequence[Case],
+    cases: Sequence[CaseOut],
     limits: ImageLimits,
     *,
     path_of: Callable[[str], Path | str | None],

@@ -1,10 +1,16 @@
-"""POST /context: the similar verified cases as a block for a VLM prompt, and structured."""
+"""POST /context: the similar verified cases as a block for a VLM prompt, and structured.
+
+One request, top-down: the form (:mod:`app.schemas`) -> :meth:`app.serving.service.Ready.answer`
+(decode, encode, :meth:`indexer.retrieval.retriever.Retriever.search`: display-ready hits and
+their votes, :mod:`indexer.retrieval.votes`, in a :class:`indexer.query.RetrievalResult`) -> here,
+:func:`app.render.context.render_context` (and :mod:`app.render.messages` for format=messages)
+-> the wire models of ``visrag_client.schemas``.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +28,7 @@ from app.schemas import (
     milliseconds,
     multipart_openapi,
 )
-from visrag_client.schemas import (
-    CaseOut,
-    ContextResponse,
-    LabelEstimateOut,
-    LabelVoteOut,
-)
+from visrag_client.schemas import ContextResponse
 
 router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
 
@@ -42,16 +43,16 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
     """``/retrieve``'s inputs plus ``language`` (en|es), ``max_examples`` and ``format``."""
     form = ContextForm.from_fields(upload.fields, default_k=ready.settings.default_k)
     root = request.scope.get("root_path", "")
-    render = functools.partial(
-        render_context,
-        language=form.language,
-        max_examples=form.max_examples,
-        fmt="text" if form.format == "messages" else form.format,
-        image_url=lambda item_id: item_image_url(item_id, root),
-        estimate_threshold=ready.settings.label_estimate_threshold,
-    )
-    answer = await ready.answer(upload.data, form.query(), render)
-    rendered = answer.rendered
+    answer = await ready.answer(upload.data, form.query())
+    with ready.rendering(answer):
+        rendered = render_context(
+            answer.result,
+            language=form.language,
+            max_examples=form.max_examples,
+            fmt="text" if form.format == "messages" else form.format,
+            image_url=lambda item_id: item_image_url(item_id, root),
+            estimate_threshold=ready.settings.label_estimate_threshold,
+        )
     messages = None
     if form.format == "messages":
         messages = await _messages(request, form, rendered, ready.image_path)
@@ -59,9 +60,9 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
         context=rendered.context,
         format=form.format,
         language=rendered.language,
-        cases=[CaseOut(**asdict(c)) for c in rendered.cases],
-        label_votes=[LabelVoteOut(**asdict(v)) for v in rendered.label_votes],
-        label_estimates=[LabelEstimateOut(**asdict(e)) for e in rendered.label_estimates],
+        cases=list(rendered.cases),
+        label_votes=list(rendered.label_votes),
+        label_estimates=list(rendered.label_estimates),
         mode=answer.result.mode,
         timings=milliseconds(answer.timings),
         messages=messages,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter, Depends, Request
 
 from app.http.auth import require_api_key
@@ -16,10 +14,7 @@ from app.schemas import (
     milliseconds,
     multipart_openapi,
 )
-from visrag_client.schemas import (
-    LabelEstimateOut,
-    RetrieveResponse,
-)
+from visrag_client.schemas import RetrieveResponse
 
 router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
 
@@ -35,18 +30,13 @@ async def retrieve(request: Request, ready: ReadyDep, upload: UploadDep) -> Retr
     form = QueryForm.from_fields(upload.fields, default_k=ready.settings.default_k)
     root = request.scope.get("root_path", "")
     threshold = ready.settings.label_estimate_threshold
-    answer = await ready.answer(
-        upload.data,
-        form.query(),
-        lambda result, taxonomy: (
-            [hit_out(hit, root_path=root) for hit in result.hits],
-            label_estimates(result, taxonomy, language="en", threshold=threshold),
-        ),
-    )
-    hits, estimates = answer.rendered
+    answer = await ready.answer(upload.data, form.query())
+    with ready.rendering(answer):
+        hits = [hit_out(hit, root_path=root) for hit in answer.result.hits]
+        estimates = label_estimates(answer.result, language="en", threshold=threshold)
     return RetrieveResponse(
         hits=hits,
-        label_estimates=[LabelEstimateOut(**asdict(e)) for e in estimates],
+        label_estimates=estimates,
         mode=answer.result.mode,
         timings=milliseconds(answer.timings),
         pseudo_text=answer.result.pseudo_text,

@@ -1,11 +1,12 @@
 """The running service: start-up state, readiness, and the one pipeline every query goes through.
 
-A route parses its request, calls :meth:`Ready.answer` once and returns what it got (LitServe
-style: the service decodes, batches, searches, renders, times and records; the route is glue).
+A route parses its request, calls :meth:`Ready.answer` once, renders the answer's result inside
+:meth:`Ready.rendering` and returns it (LitServe style: the service decodes, batches, searches,
+times and records; the route is glue).
 ``bytes -> decode + preprocess`` (thread pool, :func:`models.embedding.prepare_image`) ``->
 encode`` (inference worker, batched) ``-> search`` (thread pool; any text encode hops back onto
-the inference worker) ``-> render`` (the route's presenter) ``-> Answer``. Each stage is timed and
-recorded once; the query part is bounded by ``request_timeout_s``.
+the inference worker) ``-> Answer``, then ``render`` (the route's renderer, :mod:`app.render`).
+Each stage is timed and recorded once; the query part is bounded by ``request_timeout_s``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import anyio
 import numpy as np
@@ -37,7 +39,6 @@ from models.base import Vectors
 from models.embedding import Prepared, prepare_image
 from models.errors import VisragError
 from models.imaging import decode_cost
-from models.taxonomy import Taxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +50,11 @@ LOADING, WARMING_UP, READY, FAILED, STOPPING = (
     "stopping",
 )
 
-R = TypeVar("R")
-Render = Callable[[RetrievalResult, Taxonomy], R]
-
 
 @dataclass(frozen=True)
-class Answer(Generic[R]):
+class Answer:
     result: RetrievalResult
-    rendered: R  # what the route's presenter made of the result
-    timings: dict[str, float]  # stage -> seconds, ours and the retriever's
+    timings: dict[str, float]  # stage -> seconds, ours, the retriever's and the route's render
 
 
 class Service:
@@ -194,21 +191,25 @@ class Ready:
         self.resources = resources
         self.worker = worker
 
-    async def answer(self, data: bytes, query: Query, render: Render[R]) -> Answer[R]:
-        """Decode, preprocess, encode (batched), search and render one uploaded image."""
-        taxonomy = self.resources.taxonomy
-        filters = resolve_filters(query, taxonomy)
+    async def answer(self, data: bytes, query: Query) -> Answer:
+        """Decode, preprocess, encode (batched) and search one uploaded image."""
+        filters = resolve_filters(query, self.resources.taxonomy)
         timeout = self.settings.request_timeout_s
         try:
             with anyio.fail_after(timeout):
                 result, timings = await self._run(data, query, filters)
         except TimeoutError:
             raise RequestTimeoutError(f"the request took longer than {timeout:g} s") from None
+        return Answer(result=result, timings=timings)
+
+    @contextmanager
+    def rendering(self, answer: Answer) -> Iterator[None]:
+        """Time the route's rendering of ``answer`` as stage ``render``, then record every stage
+        of the request (nothing is recorded when rendering fails)."""
         start = time.perf_counter()
-        rendered = render(result, taxonomy)
-        timings["render"] = time.perf_counter() - start
-        self.service.metrics.observe_stages(timings)
-        return Answer(result=result, rendered=rendered, timings=timings)
+        yield
+        answer.timings["render"] = time.perf_counter() - start
+        self.service.metrics.observe_stages(answer.timings)
 
     def image_path(self, item_id: str) -> Path | None:
         """The indexed image of a catalogue item; None if unknown or gone."""

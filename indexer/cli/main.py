@@ -57,9 +57,6 @@ def evaluate(
     image_model: RecordedModelOpt = None,
     text_model: RecordedModelOpt = None,
     rerank_candidates: Annotated[int, typer.Option(min=1, help="rerank: image top-N")] = 20,
-    rerank_prior: Annotated[
-        bool, typer.Option("--rerank-prior", help="rerank: prior-corrected votes (lift)")
-    ] = False,
     random_repeats: Annotated[int, typer.Option(help="random-baseline draws")] = 20,
     seed: Annotated[int, typer.Option(help="random-baseline and bootstrap seed")] = 0,
     bootstrap: Annotated[
@@ -86,7 +83,6 @@ def evaluate(
             image_model=image_model,
             text_model=text_model,
             rerank_candidates=rerank_candidates,
-            rerank_prior=rerank_prior,
             random_repeats=random_repeats,
             bootstrap=bootstrap,
             seed=seed,

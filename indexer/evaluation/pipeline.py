@@ -56,7 +56,6 @@ def run_evaluation(
     image_model: str | None = None,
     text_model: str | None = None,
     rerank_candidates: int = 20,
-    rerank_prior: bool = False,
     random_repeats: int = 20,
     seed: int = 0,
     bootstrap: int = DEFAULT_REPEATS,
@@ -88,7 +87,6 @@ def run_evaluation(
         image_model=image_model,
         text_model=text_model,
         rerank_candidates=rerank_candidates,
-        rerank_prior=rerank_prior,
     )
     if leave_one_out:
         query_list = leave_one_out_queries(retriever.artifacts, text_source=text_source)

@@ -129,7 +129,6 @@ def open_retriever(
     image_model: str | None = None,
     text_model: str | None = None,
     rerank_candidates: int = 20,
-    rerank_prior: bool = False,
 ) -> Any:
     """Open the index with only the encoders the run needs
     (:func:`indexer.retrieval.opening.open_index`).
@@ -150,4 +149,4 @@ def open_retriever(
             load_text=text,
         ),
     )
-    return opened.retriever(rerank_candidates=rerank_candidates, rerank_prior=rerank_prior)
+    return opened.retriever(rerank_candidates=rerank_candidates)

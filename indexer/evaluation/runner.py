@@ -208,7 +208,6 @@ def evaluate(
         ],
         "manifest_alpha": retriever.artifacts.alpha,
         "rerank_candidates": retriever.rerank_candidates,
-        "rerank_votes": "prior-corrected (lift)" if retriever.rerank_prior else "majority",
         "text_source": (ORACLE_LABEL if text_source == ORACLE else text_source),
         "random_repeats": random_repeats,
         "seed": seed,

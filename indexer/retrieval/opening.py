@@ -69,7 +69,7 @@ class OpenedIndex:
     def manifest(self) -> IndexManifest:
         return self.artifacts.manifest
 
-    def retriever(self, *, rerank_candidates: int = 20, rerank_prior: bool = False) -> Retriever:
+    def retriever(self, *, rerank_candidates: int = 20) -> Retriever:
         """A :class:`~indexer.retrieval.retriever.Retriever` over these artifacts, encoders and
         taxonomy."""
         from indexer.retrieval.retriever import Retriever
@@ -80,7 +80,6 @@ class OpenedIndex:
             text_encoder=self.text_encoder,
             taxonomy=self.taxonomy,
             rerank_candidates=rerank_candidates,
-            rerank_prior=rerank_prior,
         )
 
 

@@ -8,7 +8,8 @@
   scores a query never saw its group).
 - :func:`probe_rank`: candidates re-ranked by :func:`probe_scores`; the hits keep their cosine as
   the score.
-- :func:`label_estimates`: every head label with its probability, most probable first.
+- :func:`label_estimates`: every head label with its probability, most probable first, and its
+  display names.
 
 The default weight and candidate count are the index's (:mod:`indexer.index.catalogue_head`
 records them in the manifest when it fits the head).
@@ -24,13 +25,13 @@ import numpy.typing as npt
 from indexer.index.catalogue_head import (
     DEFAULT_CANDIDATES,
     DEFAULT_WEIGHT,
-    item_label_set,
     label_matrix,
 )
-from indexer.query import LabelEstimate, QueryError
+from indexer.query import LabelEstimate, Name, QueryError
 
 if TYPE_CHECKING:
     from indexer.index.artifacts import Artifacts
+    from models.taxonomy import Taxonomy
 
 F64 = npt.NDArray[np.float64]
 
@@ -141,20 +142,19 @@ def probe_rank(
     return rows[order], cosines[order]
 
 
-def label_estimates(artifacts: Artifacts, proba: F64 | None) -> tuple[LabelEstimate, ...]:
+def label_estimates(
+    artifacts: Artifacts, proba: F64 | None, taxonomy: Taxonomy
+) -> tuple[LabelEstimate, ...]:
     head = artifacts.label_head
     if head is None or proba is None:
         return ()
     pairs = sorted(zip(head.labels, proba.tolist(), strict=True), key=lambda p: (-p[1], p[0]))
-    return tuple(LabelEstimate(label=lb, probability=round(float(p), 4)) for lb, p in pairs)
-
-
-def label_frequencies(artifacts: Artifacts) -> dict[str, float]:
-    """Each label's share of the catalogue items carrying it (rerank's prior-corrected vote)."""
-    nd = artifacts.manifest.taxonomy.no_damage_id
-    counts: dict[str, int] = {}
-    for it in artifacts.items:
-        for lb in item_label_set(it.labels, nd):
-            counts[lb] = counts.get(lb, 0) + 1
-    n = max(1, len(artifacts.items))
-    return {lb: c / n for lb, c in counts.items()}
+    estimates = []
+    for label_id, p in pairs:
+        label = taxonomy.normalise(label_id)
+        estimates.append(
+            LabelEstimate(
+                label=label_id, name=Name(label.en, label.es), probability=round(float(p), 4)
+            )
+        )
+    return tuple(estimates)

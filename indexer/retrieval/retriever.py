@@ -1,8 +1,10 @@
-"""The Retriever: query -> ranked hits with normalised taxonomy.
+"""The Retriever: query -> display-ready hits, their label votes and the head's estimates.
 
 Shared by the service and the evaluation, so the evaluation measures exactly what the service
 serves. A query is an image (or its precomputed vector) and, optionally, a caller-supplied text;
-it never carries ground-truth labels.
+it never carries ground-truth labels. Every display name (labels, zones, areas, in en and es) is
+resolved here, once, from the taxonomy, and the returned hits' label votes are tallied here, once
+(:func:`indexer.retrieval.votes.hit_votes`): renderers read the :class:`RetrievalResult`.
 
 Modes (DESIGN §3):
 - ``image``: the image vector against the image index; score = cosine of the image vectors.
@@ -10,12 +12,14 @@ Modes (DESIGN §3):
 - ``rerank``: image search for the top-N candidates, consensus labels of those neighbours ->
   template description -> text vector -> hybrid score over the candidates.
 - ``probe``: the image top-N re-ranked by the label head's estimate
-(:mod:`indexer.retrieval.probe`);
-  score = image cosine. Every mode returns the head's label estimates when the index has one.
+  (:mod:`indexer.retrieval.probe`); score = image cosine.
+
+Every mode returns the head's label estimates when the index has one.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -28,9 +32,17 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.index.stores import FilteringStore
-from indexer.query import QUERY_MODES, Filters, Hit, LabelCount, QueryError, RetrievalResult
+from indexer.query import (
+    QUERY_MODES,
+    Filters,
+    Hit,
+    LabelCount,
+    Name,
+    QueryError,
+    RetrievalResult,
+)
 from indexer.retrieval import probe
-from indexer.retrieval.votes import consensus
+from indexer.retrieval.votes import consensus, hit_votes
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.description import describe
 from models.embedding import embed_image
@@ -58,17 +70,18 @@ class Retriever:
         text_encoder: TextEncoderProtocol | None,
         taxonomy: Taxonomy,
         rerank_candidates: int = 20,
-        rerank_prior: bool = False,  # the prior-corrected vote (indexer.retrieval.votes)
     ) -> None:
         self.artifacts = artifacts
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.taxonomy = taxonomy
         self.rerank_candidates = rerank_candidates
-        self.rerank_prior = probe.label_frequencies(artifacts) if rerank_prior else None
         # Template texts repeat a lot (rerank pseudo-texts, gateway captions): cache their vectors.
         self._text_cache: OrderedDict[str, Vector] = OrderedDict()
         self._text_cache_size, self._text_lock = 4096, threading.Lock()
+        # Items share few (labels, zone) pairs: resolve each one's names and descriptions once.
+        # (A partial of the taxonomy, not a bound method: no cycle keeps an old index alive.)
+        self._shown = functools.lru_cache(maxsize=4096)(functools.partial(_shown, taxonomy))
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -169,7 +182,7 @@ class Retriever:
             cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
             timings["search"] = time.perf_counter() - t0
             items = [self.artifacts.items[r] for r in cand_rows]
-            agreed = consensus(items, cand_scores.tolist(), self.taxonomy, self.rerank_prior)
+            agreed = consensus(items, cand_scores.tolist(), self.taxonomy)
             pseudo_text = describe(agreed.labels, agreed.zone, self.taxonomy)
             tvec = self._encode_text(pseudo_text, timings, encode_text)
             t0 = time.perf_counter()
@@ -185,7 +198,12 @@ class Retriever:
             for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)
         )
         return RetrievalResult(
-            hits, mode, timings, pseudo_text, probe.label_estimates(self.artifacts, proba)
+            hits,
+            hit_votes(hits, self.taxonomy),
+            mode,
+            timings,
+            pseudo_text,
+            probe.label_estimates(self.artifacts, proba, self.taxonomy),
         )
 
     # -- catalogue -------------------------------------------------------------------------------
@@ -301,23 +319,41 @@ class Retriever:
 
     def _hit(self, row: int, score: float, rank: int) -> Hit:
         item = self.artifacts.items[row]
-        tax = self.taxonomy
-        labels = tuple(
-            LabelCount(id=lb.id, count=int(n), en=lb.en, es=lb.es, coarse=lb.coarse)
-            for lb, n in (
-                (tax.normalise(label), n) for label, n in tax.sort_counts(item.labels).items()
-            )
-        )
-        zone = tax.normalise_zone(item.zone)
-        return Hit(
+        return replace(
+            self._shown(tuple(item.labels.items()), item.zone),
             id=item.id,
             rank=rank,
             score=max(-1.0, min(1.0, score)),
-            labels=labels,
-            zone=zone.id,
-            zone_name=zone.en,
-            area=zone.area,
             description=item.description,
             image=item.image,
             group=item.group,
         )
+
+
+def _shown(tax: Taxonomy, item_labels: tuple[tuple[str, int], ...], item_zone: str) -> Hit:
+    """What a hit shows of catalogue labels on a zone (names, template description), in a hit
+    whose own fields (id, rank, score, ...) the caller fills in."""
+    labels = tuple(
+        LabelCount(id=lb.id, count=int(n), name=Name(lb.en, lb.es), coarse=lb.coarse)
+        for lb, n in (
+            (tax.normalise(label), n) for label, n in tax.sort_counts(dict(item_labels)).items()
+        )
+    )
+    zone = tax.normalise_zone(item_zone)
+    counts = {lb.id: lb.count for lb in labels}
+    return Hit(
+        id="",
+        rank=0,
+        score=0.0,
+        labels=labels,
+        zone=zone.id,
+        zone_name=Name(zone.en, zone.es),
+        area=zone.area,
+        area_name=Name(tax.area_name(zone.area, "en"), tax.area_name(zone.area, "es")),
+        summary=Name(
+            describe(counts, zone.id, tax, language="en"),
+            describe(counts, zone.id, tax, language="es"),
+        ),
+        description="",
+        image="",
+    )

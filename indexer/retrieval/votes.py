@@ -1,8 +1,8 @@
 """The one label-vote rule: neighbours' labels -> votes -> the labels the neighbours agree on.
 
-Used by mode ``rerank`` (the consensus behind its pseudo-text), by ``/context`` (the label votes
-it reports) and by the evaluation (its kNN prediction), so the evaluation scores what the service
-serves (DESIGN §5).
+Used by mode ``rerank`` (the consensus behind its pseudo-text), by the Retriever for the votes of
+the hits it returns (what ``/context`` reports) and by the evaluation (its kNN prediction), so the
+evaluation scores what the service serves (DESIGN §5).
 
 - Every neighbour votes once for each label it carries; a neighbour without labels votes for
   ``no_damage``.
@@ -12,12 +12,6 @@ serves (DESIGN §5).
 - A label is *predicted* when at least half of the neighbours vote for it (``2 * support >= n``,
   unweighted); when none does, the most supported label alone (ties by the taxonomy's order), so
   every non-empty vote predicts something.
-
-Option ``prior`` (label -> its frequency in the catalogue), the prior-corrected rule of ``rerank``
-when asked for: a label is predicted when its share of the neighbours exceeds its catalogue
-frequency (lift ``support / n / prior > 1``, inverse label frequency), else the label with the
-largest lift alone — so a label on 85 % of the catalogue needs more than 85 % of the neighbours,
-and the rule stops amplifying the majority. The order of the votes does not change.
 
 This is the evaluation's documented kNN vote (docs/evaluation.md), kept so its numbers reproduce.
 Before, rerank kept a label at half of the similarity *weight* and nothing when no label reached
@@ -33,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from indexer.query import Hit, LabelVote, Name
 from models.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -57,10 +52,8 @@ def tally(
     *,
     no_damage: str,
     order: Callable[[str], object],
-    prior: Mapping[str, float] | None = None,
 ) -> list[Vote]:
-    """The votes of neighbours with these labels ({label: count} or label ids) and similarities;
-    ``prior``: predict by lift over the catalogue frequency (the module docstring)."""
+    """The votes of neighbours with these labels ({label: count} or label ids) and similarities."""
     if len(labels) != len(scores):
         raise ValueError("labels and scores differ in length")
     if not labels:
@@ -80,15 +73,9 @@ def tally(
             counts.setdefault(label, []).append(int(n))
     ordered = sorted(support, key=lambda lb: (-support[lb], -weight[lb], order(lb), lb))
     n = len(labels)
-    if prior is not None:
-        lift = {lb: support[lb] / n / max(prior.get(lb, 0.0), 1e-12) for lb in ordered}
-        keep = {lb for lb in ordered if lift[lb] > 1.0} or {
-            min(ordered, key=lambda lb: (-lift[lb], order(lb), lb))
-        }
-    else:
-        keep = {lb for lb in ordered if 2 * support[lb] >= n} or {
-            min(ordered, key=lambda lb: (-support[lb], order(lb), lb))
-        }
+    keep = {lb for lb in ordered if 2 * support[lb] >= n} or {
+        min(ordered, key=lambda lb: (-support[lb], order(lb), lb))
+    }
     return [
         Vote(
             label=lb,
@@ -107,6 +94,31 @@ def predicted_labels(votes: Iterable[Vote]) -> frozenset[str]:
     return frozenset(v.label for v in votes if v.predicted)
 
 
+def hit_votes(hits: Sequence[Hit], taxonomy: Taxonomy) -> tuple[LabelVote, ...]:
+    """The votes of the hits a retrieval returns (what ``/context`` reports), with the labels'
+    display names."""
+    votes = tally(
+        [{lb.id: lb.count for lb in h.labels} for h in hits],
+        [h.score for h in hits],
+        no_damage=taxonomy.no_damage_id,
+        order=taxonomy.order,
+    )
+    named = []
+    for v in votes:
+        label = taxonomy.normalise(v.label)
+        named.append(
+            LabelVote(
+                label=v.label,
+                name=Name(label.en, label.es),
+                support=v.support,
+                neighbours=v.neighbours,
+                weighted=v.weighted,
+                predicted=v.predicted,
+            )
+        )
+    return tuple(named)
+
+
 @dataclass(frozen=True)
 class Consensus:
     """What rerank describes: the predicted labels with their counts (no ``no_damage``), the
@@ -121,16 +133,13 @@ def consensus(
     items: Sequence[CatalogueItem],
     scores: Sequence[float],
     taxonomy: Taxonomy,
-    prior: Mapping[str, float] | None = None,
 ) -> Consensus:
-    """The consensus of catalogue neighbours (rerank's pseudo-text is its template description);
-    ``prior``: the prior-corrected rule."""
+    """The consensus of catalogue neighbours (rerank's pseudo-text is its template description)."""
     votes = tally(
         [it.labels for it in items],
         scores,
         no_damage=taxonomy.no_damage_id,
         order=taxonomy.order,
-        prior=prior,
     )
     kept = {v.label: v.count for v in votes if v.predicted and v.label != taxonomy.no_damage_id}
     w = np.maximum(np.asarray(scores, dtype=np.float64), 1e-3)

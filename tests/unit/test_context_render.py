@@ -5,15 +5,27 @@ from __future__ import annotations
 import json
 
 from app.render.context import label_votes, render_context, similarity_pct
-from indexer.query import Hit, LabelCount, RetrievalResult
+from indexer.query import Hit, LabelCount, Name, RetrievalResult
+from indexer.retrieval.votes import hit_votes
+from models.description import describe
 
 
 def hit(rank, score, labels, zone="hood_center", taxonomy=None):
+    """A hit as the Retriever makes it: names and template description in en and es."""
     lcs = tuple(
-        LabelCount(i, n, taxonomy.label(i).en, taxonomy.label(i).es, taxonomy.label(i).coarse)
+        LabelCount(i, n, Name(taxonomy.label(i).en, taxonomy.label(i).es), taxonomy.label(i).coarse)
         for i, n in labels.items()
     )
-    return Hit(f"item-{rank}", rank, score, lcs, zone, zone, "frontal", "", f"{rank}.jpg")
+    z = taxonomy.zone(zone)
+    area = Name(taxonomy.area_name(z.area, "en"), taxonomy.area_name(z.area, "es"))
+    summary = Name(*(describe(labels, zone, taxonomy, language=lang) for lang in ("en", "es")))
+    return Hit(
+        f"item-{rank}", rank, score, lcs, zone, Name(z.en, z.es), z.area, area, summary, "", ""
+    )
+
+
+def result(hits, taxonomy, mode="image"):
+    return RetrievalResult(hits, hit_votes(hits, taxonomy), mode, {})
 
 
 def hits(taxonomy):
@@ -33,7 +45,7 @@ def test_similarity_is_a_whole_percentage_of_the_cosine():
 
 
 def test_votes_count_support_and_similarity_weight(taxonomy):
-    votes = {v.label: v for v in label_votes(hits(taxonomy), taxonomy, language="en")}
+    votes = {v.label: v for v in label_votes(hit_votes(hits(taxonomy), taxonomy), language="en")}
     total = 0.9 + 0.8 + 0.7 + 0.4 + 0.2
     scratch = votes["surface_scratch"]
     assert (scratch.support, scratch.neighbours) == (4, 5)
@@ -50,13 +62,12 @@ def test_negative_scores_do_not_vote_against(taxonomy):
         hit(1, -0.5, {"dent": 1}, taxonomy=taxonomy),
         hit(2, -0.1, {"crack": 1}, taxonomy=taxonomy),
     )
-    votes = label_votes(h, taxonomy, language="en")
+    votes = label_votes(hit_votes(h, taxonomy), language="en")
     assert [v.weighted for v in votes] == [0.5, 0.5]
 
 
 def test_markdown_block(taxonomy):
-    result = RetrievalResult(hits(taxonomy), "image", {})
-    out = render_context(result, taxonomy, max_examples=3)
+    out = render_context(result(hits(taxonomy), taxonomy), max_examples=3)
     lines = out.context.splitlines()
     assert lines[0] == "### Similar verified cases"
     assert lines[3].startswith("1. **Similarity 90%**. Labels: 2 x Surface scratch, 1 x Dent.")
@@ -68,17 +79,15 @@ def test_markdown_block(taxonomy):
 
 
 def test_spanish_uses_spanish_names_and_decimal_comma(taxonomy):
-    out = render_context(
-        RetrievalResult(hits(taxonomy), "image", {}), taxonomy, language="es", fmt="text"
-    )
+    out = render_context(result(hits(taxonomy), taxonomy), language="es", fmt="text")
     assert out.context.startswith("Casos verificados similares:")
     assert "Arañazo superficial: 4 de 5 vecinos, ponderado 0,87" in out.context
     assert out.cases[0].zone_name == "centro del capó"
 
 
 def test_json_and_empty(taxonomy):
-    out = render_context(RetrievalResult(hits(taxonomy), "rerank", {}), taxonomy, fmt="json")
+    out = render_context(result(hits(taxonomy), taxonomy, "rerank"), fmt="json")
     data = json.loads(out.context)
     assert data["neighbours"] == 5 and data["cases"][0]["similarity_pct"] == 90
-    empty = render_context(RetrievalResult((), "image", {}), taxonomy)
+    empty = render_context(result((), taxonomy))
     assert "No similar indexed case was found." in empty.context and empty.label_votes == ()

@@ -7,17 +7,17 @@ import io
 
 from PIL import Image
 
-from app.render.context import Case, CaseLabel, LabelVote
 from app.render.messages import ImageLimits, message_parts, neighbour_images
+from visrag_client.schemas import CaseLabelOut, CaseOut, LabelVoteOut
 
 
-def case(rank: int, item_id: str, labels: tuple[CaseLabel, ...] = ()) -> Case:
-    return Case(
+def case(rank: int, item_id: str, labels: tuple[CaseLabelOut, ...] = ()) -> CaseOut:
+    return CaseOut(
         rank=rank,
         id=item_id,
         similarity_pct=90 - rank,
         score=0.9 - rank / 100,
-        labels=labels,
+        labels=list(labels),
         zone="hood_center",
         zone_name="hood center",
         area="frontal",
@@ -70,8 +70,12 @@ def test_missing_image_leaves_that_case_text_only(tmp_path):
 
 
 def test_votes_close_the_parts_and_no_cases_says_so():
-    labels = (CaseLabel("dent", 2, "Dent"),)
-    votes = [LabelVote("dent", "Abolladura", 1, 1, 0.5, True)]
+    labels = (CaseLabelOut(id="dent", count=2, name="Dent"),)
+    votes = [
+        LabelVoteOut(
+            label="dent", name="Abolladura", support=1, neighbours=1, weighted=0.5, predicted=True
+        )
+    ]
     parts = message_parts([case(1, "a", labels)], votes, language="es", images={"a": "data:x"})
     assert parts[1] == {"type": "image_url", "image_url": {"url": "data:x"}}
     assert "Etiquetas verificadas: 2 x Dent" in parts[2]["text"]

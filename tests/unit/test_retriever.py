@@ -78,8 +78,20 @@ def test_image_mode_ranks_by_image_cosine_and_finds_itself(retriever):
 def test_hits_carry_normalised_labels_and_zone(retriever):
     hit = retriever.search(retriever.artifacts.image_vectors[4], k=1).hits[0]
     assert [(lc.id, lc.count) for lc in hit.labels] == [("dent", 2), ("crack", 1)]
-    assert hit.labels[0].en == "Dent" and hit.labels[0].es == "Abolladura"
+    assert hit.labels[0].name.en == "Dent" and hit.labels[0].name.es == "Abolladura"
     assert (hit.zone, hit.area) == ("hood_center", "frontal")
+    assert (hit.zone_name.es, hit.area_name.es) == ("centro del capó", "zona frontal")
+    assert hit.summary.en == "2 dents and 1 crack on the hood center (frontal area)"
+    assert hit.summary.es == "2 abolladuras y 1 grieta en centro del capó (zona frontal)"
+
+
+def test_votes_are_tallied_over_every_returned_hit(retriever):
+    result = retriever.search(retriever.artifacts.image_vectors[QUERY], k=4)
+    votes = {v.label: v for v in result.votes}
+    assert {h.id for h in result.hits} == {"item8", "item9", "item10", "item11"}  # the cluster
+    assert (votes["dent"].support, votes["dent"].neighbours) == (3, 4)
+    assert (votes["crack"].support, votes["crack"].predicted) == (1, False)
+    assert votes["dent"].predicted and votes["dent"].name.es == "Abolladura"
 
 
 def test_exclusions_drop_items_but_keep_k(retriever):

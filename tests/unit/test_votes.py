@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from vector_index import KeywordTextEncoder, item, write_vector_index
 
-from app.render.context import render_context
 from indexer.evaluation.queries import leave_one_out_queries
 from indexer.evaluation.runner import evaluate
 from indexer.retrieval.retriever import Retriever
@@ -91,31 +90,8 @@ def test_the_evaluation_predicts_what_context_reports(mixed_retriever, taxonomy)
         result = mixed_retriever.search(
             q.vector, k=ev.vote_k, exclude_ids=q.exclude_ids, exclude_groups=q.exclude_groups
         )
-        votes = render_context(result, taxonomy, fmt="json").label_votes
+        votes = result.votes  # what /context reports
         assert outcome.predicted == {v.label for v in votes if v.predicted}, q.id
         fallbacks += all(2 * v.support < v.neighbours for v in votes)
     assert fallbacks > 0  # the no-majority case is exercised too
     assert len({o.predicted for o in ev.runs[0].outcomes}) > 2
-
-
-def test_prior_corrected_votes_stop_amplifying_the_majority_label(taxonomy):
-    """4 of 5 neighbours carry a label on 90 % of the catalogue, 1 a label on 2 %: the plain rule
-    predicts the frequent label, the prior-corrected one the label seen above its base rate."""
-    labels = [{"surface_scratch": 1}] * 4 + [{"dent": 1}]
-    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
-    assert predicted_labels(votes_of(labels, scores, taxonomy)) == {"surface_scratch"}
-    prior = {"surface_scratch": 0.9, "dent": 0.02}
-    corrected = tally(
-        labels, scores, no_damage=taxonomy.no_damage_id, order=taxonomy.order, prior=prior
-    )
-    assert predicted_labels(corrected) == {"dent"}
-    assert [v.label for v in corrected] == ["surface_scratch", "dent"]  # order unchanged
-    # every neighbour a scratch: lift 1/0.9 > 1, still predicted
-    all_scratch = tally(
-        [{"surface_scratch": 1}] * 3,
-        [0.5] * 3,
-        no_damage="no_damage",
-        order=taxonomy.order,
-        prior=prior,
-    )
-    assert predicted_labels(all_scratch) == {"surface_scratch"}
