@@ -90,7 +90,7 @@ def prepare_demo(
     from indexer.build.pipeline import build_index
     from indexer.index.artifacts import has_manifest, load_artifacts
     from indexer.split.splitter import split_files
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder
 

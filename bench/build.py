@@ -20,7 +20,7 @@ fp32-only CPUs). Run: ``python -m bench.build local [--images 96] [--rounds 3] [
 [--out build.json]``.
 
 **engines** — the in-process engine vs ``--engine ray`` on the same dataset. A synthetic dataset
-(:func:`indexer.synthetic.dataset.generate_dataset`, 640×480 JPEGs) is indexed with the same
+(:func:`indexer.synthetic.generator.generate_dataset`, 640×480 JPEGs) is indexed with the same
 ViT-S/16-sized random checkpoint (same FLOPs, same cost as the real model) and the offline text
 model, through :func:`indexer.build.pipeline.build_index`, once per engine:
 
@@ -247,7 +247,7 @@ def engine_rows(args: argparse.Namespace) -> dict[str, Any]:
     from indexer.build.pipeline import build_index
     from indexer.build.ray_engine import RayOptions, ray_engine
     from indexer.index.artifacts import load_artifacts
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.image_encoder import load_image_encoder
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder

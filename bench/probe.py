@@ -84,7 +84,7 @@ from scipy.stats import rankdata
 
 from bench.machine import cpu_model
 from indexer.evaluation.baselines import majority_ranking
-from indexer.evaluation.estimates import estimate_quality
+from indexer.evaluation.estimate_quality import estimate_quality
 from indexer.evaluation.metrics import LabelSet, label_set
 from indexer.evaluation.results import aggregate
 from indexer.evaluation.uncertainty import paired_intervals

@@ -60,7 +60,7 @@ STAGES = ("decode", "preprocess", "queue", "encode", "search", "render")
 def prepare(workdir: Path, *, image_model: str | None, image_size: int, n_index: int) -> dict:
     """The model checkpoint, an index of ``n_index`` synthetic photos, and query photos."""
     from indexer.build.pipeline import build_index
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.image_encoder import load_image_encoder
     from models.taxonomy import load_taxonomy
     from models.testing import make_tiny_dinov3

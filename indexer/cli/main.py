@@ -200,7 +200,7 @@ def generate(
     size: Annotated[str, typer.Option(help="image size WIDTHxHEIGHT")] = "640x480",
 ) -> None:
     """Write a synthetic car-panel damage dataset (LabelMe, reference naming scheme)."""
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
 
     try:
         width, height = (int(v) for v in size.lower().split("x"))

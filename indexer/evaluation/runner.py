@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.evaluation.baselines import majority_baseline, random_baseline
-from indexer.evaluation.estimates import estimates_section, query_probas, truth_matrix
+from indexer.evaluation.estimate_quality import estimates_section, query_probas, truth_matrix
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
 from indexer.evaluation.results import Evaluation, Neighbour, Scoring, score_rankings

@@ -19,7 +19,7 @@ def build_small_index(
 ) -> Path:
     """Generate ``n`` images under ``root/data`` and build ``root/art``; returns ``root``."""
     from indexer.build.pipeline import build_index
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.image_encoder import load_image_encoder
 
     generate_dataset(root / "data", n, seed=0, image_size=(160, 120))

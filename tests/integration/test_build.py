@@ -24,7 +24,7 @@ def env(tmp_path_factory, taxonomy):
     """Generated LabelMe images, a JSONL manifest with one broken image, a tiny checkpoint."""
     from indexer.readers.dataset import read_dataset
     from indexer.readers.jsonl import record_to_json
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.testing import make_tiny_dinov3
 
     root = tmp_path_factory.mktemp("build")

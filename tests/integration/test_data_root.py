@@ -19,7 +19,7 @@ def moved(tmp_path_factory, taxonomy, text_encoder, tiny_dinov3):
     """data/ + split/ + art/ built in one folder, then data/ and art/ moved elsewhere."""
     from indexer.build.pipeline import build_index
     from indexer.split.splitter import split_files
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.image_encoder import load_image_encoder
 
     built = tmp_path_factory.mktemp("machine-a")

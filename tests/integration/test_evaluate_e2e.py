@@ -32,7 +32,7 @@ def e2e_run(tmp_path_factory):
     missing = _missing()
     if missing:
         pytest.skip(f"end-to-end pieces not landed yet: {', '.join(missing)}")
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.testing import make_tiny_dinov3
 
     root = tmp_path_factory.mktemp("e2e")

@@ -46,7 +46,7 @@ def visrag(*args: str | Path, umask: int | None = None) -> subprocess.CompletedP
 def dataset(root: Path, n: int, seed: int) -> list[tuple[str, bytes]]:
     """Generate ``n`` images under ``root``; (record id, image bytes) of each."""
     from indexer.readers.dataset import read_dataset
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.taxonomy import load_taxonomy
 
     generate_dataset(root, n, seed=seed, image_size=(160, 120))

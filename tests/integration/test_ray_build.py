@@ -27,7 +27,7 @@ def local_ray():
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A generated dataset split into train/test JSONL, one broken image in train."""
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.testing import make_tiny_dinov3
 
     root = tmp_path_factory.mktemp("ray-build")

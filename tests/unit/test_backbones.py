@@ -172,7 +172,7 @@ def test_an_index_records_its_backbone_and_refuses_another(checkpoints, tmp_path
     from indexer.errors import ManifestMismatchError
     from indexer.index.artifacts import read_manifest
     from indexer.retrieval.opening import Overrides, open_index
-    from indexer.synthetic.dataset import generate_dataset
+    from indexer.synthetic.generator import generate_dataset
     from models.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()

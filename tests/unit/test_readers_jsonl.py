@@ -9,7 +9,7 @@ from readback import assert_same_records
 
 from indexer.readers.dataset import detect_format, read_dataset
 from indexer.readers.jsonl import write_jsonl
-from indexer.synthetic.dataset import generate_dataset
+from indexer.synthetic.generator import generate_dataset
 
 
 def _image(path: Path, size=(40, 30)) -> Path:

@@ -11,7 +11,7 @@ from indexer.readers.dataset import read_dataset
 from indexer.readers.naming import GroupByError
 from indexer.readers.records import record_id
 from indexer.readers.scan import DatasetError
-from indexer.synthetic.dataset import generate_dataset
+from indexer.synthetic.generator import generate_dataset
 
 REF = "zona1_ok_2_3_1555327199894_zona_5"
 

@@ -9,7 +9,7 @@ from readback import assert_same_records
 from indexer.readers.dataset import read_dataset
 from indexer.readers.records import Record
 from indexer.split.splitter import SplitError, split_dataset, write_split
-from indexer.synthetic.dataset import generate_dataset
+from indexer.synthetic.generator import generate_dataset
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from indexer.readers.dataset import read_dataset
-from indexer.synthetic.dataset import generate_dataset
+from indexer.synthetic.generator import generate_dataset
 
 NAME = re.compile(
     r"^zona1_ok_2_3_(\d{13})_zona_(\d+)_(imageDANO_original\.jpg|labelDANO_modificado\.json)$"
