@@ -88,9 +88,10 @@ from indexer.evaluation.estimate_quality import estimate_quality
 from indexer.evaluation.metrics import LabelSet, label_set
 from indexer.evaluation.results import aggregate
 from indexer.evaluation.uncertainty import paired_intervals
+from indexer.index.catalogue_head import DEFAULT_CANDIDATES, DEFAULT_WEIGHT
+from indexer.labels.agreement import probe_order
 from indexer.labels.calibration import fit_platt, group_folds, sigmoid
-from indexer.labels.head import DEFAULT_REG, _fit_linear, cross_fit_proba, fit_label_head
-from indexer.retrieval.probe import DEFAULT_CANDIDATES, DEFAULT_WEIGHT, probe_order
+from indexer.labels.head import DEFAULT_REG, cross_fit_proba, fit_label_head, fit_logistic
 
 DATA = Path("/work/shared/data/seed-crops-dinov3-vitl-medium")
 GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -255,7 +256,7 @@ def prototype(xt: np.ndarray, yt: np.ndarray) -> Scorer:
 
 
 def logistic(xt: np.ndarray, yt: np.ndarray) -> Scorer:
-    return _fit_linear(xt, yt, 1e-2).scores
+    return fit_logistic(xt, yt, 1e-2).scores
 
 
 def calibrated(fit: Callable[[np.ndarray, np.ndarray], Scorer], x, y, groups) -> tuple:

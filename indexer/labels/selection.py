@@ -1,0 +1,66 @@
+"""The head's ridge strength and mode probe's weight, chosen from the catalogue alone.
+
+Every catalogue row (at most :data:`MAX_QUERIES`, drawn by the seed, so the choice stays bounded
+as the catalogue grows) queries the rest of the catalogue as the service would: its
+:data:`CANDIDATES` nearest rows by cosine from *other* groups, the first hit picked by
+:func:`indexer.labels.agreement.probe_order`'s rule from the row's out-of-fold estimate (a head
+that never saw the row's group). The (strength, weight) with the best micro + macro label
+recall@1 wins; ties go to the stronger regularisation and the smaller weight. Weight 0 is in the
+grid: where the evidence does not help, probe falls back to image search.
+
+Nothing here sees an evaluation query: the leave-one-out evaluation refits the head, and so
+repeats this choice, without the query's group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from indexer.labels.agreement import agreement, first_pick_recall, label_evidence
+
+F64 = npt.NDArray[np.float64]
+CANDIDATES = 50
+MAX_QUERIES = 2000
+
+
+def choose(
+    x: F64,
+    y: F64,
+    groups: Sequence[str],
+    oof: Mapping[float, F64],
+    prior: F64,
+    weights: Sequence[float],
+    *,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """``(strength, weight)`` maximising micro + macro recall@1 of the first pick on the rows."""
+    regs = sorted(oof)
+    if len(regs) == 1 and len(weights) == 1:
+        return regs[0], float(weights[0])
+    g = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
+    rows = np.arange(len(x))
+    if len(rows) > MAX_QUERIES:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_QUERIES, replace=False))
+    sims = x[rows] @ x.T
+    sims[g[rows][:, None] == g[None, :]] = -np.inf
+    n = min(CANDIDATES, len(x) - 1)
+    cands = np.argpartition(-sims, n - 1, axis=1)[:, :n]
+    cos = np.take_along_axis(sims, cands, 1)
+    keep = np.isfinite(cos).all(1)  # rows with fewer candidates than N are left out
+    rows, cands, cos = rows[keep], cands[keep], cos[keep]
+    if len(rows) == 0:
+        return regs[-1], 0.0
+    best: tuple[float, float, float] | None = None
+    for reg in sorted(regs, reverse=True):
+        ev = label_evidence(oof[reg][rows], prior)
+        agree = np.stack([agreement(e, y[c]) for e, c in zip(ev, cands, strict=True)])
+        for w in sorted(weights):
+            pick = np.argmax(cos + w * agree, axis=1)
+            micro, macro = first_pick_recall(y[rows], y[cands[np.arange(len(rows)), pick]])
+            if best is None or micro + macro > best[0] + 1e-12:
+                best = (micro + macro, reg, float(w))
+    assert best is not None
+    return best[1], best[2]
