@@ -13,6 +13,7 @@ from indexer.evaluation.report_html import fmt as _fmt
 from indexer.evaluation.report_html import render_html
 from indexer.evaluation.results import Evaluation, RunResult, summary_rows
 from indexer.evaluation.uncertainty import INTERVAL_HEADER, interval_cells, interval_title
+from indexer.evaluation.verdict import verdict_lines
 
 HEADLINE = ("recall", "hit", "precision", "map", "ndcg", "label_recall_macro")
 
@@ -68,6 +69,7 @@ def _run_json(run: RunResult, ev: Evaluation, *, queries: bool) -> dict[str, Any
 
 def to_json(ev: Evaluation) -> dict[str, Any]:
     return {
+        "verdict": verdict_lines(ev),
         "setting": ev.setting,
         "warnings": ev.warnings,
         "labels": ev.labels,
@@ -81,6 +83,8 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
 def summary_markdown(ev: Evaluation) -> str:
     s = ev.setting
     lines = ["# Retrieval evaluation", ""]
+    lines += [f"**{v}**" if i == 0 else f"- {v}" for i, v in enumerate(verdict_lines(ev))]
+    lines.append("")
     lines += [f"> **WARNING**: {w}\n" for w in ev.warnings]
     lines += [f"- **{k}**: {v}" for k, v in s.items()]
     names = [r.name for r in ev.runs]
@@ -154,6 +158,8 @@ def print_summary(ev: Evaluation, *, console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    for line in verdict_lines(ev):
+        console.print(line, markup=False, highlight=False)
     for w in ev.warnings:
         console.print(f"[bold red]WARNING[/] {w}")
     table = Table(title=f"{ev.setting['protocol']}: {ev.setting['queries']} queries")

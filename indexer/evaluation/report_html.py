@@ -19,6 +19,7 @@ import jinja2
 from indexer.evaluation import plots
 from indexer.evaluation.results import Evaluation, QueryOutcome, RunResult, summary_rows
 from indexer.evaluation.uncertainty import INTERVAL_HEADER, interval_cells, interval_title
+from indexer.evaluation.verdict import verdict_lines
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def render_html(ev: Evaluation, metric_keys: list[str]) -> str:
         for stage, v in run.latency.items()
     ]
     return _template().render(
+        verdict=verdict_lines(ev),
         setting=[(k, str(v)) for k, v in ev.setting.items()],
         warnings=ev.warnings,
         names=names,
