@@ -7,7 +7,9 @@
 - Held-out queries: the stored head, fitted on the catalogue (train) only.
 
 :func:`estimate_quality`: micro/macro F1 of the thresholded estimates (labels with p >= 0.5, else
-the most probable one), Brier score and 10-bin ECE over all query x label pairs;
+the most probable one), of the leading estimate alone (the label with the largest prior-corrected
+evidence, :func:`indexer.labels.agreement.label_evidence`: the first estimate the service shows),
+Brier score and 10-bin ECE over all query x label pairs;
 :func:`reliability` the bins of the reliability diagram.
 """
 
@@ -22,6 +24,7 @@ import numpy.typing as npt
 
 from indexer.evaluation.prediction import f1_scores
 from indexer.index.catalogue_head import item_groups, label_matrix
+from indexer.labels.agreement import label_evidence
 from indexer.labels.head import LabelHead, cross_fit_heads
 
 if TYPE_CHECKING:
@@ -61,35 +64,40 @@ def reliability(proba: F64, y: F64, bins: int = BINS) -> list[dict[str, float]]:
     ]
 
 
-def estimate_quality(proba: F64, y: F64, labels: Sequence[str]) -> dict[str, float]:
-    """Micro/macro F1 of the thresholded estimates, Brier score and 10-bin ECE."""
+def estimate_quality(
+    proba: F64, y: F64, labels: Sequence[str], evidence: F64 | None = None
+) -> dict[str, float]:
+    """Micro/macro F1 of the thresholded estimates (and of the leading one), Brier, 10-bin ECE."""
     pred = proba >= 0.5
     empty = ~pred.any(1)
     pred[empty, proba[empty].argmax(1)] = True
     truths = [frozenset(labels[int(j)] for j in np.flatnonzero(r)) for r in y]
-    preds = [frozenset(labels[int(j)] for j in np.flatnonzero(r)) for r in pred]
-    f1 = f1_scores(truths, preds)
+    f1 = f1_scores(truths, [frozenset(labels[int(j)] for j in np.flatnonzero(r)) for r in pred])
     n = proba.size
     ece = sum(
         abs(b["mean_probability"] - b["frequency"]) * b["count"] / n for b in reliability(proba, y)
     )
+    leading = proba if evidence is None else evidence
+    lead = f1_scores(truths, [frozenset({labels[int(j)]}) for j in leading.argmax(1)])
     return {
         "micro_f1": f1.micro_f1,
         "macro_f1": f1.macro_f1,
+        "leading_micro_f1": lead.micro_f1,
+        "leading_macro_f1": lead.macro_f1,
         "brier": float(((proba - y) ** 2).mean()),
         "ece": float(ece),
     }
 
 
 def estimates_section(
-    proba: F64, y: F64, labels: Sequence[str], prior: F64, source: str
+    proba: F64, y: F64, labels: Sequence[str], prior: F64, source: str, evidence: F64
 ) -> dict[str, Any]:
     """What metrics.json records: the head's and the priors' estimate quality, reliability bins."""
     priors = np.tile(prior, (proba.shape[0], 1))
     return {
         "source": source,
         "labels": list(labels),
-        "head": estimate_quality(proba, y, labels),
+        "head": estimate_quality(proba, y, labels, evidence),
         "prior": estimate_quality(priors, y, labels),
         "reliability": reliability(proba, y),
     }
@@ -110,6 +118,16 @@ def query_heads(
     if any(r is None for r in rows):
         raise ValueError("a leave-one-out query is not in the catalogue")
     return [heads[int(r)] for r in rows if r is not None]
+
+
+def query_evidence(heads: Sequence[LabelHead], vectors: Sequence[Any]) -> F64:
+    """(q, L) each query's prior-corrected evidence profile from its own head."""
+    return np.stack(
+        [
+            label_evidence(h.scores(np.asarray(v, np.float64).reshape(1, -1))[0], h.prior)
+            for h, v in zip(heads, vectors, strict=True)
+        ]
+    )
 
 
 def query_probas(heads: Sequence[LabelHead], vectors: Sequence[Any]) -> F64:

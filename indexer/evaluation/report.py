@@ -15,6 +15,14 @@ from indexer.evaluation.results import Evaluation, RunResult, summary_rows
 from indexer.evaluation.uncertainty import INTERVAL_HEADER, interval_cells, interval_title
 from indexer.evaluation.verdict import verdict_lines
 
+ESTIMATE_METRICS = (
+    "micro_f1",
+    "macro_f1",
+    "leading_micro_f1",
+    "leading_macro_f1",
+    "brier",
+    "ece",
+)
 HEADLINE = ("recall", "hit", "precision", "map", "ndcg", "label_recall_macro")
 
 
@@ -83,9 +91,9 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
 def summary_markdown(ev: Evaluation) -> str:
     s = ev.setting
     lines = ["# Retrieval evaluation", ""]
+    lines += [f"> **WARNING**: {w}\n" for w in ev.warnings]  # a warning outranks the verdict
     lines += [f"**{v}**" if i == 0 else f"- {v}" for i, v in enumerate(verdict_lines(ev))]
     lines.append("")
-    lines += [f"> **WARNING**: {w}\n" for w in ev.warnings]
     lines += [f"- **{k}**: {v}" for k, v in s.items()]
     names = [r.name for r in ev.runs]
     lines += ["", "## Metrics beside baselines", ""]
@@ -119,10 +127,14 @@ def summary_markdown(ev: Evaluation) -> str:
     if ev.estimates is not None:
         e = ev.estimates
         lines += ["", f"## Label estimates ({e['source']})", ""]
-        lines += ["| estimates | micro F1 | macro F1 | Brier | ECE |", "|---|---|---|---|---|"]
+        lines += [
+            "| estimates | micro F1 (p >= 0.5) | macro F1 (p >= 0.5) | micro F1 (leading) "
+            "| macro F1 (leading) | Brier | ECE |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name in ("head", "prior"):
             q = e[name]
-            cells = [_fmt(q[m]) for m in ("micro_f1", "macro_f1", "brier", "ece")]
+            cells = [_fmt(q.get(m)) for m in ESTIMATE_METRICS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "## Latency per stage (ms)", ""]
     lines.append("| run | stage | p50 | p95 | mean | n |")
@@ -158,10 +170,10 @@ def print_summary(ev: Evaluation, *, console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    for line in verdict_lines(ev):
-        console.print(line, markup=False, highlight=False)
     for w in ev.warnings:
         console.print(f"[bold red]WARNING[/] {w}")
+    for line in verdict_lines(ev):
+        console.print(line, markup=False, highlight=False)
     table = Table(title=f"{ev.setting['protocol']}: {ev.setting['queries']} queries")
     keys = _metric_keys(ev)
     table.add_column("metric", no_wrap=True, min_width=max(len(key) for key in keys))

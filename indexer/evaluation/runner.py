@@ -26,6 +26,7 @@ import numpy.typing as npt
 from indexer.evaluation.baselines import majority_baseline, random_baseline
 from indexer.evaluation.estimate_quality import (
     estimates_section,
+    query_evidence,
     query_heads,
     query_probas,
     truth_matrix,
@@ -232,7 +233,8 @@ def evaluate(
         probas = query_probas(heads, vectors)
         source = "cross-fitted by group" if leave_one_out else "stored head (catalogue only)"
         y = truth_matrix(retriever.artifacts, queries)
-        estimates = estimates_section(probas, y, head.labels, head.prior, source)
+        evidence = query_evidence(heads, vectors)
+        estimates = estimates_section(probas, y, head.labels, head.prior, source, evidence)
     return Evaluation(
         setting, runs, baselines, labels, vote_k, ks, warnings, estimates, uncertainty
     )

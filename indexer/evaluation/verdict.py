@@ -31,8 +31,7 @@ def verdict_lines(ev: Evaluation) -> list[str]:
             f"Verdict: {names[0]} is the only comparable mode run"
             " (run with --mode image,... and intervals for a recommendation)."
         ]
-    ks = (ev.ks[0], min(ev.ks, key=lambda k: (abs(k - 5), k)))
-    ks = tuple(dict.fromkeys(ks))
+    ks = tuple(dict.fromkeys((ev.ks[0], min(ev.ks, key=lambda k: (abs(k - 5), k)))))
     rows = {(c["run"], c["versus"], c["metric"]): c for c in unc["comparisons"]}
     summary = {r.name: r.summary for r in ev.runs}
     lines, keep = [], ["image"]

@@ -5,8 +5,8 @@
 - :func:`probe_rank`: the first hit picked by the prior-corrected agreement of
   :mod:`indexer.labels.agreement`, the rest in image order; the hits keep their cosine as the
   score.
-- :func:`label_estimates`: every head label with its probability, most probable first, and its
-  display names.
+- :func:`label_estimates`: every head label with its probability and display names, the leading
+  estimate (largest prior-corrected evidence) first, then by probability.
 
 The default weight is the head's (chosen from the catalogue when it is fitted, recorded in the
 manifest by :mod:`indexer.index.catalogue_head`), the candidate count the manifest's.
@@ -86,11 +86,22 @@ def probe_rank(
 
 
 def label_estimates(
-    head: LabelHead | None, proba: F64 | None, taxonomy: Taxonomy
+    head: LabelHead | None,
+    proba: F64 | None,
+    taxonomy: Taxonomy,
+    vector: npt.ArrayLike | None = None,
 ) -> tuple[LabelEstimate, ...]:
-    if head is None or proba is None:
+    """Every head label with its probability: the leading estimate first (the label whose
+    prior-corrected evidence stands out most: it carries more than the most probable label,
+    which is the frequent one for almost every query), then by probability."""
+    if head is None or proba is None or vector is None:
         return ()
-    pairs = sorted(zip(head.labels, proba.tolist(), strict=True), key=lambda p: (-p[1], p[0]))
+    evidence = label_evidence(head.scores(np.asarray(vector).reshape(1, -1))[0], head.prior)
+    lead = head.labels[int(evidence.argmax())]
+    pairs = sorted(
+        zip(head.labels, proba.tolist(), strict=True),
+        key=lambda p: (p[0] != lead, -p[1], p[0]),
+    )
     estimates = []
     for label_id, p in pairs:
         label = taxonomy.normalise(label_id)

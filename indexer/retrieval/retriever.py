@@ -205,7 +205,7 @@ class Retriever:
             mode,
             timings,
             pseudo_text,
-            probe.label_estimates(head, proba, self.taxonomy),
+            probe.label_estimates(head, proba, self.taxonomy, vec),
         )
 
     # -- catalogue -------------------------------------------------------------------------------

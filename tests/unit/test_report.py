@@ -143,7 +143,7 @@ def test_report_files(image_and_rerank, tmp_path):
     assert verdict[0].startswith("Verdict: use mode '")
     assert any(line.startswith("rerank a=0.5 vs image: ") for line in verdict)
     assert verdict[-1].startswith("image beats the majority label on micro recall@1: ")
-    assert md.splitlines()[2] == f"**{verdict[0]}**"
+    assert md.splitlines()[2] == f"**{verdict[0]}**"  # no warning here: right under the title
     assert "| metric | image | rerank a=0.5 | rerank a=0.8 | majority | random |" in md
     assert re.search(r"\| hit@1 \| 0\.875 \|", md)
 
