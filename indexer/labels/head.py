@@ -163,14 +163,25 @@ def fit_label_head(
     k = int(assignment.max()) + 1
     regs = REGS if reg is None else (float(reg),)
     oof = {r: np.zeros_like(y) for r in regs}
+    big = x.shape[0] > x.shape[1]  # above d rows: one Gram matrix, each fold's is a difference
+    moments = (x.T @ x, x.T @ y) if big else None
     for f in range(k):
         train = assignment != f
-        for r, w in zip(regs, ridge_path(x[train], y[train], regs), strict=True):
+        if moments is not None:
+            xf, yf = x[~train], y[~train]
+            path = ridge_moments(moments[0] - xf.T @ xf, moments[1] - xf.T @ yf, regs)
+        else:
+            path = ridge_path(x[train], y[train], regs)
+        for r, w in zip(regs, path, strict=True):
             oof[r][~train] = x[~train] @ w
     prior = y.mean(0)
     weights = WEIGHTS if weight is None else (float(weight),)
     chosen_reg, chosen_weight = choose(x, y, g, oof, prior, weights, seed=seed)
-    final = ridge_path(x, y, (chosen_reg,))[0]
+    final = (
+        ridge_moments(*moments, (chosen_reg,))
+        if moments is not None
+        else ridge_path(x, y, (chosen_reg,))
+    )[0]
     platt = fit_platt(oof[chosen_reg], y)
     info = {
         "reg": float(chosen_reg),
@@ -261,8 +272,13 @@ def ridge_path(x: F64, y: F64, regs: Sequence[float]) -> list[F64]:
         s, u = np.linalg.eigh(x @ x.T)
         uy = u.T @ y
         return [x.T @ (u @ (uy / (s + r)[:, None])) for r in regs]
-    s, v = np.linalg.eigh(x.T @ x)
-    vxy = v.T @ (x.T @ y)
+    return ridge_moments(x.T @ x, x.T @ y, regs)
+
+
+def ridge_moments(gram: F64, xy: F64, regs: Sequence[float]) -> list[F64]:
+    """Ridge weights from ``xᵀx`` (d, d) and ``xᵀy`` (d, L): one d x d eigendecomposition."""
+    s, v = np.linalg.eigh(gram)
+    vxy = v.T @ xy
     return [v @ (vxy / (s + r)[:, None]) for r in regs]
 
 
