@@ -136,6 +136,16 @@ def summary_markdown(ev: Evaluation) -> str:
             q = e[name]
             cells = [_fmt(q.get(m)) for m in ESTIMATE_METRICS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        sets = e.get("label_sets") or []
+        if sets:
+            lines += ["", "## Conformal label sets (all true labels inside, over photos)", ""]
+            lines += ["| level | coverage | 95 % over photos | mean size | labels |"]
+            lines.append("|---|---|---|---|---|")
+            for c in sets:
+                lines.append(
+                    f"| {c['level']:.0%} | {c['coverage']:.3f} | [{c['low']:.3f}, "
+                    f"{c['high']:.3f}] | {c['mean_size']:.2f} | {c['labels']} |"
+                )
     lines += ["", "## Latency per stage (ms)", ""]
     lines.append("| run | stage | p50 | p95 | mean | n |")
     lines.append("|---|---|---|---|---|---|")

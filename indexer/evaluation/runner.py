@@ -34,6 +34,7 @@ from indexer.evaluation.estimate_quality import (
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
 from indexer.evaluation.results import Evaluation, Neighbour, Scoring, score_rankings
+from indexer.evaluation.set_coverage import coverage_section
 from indexer.evaluation.uncertainty import DEFAULT_REPEATS, evaluation_intervals
 from indexer.query import QUERY_MODES, RetrievalResult
 from models.description import describe
@@ -235,6 +236,9 @@ def evaluate(
         y = truth_matrix(retriever.artifacts, queries)
         evidence = query_evidence(heads, vectors)
         estimates = estimates_section(probas, y, head.labels, head.prior, source, evidence)
+        estimates["label_sets"] = coverage_section(
+            heads, vectors, y, [q.group or q.id for q in queries], seed=seed
+        )
     return Evaluation(
         setting, runs, baselines, labels, vote_k, ks, warnings, estimates, uncertainty
     )

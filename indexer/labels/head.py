@@ -15,7 +15,8 @@ the catalogue's own verified labels (numpy, float64, CPU, deterministic):
    scores, folds over groups (the source image: crops of one photo never sit on both sides), with
    Platt's smoothed targets ``(N₊+1)/(N₊+2)`` and ``1/(N₋+2)``: the rare labels have 2-13
    positives, isotonic regression would overfit them into steps. These calibrated probabilities
-   are the ``label_estimates`` the service shows.
+   are the ``label_estimates`` the service shows, and their out-of-fold values calibrate the
+   conformal label sets (:mod:`indexer.labels.conformal`).
 
 Measured against a class-balanced logistic head and a prior-corrected kNN on both shared vector
 sets (``python -m bench.probe families``); the logistic fit (:func:`fit_logistic`) stays for that
@@ -35,6 +36,7 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 
 from indexer.labels.calibration import fit_platt, group_folds, sigmoid
+from indexer.labels.conformal import conformity_scores, grid_threshold, label_set, thresholds
 from indexer.labels.selection import choose
 from models.errors import VisragError
 
@@ -74,6 +76,12 @@ class LabelHead:
         """Calibrated probability of each label, (n, L), columns in ``labels`` order."""
         s = self.scores(vectors)
         return sigmoid(self.platt[:, 0] * s + self.platt[:, 1])
+
+    def label_sets(self, vectors: npt.ArrayLike, alpha: float) -> npt.NDArray[np.bool_]:
+        """(n, L) conformal label sets: all true labels inside with probability >= 1 - alpha
+        over photos like the catalogue's (:mod:`indexer.labels.conformal`)."""
+        cut = grid_threshold(list(self.info.get("conformal", [])), alpha)
+        return label_set(self.predict_proba(vectors), cut)
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The numeric state as plain arrays (store as .npy; no pickle needed)."""
@@ -183,6 +191,7 @@ def fit_label_head(
         else ridge_path(x, y, (chosen_reg,))
     )[0]
     platt = fit_platt(oof[chosen_reg], y)
+    oof_proba = sigmoid(platt[:, 0] * oof[chosen_reg] + platt[:, 1])
     info = {
         "reg": float(chosen_reg),
         "reg_grid": list(regs),
@@ -194,6 +203,7 @@ def fit_label_head(
         "groups": len(set(g)),
         "dim": int(x.shape[1]),
         "positives": {lb: int(n) for lb, n in zip(label_ids, y.sum(0), strict=True)},
+        "conformal": thresholds(conformity_scores(oof_proba, y)),
         "fit_seconds": round(time.perf_counter() - start, 4),
     }
     return LabelHead(
