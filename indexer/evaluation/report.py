@@ -85,6 +85,7 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
         "baselines": {n: _run_json(b, ev, queries=False) for n, b in ev.baselines.items()},
         "label_estimates": ev.estimates,
         "uncertainty": ev.uncertainty,
+        "novelty": ev.novelty,
     }
 
 
@@ -146,6 +147,14 @@ def summary_markdown(ev: Evaluation) -> str:
                     f"| {c['level']:.0%} | {c['coverage']:.3f} | [{c['low']:.3f}, "
                     f"{c['high']:.3f}] | {c['mean_size']:.2f} | {c['labels']} |"
                 )
+    if ev.novelty:
+        lines += ["", "## Novelty: held-out labels (AUROC, 0.5 = chance)", ""]
+        lines += ["| held-out label | items | AUROC (p-value) | AUROC (mean top-5 cosine) |"]
+        lines.append("|---|---|---|---|")
+        for n in ev.novelty:
+            lines.append(
+                f"| {n['label']} | {n['held_out']} | {n['auroc']:.3f} | {n['auroc_score']:.3f} |"
+            )
     lines += ["", "## Latency per stage (ms)", ""]
     lines.append("| run | stage | p50 | p95 | mean | n |")
     lines.append("|---|---|---|---|---|---|")

@@ -32,6 +32,7 @@ from indexer.evaluation.estimate_quality import (
     truth_matrix,
 )
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
+from indexer.evaluation.novelty_check import held_out_labels
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
 from indexer.evaluation.results import Evaluation, Neighbour, Scoring, score_rankings
 from indexer.evaluation.set_coverage import coverage_section
@@ -239,8 +240,16 @@ def evaluate(
         estimates["label_sets"] = coverage_section(
             heads, vectors, y, [q.group or q.id for q in queries], seed=seed
         )
+    novelty = None
+    if leave_one_out and head is not None:
+        novelty = held_out_labels(
+            np.stack([np.asarray(v, np.float64).reshape(-1) for v in vectors]),
+            truth_matrix(retriever.artifacts, queries),
+            head.labels,
+            [q.group or q.id for q in queries],
+        )
     return Evaluation(
-        setting, runs, baselines, labels, vote_k, ks, warnings, estimates, uncertainty
+        setting, runs, baselines, labels, vote_k, ks, warnings, estimates, uncertainty, novelty
     )
 
 

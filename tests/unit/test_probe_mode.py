@@ -176,3 +176,7 @@ def test_leave_one_out_scores_each_query_with_a_head_that_never_saw_its_group(ta
     assert [c["level"] for c in levels] == [0.8, 0.9, 0.95]
     assert all(c["low"] <= c["coverage"] <= c["high"] for c in levels)
     assert levels[0]["mean_size"] <= levels[2]["mean_size"]  # a higher level, a wider set
+    assert ev.novelty is not None and {n["label"] for n in ev.novelty} >= {
+        "crack",
+        "surface_scratch",
+    }
