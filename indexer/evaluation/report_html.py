@@ -124,6 +124,9 @@ def _figures(ev: Evaluation) -> list[dict[str, Any]]:
     if ev.estimates is not None:
         png = plots.reliability_diagram(ev.estimates)
         figures.append(figure("Label estimates: reliability", "reliability diagram", png))
+        if ev.estimates.get("label_sets"):
+            png = plots.coverage_plot(ev.estimates["label_sets"])
+            figures.append(figure("Conformal label sets: coverage", "coverage plot", png))
     return figures
 
 

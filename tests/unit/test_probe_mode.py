@@ -12,6 +12,7 @@ from vector_index import item, keyword_retriever, write_vector_index
 from indexer.errors import ChecksumError
 from indexer.evaluation.estimate_quality import query_heads, query_probas
 from indexer.evaluation.queries import leave_one_out_queries
+from indexer.evaluation.report import write_report
 from indexer.evaluation.runner import evaluate
 from indexer.index.artifacts import load_artifacts
 from indexer.index.manifest import manifest_checksum
@@ -176,6 +177,8 @@ def test_leave_one_out_scores_each_query_with_a_head_that_never_saw_its_group(ta
     assert [c["level"] for c in levels] == [0.8, 0.9, 0.95]
     assert all(c["low"] <= c["coverage"] <= c["high"] for c in levels)
     assert levels[0]["mean_size"] <= levels[2]["mean_size"]  # a higher level, a wider set
+    page = write_report(ev, tmp_path / "report")["report"].read_text()
+    assert "Conformal label sets: coverage" in page and "reliability diagram" in page
     assert ev.novelty is not None and {n["label"] for n in ev.novelty} >= {
         "crack",
         "surface_scratch",
