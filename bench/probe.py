@@ -463,12 +463,14 @@ def run_families(args: argparse.Namespace) -> None:
     proba = np.zeros_like(y)
     chosen: list[tuple[float, float]] = []
     weight_i = np.zeros(len(y))
+    train_prior = np.zeros_like(y)
     start = time.perf_counter()
     for photo in sorted(set(groups)):
         held, rest = g == photo, g != photo
         train_groups = [s for s in groups if s != photo]
         head = fit_label_head(x[rest], y[rest], labels, train_groups)
         chosen.append((head.info["reg"], head.weight))
+        train_prior[held] = head.prior  # the fold's own prior: the held-out photo not in it
         estimate[names[0]][held] = head.scores(x[held])
         proba[held] = head.predict_proba(x[held])
         for name, lam in ((names[1], 0.1), (names[2], 1.0)):
@@ -483,10 +485,9 @@ def run_families(args: argparse.Namespace) -> None:
         for i in np.flatnonzero(held):
             weight_i[i] = head.weight
     elapsed = time.perf_counter() - start
-    prior = y.mean(0)
     rankings: dict[str, list[list[int]]] = {"image": cands}
     for name in names:
-        ev = label_evidence(estimate[name], prior)
+        ev = label_evidence(estimate[name], train_prior)
         rankings[name] = [
             [
                 top[o]
@@ -521,10 +522,10 @@ def run_families(args: argparse.Namespace) -> None:
         diffs = " | ".join(cell.get((name, m), "") for m in metrics)
         print(f"| {name} | {values} | {diffs} |")
     print(f"\nnested choices (reg, weight): {dict(Counter(chosen))}; {elapsed:.1f} s for all heads")
-    evidence = label_evidence(estimate[names[0]], prior)
+    evidence = label_evidence(estimate[names[0]], train_prior)
     keys = ("micro_f1", "macro_f1", "leading_micro_f1", "leading_macro_f1", "brier", "ece")
     print("\n| estimates | " + " | ".join(keys) + " |\n" + "|---" * (len(keys) + 1) + "|")
-    rows = (("ridge (shipped)", proba, evidence), ("prior", np.tile(prior, (len(y), 1)), None))
+    rows = (("ridge (shipped)", proba, evidence), ("prior", train_prior, None))
     for name, p, ev in rows:
         e = estimate_quality(p, y, labels, evidence=ev)
         print(f"| {name} | " + " | ".join(f"{e[k]:.3f}" for k in keys) + " |")
