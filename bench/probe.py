@@ -1,5 +1,11 @@
 """The label head ("probe") on real vectors, leave-one-out: ``python -m bench.probe MODE``.
 
+Since issue 22 ``families`` (at the end) is the comparison behind the shipped head. The first
+three modes are issue 11's questions; they now rank through the shipped first-rank rule
+(:func:`indexer.labels.agreement.probe_order`) with their own probabilities as the evidence, so
+their figures differ from issue 11's tables in docs/evaluation.md (measured with the old
+``cos + w · Σ p`` rule over every rank).
+
 Three questions, one mode each, on the shared DINOv3 crops by default (``--data``). None of them is
 what ``visrag evaluate --mode probe`` reports: that runs the shipped rule at its shipped weight;
 these are the ablations, the canary and the alternatives that chose that rule.

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.labels.agreement import agreement, first_pick_recall, label_evidence
+from indexer.labels.calibration import other_group_sims
 
 F64 = npt.NDArray[np.float64]
 CANDIDATES = 50
@@ -48,12 +49,7 @@ def choose(
     )
     if len(weights) == 1:
         return reg, float(weights[0])
-    g = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
-    rows = np.arange(len(x))
-    if len(rows) > MAX_QUERIES:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_QUERIES, replace=False))
-    sims = x[rows] @ x.T
-    sims[g[rows][:, None] == g[None, :]] = -np.inf
+    rows, sims = other_group_sims(x, groups, MAX_QUERIES, seed=seed)
     n = min(CANDIDATES, len(x) - 1)
     cands = np.argpartition(-sims, n - 1, axis=1)[:, :n]
     cos = np.take_along_axis(sims, cands, 1)

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from indexer.labels.calibration import other_group_sims
+
 F64 = npt.NDArray[np.float64]
 K = 5
 MAX_ROWS = 2000
@@ -33,13 +35,7 @@ def closeness(sims: npt.ArrayLike, k: int = K) -> F64:
 
 def reference(vectors: npt.ArrayLike, groups: Sequence[str], *, k: int = K, seed: int = 0) -> F64:
     """Sorted closeness of catalogue rows to the rows of other groups."""
-    x = np.asarray(vectors, np.float64)
-    g = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
-    rows = np.arange(len(x))
-    if len(rows) > MAX_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_ROWS, replace=False))
-    sims = x[rows] @ x.T
-    sims[g[rows][:, None] == g[None, :]] = -np.inf
+    _, sims = other_group_sims(np.asarray(vectors, np.float64), groups, MAX_ROWS, seed=seed)
     return np.sort(closeness(sims, k))
 
 
