@@ -1,5 +1,11 @@
 """The label head ("probe") on real vectors, leave-one-out: ``python -m bench.probe MODE``.
 
+Since issue 22 ``families`` (at the end) is the comparison behind the shipped head. The first
+three modes are issue 11's questions; they now rank through the shipped first-rank rule
+(:func:`indexer.labels.agreement.probe_order`) with their own probabilities as the evidence, so
+their figures differ from issue 11's tables in docs/evaluation.md (measured with the old
+``cos + w · Σ p`` rule over every rank).
+
 Three questions, one mode each, on the shared DINOv3 crops by default (``--data``). None of them is
 what ``visrag evaluate --mode probe`` reports: that runs the shipped rule at its shipped weight;
 these are the ablations, the canary and the alternatives that chose that rule.
@@ -65,6 +71,24 @@ variant is one fixed rule, all at the default weight 1 and N = 50 unless named.
 Each row also gets the paired group-bootstrap interval of its difference to ``image``
 (:func:`indexer.evaluation.uncertainty.paired_intervals`, 1000 resamples over the 20 photos),
 the interval ``visrag evaluate`` reports.
+
+**families** — issue 22: the head families side by side under the shipped rule.
+
+Run: ``OMP_NUM_THREADS=1 python -m bench.probe families --data DIR`` (both shared sets). Every
+head is fitted per held-out photo on the other 19 (never the query's group); its raw estimate
+goes through :func:`indexer.labels.agreement.label_evidence` (prior^0.25 correction, unit
+profile) and :func:`indexer.labels.agreement.probe_order` (first rank by evidence, the rest by
+cosine). Rows:
+
+- ``ridge (shipped, nested)``: :func:`indexer.labels.head.fit_label_head` — cosine-kernel ridge,
+  strength and weight chosen on the 19 photos' own 10 group folds;
+- ``ridge λ=…, w=16``: fixed strength, the evidence decides the first hit;
+- ``logistic, w=16``: the phase-1 class-balanced logistic head (σ of its logits as the estimate);
+- ``kNN, w=16``: the cosine-weighted label mean of the query's 10 nearest training rows.
+
+Prints micro/macro label recall at k=1 and 5, each difference to ``image`` with the paired
+group-bootstrap interval, and the label estimates' micro/macro F1 (shipped head: p >= 0.5, else
+the label with the largest evidence), Brier and ECE beside the prior.
 """
 
 from __future__ import annotations
@@ -88,9 +112,17 @@ from indexer.evaluation.estimate_quality import estimate_quality
 from indexer.evaluation.metrics import LabelSet, label_set
 from indexer.evaluation.results import aggregate
 from indexer.evaluation.uncertainty import paired_intervals
+from indexer.index.catalogue_head import DEFAULT_CANDIDATES, DEFAULT_WEIGHT
+from indexer.labels.agreement import label_evidence, probe_order
 from indexer.labels.calibration import fit_platt, group_folds, sigmoid
-from indexer.labels.head import DEFAULT_REG, _fit_linear, cross_fit_proba, fit_label_head
-from indexer.retrieval.probe import DEFAULT_CANDIDATES, DEFAULT_WEIGHT, probe_order
+from indexer.labels.head import (
+    DEFAULT_REG,
+    cross_fit_proba,
+    fit_label_head,
+    fit_logistic,
+    ridge_path,
+    unit_rows,
+)
 
 DATA = Path("/work/shared/data/seed-crops-dinov3-vitl-medium")
 GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -255,7 +287,7 @@ def prototype(xt: np.ndarray, yt: np.ndarray) -> Scorer:
 
 
 def logistic(xt: np.ndarray, yt: np.ndarray) -> Scorer:
-    return _fit_linear(xt, yt, 1e-2).scores
+    return fit_logistic(xt, yt, 1e-2).scores
 
 
 def calibrated(fit: Callable[[np.ndarray, np.ndarray], Scorer], x, y, groups) -> tuple:
@@ -422,6 +454,89 @@ def run_variants(args: argparse.Namespace) -> None:
         print(f"| {name} | {cells} | {diffs} |")
 
 
+def run_families(args: argparse.Namespace) -> None:
+    """``families``: ridge (shipped), fixed ridge, logistic and kNN heads under one rule."""
+    x, sets, groups, ids = load(args.data)
+    x = unit_rows(x)
+    labels = sorted(set().union(*sets))
+    y = np.array([[lb in s for lb in labels] for s in sets], np.float64)
+    g = np.asarray(groups)
+    cands = image_rankings(x, ids, pools(groups), 50)
+    names = ["ridge (shipped, nested)", "ridge λ=0.1, w=16", "ridge λ=1, w=16"]
+    names += ["logistic, w=16", "kNN (10), w=16"]
+    estimate = {n: np.zeros_like(y) for n in names}
+    weight = dict.fromkeys(names, 16.0)
+    proba = np.zeros_like(y)
+    chosen: list[tuple[float, float]] = []
+    weight_i = np.zeros(len(y))
+    train_prior = np.zeros_like(y)
+    start = time.perf_counter()
+    for photo in sorted(set(groups)):
+        held, rest = g == photo, g != photo
+        train_groups = [s for s in groups if s != photo]
+        head = fit_label_head(x[rest], y[rest], labels, train_groups)
+        chosen.append((head.info["reg"], head.weight))
+        train_prior[held] = head.prior  # the fold's own prior: the held-out photo not in it
+        estimate[names[0]][held] = head.scores(x[held])
+        proba[held] = head.predict_proba(x[held])
+        for name, lam in ((names[1], 0.1), (names[2], 1.0)):
+            estimate[name][held] = x[held] @ ridge_path(x[rest], y[rest], (lam,))[0]
+        estimate[names[3]][held] = sigmoid(
+            fit_logistic(x[rest], y[rest], DEFAULT_REG).scores(x[held])
+        )
+        sims = x[held] @ x[rest].T
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+        w = np.take_along_axis(sims, top, 1).clip(0)
+        estimate[names[4]][held] = (w[:, :, None] * y[rest][top]).sum(1) / w.sum(1, keepdims=True)
+        for i in np.flatnonzero(held):
+            weight_i[i] = head.weight
+    elapsed = time.perf_counter() - start
+    rankings: dict[str, list[list[int]]] = {"image": cands}
+    for name in names:
+        ev = label_evidence(estimate[name], train_prior)
+        rankings[name] = [
+            [
+                top[o]
+                for o in probe_order(
+                    [ids[j] for j in top],
+                    x[top] @ x[i],
+                    y[top],
+                    ev[i],
+                    weight=weight_i[i] if name == names[0] else weight[name],
+                )
+            ]
+            for i, top in enumerate(cands)
+        ]
+    as_sets = {n: [[sets[j] for j in r] for r in rs] for n, rs in rankings.items()}
+    spread = paired_intervals(sets, groups, as_sets, [(n, "image") for n in names], [1, 5])
+    cell = {
+        (c["run"], c["metric"]): f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+        for c in spread["comparisons"]
+    }
+    print(f"# {args.data.name}: {len(sets)} vectors, {len(set(groups))} photos; {cpu_model()}")
+    metrics = ("recall@1", "label_recall_macro@1", "recall@5", "label_recall_macro@5")
+    print(
+        "\n| head | micro@1 | macro@1 | micro@5 | macro@5 | "
+        + " | ".join(f"{m} − image (95 %)" for m in ("micro@1", "macro@1", "micro@5", "macro@5"))
+        + " |\n|---" * 1
+        + "|---" * 8
+        + "|"
+    )
+    for name, ranking in rankings.items():
+        s, _ = aggregate(sets, [[sets[j] for j in r] for r in ranking], KS)
+        values = " | ".join(f"{s[m]:.3f}" for m in metrics)
+        diffs = " | ".join(cell.get((name, m), "") for m in metrics)
+        print(f"| {name} | {values} | {diffs} |")
+    print(f"\nnested choices (reg, weight): {dict(Counter(chosen))}; {elapsed:.1f} s for all heads")
+    evidence = label_evidence(estimate[names[0]], train_prior)
+    keys = ("micro_f1", "macro_f1", "leading_micro_f1", "leading_macro_f1", "brier", "ece")
+    print("\n| estimates | " + " | ".join(keys) + " |\n" + "|---" * (len(keys) + 1) + "|")
+    rows = (("ridge (shipped)", proba, evidence), ("prior", train_prior, None))
+    for name, p, ev in rows:
+        e = estimate_quality(p, y, labels, evidence=ev)
+        print(f"| {name} | " + " | ".join(f"{e[k]:.3f}" for k in keys) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = ap.add_subparsers(dest="mode", required=True)
@@ -441,6 +556,7 @@ def main() -> None:
     experiment.set_defaults(run=run_experiment)
     modes.add_parser("heads", help="prototype head, learned weight").set_defaults(run=run_heads)
     modes.add_parser("variants", help="fixed probe rules").set_defaults(run=run_variants)
+    modes.add_parser("families", help="head families, one rule").set_defaults(run=run_families)
     for mode in modes.choices.values():
         mode.add_argument("--data", type=Path, default=DATA, help="embeddings.npy + metadata.json")
     args = ap.parse_args()

@@ -150,3 +150,31 @@ def reliability_diagram(estimates: dict[str, Any]) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def coverage_plot(levels: list[dict[str, Any]]) -> bytes:
+    """Conformal label sets: empirical coverage (with its interval over photos) against the
+    promised level, the diagonal is the promise; mean set size written beside each point."""
+    fig = _figure(5, 5)
+    ax = fig.subplots()
+    x = [c["level"] for c in levels]
+    y = [c["coverage"] for c in levels]
+    err = [[c["coverage"] - c["low"] for c in levels], [c["high"] - c["coverage"] for c in levels]]
+    ax.plot([0.75, 1], [0.75, 1], color="grey", linestyle="--", linewidth=1, label="promised")
+    ax.errorbar(x, y, yerr=err, color="tab:blue", marker="o", capsize=3, label="observed")
+    for c in levels:
+        ax.annotate(
+            f"{c['mean_size']:.1f} labels",
+            (c["level"], c["coverage"]),
+            fontsize=8,
+            xytext=(6, -12),
+            textcoords="offset points",
+        )
+    ax.set_title("Conformal label sets: coverage of all true labels")
+    ax.set_xlabel("promised level (1 - alpha)")
+    ax.set_ylabel("share of queries with every label in the set")
+    ax.set_xlim(0.75, 1)
+    ax.set_ylim(0.6, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

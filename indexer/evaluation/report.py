@@ -13,7 +13,16 @@ from indexer.evaluation.report_html import fmt as _fmt
 from indexer.evaluation.report_html import render_html
 from indexer.evaluation.results import Evaluation, RunResult, summary_rows
 from indexer.evaluation.uncertainty import INTERVAL_HEADER, interval_cells, interval_title
+from indexer.evaluation.verdict import verdict_lines
 
+ESTIMATE_METRICS = (
+    "micro_f1",
+    "macro_f1",
+    "leading_micro_f1",
+    "leading_macro_f1",
+    "brier",
+    "ece",
+)
 HEADLINE = ("recall", "hit", "precision", "map", "ndcg", "label_recall_macro")
 
 
@@ -68,6 +77,7 @@ def _run_json(run: RunResult, ev: Evaluation, *, queries: bool) -> dict[str, Any
 
 def to_json(ev: Evaluation) -> dict[str, Any]:
     return {
+        "verdict": verdict_lines(ev),
         "setting": ev.setting,
         "warnings": ev.warnings,
         "labels": ev.labels,
@@ -75,13 +85,16 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
         "baselines": {n: _run_json(b, ev, queries=False) for n, b in ev.baselines.items()},
         "label_estimates": ev.estimates,
         "uncertainty": ev.uncertainty,
+        "novelty": ev.novelty,
     }
 
 
 def summary_markdown(ev: Evaluation) -> str:
     s = ev.setting
     lines = ["# Retrieval evaluation", ""]
-    lines += [f"> **WARNING**: {w}\n" for w in ev.warnings]
+    lines += [f"> **WARNING**: {w}\n" for w in ev.warnings]  # a warning outranks the verdict
+    lines += [f"**{v}**" if i == 0 else f"- {v}" for i, v in enumerate(verdict_lines(ev))]
+    lines.append("")
     lines += [f"- **{k}**: {v}" for k, v in s.items()]
     names = [r.name for r in ev.runs]
     lines += ["", "## Metrics beside baselines", ""]
@@ -115,11 +128,33 @@ def summary_markdown(ev: Evaluation) -> str:
     if ev.estimates is not None:
         e = ev.estimates
         lines += ["", f"## Label estimates ({e['source']})", ""]
-        lines += ["| estimates | micro F1 | macro F1 | Brier | ECE |", "|---|---|---|---|---|"]
+        lines += [
+            "| estimates | micro F1 (p >= 0.5) | macro F1 (p >= 0.5) | micro F1 (leading) "
+            "| macro F1 (leading) | Brier | ECE |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name in ("head", "prior"):
             q = e[name]
-            cells = [_fmt(q[m]) for m in ("micro_f1", "macro_f1", "brier", "ece")]
+            cells = [_fmt(q.get(m)) for m in ESTIMATE_METRICS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        sets = e.get("label_sets") or []
+        if sets:
+            lines += ["", "## Conformal label sets (all true labels inside, over photos)", ""]
+            lines += ["| level | coverage | 95 % over photos | mean size | labels |"]
+            lines.append("|---|---|---|---|---|")
+            for c in sets:
+                lines.append(
+                    f"| {c['level']:.0%} | {c['coverage']:.3f} | [{c['low']:.3f}, "
+                    f"{c['high']:.3f}] | {c['mean_size']:.2f} | {c['labels']} |"
+                )
+    if ev.novelty:
+        lines += ["", "## Novelty: held-out labels (AUROC, 0.5 = chance)", ""]
+        lines += ["| held-out label | items | AUROC (p-value) | AUROC (mean top-5 cosine) |"]
+        lines.append("|---|---|---|---|")
+        for n in ev.novelty:
+            lines.append(
+                f"| {n['label']} | {n['held_out']} | {n['auroc']:.3f} | {n['auroc_score']:.3f} |"
+            )
     lines += ["", "## Latency per stage (ms)", ""]
     lines.append("| run | stage | p50 | p95 | mean | n |")
     lines.append("|---|---|---|---|---|---|")
@@ -156,6 +191,8 @@ def print_summary(ev: Evaluation, *, console: Any = None) -> None:
     console = console or Console()
     for w in ev.warnings:
         console.print(f"[bold red]WARNING[/] {w}")
+    for line in verdict_lines(ev):
+        console.print(line, markup=False, highlight=False)
     table = Table(title=f"{ev.setting['protocol']}: {ev.setting['queries']} queries")
     keys = _metric_keys(ev)
     table.add_column("metric", no_wrap=True, min_width=max(len(key) for key in keys))

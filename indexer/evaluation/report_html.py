@@ -19,6 +19,7 @@ import jinja2
 from indexer.evaluation import plots
 from indexer.evaluation.results import Evaluation, QueryOutcome, RunResult, summary_rows
 from indexer.evaluation.uncertainty import INTERVAL_HEADER, interval_cells, interval_title
+from indexer.evaluation.verdict import verdict_lines
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,9 @@ def _figures(ev: Evaluation) -> list[dict[str, Any]]:
     if ev.estimates is not None:
         png = plots.reliability_diagram(ev.estimates)
         figures.append(figure("Label estimates: reliability", "reliability diagram", png))
+        if ev.estimates.get("label_sets"):
+            png = plots.coverage_plot(ev.estimates["label_sets"])
+            figures.append(figure("Conformal label sets: coverage", "coverage plot", png))
     return figures
 
 
@@ -144,6 +148,7 @@ def render_html(ev: Evaluation, metric_keys: list[str]) -> str:
         for stage, v in run.latency.items()
     ]
     return _template().render(
+        verdict=verdict_lines(ev),
         setting=[(k, str(v)) for k, v in ev.setting.items()],
         warnings=ev.warnings,
         names=names,

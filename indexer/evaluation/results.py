@@ -62,6 +62,8 @@ class Evaluation:
     estimates: dict[str, Any] | None = None
     # paired group-bootstrap intervals of each run vs image / majority; None: --bootstrap 0
     uncertainty: dict[str, Any] | None = None
+    # held-out-label AUROC of the novelty score per label (leave-one-out only)
+    novelty: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,18 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.evaluation.baselines import majority_baseline, random_baseline
-from indexer.evaluation.estimate_quality import estimates_section, query_probas, truth_matrix
+from indexer.evaluation.estimate_quality import (
+    estimates_section,
+    query_evidence,
+    query_heads,
+    query_probas,
+    truth_matrix,
+)
 from indexer.evaluation.metrics import LabelSet, label_set, latency_summary, tie_break
+from indexer.evaluation.novelty_check import held_out_labels
 from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError, Query
 from indexer.evaluation.results import Evaluation, Neighbour, Scoring, score_rankings
+from indexer.evaluation.set_coverage import coverage_section
 from indexer.evaluation.uncertainty import DEFAULT_REPEATS, evaluation_intervals
 from indexer.query import QUERY_MODES, RetrievalResult
 from models.description import describe
@@ -146,7 +154,7 @@ def evaluate(
         vectors.append(vector)
         encodings.append(encode_stages)
     # leave-one-out: cross-fitted by group, never the stored head (it saw every query)
-    probas = query_probas(retriever.artifacts, queries, vectors, leave_one_out)
+    heads = query_heads(retriever.artifacts, queries, leave_one_out)
     for n, q in enumerate(queries):
         vector, encode_stages = vectors[n], encodings[n]
         for c in configs:
@@ -160,7 +168,7 @@ def evaluate(
                 alpha=c.alpha,
                 exclude_ids=q.exclude_ids,
                 exclude_groups=q.exclude_groups,
-                label_proba=None if probas is None else probas[n],
+                label_head=None if heads is None else heads[n],
             )
             result = replace(result, timings={**encode_stages, **result.timings})
             total = time.perf_counter() - t0 + sum(encode_stages.values())
@@ -223,12 +231,25 @@ def evaluate(
     )
     head = retriever.artifacts.label_head
     estimates = None
-    if head is not None and probas is not None:
+    if head is not None and heads is not None:
+        probas = query_probas(heads, vectors)
         source = "cross-fitted by group" if leave_one_out else "stored head (catalogue only)"
         y = truth_matrix(retriever.artifacts, queries)
-        estimates = estimates_section(probas, y, head.labels, head.prior, source)
+        evidence = query_evidence(heads, vectors)
+        estimates = estimates_section(probas, y, head.labels, head.prior, source, evidence)
+        estimates["label_sets"] = coverage_section(
+            heads, vectors, y, [q.group or q.id for q in queries], seed=seed
+        )
+    novelty = None
+    if leave_one_out and head is not None:
+        novelty = held_out_labels(
+            np.stack([np.asarray(v, np.float64).reshape(-1) for v in vectors]),
+            truth_matrix(retriever.artifacts, queries),
+            head.labels,
+            [q.group or q.id for q in queries],
+        )
     return Evaluation(
-        setting, runs, baselines, labels, vote_k, ks, warnings, estimates, uncertainty
+        setting, runs, baselines, labels, vote_k, ks, warnings, estimates, uncertainty, novelty
     )
 
 

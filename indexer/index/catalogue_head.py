@@ -19,8 +19,8 @@ import numpy.typing as npt
 from indexer.index.manifest import LabelHeadSection
 from indexer.labels.head import LabelHead, LabelHeadError, fit_label_head
 
-# Mode probe's defaults, recorded in the manifest when the head is fitted (a refit keeps the
-# index's own).
+# Mode probe's defaults: the weight is chosen with every fit (1 only where no head could be
+# fitted); the candidate count is configuration (a refit keeps the index's own).
 DEFAULT_WEIGHT = 1.0
 DEFAULT_CANDIDATES = 50
 HEAD_ARRAYS = ("mean", "scale", "weights", "bias", "platt", "prior")
@@ -63,10 +63,10 @@ def fit_catalogue_head(
 ) -> tuple[LabelHeadSection, dict[str, npt.NDArray[Any]]]:
     """The manifest section and the arrays to store (none when no head can be fitted).
 
-    ``previous``: the section of the index being rewritten; its probe weight and candidate count
-    carry over (they are configuration, not fitted).
+    ``previous``: the section of the index being rewritten; its candidate count carries over
+    (configuration). The probe weight is refitted with the head, from the catalogue alone.
     """
-    weight = previous.probe_weight if previous is not None else DEFAULT_WEIGHT
+    weight = DEFAULT_WEIGHT
     candidates = previous.probe_candidates if previous is not None else DEFAULT_CANDIDATES
     labels = catalogue_labels(items, no_damage) if items else []
     groups = item_groups(items)
@@ -94,7 +94,7 @@ def fit_catalogue_head(
         {
             **head.describe(),
             "status": "fitted",
-            "probe_weight": weight,
+            "probe_weight": head.weight,
             "probe_candidates": candidates,
         }
     )
@@ -106,4 +106,4 @@ def head_from_arrays(section: LabelHeadSection, arrays: Mapping[str, Any]) -> La
     description = section.model_dump(
         exclude={"status", "reason", "probe_weight", "probe_candidates"}
     )
-    return LabelHead.from_arrays(arrays, description)
+    return LabelHead.from_arrays(arrays, description, weight=section.probe_weight)

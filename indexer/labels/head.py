@@ -1,27 +1,26 @@
-"""A multi-label linear head on image vectors, calibrated out-of-fold by group.
+"""A multi-label head on image vectors: cosine-kernel ridge, calibrated out-of-fold by group.
 
 The head answers "which canonical labels does this image likely carry, and how sure are we" from
-the catalogue's own verified labels. It is numpy + scipy's L-BFGS-B (float64, CPU,
-deterministic; scipy came with sentence-transformers already — phase 1's torch L-BFGS solved the
-same convex problem but cost seconds of per-step overhead on the tiny catalogues every write
-now refits):
+the catalogue's own verified labels (numpy, float64, CPU, deterministic):
 
-1. **Features.** Vectors are centred on the training mean and scaled so the mean row norm is 1;
-   the regularisation strength then means the same thing for any backbone width.
-2. **Model.** One logistic regression per label, fitted jointly: class-balanced binary
-   cross-entropy (positives and negatives of each label weigh half the loss each, so a label on 4
-   of 239 items is not drowned by the majority) plus ``reg/2 · ||W||²``. ``no_damage`` is a label
-   like the others. A label without a positive (or without a negative) in the training set gets
-   no weights: its score is constant and its probability is its (smoothed) training prior.
-3. **Calibration.** Balanced training moves every label's implicit prior to 1/2, so raw outputs
-   are not probabilities. Platt scaling per label (``p = σ(a·s + b)``) fitted on *out-of-fold*
+1. **Model.** Kernel ridge regression of the 0/1 label matrix on the vectors with the cosine
+   kernel (rows L2-normalised, no intercept). The kernel is linear on unit rows, so the model is
+   stored as primal weights (d, L) and fitted from the smaller Gram matrix
+   (:func:`ridge_path`): O(n·d²), bounded as the catalogue grows. ``no_damage`` is a label like
+   the others. Its raw output (an estimate of each 0/1 label) is what mode probe compares, after
+   the prior correction of :mod:`indexer.labels.agreement`.
+2. **Choice.** The ridge strength and probe's weight are chosen from the catalogue alone, on
+   out-of-fold estimates over 10 group folds (:mod:`indexer.labels.selection`).
+3. **Calibration.** Platt scaling per label (``p = σ(a·s + b)``) fitted on those out-of-fold
    scores, folds over groups (the source image: crops of one photo never sit on both sides), with
-   Platt's smoothed targets ``(N₊+1)/(N₊+2)`` and ``1/(N₋+2)``. Platt (2 parameters per label) is
-   chosen over isotonic regression because the rare labels have 2-13 positives: isotonic would
-   overfit them into steps; the smoothed targets keep a label seen once from reaching 0 or 1.
-   The final weights are refitted on all rows and the calibration maps their scores.
+   Platt's smoothed targets ``(N₊+1)/(N₊+2)`` and ``1/(N₋+2)``: the rare labels have 2-13
+   positives, isotonic regression would overfit them into steps. These calibrated probabilities
+   are the ``label_estimates`` the service shows, and their out-of-fold values calibrate the
+   conformal label sets (:mod:`indexer.labels.conformal`).
 
-:func:`cross_fit_proba` gives every row probabilities from a head that never saw its group — the
+Measured against a class-balanced logistic head and a prior-corrected kNN on both shared vector
+sets (``python -m bench.probe families``); the logistic fit (:func:`fit_logistic`) stays for that
+comparison. :func:`cross_fit_heads` gives every row a head that never saw its group — the
 leakage-free estimate the evaluation needs.
 """
 
@@ -37,11 +36,15 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 
 from indexer.labels.calibration import fit_platt, group_folds, sigmoid
+from indexer.labels.conformal import conformity_scores, grid_threshold, label_set, thresholds
+from indexer.labels.selection import choose
 from models.errors import VisragError
 
 F64 = npt.NDArray[np.float64]
-DEFAULT_REG = 1e-2
-DEFAULT_FOLDS = 5
+DEFAULT_REG = 1e-2  # the logistic head's (bench comparison)
+DEFAULT_FOLDS = 10
+REGS = (0.03, 0.1, 0.3, 1.0, 3.0)  # ridge strengths (unit rows: the kernel's diagonal is 1)
+WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)  # probe weights
 
 
 class LabelHeadError(VisragError):
@@ -60,16 +63,25 @@ class LabelHead:
     platt: F64  # (L, 2): a, b of p = sigmoid(a * score + b)
     prior: F64  # (L,) training label frequencies
     info: Mapping[str, Any]  # reg, folds, seed, training size, groups, fit seconds, positives
+    weight: float = 1.0  # mode probe's weight, chosen with the fit (the manifest records it)
 
     def scores(self, vectors: npt.ArrayLike) -> F64:
-        """Uncalibrated per-label logits of the balanced model, (n, L)."""
+        """Uncalibrated per-label estimates, (n, L) (a head written before ridge: logits)."""
         x = _as_matrix(vectors, self.mean.shape[0])
+        if self.info.get("rows") == "unit":
+            x = unit_rows(x)
         return ((x - self.mean) * self.scale) @ self.weights + self.bias
 
     def predict_proba(self, vectors: npt.ArrayLike) -> F64:
         """Calibrated probability of each label, (n, L), columns in ``labels`` order."""
         s = self.scores(vectors)
         return sigmoid(self.platt[:, 0] * s + self.platt[:, 1])
+
+    def label_sets(self, vectors: npt.ArrayLike, alpha: float) -> npt.NDArray[np.bool_]:
+        """(n, L) conformal label sets: all true labels inside with probability >= 1 - alpha
+        over photos like the catalogue's (:mod:`indexer.labels.conformal`)."""
+        cut = grid_threshold(list(self.info.get("conformal", [])), alpha)
+        return label_set(self.predict_proba(vectors), cut)
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """The numeric state as plain arrays (store as .npy; no pickle needed)."""
@@ -86,14 +98,17 @@ class LabelHead:
         """JSON-able description: labels, model, regularisation, calibration, training size."""
         return {
             "labels": list(self.labels),
-            "model": "logistic regression per label, class-balanced, L2",
+            "model": "cosine-kernel ridge per label (primal weights on unit rows)",
             "calibration": "platt per label, out-of-fold by group, smoothed targets",
             **dict(self.info),
         }
 
     @classmethod
     def from_arrays(
-        cls, arrays: Mapping[str, npt.ArrayLike], description: Mapping[str, Any]
+        cls,
+        arrays: Mapping[str, npt.ArrayLike],
+        description: Mapping[str, Any],
+        weight: float = 1.0,
     ) -> LabelHead:
         """Rebuild a head from :meth:`to_arrays` and :meth:`describe` output."""
         try:
@@ -107,6 +122,7 @@ class LabelHead:
                 platt=np.asarray(arrays["platt"], np.float64),
                 prior=np.asarray(arrays["prior"], np.float64),
                 info={k: v for k, v in description.items() if k not in _DESCRIBED},
+                weight=float(weight),
             )
         except KeyError as exc:
             raise LabelHeadError(f"label head state lacks {exc}") from None
@@ -130,52 +146,105 @@ def fit_label_head(
     label_ids: Sequence[str],
     groups: Sequence[str],
     *,
-    reg: float = DEFAULT_REG,
+    reg: float | None = None,
+    weight: float | None = None,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
 ) -> LabelHead:
     """Fit the head on ``vectors`` (n, d) and multi-hot ``label_matrix`` (n, L).
 
     Args:
-        vectors: image vectors, one row per item.
+        vectors: image vectors, one row per item (L2-normalised here: the kernel is the cosine).
         label_matrix: 0/1 (n, L), column j = ``label_ids[j]``; ``no_damage`` is a column too.
         label_ids: the canonical label of each column.
-        groups: one group per row (e.g. the source image); calibration folds never split one.
-        reg: L2 strength on the weights (features have mean row norm 1).
-        folds: group folds for the out-of-fold calibration (fewer if there are fewer groups).
+        groups: one group per row (e.g. the source image); folds never split one.
+        reg: the ridge strength; None chooses it from :data:`REGS` on the catalogue's own
+            out-of-fold estimates (with the probe weight, see :mod:`indexer.labels.selection`).
+        weight: mode probe's weight; None chooses it from :data:`WEIGHTS` the same way.
+        folds: group folds for the out-of-fold estimates (fewer if there are fewer groups).
         seed: fixes the fold assignment; the result is deterministic for a seed.
     """
     start = time.perf_counter()
     x, y, g = _check(vectors, label_matrix, label_ids, groups)
+    x = unit_rows(x)
     assignment = group_folds(g, folds, seed=seed)
     k = int(assignment.max()) + 1
-    oof = np.zeros_like(y)
+    regs = REGS if reg is None else (float(reg),)
+    oof = {r: np.zeros_like(y) for r in regs}
+    big = x.shape[0] > x.shape[1]  # above d rows: one Gram matrix, each fold's is a difference
+    moments = (x.T @ x, x.T @ y) if big else None
     for f in range(k):
         train = assignment != f
-        oof[~train] = _fit_linear(x[train], y[train], reg).scores(x[~train])
-    final = _fit_linear(x, y, reg)
-    platt = fit_platt(oof, y)
+        if moments is not None:
+            xf, yf = x[~train], y[~train]
+            path = ridge_moments(moments[0] - xf.T @ xf, moments[1] - xf.T @ yf, regs)
+        else:
+            path = ridge_path(x[train], y[train], regs)
+        for r, w in zip(regs, path, strict=True):
+            oof[r][~train] = x[~train] @ w
+    prior = y.mean(0)
+    weights = WEIGHTS if weight is None else (float(weight),)
+    chosen_reg, chosen_weight = choose(x, y, g, oof, prior, weights, seed=seed)
+    final = (
+        ridge_moments(*moments, (chosen_reg,))
+        if moments is not None
+        else ridge_path(x, y, (chosen_reg,))
+    )[0]
+    platt = fit_platt(oof[chosen_reg], y)
+    oof_proba = sigmoid(platt[:, 0] * oof[chosen_reg] + platt[:, 1])
     info = {
-        "reg": float(reg),
-        "class_weight": "balanced",
+        "reg": float(chosen_reg),
+        "reg_grid": list(regs),
+        "weight_grid": list(weights),
+        "rows": "unit",
         "folds": k,
         "seed": int(seed),
         "training_size": int(x.shape[0]),
         "groups": len(set(g)),
         "dim": int(x.shape[1]),
         "positives": {lb: int(n) for lb, n in zip(label_ids, y.sum(0), strict=True)},
+        "conformal": thresholds(conformity_scores(oof_proba, y)),
         "fit_seconds": round(time.perf_counter() - start, 4),
     }
     return LabelHead(
         labels=tuple(str(lb) for lb in label_ids),
-        mean=final.mean,
-        scale=final.scale,
-        weights=final.weights,
-        bias=final.bias,
+        mean=np.zeros(x.shape[1]),
+        scale=1.0,
+        weights=final,
+        bias=np.zeros(y.shape[1]),
         platt=platt,
-        prior=y.mean(0),
+        prior=prior,
         info=info,
+        weight=float(chosen_weight),
     )
+
+
+def cross_fit_heads(
+    vectors: npt.ArrayLike,
+    label_matrix: npt.ArrayLike,
+    groups: Sequence[str],
+    folds: int | None = None,
+    *,
+    seed: int = 0,
+    **fit: Any,
+) -> tuple[npt.NDArray[np.int64], list[LabelHead]]:
+    """``(fold of each row, one head per fold)``: fold f's head never saw fold f's groups.
+
+    ``folds=None`` leaves one group out at a time (what leave-one-out evaluation needs); an
+    integer uses that many group folds. Each head chooses its own strength and probe weight on
+    its own training rows (nested), exactly as the catalogue's head does.
+    """
+    x, y, g = _check(
+        vectors, label_matrix, [str(j) for j in range(np.shape(label_matrix)[1])], groups
+    )
+    assignment = group_folds(g, len(set(g)) if folds is None else folds, seed=seed)
+    ids = [str(j) for j in range(y.shape[1])]
+    heads = []
+    for f in range(int(assignment.max()) + 1):
+        held = assignment == f
+        rest = [s for s, h in zip(g, held, strict=True) if not h]
+        heads.append(fit_label_head(x[~held], y[~held], ids, rest, seed=seed, **fit))
+    return assignment, heads
 
 
 def cross_fit_proba(
@@ -184,35 +253,43 @@ def cross_fit_proba(
     groups: Sequence[str],
     folds: int | None = None,
     *,
-    reg: float = DEFAULT_REG,
-    inner_folds: int = DEFAULT_FOLDS,
     seed: int = 0,
+    **fit: Any,
 ) -> F64:
-    """(n, L) probabilities, each row's from a head fitted without the row's group.
-
-    ``folds=None`` leaves one group out at a time (what leave-one-out evaluation needs); an
-    integer uses that many group folds. Each fold's head is calibrated on its own inner folds.
-    """
-    x, y, g = _check(
-        vectors, label_matrix, [str(j) for j in range(np.shape(label_matrix)[1])], groups
-    )
-    n_groups = len(set(g))
-    assignment = group_folds(g, n_groups if folds is None else folds, seed=seed)
-    out = np.zeros_like(y)
-    ids = [str(j) for j in range(y.shape[1])]
-    for f in range(int(assignment.max()) + 1):
-        held = assignment == f
-        head = fit_label_head(
-            x[~held],
-            y[~held],
-            ids,
-            [s for s, h in zip(g, held, strict=True) if not h],
-            reg=reg,
-            folds=inner_folds,
-            seed=seed,
-        )
-        out[held] = head.predict_proba(x[held])
+    """(n, L) probabilities, each row's from a head fitted without the row's group."""
+    x = np.asarray(vectors, np.float64)
+    assignment, heads = cross_fit_heads(x, label_matrix, groups, folds, seed=seed, **fit)
+    out = np.zeros(np.shape(label_matrix), np.float64)
+    for f, head in enumerate(heads):
+        out[assignment == f] = head.predict_proba(x[assignment == f])
     return out
+
+
+def unit_rows(x: F64) -> F64:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.asarray(x / np.where(norm > 0, norm, 1.0), np.float64)
+
+
+def ridge_path(x: F64, y: F64, regs: Sequence[float]) -> list[F64]:
+    """Ridge weights (d, L) of ``y`` on ``x`` for each strength, from one eigendecomposition.
+
+    The kernel is linear on unit rows (the cosine), so kernel ridge and primal ridge are the
+    same model: the smaller Gram matrix is decomposed (n x n below d rows, d x d above), which
+    bounds the fit by O(n·d²) however large the catalogue grows.
+    """
+    n, d = x.shape
+    if n <= d:
+        s, u = np.linalg.eigh(x @ x.T)
+        uy = u.T @ y
+        return [x.T @ (u @ (uy / (s + r)[:, None])) for r in regs]
+    return ridge_moments(x.T @ x, x.T @ y, regs)
+
+
+def ridge_moments(gram: F64, xy: F64, regs: Sequence[float]) -> list[F64]:
+    """Ridge weights from ``xᵀx`` (d, d) and ``xᵀy`` (d, L): one d x d eigendecomposition."""
+    s, v = np.linalg.eigh(gram)
+    vxy = v.T @ xy
+    return [v @ (vxy / (s + r)[:, None]) for r in regs]
 
 
 @dataclass(frozen=True)
@@ -226,7 +303,7 @@ class _Linear:
         return ((x - self.mean) * self.scale) @ self.weights + self.bias
 
 
-def _fit_linear(x: F64, y: F64, reg: float) -> _Linear:
+def fit_logistic(x: F64, y: F64, reg: float) -> _Linear:
     """Class-balanced L2 logistic regression for all labels at once (scipy L-BFGS-B, float64)."""
     mean = x.mean(0)
     centred = x - mean

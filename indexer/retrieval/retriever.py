@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from indexer.index.artifacts import Artifacts
     from indexer.index.catalogue import CatalogueItem
+    from indexer.labels.head import LabelHead
 
 Vector = npt.NDArray[np.float32]
 Rows = npt.NDArray[np.int64]
@@ -132,16 +133,16 @@ class Retriever:
         alpha: float | None = None,
         encode_text: Callable[[str], Vector] | None = None,
         probe_weight: float | None = None,
-        label_proba: npt.ArrayLike | None = None,
+        label_head: LabelHead | None = None,
     ) -> RetrievalResult:
         """Rank catalogue items for an encoded image (precomputed vectors, leave-one-out, service).
 
         ``exclude_ids`` / ``exclude_groups`` drop items (e.g. the query itself and crops of the same
         source photo) while still returning k hits when enough remain. ``encode_text`` (one text ->
         its unit vector) replaces this Retriever's text encoder for this call: the service passes
-        one that runs the model on its inference thread. ``probe_weight`` overrides the manifest's;
-        ``label_proba`` replaces the stored head's estimate for this query (the leave-one-out
-        evaluation's cross-fitted probabilities, in the head's label order).
+        one that runs the model on its inference thread. ``probe_weight`` overrides the head's;
+        ``label_head`` replaces the stored head for this query (the leave-one-out evaluation's
+        head fitted without the query's group, with its own weight).
         """
         if mode not in QUERY_MODES:
             raise QueryError(f"unknown mode {mode!r}; expected one of {', '.join(QUERY_MODES)}")
@@ -160,10 +161,11 @@ class Retriever:
         excluded = self._excluded(exclude_ids, exclude_groups)
         timings: dict[str, float] = {}
         pseudo_text = None
-        weight, n_probe = probe.probe_settings(self.artifacts, probe_weight)
+        head = probe.query_head(self.artifacts, label_head)
+        weight, n_probe = probe.probe_settings(self.artifacts, head, probe_weight)
 
         t0 = time.perf_counter()
-        proba = probe.query_proba(self.artifacts, vec, label_proba)
+        proba = probe.query_proba(head, vec)
         if mode == "image":
             rows, scores = self._image_search(vec, k, allowed, excluded, filters)
         elif mode == "hybrid":
@@ -175,7 +177,7 @@ class Retriever:
             n = max(n_probe, k)
             cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
             rows, scores = probe.probe_rank(
-                self.artifacts, cand_rows, cand_scores, proba, k, weight
+                self.artifacts, cand_rows, cand_scores, head, vec, k, weight
             )
         else:
             n = max(self.rerank_candidates, k)
@@ -203,7 +205,7 @@ class Retriever:
             mode,
             timings,
             pseudo_text,
-            probe.label_estimates(self.artifacts, proba, self.taxonomy),
+            probe.label_estimates(head, proba, self.taxonomy, vec),
         )
 
     # -- catalogue -------------------------------------------------------------------------------

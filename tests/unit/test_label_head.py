@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from indexer.labels.agreement import label_evidence, probe_order
 from indexer.labels.calibration import group_folds
 from indexer.labels.head import LabelHead, LabelHeadError, cross_fit_proba, fit_label_head
-from indexer.retrieval.probe import probe_order, probe_scores
 
 LABELS = ["dent", "no_damage", "surface_scratch"]
 
@@ -62,12 +62,15 @@ def test_fit_is_deterministic_for_a_seed() -> None:
 
 def test_round_trip_through_npy_and_json(tmp_path) -> None:
     x, y, groups = _data()
-    head = fit_label_head(x, y, LABELS, groups, reg=0.05)
+    head = fit_label_head(x, y, LABELS, groups, reg=0.05, weight=2.0)
     for name, arr in head.to_arrays().items():
         np.save(tmp_path / f"{name}.npy", arr, allow_pickle=False)
     (tmp_path / "head.json").write_text(json.dumps(head.describe()))
     arrays = {p.stem: np.load(p, allow_pickle=False) for p in tmp_path.glob("*.npy")}
-    back = LabelHead.from_arrays(arrays, json.loads((tmp_path / "head.json").read_text()))
+    back = LabelHead.from_arrays(
+        arrays, json.loads((tmp_path / "head.json").read_text()), weight=head.weight
+    )
+    assert back.weight == 2.0
     np.testing.assert_array_equal(back.predict_proba(x), head.predict_proba(x))
     d = back.describe()
     assert d["labels"] == LABELS
@@ -90,6 +93,7 @@ def test_folds_never_split_a_group_and_one_group_is_refused() -> None:
     for g in set(groups):
         assert len({int(f) for f, s in zip(folds, groups, strict=True) if s == g}) == 1
     assert len(set(folds.tolist())) == 5
+    assert len(set(group_folds(groups, 10).tolist())) == 10
     with pytest.raises(LabelHeadError):
         fit_label_head(np.zeros((3, 2)), np.ones((3, 1)), ["dent"], ["a", "a", "a"])
 
@@ -119,14 +123,26 @@ def test_bad_shapes_are_expected_errors() -> None:
         head.predict_proba(np.zeros((1, 3)))
 
 
-def test_probe_prefers_the_candidate_carrying_the_probable_label() -> None:
+def test_probe_picks_the_first_hit_by_evidence_and_keeps_image_order_below() -> None:
     cos = [0.80, 0.75, 0.70]
     cand = [[0, 0, 1], [1, 0, 0], [1, 0, 1]]  # scratch, dent, dent+scratch
-    proba = [0.9, 0.0, 0.2]  # the query is likely a dent
-    assert probe_order(["a", "b", "c"], cos, cand, proba, weight=0.0) == [0, 1, 2]
-    assert probe_order(["a", "b", "c"], cos, cand, proba, weight=1.0) == [2, 1, 0]
-    np.testing.assert_allclose(probe_scores(cos, cand, proba, weight=1.0), [1.0, 1.65, 1.8])
+    prior = np.array([0.1, 0.1, 0.8])
+    evidence = label_evidence([0.6, 0.0, 0.6], prior)  # dent stands out once the prior is out
+    assert probe_order(["a", "b", "c"], cos, cand, evidence, weight=0.0) == [0, 1, 2]
+    assert probe_order(["a", "b", "c"], cos, cand, evidence, weight=1.0) == [2, 0, 1]
     with pytest.raises(ValueError):
-        probe_scores(cos, cand, proba, weight=-1.0)
-    with pytest.raises(ValueError):
-        probe_scores(cos, cand, proba[:2])
+        probe_order(["a", "b", "c"], cos, cand, evidence, weight=-1.0)
+
+
+def test_the_frequent_label_does_not_win_by_frequency() -> None:
+    """Equal raw evidence for a label on 80 % of items and one on 5 %: the rare one leads."""
+    evidence = label_evidence([0.5, 0.5], [0.05, 0.8])
+    assert evidence[0] > evidence[1]
+    cand = [[0, 1], [1, 0]]
+    assert probe_order(["frequent", "rare"], [0.9, 0.88], cand, evidence, weight=1.0)[0] == 1
+
+
+def test_a_head_without_evidence_is_image_search() -> None:
+    evidence = label_evidence([-0.2, 0.0], [0.5, 0.5])
+    assert not evidence.any()
+    assert probe_order(["a", "b"], [0.5, 0.9], [[1, 0], [0, 1]], evidence, weight=4.0) == [1, 0]

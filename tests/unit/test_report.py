@@ -138,6 +138,12 @@ def test_report_files(image_and_rerank, tmp_path):
     assert len(image["queries"]) == 8 and image["confusion"]["columns"][-1] == "(none)"
 
     md = paths["summary"].read_text()
+    # the report leads with which mode to use, read from the intervals
+    verdict = data["verdict"]
+    assert verdict[0].startswith("Verdict: use mode '")
+    assert any(line.startswith("rerank a=0.5 vs image: ") for line in verdict)
+    assert verdict[-1].startswith("image beats the majority label on micro recall@1: ")
+    assert md.splitlines()[2] == f"**{verdict[0]}**"  # no warning here: right under the title
     assert "| metric | image | rerank a=0.5 | rerank a=0.8 | majority | random |" in md
     assert re.search(r"\| hit@1 \| 0\.875 \|", md)
 
@@ -170,6 +176,7 @@ def test_report_files(image_and_rerank, tmp_path):
     assert any(s.startswith("data:image/jpeg") for s in srcs)  # neighbour thumbnails
     assert "http://" not in page and "https://" not in page
     assert "Differences with 95% intervals" in page
+    assert page.index("Verdict: use mode") < page.index("Metrics beside baselines")
 
 
 def test_bootstrap_zero_reports_no_intervals(retriever, tmp_path):
