@@ -2,7 +2,8 @@
 
     ArtifactError               the artifact directory is missing, unreadable or inconsistent
     ├── ChecksumError           a file's sha256 differs from the manifest
-    └── ManifestMismatchError   the manifest disagrees with the configured models (``.field``)
+    ├── ManifestMismatchError   the manifest disagrees with the configured models (``.field``)
+    └── IndexFileMismatchError  an index file disagrees with its manifest (``.field``)
     IndexInputError             a build, add or remove was given inputs that do not fit
 
 All derive from :class:`models.errors.VisragError`.
@@ -26,6 +27,17 @@ class ManifestMismatchError(ArtifactError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
+        self.field = field
+
+
+class IndexFileMismatchError(ArtifactError):
+    """A vector index file disagrees with the manifest that lists it (type, metric, dim, count).
+
+    The message is one line naming the file, the field and both values; ``field`` names it.
+    """
+
+    def __init__(self, file: str, field: str, *, manifest: object, found: object) -> None:
+        super().__init__(f"{file}: {field} is {found!r} in the file, {manifest!r} in the manifest")
         self.field = field
 
 

@@ -257,13 +257,18 @@ def consistency_problems(a: Artifacts) -> list[str]:
     ):
         if vecs.dtype != np.float32 or vecs.ndim != 2 or vecs.shape != (n, dim):
             out.append(f"{name} is {vecs.dtype} {vecs.shape}, manifest says float32 ({n}, {dim})")
-    for name, store, dim in (
-        (IMAGE_INDEX, a.image_store, di),
-        (FUSED_INDEX, a.fused_store, di + dt),
+    live = m.store.kind == "milvus"  # shared with writers: its count may differ from ours
+    for key, name, store, dim in (
+        ("image", IMAGE_INDEX, a.image_store, di),
+        ("fused", FUSED_INDEX, a.fused_store, di + dt),
     ):
-        live = m.store.kind == "milvus"  # shared with writers: its count may differ from ours
-        if (store.ntotal != n and not live) or store.dim != dim:
-            out.append(f"{name} holds {store.ntotal} x {store.dim}, expected {n} x {dim}")
+        spec = m.index[key]
+        if store.ntotal != n and not live:
+            out.append(f"{name}: count is {store.ntotal} in the file, {n} in the manifest")
+        if store.dim != spec.dim:
+            out.append(f"{name}: dim is {store.dim} in the file, {spec.dim} in the manifest")
+        elif spec.dim != dim:
+            out.append(f"manifest index.{key}.dim is {spec.dim}, its models make {dim}")
     return out
 
 
