@@ -1,10 +1,21 @@
-"""Admission control: 429 before any work when full, and every decode inside a memory budget.
+"""Admission control: 429 before any work when full, slow bodies closed, every decode budgeted.
 
-:class:`Admission`: every query request takes a token when it arrives (after the API key and
-readiness checks, before a byte of its body is read) and gives it back when it finishes, however it
-finishes. With ``capacity`` requests already in progress (receiving, decoding, queued or encoding),
-the next one is refused at once with :class:`~app.http.errors.OverloadedError` (429 + Retry-After)
-instead of being read, decoded and preprocessed only to be refused at the inference queue.
+:class:`Admission` keeps two pools apart, so that slow clients cannot hold the capacity meant for
+real work:
+
+- the *inference capacity* (``capacity`` = ``max_queue + max_batch_size``): a request takes a token
+  only once it holds its whole body, and keeps it while it decodes, waits in the queue and is
+  encoded. Whether the capacity is full is checked when the request arrives (after the API key and
+  readiness checks, before a byte of its body is read): a full service answers 429 + Retry-After
+  (:class:`~app.http.errors.OverloadedError`) without reading the body;
+- the *body-reading pool* (``readers`` = ``max_uploads``): requests receiving their bodies. One
+  more is answered 429 before its body is read. A body slower than ``min_upload_rate_bps`` after
+  ``upload_grace_s`` is closed with 408 (:mod:`app.http.uploads`), so a trickling client holds a
+  reader for a few seconds, never a token of the inference capacity.
+
+There is no cap per client address: a gateway is one address with many honest requests. Every
+refusal is counted by its rule (``queue_full``, ``uploads_full``, ``slow_upload``,
+``upload_timeout``) through ``on_refusal`` (``visrag_admission_refusals`` in /metrics).
 
 :class:`DecodeBudget`: a 62 KB PNG of 7999×7999 decodes to ~256 MB (PIL keeps RGB as 4 bytes a
 pixel; more with alpha), so the pixel limit alone lets 16 concurrent uploads take gigabytes. Each
@@ -23,31 +34,77 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from app.http.errors import OverloadedError
+from app.http.errors import OverloadedError, UploadTimeoutError, UploadTooSlowError
+
+RULES = ("queue_full", "uploads_full", "slow_upload", "upload_timeout")
 
 
 class Admission:
-    """A non-blocking counter of requests in progress, bounded by ``capacity``."""
+    """Non-blocking counters of requests in the inference capacity and in the body-reading pool.
 
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("admission capacity must be at least 1")
+    Runs on the event loop only (no lock needed: nothing awaits between test and take).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        readers: int,
+        on_refusal: Callable[[str], None] = lambda rule: None,
+    ) -> None:
+        if capacity < 1 or readers < 1:
+            raise ValueError("admission capacity and readers must be at least 1")
         self.capacity = capacity
-        self.in_progress = 0
-        self.refused = 0
+        self.readers = readers
+        self.in_progress = 0  # holding a token of the inference capacity
+        self.reading = 0  # receiving a body
+        self.refusals = dict.fromkeys(RULES, 0)
+        self._on_refusal = on_refusal
 
-    @contextlib.contextmanager
-    def enter(self, retry_after: Callable[[], float] = lambda: 1.0) -> Iterator[None]:
-        """Hold a token for the ``with`` block; raise OverloadedError if none is free.
+    @property
+    def refused(self) -> int:
+        """Requests answered 429 by either pool."""
+        return self.refusals["queue_full"] + self.refusals["uploads_full"]
 
-        Runs on the event loop only (no lock needed: nothing awaits between test and take).
-        """
+    def _refuse(self, rule: str) -> None:
+        self.refusals[rule] += 1
+        self._on_refusal(rule)
+
+    def check(self, retry_after: Callable[[], float] = lambda: 1.0) -> None:
+        """Raise OverloadedError (429) when the inference capacity is full; takes nothing."""
         if self.in_progress >= self.capacity:
-            self.refused += 1
+            self._refuse("queue_full")
             raise OverloadedError(
                 f"the service is full ({self.capacity} requests in progress); retry later",
                 retry_after=retry_after(),
             )
+
+    @contextlib.contextmanager
+    def receiving(self, retry_after: float = 1.0) -> Iterator[None]:
+        """Hold a place in the body-reading pool while the body arrives (429 if none is free);
+        a body closed for being too slow or too late is counted by its rule."""
+        if self.reading >= self.readers:
+            self._refuse("uploads_full")
+            raise OverloadedError(
+                f"the service is receiving {self.readers} uploads; retry later",
+                retry_after=retry_after,
+            )
+        self.reading += 1
+        try:
+            yield
+        except UploadTooSlowError:
+            self._refuse("slow_upload")
+            raise
+        except UploadTimeoutError:
+            self._refuse("upload_timeout")
+            raise
+        finally:
+            self.reading -= 1
+
+    @contextlib.contextmanager
+    def enter(self, retry_after: Callable[[], float] = lambda: 1.0) -> Iterator[None]:
+        """Hold a token of the inference capacity for the ``with`` block (429 if none is free)."""
+        self.check(retry_after)
         self.in_progress += 1
         try:
             yield

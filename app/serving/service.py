@@ -81,8 +81,13 @@ class Service:
         self.reloader = Reloader(
             metrics, interval_s=settings.reload_interval_s, resources=resources
         )
-        # 429 before a request's body is read: a queue's worth waiting, plus the batch computing
-        self.admission = Admission(settings.max_queue + settings.max_batch_size)
+        # 429 before a request's body is read: a queue's worth waiting, plus the batch computing;
+        # bodies are received in their own pool and take a token only once complete
+        self.admission = Admission(
+            settings.max_queue + settings.max_batch_size,
+            readers=settings.max_uploads,
+            on_refusal=lambda rule: metrics.admission_refusals.labels(rule=rule).inc(),
+        )
         self.decode_budget = DecodeBudget(settings.decode_budget_mb * MB)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -163,10 +168,15 @@ class Service:
             "max_wait_ms": s.max_wait_ms,
             "max_queue": s.max_queue,
             "admitted": self.admission.in_progress,
+            "receiving": self.admission.reading,
             "refused_at_admission": self.admission.refused,
+            "admission_refusals": dict(self.admission.refusals),
             "max_upload_bytes": s.max_upload_bytes,
             "max_pixels": s.max_pixels,
             "request_timeout_s": s.request_timeout_s,
+            "max_uploads": s.max_uploads,
+            "min_upload_rate_bps": s.min_upload_rate_bps,
+            "upload_grace_s": s.upload_grace_s,
             "header_timeout_s": s.header_timeout_s,
             "decode_budget_mb": s.decode_budget_mb,
             "default_k": s.default_k,

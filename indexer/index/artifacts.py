@@ -258,10 +258,11 @@ def consistency_problems(a: Artifacts) -> list[str]:
         if vecs.dtype != np.float32 or vecs.ndim != 2 or vecs.shape != (n, dim):
             out.append(f"{name} is {vecs.dtype} {vecs.shape}, manifest says float32 ({n}, {dim})")
     live = m.store.kind == "milvus"  # shared with writers: its count may differ from ours
-    for key, name, store, dim in (
+    stores: tuple[tuple[Literal["image", "fused"], str, VectorStoreProtocol, int], ...] = (
         ("image", IMAGE_INDEX, a.image_store, di),
         ("fused", FUSED_INDEX, a.fused_store, di + dt),
-    ):
+    )
+    for key, name, store, dim in stores:
         spec = m.index[key]
         if store.ntotal != n and not live:
             out.append(f"{name}: count is {store.ntotal} in the file, {n} in the manifest")

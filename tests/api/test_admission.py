@@ -1,5 +1,6 @@
-"""Admission before work: a full service answers 429 before reading (or decoding) a body, and
-concurrent decodes hold no more memory than the decode budget."""
+"""Admission before work: a full service answers 429 before reading (or decoding) a body, a body
+being received holds no inference capacity and is closed with 408 when it trickles, and concurrent
+decodes hold no more memory than the decode budget."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 import anyio
 from api_fakes import assert_error, jpeg, png
-from test_errors import _drive_retrieve, post_file
+from test_errors import _drive_retrieve, _head_then, post_file
 
 from models.allocator import MB
 
@@ -85,3 +86,52 @@ def test_concurrent_decodes_stay_within_the_budget(make_client):
     assert results == [200] * 6
     assert 0 < service.decode_budget.peak <= 16 * MB
     assert service.decode_budget.held == 0
+
+
+def test_a_trickling_body_is_closed_with_408_after_the_grace_period(make_client):
+    client = make_client(upload_grace_s=0.3, min_upload_rate_bps=1024, request_timeout_s=60)
+
+    async def one_byte():
+        await anyio.sleep(0.05)
+        return {"type": "http.request", "body": b"\0", "more_body": True}
+
+    sent = _drive_retrieve(client, _head_then(one_byte))
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert b"too slow" in sent[1]["body"] and b'"upload_timeout"' in sent[1]["body"]
+    assert 'visrag_admission_refusals_total{rule="slow_upload"} 1.0' in client.get("/metrics").text
+    assert post_file(client, jpeg()).status_code == 200  # a normal upload is not affected
+
+
+def test_bodies_being_received_hold_no_capacity_and_a_full_reading_pool_is_429(make_client):
+    client = make_client(max_uploads=1, max_queue=1, max_batch_size=1, upload_grace_s=60)
+    admission = client.app.state.service.admission
+    release = threading.Event()
+
+    async def stall():
+        while not release.is_set():
+            await anyio.sleep(0.01)
+        return {"type": "http.disconnect"}
+
+    slow = threading.Thread(target=lambda: _drive_retrieve(client, _head_then(stall)))
+    slow.start()
+    try:
+        deadline = time.monotonic() + 10
+        while admission.reading < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert admission.reading == 1 and admission.in_progress == 0
+        pulled = 0
+
+        async def receive():
+            nonlocal pulled
+            pulled += 1
+            return {"type": "http.request", "body": b"\0" * 65536, "more_body": True}
+
+        sent = _drive_retrieve(client, receive)
+    finally:
+        release.set()
+        slow.join(10)
+    assert sent[0]["status"] == 429 and pulled == 0
+    assert b"receiving 1 uploads" in sent[1]["body"]
+    assert admission.refusals["uploads_full"] == 1
+    assert post_file(client, jpeg()).status_code == 200  # the place came back
