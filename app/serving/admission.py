@@ -31,10 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
+
+import anyio
 
 from app.http.errors import OverloadedError, UploadTimeoutError, UploadTooSlowError
+from models.allocator import return_memory
+from models.imaging import decode_cost
+
+T = TypeVar("T")
 
 RULES = ("queue_full", "uploads_full", "slow_upload", "upload_timeout")
 
@@ -116,7 +124,9 @@ logger = logging.getLogger(__name__)
 
 
 class DecodeBudget:
-    """An async byte semaphore: ``async with budget.hold(cost):`` decode, then release."""
+    """An async byte semaphore: ``async with budget.hold(cost):`` decode, then release; or
+    :meth:`decode`, what every decode in the service goes through (uploads, thumbnails, message
+    images)."""
 
     def __init__(self, total_bytes: int) -> None:
         if total_bytes <= 0:
@@ -143,3 +153,31 @@ class DecodeBudget:
             async with cond:
                 self.held -= amount
                 cond.notify_all()
+
+    async def decode(
+        self,
+        payload: bytes,
+        work: Callable[[], T],
+        *,
+        max_pixels: int | None,
+        max_side: int | None = None,
+    ) -> T:
+        """Run ``work`` (a decode of ``payload`` as :func:`models.imaging.decode_image` does it
+        with ``max_side``) in a worker thread with its cost reserved, then hand large decodes'
+        memory back to the OS.
+
+        Raises:
+            ImageTooLargeError / ImageDecodeError: from the header, before anything is reserved.
+        """
+        cost = await anyio.to_thread.run_sync(
+            functools.partial(decode_cost, payload, max_pixels=max_pixels, max_side=max_side)
+        )
+
+        def run() -> T:
+            try:
+                return work()
+            finally:
+                return_memory(cost)  # malloc_trim after a large decode (models.allocator)
+
+        async with self.hold(cost):  # the memory is held until it ends: no abandon_on_cancel
+            return await anyio.to_thread.run_sync(run)

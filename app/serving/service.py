@@ -34,11 +34,10 @@ from app.serving.reloading import Reloader
 from app.serving.resources import Resources, load_resources
 from app.settings import Settings
 from indexer.query import Filters, RetrievalResult
-from models.allocator import MB, return_memory
+from models.allocator import MB
 from models.base import Vectors
-from models.embedding import Prepared, prepare_image
+from models.embedding import prepare_image
 from models.errors import VisragError
-from models.imaging import decode_cost
 
 logger = logging.getLogger(__name__)
 
@@ -229,22 +228,14 @@ class Ready:
         self, data: bytes, query: Query, filters: Filters
     ) -> tuple[RetrievalResult, dict[str, float]]:
         encoder, max_pixels = self.resources.image_encoder, self.settings.max_pixels
-
-        def prepare() -> Prepared:
-            try:
-                return prepare_image(data, encoder, max_pixels=max_pixels)
-            finally:
-                return_memory(cost)  # malloc_trim after a large decode (models.allocator)
-
         self.service.preparing += 1
         try:
-            cost = await anyio.to_thread.run_sync(
-                functools.partial(
-                    decode_cost, data, max_pixels=max_pixels, max_side=encoder.image_size
-                )
+            prepared = await self.service.decode_budget.decode(
+                data,
+                functools.partial(prepare_image, data, encoder, max_pixels=max_pixels),
+                max_pixels=max_pixels,
+                max_side=encoder.image_size,
             )
-            async with self.service.decode_budget.hold(cost):  # the memory is held until it ends:
-                prepared = await anyio.to_thread.run_sync(prepare)  # no abandon_on_cancel
             pending = self.worker.submit(prepared.pixels)
         finally:
             self.service.preparing -= 1  # after submit: the worker never sees a gap between them

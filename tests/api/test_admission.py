@@ -9,6 +9,7 @@ import time
 
 import anyio
 from api_fakes import assert_error, jpeg, png
+from PIL import Image
 from test_errors import _drive_retrieve, _head_then, post_file
 
 from models.allocator import MB
@@ -135,3 +136,29 @@ def test_bodies_being_received_hold_no_capacity_and_a_full_reading_pool_is_429(m
     assert b"receiving 1 uploads" in sent[1]["body"]
     assert admission.refusals["uploads_full"] == 1
     assert post_file(client, jpeg()).status_code == 200  # the place came back
+
+
+def test_thumbnails_and_message_images_are_decoded_inside_the_budget(make_client, fakes):
+    client = make_client(decode_budget_mb=16)
+    budget = client.app.state.service.decode_budget
+    for path in fakes.image_dir.glob("*.jpg"):  # 2000x1500 PNGs: 13 MB each decoded
+        Image.new("RGB", (2000, 1500), (200, 10, 10)).save(path, format="PNG")
+    results: list[int] = []
+
+    def thumbnail(size: int) -> None:
+        results.append(client.get(f"/items/red-1/image?size={size}").status_code)
+
+    threads = [threading.Thread(target=thumbnail, args=(s,)) for s in (64, 128, 256, 512)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [200] * 4
+    assert 12 * MB < budget.peak <= 16 * MB  # one 13 MB decode at a time, each reserved
+    budget.peak = 0
+    files = {"image": ("q.jpg", jpeg(), "image/jpeg")}
+    data = {"format": "messages", "max_image_side": "300"}
+    r = client.post("/context", files=files, data=data)
+    assert r.status_code == 200
+    assert any(p["type"] == "image_url" for p in r.json()["messages"])
+    assert 12 * MB < budget.peak <= 16 * MB and budget.held == 0
