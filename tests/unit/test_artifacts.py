@@ -446,3 +446,28 @@ def test_an_index_file_disagreeing_with_its_manifest_is_refused_in_one_line(tmp_
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     [fail] = [row for row in result.output.splitlines() if row.startswith("FAIL")]
     assert line in fail
+
+
+def test_images_resolving_outside_the_data_root_are_not_served(tmp_path, caplog):
+    import dataclasses
+
+    out = tmp_path / "a"
+    write(out)
+    root, elsewhere = tmp_path / "data", tmp_path / "secret.jpg"
+    (root / "images").mkdir(parents=True)
+    elsewhere.write_bytes(b"not for the service")
+    (root / "images" / "img000.jpg").symlink_to(elsewhere)  # a symlink out of the root
+    (root / "images" / "img001.jpg").write_bytes(b"inside")
+    a = load_artifacts(out, image_root=root)
+    inside, linked = a.items[1], a.items[0]
+    assert a.image_file(inside) == (root / "images" / "img001.jpg").resolve()
+    outside = [
+        linked,
+        dataclasses.replace(inside, id="up", image="../secret.jpg"),
+        dataclasses.replace(inside, id="abs", image=str(elsewhere)),
+    ]
+    with caplog.at_level("WARNING", logger="indexer.index.artifacts"):
+        for _ in range(3):
+            assert [a.image_file(item) for item in outside] == [None, None, None]
+    logged = [r.getMessage() for r in caplog.records if "outside data_root" in r.getMessage()]
+    assert len(logged) == 3 and all("secret.jpg" in line for line in logged)
