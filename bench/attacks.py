@@ -1,7 +1,11 @@
 """Replay issue 12's service attacks on a loopback server and print what happened (JSON).
 
 - ``burst``: ``--burst`` concurrent uploads of a tiny PNG of ``--side``² pixels (7999² = 62 KB on
-  the wire, ~256 MB decoded): the server's peak RSS growth (VmHWM, reset first) and RSS after.
+  the wire, ~256 MB decoded; ``--grey16``: a 16-bit greyscale PNG): the server's peak RSS growth
+  (VmHWM, reset first) and RSS after.
+- ``messages``: ``--burst`` parallel ``/context?format=messages``, each with its own
+  ``max_image_side`` (so no thumbnail is cached): the same RSS figures. Point it at a server whose
+  catalogue images are large (e.g. 36-MP PNGs) to see the neighbours' decodes.
 - ``shed``: ``--clients`` clients at once against a small queue (start the server with
   ``VISRAG_MAX_QUEUE=4``): how many got 429 and how fast (median seconds to the 429).
 - ``headers``: a connection that sends half a request line and stalls: seconds until the server
@@ -29,6 +33,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import numpy as np
 from PIL import Image
 
 
@@ -41,39 +46,48 @@ def status(pid: int) -> dict[str, float]:
     return out
 
 
-def png(side: int) -> bytes:
+def png(side: int, *, grey16: bool = False) -> bytes:
     out = io.BytesIO()
-    Image.linear_gradient("L").resize((side, side)).convert("RGB").save(out, format="PNG")
+    image = Image.linear_gradient("L").resize((side, side))
+    if grey16:  # mode I;16: Pillow decodes it as 16-bit greyscale
+        Image.fromarray(np.asarray(image, dtype=np.uint16) * 257).save(out, format="PNG")
+    else:
+        image.convert("RGB").save(out, format="PNG")
     return out.getvalue()
 
 
 async def _post_all(
-    url: str, n: int, data: bytes, headers: dict[str, str]
+    url: str, n: int, data: bytes, headers: dict[str, str], *, messages: bool = False
 ) -> list[tuple[int, float]]:
     limits = httpx.Limits(max_connections=n)
     async with httpx.AsyncClient(limits=limits, timeout=600, headers=headers) as client:
 
-        async def one() -> tuple[int, float]:
+        async def one(i: int) -> tuple[int, float]:
             start = time.perf_counter()
-            r = await client.post(f"{url}/retrieve", files={"image": ("a.png", data, "image/png")})
+            files = {"image": ("a.png", data, "image/png")}
+            if messages:  # a distinct max_image_side each: no thumbnail comes from the cache
+                form = {"format": "messages", "max_image_side": str(300 + i), "k": "5"}
+                r = await client.post(f"{url}/context", files=files, data=form)
+            else:
+                r = await client.post(f"{url}/retrieve", files=files)
             return r.status_code, time.perf_counter() - start
 
-        return await asyncio.gather(*(one() for _ in range(n)))
+        return await asyncio.gather(*(one(i) for i in range(n)))
 
 
-def burst(args: argparse.Namespace, headers: dict[str, str]) -> dict[str, Any]:
-    data = png(args.side)
+def burst(args: argparse.Namespace, headers: dict[str, str], *, messages: bool) -> dict[str, Any]:
+    data = png(256) if messages else png(args.side, grey16=args.grey16)
     asyncio.run(_post_all(args.url, 1, data, headers))  # warm the path once
     Path(f"/proc/{args.pid}/clear_refs").write_text("5")  # reset VmHWM
     before = status(args.pid)
-    results = asyncio.run(_post_all(args.url, args.burst, data, headers))
+    results = asyncio.run(_post_all(args.url, args.burst, data, headers, messages=messages))
     peak = status(args.pid)
     time.sleep(2.0)
     after = status(args.pid)
     return {
         "png_bytes": len(data),
-        "side": args.side,
-        "uploads": args.burst,
+        "side": None if messages else args.side,
+        "requests": args.burst,
         "statuses": dict(Counter(s for s, _ in results)),
         "rss_before_mb": before["VmRSS"],
         "peak_growth_mb": round(peak["VmHWM"] - before["VmRSS"], 1),
@@ -191,12 +205,15 @@ def headers_attack(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("attacks", nargs="+", choices=["burst", "shed", "headers", "trickle"])
+    ap.add_argument(
+        "attacks", nargs="+", choices=["burst", "messages", "shed", "headers", "trickle"]
+    )
     ap.add_argument("--url", required=True)
     ap.add_argument("--pid", type=int)
     ap.add_argument("--api-key")
     ap.add_argument("--side", type=int, default=7999)
     ap.add_argument("--burst", type=int, default=16)
+    ap.add_argument("--grey16", action="store_true", help="burst: a 16-bit greyscale PNG")
     ap.add_argument("--clients", type=int, default=128)
     ap.add_argument("--interval", type=float, default=2.0, help="trickle: seconds per byte")
     ap.add_argument("--calls", type=int, default=5, help="trickle: normal calls meanwhile")
@@ -206,10 +223,10 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     out: dict[str, Any] = {}
     for attack in args.attacks:
-        if attack == "burst":
+        if attack in ("burst", "messages"):
             if args.pid is None:
-                ap.error("burst needs --pid")
-            out["burst"] = burst(args, headers)
+                ap.error(f"{attack} needs --pid")
+            out[attack] = burst(args, headers, messages=attack == "messages")
         elif attack == "shed":
             out["shed"] = shed(args, headers)
         elif attack == "trickle":

@@ -155,33 +155,71 @@ class _PartCollector:
         self._buffer = bytearray()
 
 
+class BodyProgress:
+    """How far one body has come; admission may close it (:meth:`evict`) to make room."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.received = 0
+        self.evicted = False
+        self._scope: anyio.CancelScope | None = None
+
+    def rate(self, now: float) -> float:
+        """Bytes a second since the request arrived."""
+        return self.received / max(now - self.started, 1e-9)
+
+    def evict(self) -> None:
+        """Stop reading this body: it ends with UploadTooSlowError (408)."""
+        self.evicted = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+
 async def _paced(
-    request: Request, *, timeout_s: float | None, min_rate_bps: float | None, grace_s: float
+    request: Request,
+    progress: BodyProgress,
+    *,
+    timeout_s: float | None,
+    min_rate_bps: float | None,
+    grace_s: float,
 ) -> AsyncGenerator[bytes, None]:
     """The body's chunks, each awaited no later than the total and the pace deadlines allow."""
-    start = time.monotonic()
+    start = progress.started
     end = start + timeout_s if timeout_s else math.inf
-    received = 0
     chunks = request.stream().__aiter__()
     while True:
-        pace = start + grace_s + received / min_rate_bps if min_rate_bps else math.inf
+        pace = start + grace_s + progress.received / min_rate_bps if min_rate_bps else math.inf
         deadline = min(end, pace)
         try:
-            with anyio.fail_after(None if deadline == math.inf else deadline - time.monotonic()):
-                chunk = await chunks.__anext__()
+            with anyio.CancelScope() as scope:
+                progress._scope = scope
+                if progress.evicted:
+                    scope.cancel()
+                with anyio.fail_after(
+                    None if deadline == math.inf else deadline - time.monotonic()
+                ):
+                    chunk = await chunks.__anext__()
         except StopAsyncIteration:
             return
         except TimeoutError:
             elapsed = time.monotonic() - start
             if pace < end:
                 raise UploadTooSlowError(
-                    f"the upload is too slow: {received} bytes in {elapsed:.1f} s, below "
-                    f"{min_rate_bps:g} bytes/s after a grace of {grace_s:g} s"
+                    f"the upload is too slow: {progress.received} bytes in {elapsed:.1f} s, "
+                    f"below {min_rate_bps:g} bytes/s after a grace of {grace_s:g} s"
                 ) from None
             raise UploadTimeoutError(
-                f"the upload did not arrive within {timeout_s:g} s ({received} bytes received)"
+                f"the upload did not arrive within {timeout_s:g} s "
+                f"({progress.received} bytes received)"
             ) from None
-        received += len(chunk)
+        finally:
+            progress._scope = None
+        if scope.cancelled_caught:
+            raise UploadTooSlowError(
+                f"the upload is too slow: {progress.received} bytes in "
+                f"{time.monotonic() - start:.1f} s, closed to make room for another upload"
+            )
+        progress.received += len(chunk)
         yield chunk
 
 
@@ -192,12 +230,14 @@ async def read_upload(
     timeout_s: float | None = None,
     min_rate_bps: float | None = None,
     grace_s: float = 0.0,
+    progress: BodyProgress | None = None,
 ) -> Upload:
     """Parse a ``multipart/form-data`` request with an image in field ``image``.
 
     ``timeout_s`` bounds reading the whole body: a client that declares a body and stalls would
     otherwise hold the request, and up to ``max_bytes`` of buffer, for as long as it likes.
     ``min_rate_bps`` (after ``grace_s``) closes a body that trickles in long before that.
+    ``progress`` is kept up to date, and its :meth:`BodyProgress.evict` closes the body.
 
     Raises:
         UnsupportedMediaError: not multipart, or the file is not a known image format (415).
@@ -223,7 +263,13 @@ async def read_upload(
     collector = _PartCollector(max_bytes=max_bytes)
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     received = 0
-    body = _paced(request, timeout_s=timeout_s, min_rate_bps=min_rate_bps, grace_s=grace_s)
+    body = _paced(
+        request,
+        progress or BodyProgress(),
+        timeout_s=timeout_s,
+        min_rate_bps=min_rate_bps,
+        grace_s=grace_s,
+    )
     try:
         async for chunk in body:
             received += len(chunk)

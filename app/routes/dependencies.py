@@ -43,13 +43,14 @@ async def get_upload(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]
     settings = ready.settings
     admission = ready.service.admission
     admission.check(ready.worker.retry_after)
-    with admission.receiving(retry_after=settings.upload_grace_s):
+    with admission.receiving(retry_after=settings.upload_grace_s) as progress:
         upload = await read_upload(
             request,
             max_bytes=settings.max_upload_bytes,
             timeout_s=settings.request_timeout_s,
             min_rate_bps=settings.min_upload_rate_bps,
             grace_s=settings.upload_grace_s,
+            progress=progress,
         )
     with admission.enter(ready.worker.retry_after):
         yield upload

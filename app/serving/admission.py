@@ -11,7 +11,9 @@ real work:
 - the *body-reading pool* (``readers`` = ``max_uploads``): requests receiving their bodies. One
   more is answered 429 before its body is read. A body slower than ``min_upload_rate_bps`` after
   ``upload_grace_s`` is closed with 408 (:mod:`app.http.uploads`), so a trickling client holds a
-  reader for a few seconds, never a token of the inference capacity.
+  reader for a few seconds, never a token of the inference capacity. With the pool full, a new
+  body makes room by closing the slowest one below ``min_upload_rate_bps`` (408); only when every
+  body being received keeps that pace is the newcomer answered 429.
 
 There is no cap per client address: a gateway is one address with many honest requests. Every
 refusal is counted by its rule (``queue_full``, ``uploads_full``, ``slow_upload``,
@@ -33,18 +35,21 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
 import anyio
 
 from app.http.errors import OverloadedError, UploadTimeoutError, UploadTooSlowError
+from app.http.uploads import BodyProgress
 from models.allocator import return_memory
 from models.imaging import decode_cost
 
 T = TypeVar("T")
 
 RULES = ("queue_full", "uploads_full", "slow_upload", "upload_timeout")
+EVICTABLE_AFTER_S = 1.0  # a body younger than this is never closed to make room
 
 
 class Admission:
@@ -58,14 +63,16 @@ class Admission:
         capacity: int,
         *,
         readers: int,
+        min_rate_bps: float = 0.0,
         on_refusal: Callable[[str], None] = lambda rule: None,
     ) -> None:
         if capacity < 1 or readers < 1:
             raise ValueError("admission capacity and readers must be at least 1")
         self.capacity = capacity
         self.readers = readers
+        self.min_rate_bps = min_rate_bps
         self.in_progress = 0  # holding a token of the inference capacity
-        self.reading = 0  # receiving a body
+        self._readers: set[BodyProgress] = set()  # receiving a body
         self.refusals = dict.fromkeys(RULES, 0)
         self._on_refusal = on_refusal
 
@@ -88,18 +95,28 @@ class Admission:
             )
 
     @contextlib.contextmanager
-    def receiving(self, retry_after: float = 1.0) -> Iterator[None]:
-        """Hold a place in the body-reading pool while the body arrives (429 if none is free);
-        a body closed for being too slow or too late is counted by its rule."""
-        if self.reading >= self.readers:
-            self._refuse("uploads_full")
-            raise OverloadedError(
-                f"the service is receiving {self.readers} uploads; retry later",
-                retry_after=retry_after,
-            )
-        self.reading += 1
+    def receiving(self, retry_after: float = 1.0) -> Iterator[BodyProgress]:
+        """Hold a place in the body-reading pool while the body arrives; a body closed for being
+        too slow or too late is counted by its rule.
+
+        With the pool full, the body furthest below ``min_rate_bps`` (and at least
+        :data:`EVICTABLE_AFTER_S` old) is closed to make room, so slow bodies cannot keep honest
+        ones out for their grace period; with none that slow, the answer is 429.
+        """
+        if len(self._readers) >= self.readers:
+            victim = self._slowest()
+            if victim is None:
+                self._refuse("uploads_full")
+                raise OverloadedError(
+                    f"the service is receiving {self.readers} uploads; retry later",
+                    retry_after=retry_after,
+                )
+            self._readers.discard(victim)
+            victim.evict()  # its own receiving() counts it as slow_upload
+        progress = BodyProgress()
+        self._readers.add(progress)
         try:
-            yield
+            yield progress
         except UploadTooSlowError:
             self._refuse("slow_upload")
             raise
@@ -107,7 +124,18 @@ class Admission:
             self._refuse("upload_timeout")
             raise
         finally:
-            self.reading -= 1
+            self._readers.discard(progress)
+
+    @property
+    def reading(self) -> int:
+        """Bodies being received."""
+        return len(self._readers)
+
+    def _slowest(self) -> BodyProgress | None:
+        now = time.monotonic()
+        old = [r for r in self._readers if now - r.started >= EVICTABLE_AFTER_S]
+        slow = [r for r in old if r.rate(now) < self.min_rate_bps]
+        return min(slow, key=lambda r: r.rate(now), default=None)
 
     @contextlib.contextmanager
     def enter(self, retry_after: Callable[[], float] = lambda: 1.0) -> Iterator[None]:

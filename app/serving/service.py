@@ -85,6 +85,7 @@ class Service:
         self.admission = Admission(
             settings.max_queue + settings.max_batch_size,
             readers=settings.max_uploads,
+            min_rate_bps=settings.min_upload_rate_bps,
             on_refusal=lambda rule: metrics.admission_refusals.labels(rule=rule).inc(),
         )
         self.decode_budget = DecodeBudget(settings.decode_budget_mb * MB)

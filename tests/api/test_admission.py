@@ -12,6 +12,7 @@ from api_fakes import assert_error, jpeg, png
 from PIL import Image
 from test_errors import _drive_retrieve, _head_then, post_file
 
+from app.serving.admission import EVICTABLE_AFTER_S
 from models.allocator import MB
 
 
@@ -105,7 +106,10 @@ def test_a_trickling_body_is_closed_with_408_after_the_grace_period(make_client)
 
 
 def test_bodies_being_received_hold_no_capacity_and_a_full_reading_pool_is_429(make_client):
-    client = make_client(max_uploads=1, max_queue=1, max_batch_size=1, upload_grace_s=60)
+    # min rate 0: no body is slow enough to make room for the newcomer (see the next test)
+    client = make_client(
+        max_uploads=1, max_queue=1, max_batch_size=1, upload_grace_s=60, min_upload_rate_bps=0
+    )
     admission = client.app.state.service.admission
     release = threading.Event()
 
@@ -162,3 +166,34 @@ def test_thumbnails_and_message_images_are_decoded_inside_the_budget(make_client
     assert r.status_code == 200
     assert any(p["type"] == "image_url" for p in r.json()["messages"])
     assert 12 * MB < budget.peak <= 16 * MB and budget.held == 0
+
+
+def test_a_full_reading_pool_makes_room_by_closing_the_slowest_body(make_client):
+    client = make_client(max_uploads=1, upload_grace_s=60, min_upload_rate_bps=1024)
+    admission = client.app.state.service.admission
+    release = threading.Event()
+    answers: list[list[dict]] = []
+
+    async def stall():
+        while not release.is_set():
+            await anyio.sleep(0.01)
+        return {"type": "http.disconnect"}
+
+    slow = threading.Thread(
+        target=lambda: answers.append(_drive_retrieve(client, _head_then(stall)))
+    )
+    slow.start()
+    try:
+        deadline = time.monotonic() + 10
+        while admission.reading < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(EVICTABLE_AFTER_S + 0.2)  # old enough, and far below 1 KB/s
+        r = post_file(client, jpeg())  # the pool is full: the stalled body is closed for it
+        slow.join(10)
+    finally:
+        release.set()
+        slow.join(10)
+    assert r.status_code == 200
+    [sent] = answers
+    assert sent[0]["status"] == 408 and b"make room" in sent[1]["body"]
+    assert admission.refusals["slow_upload"] == 1 and admission.refusals["uploads_full"] == 0
