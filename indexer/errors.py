@@ -5,6 +5,7 @@
     ├── ManifestMismatchError   the manifest disagrees with the configured models (``.field``)
     └── IndexFileMismatchError  an index file disagrees with its manifest (``.field``)
     IndexInputError             a build, add or remove was given inputs that do not fit
+    MissingExtraError           an offline command needs an optional extra (``visrag[reports]``)
 
 All derive from :class:`models.errors.VisragError`.
 """
@@ -44,3 +45,11 @@ class IndexFileMismatchError(ArtifactError):
 class IndexInputError(VisragError):
     """What a build, add or remove was given does not fit: nothing could be embedded, an id is
     already indexed, or an id to remove is not in the index."""
+
+
+class MissingExtraError(VisragError):
+    """An offline command needs an optional dependency; the message names the extra to install."""
+
+    def __init__(self, module: str, *, extra: str, purpose: str) -> None:
+        super().__init__(f"{purpose} need {module}: pip install 'visrag[{extra}]'")
+        self.extra = extra
