@@ -57,7 +57,8 @@ RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_IN
 COPY pyproject.toml ./
 # The runtime dependencies exactly as pyproject.toml lists them, installed before any source is
 # copied, so editing code does not re-download the dependency layer. EXTRAS: optional extras to
-# add, comma-separated (e.g. EXTRAS=milvus for the compose profile `milvus`).
+# add, comma-separated (e.g. EXTRAS=milvus for the compose profile `milvus`; EXTRAS=reports for
+# the plots of `visrag evaluate`/`analyze`, which the service never draws).
 ARG EXTRAS=""
 RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; deps = p['dependencies'] + [d for e in os.environ.get('EXTRAS', '').split(',') if e for d in p['optional-dependencies'][e]]; open('requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
     && pip install --no-cache-dir -r requirements.txt

@@ -97,6 +97,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.admission_refusals = Counter(
+            "visrag_admission_refusals",
+            "Requests refused or closed by an admission rule: 'queue_full' and 'uploads_full' "
+            "(429 before the body is read), 'slow_upload' and 'upload_timeout' (408).",
+            ["rule"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "visrag_ready",
             "1 once models and index are loaded and warmed up.",

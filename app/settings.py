@@ -41,6 +41,20 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, description="Largest accepted upload.")
     max_pixels: int = Field(64_000_000, description="Decompression-bomb guard (width x height).")
     request_timeout_s: float = Field(30.0, description="Per-request time limit.")
+    max_uploads: int = Field(
+        64,
+        ge=1,
+        description="Request bodies received at once; one more gets 429 before its body is read.",
+    )
+    min_upload_rate_bps: int = Field(
+        1024,
+        ge=0,
+        description="Slowest upload kept after the grace period (bytes/s; 0: no minimum); "
+        "slower ones are closed with 408.",
+    )
+    upload_grace_s: float = Field(
+        5.0, ge=0, description="Time an upload has before the minimum rate applies."
+    )
     header_timeout_s: float = Field(
         10.0, gt=0, description="Time a connection has to send its request headers."
     )

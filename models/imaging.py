@@ -137,10 +137,30 @@ def _check_header(payload: bytes, max_pixels: int | None) -> None:
         image.verify()
 
 
-# Bytes per pixel PIL holds for a mode (RGB is stored as 4 bytes), and the extra full-size copies
-# the conversion to RGB makes at its peak (alpha: RGBA copy + white background + composite + RGB).
-_ONE_BYTE_MODES = frozenset({"1", "L", "P"})
-_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+# Bytes per pixel a decode holds at its peak, by the mode PIL decodes to: the native image (RGB is
+# stored as 4 bytes a pixel, LA as 4, I;16 as 2, I and F as 4) plus what to_rgb makes from it
+# (alpha: an RGBA copy, a white background, the composite and the RGB; 16/32-bit: the array, one
+# working copy, the 8-bit levels, L and RGB). Measured as peak RSS growth of one 4-MP decode in a
+# fresh process (tests/unit/test_decode_cost.py): RGB 4.05, L 5.0, I;16 9.6, I;16B 10.3, I and F
+# 17.3, CMYK 8.1, RGBA and LA 20.1, P with transparency 21.1.
+_PEAK_BYTES_PER_PIXEL = {
+    "RGB": 4,
+    "1": 5,
+    "L": 5,
+    "P": 5,
+    "I;16": 11,
+    "I;16L": 11,
+    "I;16B": 11,
+    "I;16N": 11,
+    "I": 18,
+    "F": 18,
+    "RGBA": 21,
+    "RGBa": 21,
+    "LA": 21,
+    "La": 21,
+    "PA": 22,
+}
+_OTHER_MODES_BYTES_PER_PIXEL = 8  # CMYK, YCbCr, LAB, HSV: 4 native + 4 RGB
 
 
 def decode_cost(payload: bytes, *, max_pixels: int | None, max_side: int | None = None) -> int:
@@ -161,10 +181,8 @@ def decode_cost(payload: bytes, *, max_pixels: int | None, max_side: int | None 
         mode, (width, height) = image.mode, image.size
         if mode == "P" and "transparency" in image.info:
             mode = "PA"  # decoded as a palette, converted through RGBA
-    pixels = width * height
-    native = pixels * (1 if mode in _ONE_BYTE_MODES else 2 if mode.startswith("I;16") else 4)
-    copies = 0 if mode == "RGB" else 4 if mode in _ALPHA_MODES else 1
-    return (native + copies * pixels * 4) * 11 // 10  # +10%: the resize's intermediate copies
+    per_pixel = _PEAK_BYTES_PER_PIXEL.get(mode, _OTHER_MODES_BYTES_PER_PIXEL)
+    return width * height * per_pixel * 11 // 10  # +10%: the resize's intermediate copies
 
 
 def _draft(image: Image.Image, max_side: int) -> None:
@@ -201,19 +219,33 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _to_uint8(values: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
-    arr = values.astype(np.float64)
-    if arr.size == 0:
-        return arr.astype(np.uint8)
-    lo, hi = float(arr.min()), float(arr.max())
-    if np.issubdtype(values.dtype, np.floating) and lo >= 0.0 and hi <= 1.0:
-        scaled = arr * 255.0
-    elif lo >= 0 and hi <= 255:
-        scaled = arr
-    elif lo >= 0 and hi <= 65535:
-        scaled = arr / 257.0
+    """8-bit levels of a greyscale array by its nominal range, with one working copy at most
+    (uint32 for 16-bit integers, float64 otherwise), scaled in place: decode_cost counts it."""
+    if values.size == 0:
+        return values.astype(np.uint8)
+    lo, hi = float(values.min()), float(values.max())
+    integer = np.issubdtype(values.dtype, np.integer)
+    if integer and lo >= 0 and hi <= 255:
+        return values.astype(np.uint8)
+    if integer and lo >= 0 and hi <= 65535:
+        # rint(v / 257) == (v + 128) // 257 for integers (no value lies half-way)
+        levels = values.astype(np.uint32)
+        levels += 128
+        levels //= 257
+        return levels.astype(np.uint8)
+    work = values.astype(np.float64)
+    if not integer and lo >= 0.0 and hi <= 1.0:
+        work *= 255.0
+    elif not integer and lo >= 0 and hi <= 255:
+        pass
+    elif not integer and lo >= 0 and hi <= 65535:
+        work /= 257.0
     else:
-        scaled = (arr - lo) / max(hi - lo, 1e-12) * 255.0
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        work -= lo
+        work *= 255.0 / max(hi - lo, 1e-12)
+    np.rint(work, out=work)
+    np.clip(work, 0, 255, out=work)
+    return work.astype(np.uint8)
 
 
 def target_size(

@@ -6,6 +6,7 @@ Exceptions raised by the HTTP layer (all subclasses of :class:`ServiceError`)::
     ├── UnauthorisedError      401 unauthorised       missing or wrong API key
     ├── NotFoundError          404 not_found          unknown catalogue item
     ├── UploadTimeoutError     408 upload_timeout     body not received in request_timeout_s
+    │   └── UploadTooSlowError 408 upload_timeout     body slower than min_upload_rate_bps
     ├── UploadTooLargeError    413 too_large          upload over max_upload_bytes
     ├── UnsupportedMediaError  415 unsupported_media  not multipart, or the file is not an image
     ├── EmptyUploadError       422 invalid_image      zero-byte file
@@ -72,6 +73,10 @@ class UploadTooLargeError(ServiceError):
 
 class UploadTimeoutError(ServiceError):
     close_connection = True
+
+
+class UploadTooSlowError(UploadTimeoutError):
+    pass
 
 
 class UnsupportedMediaError(ServiceError):

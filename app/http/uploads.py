@@ -1,13 +1,19 @@
-"""Read a multipart upload as it streams in, refusing oversized or non-image bodies early.
+"""Read a multipart upload as it streams in, refusing oversized, late, slow or non-image bodies.
 
 Starlette's own form parser spools every file to disk whatever its size; this one keeps at most
 ``max_bytes`` of the image in memory and stops reading the socket the moment the limit is passed
 (a Content-Length over the limit is refused before a byte is read), so a 2 GB upload costs
-nothing. The file's first bytes are sniffed: only real image formats pass.
+nothing. A body must arrive within ``timeout_s`` and, after ``grace_s``, keep pace with
+``min_rate_bps`` (by then ``min_rate_bps`` bytes for every second past the grace period): a client
+trickling a byte every few seconds is closed with 408 after about ``grace_s`` instead of holding
+its place for the whole timeout. The file's first bytes are sniffed: only real image formats pass.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import anyio
@@ -21,6 +27,7 @@ from app.http.errors import (
     UnsupportedMediaError,
     UploadTimeoutError,
     UploadTooLargeError,
+    UploadTooSlowError,
 )
 
 FILE_FIELD = "image"
@@ -148,17 +155,94 @@ class _PartCollector:
         self._buffer = bytearray()
 
 
+class BodyProgress:
+    """How far one body has come; admission may close it (:meth:`evict`) to make room."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.received = 0
+        self.evicted = False
+        self._scope: anyio.CancelScope | None = None
+
+    def rate(self, now: float) -> float:
+        """Bytes a second since the request arrived."""
+        return self.received / max(now - self.started, 1e-9)
+
+    def evict(self) -> None:
+        """Stop reading this body: it ends with UploadTooSlowError (408)."""
+        self.evicted = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+
+async def _paced(
+    request: Request,
+    progress: BodyProgress,
+    *,
+    timeout_s: float | None,
+    min_rate_bps: float | None,
+    grace_s: float,
+) -> AsyncGenerator[bytes, None]:
+    """The body's chunks, each awaited no later than the total and the pace deadlines allow."""
+    start = progress.started
+    end = start + timeout_s if timeout_s else math.inf
+    chunks = request.stream().__aiter__()
+    while True:
+        pace = start + grace_s + progress.received / min_rate_bps if min_rate_bps else math.inf
+        deadline = min(end, pace)
+        try:
+            with anyio.CancelScope() as scope:
+                progress._scope = scope
+                if progress.evicted:
+                    scope.cancel()
+                with anyio.fail_after(
+                    None if deadline == math.inf else deadline - time.monotonic()
+                ):
+                    chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            elapsed = time.monotonic() - start
+            if pace < end:
+                raise UploadTooSlowError(
+                    f"the upload is too slow: {progress.received} bytes in {elapsed:.1f} s, "
+                    f"below {min_rate_bps:g} bytes/s after a grace of {grace_s:g} s"
+                ) from None
+            raise UploadTimeoutError(
+                f"the upload did not arrive within {timeout_s:g} s "
+                f"({progress.received} bytes received)"
+            ) from None
+        finally:
+            progress._scope = None
+        if scope.cancelled_caught:
+            raise UploadTooSlowError(
+                f"the upload is too slow: {progress.received} bytes in "
+                f"{time.monotonic() - start:.1f} s, closed to make room for another upload"
+            )
+        progress.received += len(chunk)
+        yield chunk
+
+
 async def read_upload(
-    request: Request, *, max_bytes: int, timeout_s: float | None = None
+    request: Request,
+    *,
+    max_bytes: int,
+    timeout_s: float | None = None,
+    min_rate_bps: float | None = None,
+    grace_s: float = 0.0,
+    progress: BodyProgress | None = None,
 ) -> Upload:
     """Parse a ``multipart/form-data`` request with an image in field ``image``.
 
     ``timeout_s`` bounds reading the whole body: a client that declares a body and stalls would
     otherwise hold the request, and up to ``max_bytes`` of buffer, for as long as it likes.
+    ``min_rate_bps`` (after ``grace_s``) closes a body that trickles in long before that.
+    ``progress`` is kept up to date, and its :meth:`BodyProgress.evict` closes the body.
 
     Raises:
         UnsupportedMediaError: not multipart, or the file is not a known image format (415).
         UploadTimeoutError: the body did not arrive within ``timeout_s`` (408).
+        UploadTooSlowError: the body fell behind ``min_rate_bps`` after ``grace_s`` (408).
         UploadTooLargeError: the body passes ``max_bytes`` (+ form overhead) (413).
         EmptyUploadError: the file is empty (422).
         BadParameterError: no ``image`` field, malformed body, too many/long fields (422).
@@ -179,22 +263,26 @@ async def read_upload(
     collector = _PartCollector(max_bytes=max_bytes)
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     received = 0
+    body = _paced(
+        request,
+        progress or BodyProgress(),
+        timeout_s=timeout_s,
+        min_rate_bps=min_rate_bps,
+        grace_s=grace_s,
+    )
     try:
-        with anyio.fail_after(timeout_s):
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > limit:
-                    raise UploadTooLargeError(
-                        f"the upload is larger than the limit of {max_bytes} bytes"
-                    )
-                parser.write(chunk)
+        async for chunk in body:
+            received += len(chunk)
+            if received > limit:
+                raise UploadTooLargeError(
+                    f"the upload is larger than the limit of {max_bytes} bytes"
+                )
+            parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
         raise BadParameterError(f"malformed multipart body: {exc}") from None
-    except TimeoutError:
-        raise UploadTimeoutError(
-            f"the upload did not arrive within {timeout_s:g} s ({received} bytes received)"
-        ) from None
+    finally:
+        await body.aclose()
 
     if collector.image is None:
         raise BadParameterError(f"missing file field {FILE_FIELD!r}")

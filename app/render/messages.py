@@ -7,20 +7,22 @@ verified labels, zone and similarity; then the label votes. A caller puts them i
 names or assumes a particular model.
 
 ``message_parts`` is pure (cases, votes, image URLs in -> parts out); ``neighbour_images``
-makes the bounded images from catalogue paths (never request paths).
+makes the bounded images from catalogue paths (never request paths), each decoded by
+``image_of`` (the service's :func:`app.render.thumbnails.thumbnail`, inside the decode budget).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.render.estimates import estimate_lines
-from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
+from app.render.thumbnails import THUMBNAIL_SIZES
+from models.imaging import ImageDecodeError
 from visrag_client.schemas import CaseOut, LabelEstimateOut, LabelVoteOut
 
 logger = logging.getLogger(__name__)
@@ -116,9 +118,8 @@ def message_parts(
     return parts
 
 
-def jpeg_data_url(path: Path, max_side: int) -> str:
-    """The image at ``path`` fitted into ``max_side`` x ``max_side``, as a JPEG data URL."""
-    data = thumbnail(path, max_side)
+def jpeg_data_url(data: bytes) -> str:
+    """JPEG bytes as a data URL."""
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
@@ -127,14 +128,16 @@ def thumbnail_size(max_side: int) -> int:
     return max((s for s in THUMBNAIL_SIZES if s <= max_side), default=THUMBNAIL_SIZES[0])
 
 
-def neighbour_images(
+async def neighbour_images(
     cases: Sequence[CaseOut],
     limits: ImageLimits,
     *,
     path_of: Callable[[str], Path | str | None],
     url_of: Callable[[str, int], str],
+    image_of: Callable[[Path, int], Awaitable[bytes]],
 ) -> dict[str, str]:
-    """Image URLs of the first cases, within ``limits``, in rank order.
+    """Image URLs of the first cases, within ``limits``, in rank order; ``image_of(path, side)``
+    gives the JPEG bytes of a catalogue image fitted into ``side`` x ``side``.
 
     Data URLs stop at ``max_images`` or when the next one would pass ``max_total_bytes``;
     an unreadable or missing image is skipped (that case stays text only).
@@ -151,8 +154,8 @@ def neighbour_images(
         if path is None:
             continue
         try:
-            url = jpeg_data_url(Path(path), limits.max_side)
-        except OSError as exc:
+            url = jpeg_data_url(await image_of(Path(path), limits.max_side))
+        except (OSError, ImageDecodeError) as exc:
             logger.warning("image of %s not included: %s: %s", case.id, type(exc).__name__, exc)
             continue
         if total + len(url) > limits.max_total_bytes:

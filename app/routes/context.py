@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Depends, Request
 
 from app.http.auth import require_api_key
 from app.render.context import RenderedContext, render_context
 from app.render.messages import ImageLimits, message_parts, neighbour_images
+from app.render.thumbnails import thumbnail
 from app.routes.dependencies import ReadyDep, UploadDep
 from app.schemas import (
     ERROR_RESPONSES,
@@ -28,6 +28,7 @@ from app.schemas import (
     milliseconds,
     multipart_openapi,
 )
+from app.serving.admission import DecodeBudget
 from visrag_client.schemas import ContextResponse
 
 router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
@@ -55,7 +56,8 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
         )
     messages = None
     if form.format == "messages":
-        messages = await _messages(request, form, rendered, ready.image_path)
+        budget = ready.service.decode_budget
+        messages = await _messages(request, form, rendered, ready.image_path, budget)
     return ContextResponse(
         context=rendered.context,
         format=form.format,
@@ -74,8 +76,9 @@ async def _messages(
     form: ContextForm,
     rendered: RenderedContext,
     path_of: Callable[[str], Path | str | None],
+    budget: DecodeBudget,
 ) -> list[dict[str, Any]]:
-    """format=messages: the content parts, the images encoded off the event loop."""
+    """format=messages: the content parts, the images decoded inside the decode budget."""
     base = str(request.base_url).rstrip("/")  # includes the root path
     limits = ImageLimits(
         max_images=form.max_images,
@@ -83,14 +86,12 @@ async def _messages(
         max_total_bytes=form.max_total_bytes,
         urls=form.image_urls,
     )
-    images = await anyio.to_thread.run_sync(
-        functools.partial(
-            neighbour_images,
-            rendered.cases,
-            limits,
-            path_of=path_of,
-            url_of=lambda item_id, size: f"{base}{item_image_url(item_id)}?size={size}",
-        )
+    images = await neighbour_images(
+        rendered.cases,
+        limits,
+        path_of=path_of,
+        url_of=lambda item_id, size: f"{base}{item_image_url(item_id)}?size={size}",
+        image_of=functools.partial(thumbnail, budget=budget),
     )
     return message_parts(
         rendered.cases,

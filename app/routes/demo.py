@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 
@@ -16,6 +14,7 @@ from app.http.errors import NotFoundError
 from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
 from app.routes.dependencies import ReadyDep
 from app.schemas import ERROR_RESPONSES
+from models.imaging import ImageDecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +45,8 @@ async def item_image(
         raise NotFoundError(f"no indexed image for item {item_id!r}")
     size = min((s for s in THUMBNAIL_SIZES if s >= size), default=THUMBNAIL_SIZES[-1])
     try:
-        data = await anyio.to_thread.run_sync(functools.partial(thumbnail, Path(path), size))
-    except OSError as exc:  # file gone or unreadable since indexing (PIL errors are OSErrors)
+        data = await thumbnail(Path(path), size, budget=ready.service.decode_budget)
+    except (OSError, ImageDecodeError) as exc:  # file gone, unreadable or broken since indexing
         logger.warning("thumbnail of %s failed: %s: %s", item_id, type(exc).__name__, exc)
         raise NotFoundError(f"the indexed image of item {item_id!r} cannot be read") from exc
     return Response(

@@ -32,23 +32,28 @@ def get_ready(service: ServiceDep) -> Ready:
 ReadyDep = Annotated[Ready, Depends(get_ready)]
 
 
-async def admit(ready: ReadyDep) -> AsyncIterator[None]:
-    """A token of :class:`app.serving.admission.Admission` for the whole request (else 429 at
-    once)."""
-    with ready.service.admission.enter(ready.worker.retry_after):
-        yield
+async def get_upload(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]:
+    """The streamed multipart upload, and a token of the inference capacity for the rest of the
+    request (:class:`app.serving.admission.Admission`).
 
-
-AdmittedDep = Annotated[None, Depends(admit)]
-
-
-async def get_upload(request: Request, ready: ReadyDep, _admitted: AdmittedDep) -> Upload:
-    """The streamed multipart upload; read only once the service is ready (else 503 first) and
-    the request admitted (else 429 first)."""
+    Read only once the service is ready (else 503 first) and its capacity not full (else 429
+    first); the body takes a place in the body-reading pool, the token is taken once the body is
+    complete, so a slow body never holds capacity meant for real work.
+    """
     settings = ready.settings
-    return await read_upload(
-        request, max_bytes=settings.max_upload_bytes, timeout_s=settings.request_timeout_s
-    )
+    admission = ready.service.admission
+    admission.check(ready.worker.retry_after)
+    with admission.receiving(retry_after=settings.upload_grace_s) as progress:
+        upload = await read_upload(
+            request,
+            max_bytes=settings.max_upload_bytes,
+            timeout_s=settings.request_timeout_s,
+            min_rate_bps=settings.min_upload_rate_bps,
+            grace_s=settings.upload_grace_s,
+            progress=progress,
+        )
+    with admission.enter(ready.worker.retry_after):
+        yield upload
 
 
 UploadDep = Annotated[Upload, Depends(get_upload)]

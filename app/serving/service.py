@@ -34,11 +34,10 @@ from app.serving.reloading import Reloader
 from app.serving.resources import Resources, load_resources
 from app.settings import Settings
 from indexer.query import Filters, RetrievalResult
-from models.allocator import MB, return_memory
+from models.allocator import MB
 from models.base import Vectors
-from models.embedding import Prepared, prepare_image
+from models.embedding import prepare_image
 from models.errors import VisragError
-from models.imaging import decode_cost
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +80,14 @@ class Service:
         self.reloader = Reloader(
             metrics, interval_s=settings.reload_interval_s, resources=resources
         )
-        # 429 before a request's body is read: a queue's worth waiting, plus the batch computing
-        self.admission = Admission(settings.max_queue + settings.max_batch_size)
+        # 429 before a request's body is read: a queue's worth waiting, plus the batch computing;
+        # bodies are received in their own pool and take a token only once complete
+        self.admission = Admission(
+            settings.max_queue + settings.max_batch_size,
+            readers=settings.max_uploads,
+            min_rate_bps=settings.min_upload_rate_bps,
+            on_refusal=lambda rule: metrics.admission_refusals.labels(rule=rule).inc(),
+        )
         self.decode_budget = DecodeBudget(settings.decode_budget_mb * MB)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -163,10 +168,15 @@ class Service:
             "max_wait_ms": s.max_wait_ms,
             "max_queue": s.max_queue,
             "admitted": self.admission.in_progress,
+            "receiving": self.admission.reading,
             "refused_at_admission": self.admission.refused,
+            "admission_refusals": dict(self.admission.refusals),
             "max_upload_bytes": s.max_upload_bytes,
             "max_pixels": s.max_pixels,
             "request_timeout_s": s.request_timeout_s,
+            "max_uploads": s.max_uploads,
+            "min_upload_rate_bps": s.min_upload_rate_bps,
+            "upload_grace_s": s.upload_grace_s,
             "header_timeout_s": s.header_timeout_s,
             "decode_budget_mb": s.decode_budget_mb,
             "default_k": s.default_k,
@@ -219,22 +229,14 @@ class Ready:
         self, data: bytes, query: Query, filters: Filters
     ) -> tuple[RetrievalResult, dict[str, float]]:
         encoder, max_pixels = self.resources.image_encoder, self.settings.max_pixels
-
-        def prepare() -> Prepared:
-            try:
-                return prepare_image(data, encoder, max_pixels=max_pixels)
-            finally:
-                return_memory(cost)  # malloc_trim after a large decode (models.allocator)
-
         self.service.preparing += 1
         try:
-            cost = await anyio.to_thread.run_sync(
-                functools.partial(
-                    decode_cost, data, max_pixels=max_pixels, max_side=encoder.image_size
-                )
+            prepared = await self.service.decode_budget.decode(
+                data,
+                functools.partial(prepare_image, data, encoder, max_pixels=max_pixels),
+                max_pixels=max_pixels,
+                max_side=encoder.image_size,
             )
-            async with self.service.decode_budget.hold(cost):  # the memory is held until it ends:
-                prepared = await anyio.to_thread.run_sync(prepare)  # no abandon_on_cancel
             pending = self.worker.submit(prepared.pixels)
         finally:
             self.service.preparing -= 1  # after submit: the worker never sees a gap between them

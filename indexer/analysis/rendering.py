@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from indexer.errors import MissingExtraError
+
 
 def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
     """Draw the report's distributions; returns the PNG paths written."""
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # an optional extra: the service image leaves it out
+        raise MissingExtraError(
+            "matplotlib", extra="reports", purpose="the report's plots"
+        ) from exc
 
     paths = []
 

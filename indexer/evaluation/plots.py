@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from indexer.errors import MissingExtraError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -20,7 +22,12 @@ BASELINE_STYLE = {
 
 
 def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # an optional extra: the service image leaves it out
+        raise MissingExtraError(
+            "matplotlib", extra="reports", purpose="the report's plots"
+        ) from exc
 
     # A bare Figure (no pyplot) uses the Agg canvas and keeps no global state between reports.
     return Figure(figsize=(width, height), dpi=100, layout="constrained")

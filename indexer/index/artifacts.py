@@ -74,6 +74,7 @@ class Artifacts:
     label_head: LabelHead | None = None  # None: not fitted (see manifest.label_head) or old index
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _masks: CatalogueMasks | None = field(default=None, repr=False)
+    _outside_root: set[str] = field(default_factory=set, repr=False)  # logged once each
 
     def __post_init__(self) -> None:
         self._rows = {it.id: it.row for it in self.items}
@@ -89,14 +90,34 @@ class Artifacts:
         return self._rows.get(item_id)
 
     def image_file(self, item: CatalogueItem) -> Path | None:
-        """The item's image on disk: absolute as recorded, else under ``image_root``."""
+        """The item's image on disk: absolute as recorded, else under the recorded dataset root.
+
+        With ``image_root`` set (the service's ``data_root``), every image lies under it: a path
+        that resolves outside it (``..``, an absolute path elsewhere, a symlink out) is ``None``,
+        neither served nor decoded, and the reason is logged once per item.
+        """
         if not item.image:
             return None
         path = Path(item.image)
+        if self.image_root is not None:
+            root = self.image_root.resolve()
+            full = (root / path).resolve()
+            if full.is_relative_to(root):
+                return full
+            if item.id not in self._outside_root:
+                self._outside_root.add(item.id)
+                logger.warning(
+                    "image of %s not served: %s resolves to %s, outside data_root %s",
+                    item.id,
+                    item.image,
+                    full,
+                    root,
+                )
+            return None
         if path.is_absolute():
             return path
-        root = self.image_root or self.manifest.dataset.get("root")
-        return Path(root) / path if root else None
+        recorded = self.manifest.dataset.get("root")
+        return Path(recorded) / path if recorded else None
 
     def select(self, filters: Filters | None) -> npt.NDArray[np.int64] | None:
         """Rows an item filter allows (``None``: no filter). An item without labels is no-damage."""
@@ -257,13 +278,19 @@ def consistency_problems(a: Artifacts) -> list[str]:
     ):
         if vecs.dtype != np.float32 or vecs.ndim != 2 or vecs.shape != (n, dim):
             out.append(f"{name} is {vecs.dtype} {vecs.shape}, manifest says float32 ({n}, {dim})")
-    for name, store, dim in (
-        (IMAGE_INDEX, a.image_store, di),
-        (FUSED_INDEX, a.fused_store, di + dt),
-    ):
-        live = m.store.kind == "milvus"  # shared with writers: its count may differ from ours
-        if (store.ntotal != n and not live) or store.dim != dim:
-            out.append(f"{name} holds {store.ntotal} x {store.dim}, expected {n} x {dim}")
+    live = m.store.kind == "milvus"  # shared with writers: its count may differ from ours
+    stores: tuple[tuple[Literal["image", "fused"], str, VectorStoreProtocol, int], ...] = (
+        ("image", IMAGE_INDEX, a.image_store, di),
+        ("fused", FUSED_INDEX, a.fused_store, di + dt),
+    )
+    for key, name, store, dim in stores:
+        spec = m.index[key]
+        if store.ntotal != n and not live:
+            out.append(f"{name}: count is {store.ntotal} in the file, {n} in the manifest")
+        if store.dim != spec.dim:
+            out.append(f"{name}: dim is {store.dim} in the file, {spec.dim} in the manifest")
+        elif spec.dim != dim:
+            out.append(f"manifest index.{key}.dim is {spec.dim}, its models make {dim}")
     return out
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from indexer.errors import IndexFileMismatchError
 from indexer.index import ivfpq
 from models.fusion import fuse
 
@@ -35,6 +37,36 @@ logger = logging.getLogger(__name__)
 INDEX_TYPES: tuple[str, ...] = ("flat", "hnsw", "ivfpq")
 Ids = npt.NDArray[np.int64]
 Vectors = npt.NDArray[np.float32]
+
+
+_METRICS = {faiss.METRIC_INNER_PRODUCT: "inner_product", faiss.METRIC_L2: "l2"}
+
+
+@dataclass(frozen=True)
+class IndexFacts:
+    """What a FAISS index file holds, read from the index itself (not from any manifest)."""
+
+    type: str  # one of INDEX_TYPES, else the FAISS class name
+    metric: str  # "inner_product", "l2", else "faiss metric <n>"
+    dim: int
+    count: int
+
+
+def index_facts(index: faiss.Index) -> IndexFacts:
+    """The type, metric, dim and count of a FAISS index as its structure says."""
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    if isinstance(inner, faiss.IndexRefine):
+        inner = faiss.downcast_index(inner.base_index)
+    if isinstance(inner, faiss.IndexFlat):
+        kind = "flat"
+    elif isinstance(inner, faiss.IndexHNSW):
+        kind = "hnsw"
+    elif isinstance(inner, faiss.IndexIVFPQ):
+        kind = "ivfpq"
+    else:
+        kind = type(inner).__name__
+    metric = _METRICS.get(index.metric_type, f"faiss metric {index.metric_type}")
+    return IndexFacts(type=kind, metric=metric, dim=int(index.d), count=int(index.ntotal))
 
 
 def _as_vectors(x: npt.ArrayLike, dim: int | None = None) -> Vectors:
@@ -259,9 +291,22 @@ class VectorStore:
         params: dict[str, Any] | None = None,
         mmap: bool = False,
     ) -> VectorStore:
-        """Read an index; ``mmap`` maps its data read-only instead of copying it into RAM."""
+        """Read an index; ``mmap`` maps its data read-only instead of copying it into RAM.
+
+        Raises:
+            IndexFileMismatchError: the file holds another type than ``index_type``, or a metric
+                other than inner product.
+        """
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         index = faiss.read_index(str(path), flags)
+        facts = index_facts(index)
+        name = Path(path).name
+        if facts.type != index_type:
+            raise IndexFileMismatchError(name, "type", manifest=index_type, found=facts.type)
+        if facts.metric != "inner_product":
+            raise IndexFileMismatchError(
+                name, "metric", manifest="inner_product", found=facts.metric
+            )
         store = cls(index, index_type=index_type, params=dict(params or {}))
         if index_type == "hnsw":
             store.params.setdefault("efSearch", 128)

@@ -1,9 +1,12 @@
 """Hardening of the real server (`visrag serve` in a subprocess, tiny DINOv3, API key set):
-a header-read timeout, bounded decode memory under a burst of near-limit PNGs, the OpenAPI
+a header-read timeout, slow uploads that cannot lock normal calls out, bounded decode memory under
+a burst of near-limit PNGs, the OpenAPI
 document's security and error statuses, and a bounded schemathesis run with and without a key."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import os
 import socket
@@ -11,12 +14,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 from service_index import REPO, build_small_index, free_port, start_server, stop_server
+
+from bench.attacks import trickle_while_calling
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +35,12 @@ BUDGET_MB = 160  # two 3999x3999 RGB PNGs (~70 MB each) at a time, not sixteen (
 BURST = 16
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
-    root = build_small_index(
-        tmp_path_factory.mktemp("hardened"), tiny_dinov3, text_encoder, taxonomy, n=8
-    )
+@contextlib.contextmanager
+def _serving(root: Path, **env: str) -> Iterator[tuple[str, int, int]]:
+    """`visrag serve` on ``root / "art"`` with ``env``, ready: (base URL, port, pid)."""
     port = free_port()
     log = root / "server.log"
-    proc = start_server(
-        root / "art",
-        port,
-        log,
-        VISRAG_API_KEYS=KEY,
-        VISRAG_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
-        VISRAG_MAX_PIXELS=str(MAX_PIXELS),
-        VISRAG_DECODE_BUDGET_MB=str(BUDGET_MB),
-        VISRAG_REQUEST_TIMEOUT_S="240",
-    )
+    proc = start_server(root / "art", port, log, VISRAG_API_KEYS=KEY, **env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -62,6 +57,36 @@ def served(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
         yield base, port, proc.pid
     finally:
         stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def index_root(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
+    return build_small_index(
+        tmp_path_factory.mktemp("hardened"), tiny_dinov3, text_encoder, taxonomy, n=8
+    )
+
+
+@pytest.fixture(scope="module")
+def served(index_root):
+    with _serving(
+        index_root,
+        VISRAG_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+        VISRAG_MAX_PIXELS=str(MAX_PIXELS),
+        VISRAG_DECODE_BUDGET_MB=str(BUDGET_MB),
+        VISRAG_REQUEST_TIMEOUT_S="240",
+    ) as server:
+        yield server
+
+
+def test_slow_uploads_do_not_lock_normal_calls_out(index_root):
+    """Issue 27 A: 30 bodies trickling a byte every 2 s against a queue of 4 (default upload
+    settings): 5 normal calls in a row are all served, and every slow upload ends with a 408."""
+    with _serving(index_root, VISRAG_MAX_QUEUE="4") as (base, _, _):
+        result = asyncio.run(
+            trickle_while_calling(base, clients=30, interval_s=2.0, calls=5, headers=AUTH)
+        )
+    assert result["normal_statuses"] == [200] * 5, result
+    assert result["slow_answers"] == {"HTTP/1.1 408 Request Timeout": 30}, result
 
 
 def test_a_connection_that_never_finishes_its_headers_is_closed(served):

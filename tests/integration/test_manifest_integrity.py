@@ -50,6 +50,20 @@ def edited_copy(src: Path, dst: Path, path: tuple[str, ...], value: object) -> P
     return dst
 
 
+def serve_until_exit(art: Path) -> tuple[int, str]:
+    """Run ``visrag serve`` on ``art`` until it stops: its exit code and everything it printed."""
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "VISRAG_DEVICE": "cpu",
+        "PYTHONPATH": str(REPO),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        serve_command(art, 0), cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
 def test_a_build_records_both_checksums(built):
     from indexer.index.artifacts import read_manifest
     from models.fingerprint import weights_sha256
@@ -76,17 +90,22 @@ def test_an_edited_field_is_refused_by_verify_and_by_the_service(built, tmp_path
 
 def test_visrag_serve_refuses_an_edited_manifest(built, tmp_path):
     art = edited_copy(built[0] / "art", tmp_path / "art", ("fusion", "alpha"), 0.7)
-    env = {
-        "HF_HUB_OFFLINE": "1",
-        "VISRAG_DEVICE": "cpu",
-        "PYTHONPATH": str(REPO),
-        "PATH": "/usr/bin:/bin",
-    }
-    done = subprocess.run(
-        serve_command(art, 0), cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 3, done.stdout + done.stderr
-    assert "manifest checksum mismatch" in done.stdout + done.stderr
+    code, out = serve_until_exit(art)
+    assert code == 3, out
+    assert "manifest checksum mismatch" in out
+
+
+def test_visrag_serve_refuses_an_index_type_its_file_does_not_hold(built, tmp_path):
+    """The manifest says hnsw over a flat file, resealed: one line naming ``type``, exit 3."""
+    from indexer.index.manifest import manifest_checksum
+
+    art = edited_copy(built[0] / "art", tmp_path / "art", ("index", "fused", "type"), "hnsw")
+    manifest = json.loads((art / "manifest.json").read_text())
+    manifest["manifest_sha256"] = manifest_checksum(manifest)
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    code, out = serve_until_exit(art)
+    assert code == 3 and "Traceback" not in out, out
+    assert "fused.faiss: type is 'flat' in the file, 'hnsw' in the manifest" in out
 
 
 def test_a_model_directory_with_other_weights_is_refused(built, tmp_path):

@@ -386,3 +386,88 @@ def test_invalid_manifest_field_is_refused_naming_it(tmp_path, path, value, fiel
     _edit_manifest(out, edit)
     with pytest.raises(ArtifactError, match=field.replace(".", r"\.")):
         load_artifacts(out, verify=False)
+
+
+def _flat(dim: int, n: int, *, metric: int = 0) -> object:
+    import faiss
+
+    index = faiss.IndexIDMap2(faiss.IndexFlat(dim, metric))
+    x = l2_normalise(np.random.default_rng(1).normal(size=(n, dim)))
+    index.add_with_ids(x, np.arange(n, dtype=np.int64))
+    return index
+
+
+def _replace_index_file(out: Path, name: str, index: object) -> None:
+    """Swap an index file and record its checksum, as a hand-made directory would."""
+    import faiss
+
+    faiss.write_index(index, str(out / name))
+    digest = art._sha256(out / name)
+    _edit_manifest(out, lambda m: m["files"].update({name: digest}))
+
+
+def _swap_flat_for(kind: str):
+    def swap(out: Path) -> None:
+        if kind == "type":  # the issue's case: the manifest says hnsw over a flat file
+            _edit_manifest(out, lambda m: m["index"]["image"].update(type="hnsw"))
+        elif kind == "metric":
+            _replace_index_file(out, art.IMAGE_INDEX, _flat(DI, 30, metric=1))
+        elif kind == "dim":
+            _replace_index_file(out, art.IMAGE_INDEX, _flat(DI + 8, 30))
+        else:
+            _replace_index_file(out, art.IMAGE_INDEX, _flat(DI, 29))
+
+    return swap
+
+
+@pytest.mark.parametrize(
+    ("kind", "line"),
+    [
+        ("type", "image.faiss: type is 'flat' in the file, 'hnsw' in the manifest"),
+        ("metric", "image.faiss: metric is 'l2' in the file, 'inner_product' in the manifest"),
+        ("dim", "image.faiss: dim is 32 in the file, 24 in the manifest"),
+        ("count", "image.faiss: count is 29 in the file, 30 in the manifest"),
+    ],
+)
+def test_an_index_file_disagreeing_with_its_manifest_is_refused_in_one_line(tmp_path, kind, line):
+    from typer.testing import CliRunner
+
+    from indexer.cli.main import cli
+
+    out = tmp_path / "a"
+    write(out)
+    _swap_flat_for(kind)(out)
+    with pytest.raises(ArtifactError) as err:
+        load_artifacts(out)
+    assert line in str(err.value) and "\n" not in str(err.value)
+    [(check, ok, detail)] = verify_artifacts(out)
+    assert not ok and line in detail
+    result = CliRunner().invoke(cli, ["index", "verify", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    [fail] = [row for row in result.output.splitlines() if row.startswith("FAIL")]
+    assert line in fail
+
+
+def test_images_resolving_outside_the_data_root_are_not_served(tmp_path, caplog):
+    import dataclasses
+
+    out = tmp_path / "a"
+    write(out)
+    root, elsewhere = tmp_path / "data", tmp_path / "secret.jpg"
+    (root / "images").mkdir(parents=True)
+    elsewhere.write_bytes(b"not for the service")
+    (root / "images" / "img000.jpg").symlink_to(elsewhere)  # a symlink out of the root
+    (root / "images" / "img001.jpg").write_bytes(b"inside")
+    a = load_artifacts(out, image_root=root)
+    inside, linked = a.items[1], a.items[0]
+    assert a.image_file(inside) == (root / "images" / "img001.jpg").resolve()
+    outside = [
+        linked,
+        dataclasses.replace(inside, id="up", image="../secret.jpg"),
+        dataclasses.replace(inside, id="abs", image=str(elsewhere)),
+    ]
+    with caplog.at_level("WARNING", logger="indexer.index.artifacts"):
+        for _ in range(3):
+            assert [a.image_file(item) for item in outside] == [None, None, None]
+    logged = [r.getMessage() for r in caplog.records if "outside data_root" in r.getMessage()]
+    assert len(logged) == 3 and all("secret.jpg" in line for line in logged)

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 
+import anyio
 from PIL import Image
 
-from app.render.messages import ImageLimits, message_parts, neighbour_images
+from app.render import messages
+from app.render.messages import ImageLimits, message_parts
+from app.render.thumbnails import thumbnail
+from app.serving.admission import DecodeBudget
+from models.allocator import MB
 from visrag_client.schemas import CaseLabelOut, CaseOut, LabelVoteOut
+
+
+def neighbour_images(*args, **kwargs) -> dict[str, str]:
+    """The images as the /context route makes them: thumbnails inside a decode budget."""
+    image_of = functools.partial(thumbnail, budget=DecodeBudget(64 * MB))
+    call = functools.partial(messages.neighbour_images, *args, image_of=image_of, **kwargs)
+    return anyio.run(call)
 
 
 def case(rank: int, item_id: str, labels: tuple[CaseLabelOut, ...] = ()) -> CaseOut:
