@@ -74,7 +74,11 @@ def demo(
     )
     typer.secho(f"demo page: http://127.0.0.1:{port}/  (Ctrl+C to stop)", fg="green", bold=True)
     if build.tiny:
-        typer.secho("(tiny random model: the neighbours are meaningless)", fg="red", bold=True)
+        typer.secho(
+            "(tiny random model, NOT a real model: it only tells the drawn damage apart)",
+            fg="red",
+            bold=True,
+        )
     resources = demo_resources(build, rerank_candidates=settings.rerank_candidates)
     raise typer.Exit(run_server(settings, resources=resources))
 

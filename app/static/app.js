@@ -52,9 +52,10 @@
       const info = await r.json();
       const model = (info.manifest.image_model || {}).id || "";
       $("model").textContent = `${model.split("/").pop()} · ${info.runtime.index_size} items · ${info.runtime.device}`;
-      if (/tiny-random/.test(model)) {
-        $("warning").textContent = "Demo model: a tiny, randomly initialised DINOv3. Similarities "
-          + "and neighbours are meaningless; configure a real checkpoint for real retrieval.";
+      if (info.manifest.image_model.random_init || /tiny-random/.test(model)) {
+        $("warning").textContent = "Not a real model: a tiny, randomly initialised DINOv3. Its "
+          + "'contrast' pooling finds the damage drawn on this synthetic set; on real photos it "
+          + "means nothing. Configure a real checkpoint for real retrieval.";
         $("warning").hidden = false;
       }
     } catch (err) {

@@ -44,7 +44,7 @@ def test_demo_builds_once_warns_and_serves(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "TINY, RANDOMLY INITIALISED DINOv3" in result.output
-    assert "MEANINGLESS" in result.output
+    assert "NOT A REAL MODEL" in result.output
     assert "http://127.0.0.1:18999/" in result.output
     settings, resources = served[-1]
     assert settings.artifacts == work / "artifacts" and settings.port == 18999
