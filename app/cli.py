@@ -70,7 +70,13 @@ def demo(
         echo=typer.echo,
     )
     settings = base.model_copy(
-        update={"artifacts": build.artifacts, "host": "127.0.0.1", "port": port, "demo_page": True}
+        update={
+            "artifacts": build.artifacts,
+            "host": "127.0.0.1",
+            "port": port,
+            "demo_page": True,
+            "demo_samples": build.samples,
+        }
     )
     typer.secho(f"demo page: http://127.0.0.1:{port}/  (Ctrl+C to stop)", fg="green", bold=True)
     if build.tiny:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+SAMPLES_DIR = "samples"
+SAMPLE_COUNT = 8
 TINY_DIR = "tiny-random-dinov3"
 TINY_POOLING = "contrast"
 TINY_WARNING = """
@@ -39,6 +42,7 @@ TINY_WARNING = """
 @dataclass
 class DemoBuild:
     artifacts: Path
+    samples: Path
     image_encoder: ImageEncoderProtocol
     text_encoder: TextEncoderProtocol
     taxonomy: Taxonomy
@@ -147,8 +151,45 @@ def prepare_demo(
         )
         echo(f"indexed {report.count} images in {report.seconds:.1f} s -> {artifacts}")
         recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+    samples = workdir / SAMPLES_DIR
+    if not reused or not (samples / "samples.json").is_file():
+        write_samples(workdir / "split" / "test.jsonl", samples, taxonomy)
+    echo(f"sample photos of the held-out split (not indexed): {samples}")
     load_artifacts(artifacts, verify=True)  # what the service will do; fails loudly if broken
-    return DemoBuild(artifacts, encoder, text_encoder, taxonomy, is_tiny, reused)
+    return DemoBuild(artifacts, samples, encoder, text_encoder, taxonomy, is_tiny, reused)
+
+
+def write_samples(
+    test_split: Path, out: Path, taxonomy: Taxonomy, *, count: int = SAMPLE_COUNT
+) -> list[dict[str, Any]]:
+    """Copy ``count`` held-out photos, varied label sets first, to ``out/01.jpg``... and list them
+    with their true labels in ``out/samples.json`` (the demo page shows them after the answer)."""
+    rows = [json.loads(line) for line in test_split.read_text().splitlines() if line.strip()]
+    seen: set[tuple[str, ...]] = set()
+    varied, rest = [], []
+    for row in rows:
+        key = tuple(sorted(row.get("labels") or {}))
+        (rest if key in seen else varied).append(row)
+        seen.add(key)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    samples = []
+    for i, row in enumerate((varied + rest)[:count], start=1):
+        name = f"{i:02d}.jpg"
+        shutil.copyfile(test_split.parent / row["image"], out / name)
+        labels = [
+            {
+                "id": label,
+                "count": n,
+                "name": taxonomy.label(label).name("en"),
+                "name_es": taxonomy.label(label).name("es"),
+            }
+            for label, n in (row.get("labels") or {}).items()
+        ]
+        samples.append({"file": name, "labels": labels, "id": row["id"]})
+    (out / "samples.json").write_text(json.dumps(samples, indent=2) + "\n")
+    return samples
 
 
 def demo_resources(build: DemoBuild, *, rerank_candidates: int = 20) -> Any:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Response
@@ -14,12 +15,13 @@ from fastapi.responses import FileResponse
 from app.http.auth import require_api_key
 from app.http.errors import NotFoundError
 from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
-from app.routes.dependencies import ReadyDep
+from app.routes.dependencies import ReadyDep, ServiceDep
 from app.schemas import ERROR_RESPONSES
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SAMPLES_FILE = "samples.json"
 
 page_router = APIRouter(tags=["demo"], include_in_schema=False)
 items_router = APIRouter(tags=["catalogue"], dependencies=[Depends(require_api_key)])
@@ -28,6 +30,26 @@ items_router = APIRouter(tags=["catalogue"], dependencies=[Depends(require_api_k
 @page_router.get("/")
 async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@page_router.get("/demo/samples")
+async def samples(service: ServiceDep) -> list[dict[str, Any]]:
+    """The sample photos the page offers (held-out, with their true labels); [] when none."""
+    folder = service.settings.demo_samples
+    if folder is None or not (folder / SAMPLES_FILE).is_file():
+        return []
+    listed: list[dict[str, Any]] = json.loads((folder / SAMPLES_FILE).read_text("utf-8"))
+    return [{**s, "url": f"demo/samples/{s['file']}"} for s in listed]
+
+
+@page_router.get("/demo/samples/{name}")
+async def sample_image(name: str, service: ServiceDep) -> FileResponse:
+    """One sample photo, by a name that ``samples.json`` lists (no paths accepted)."""
+    listed = await samples(service)
+    folder = service.settings.demo_samples
+    if folder is None or name not in {s["file"] for s in listed}:
+        raise NotFoundError(f"no demo sample {name!r}")
+    return FileResponse(folder / name, media_type="image/jpeg")
 
 
 @items_router.get(

@@ -63,6 +63,55 @@
     }
   }
 
+  let sample = null; // the clicked sample, whose true labels are shown after the answer
+
+  async function loadSamples() {
+    try {
+      const r = await fetch("demo/samples");
+      if (!r.ok) return;
+      const list = await r.json();
+      const strip = $("sample-strip");
+      for (const s of list) {
+        const b = el("button", "sample");
+        b.type = "button";
+        b.title = s.file;
+        const img = el("img");
+        img.src = s.url;
+        img.alt = `sample ${s.file}`;
+        b.append(img);
+        b.addEventListener("click", () => querySample(s, b));
+        strip.append(b);
+      }
+      $("samples").hidden = list.length === 0;
+    } catch (err) {
+      // no samples outside `visrag demo`
+    }
+  }
+
+  async function querySample(s, button) {
+    const r = await fetch(s.url);
+    if (!r.ok) { showError(`sample ${s.file}: ${r.status}`); return; }
+    const file = new File([await r.blob()], s.file, { type: "image/jpeg" });
+    const transfer = new DataTransfer();
+    transfer.items.add(file);
+    fileInput.files = transfer.files;
+    setPreview(file);
+    document.querySelectorAll(".strip button").forEach((x) => x.classList.remove("chosen"));
+    button.classList.add("chosen");
+    sample = s;
+    form.requestSubmit();
+  }
+
+  function showTruth() {
+    const truth = $("truth");
+    if (!sample) { truth.hidden = true; return; }
+    const es = $("language").value === "es";
+    const names = sample.labels.map((lb) => `${lb.count} × ${es ? lb.name_es : lb.name}`);
+    truth.textContent = (es ? "Etiquetas verdaderas de la muestra: " : "True labels of the sample: ")
+      + (names.length ? names.join(", ") : (es ? "sin daño" : "no damage"));
+    truth.hidden = false;
+  }
+
   function setPreview(file) {
     const preview = $("preview");
     if (!file) return;
@@ -72,13 +121,14 @@
     $("drop-text").textContent = file.name;
   }
 
-  fileInput.addEventListener("change", () => setPreview(fileInput.files[0]));
+  fileInput.addEventListener("change", () => { sample = null; setPreview(fileInput.files[0]); });
   ["dragenter", "dragover"].forEach((ev) =>
     drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((ev) =>
     drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
   drop.addEventListener("drop", (e) => {
     if (e.dataTransfer.files.length) {
+      sample = null;
       fileInput.files = e.dataTransfer.files;
       setPreview(fileInput.files[0]);
     }
@@ -187,6 +237,7 @@
       renderVotes(body.label_votes);
       renderEstimates(body.label_estimates);
       $("context").textContent = body.context;
+      showTruth();
       $("copy").disabled = false;
       const total = Object.values(body.timings).reduce((a, b) => a + b, 0);
       $("timing").textContent = `${body.mode} · ${total.toFixed(0)} ms in the pipeline`;
@@ -209,4 +260,5 @@
   });
 
   refreshStatus();
+  loadSamples();
 })();

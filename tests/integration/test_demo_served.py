@@ -1,0 +1,117 @@
+"""`visrag demo` as a user runs it (a subprocess on a free port, tiny random DINOv3): the README's
+curl examples run as written against it, and its page works in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from browser import CHROMIUM_ARGS, chromium_path
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """(base URL, the directory `visrag demo` was started in)."""
+    cwd = tmp_path_factory.mktemp("user")
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VISRAG_DEVICE": "cpu"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "client")])
+    command = [sys.executable, "-m", "app.cli", "demo", "--tiny", "--n", "60"]
+    log = (cwd / "demo.log").open("w")
+    proc = subprocess.Popen(
+        [*command, "--port", str(port)], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{base}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("visrag demo not ready:\n" + (cwd / "demo.log").read_text()[-3000:])
+        yield base, cwd
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _readme_curls(port: int) -> list[str]:
+    """The HTTP API section's curl commands, continuation lines joined, on the demo's port."""
+    text = (REPO / "README.md").read_text("utf-8")
+    section = text[text.index("## HTTP API") :]
+    block = section[section.index("```bash") + 7 : section.index("```\n", 8)]
+    commands = re.sub(r"\\\n\s*", "", block)
+    lines = [ln for ln in commands.splitlines() if ln.startswith("curl ")]
+    return [ln.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for ln in lines]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_readme_curl_examples_run_as_written_against_the_demo(demo):
+    base, cwd = demo
+    commands = _readme_curls(int(base.rsplit(":", 1)[1]))
+    assert len(commands) >= 8 and all("photo.jpg" not in c for c in commands)
+    for command in commands:
+        done = subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
+        assert done.stdout.strip(), command
+    assert "Casos verificados similares" in next(
+        subprocess.run(c, shell=True, cwd=cwd, capture_output=True, text=True).stdout
+        for c in commands
+        if "language=es" in c
+    )
+
+
+@pytest.mark.browser
+def test_a_sample_click_answers_with_distinct_scores_and_then_the_true_labels(demo):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base, _ = demo
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(base + "/")
+            page.wait_for_selector("#status.ok", timeout=20_000)
+            assert "Not a real model" in page.locator("#warning").inner_text()
+            strip = page.locator("#sample-strip button")
+            strip.first.wait_for(timeout=10_000)
+            assert strip.count() == 8
+            assert page.locator("#truth").is_hidden()  # not before the answer
+
+            strip.nth(1).click()
+            page.wait_for_function("document.querySelectorAll('#neighbours .card').length === 5")
+            scores = page.locator("#neighbours .cos").all_inner_texts()
+            assert len(set(scores)) > 1, scores  # not every neighbour at cos 1.000
+            truth = page.locator("#truth").inner_text()
+            assert truth.startswith("True labels of the sample: ")
+        finally:
+            browser.close()
+    assert errors == []
