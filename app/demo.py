@@ -166,7 +166,8 @@ def write_samples(
     with their true labels in ``out/samples.json`` (the demo page shows them after the answer)."""
     rows = [json.loads(line) for line in test_split.read_text().splitlines() if line.strip()]
     seen: set[tuple[str, ...]] = set()
-    varied, rest = [], []
+    varied: list[dict[str, Any]] = []
+    rest: list[dict[str, Any]] = []
     for row in rows:
         key = tuple(sorted(row.get("labels") or {}))
         (rest if key in seen else varied).append(row)
