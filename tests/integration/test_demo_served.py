@@ -115,3 +115,31 @@ def test_a_sample_click_answers_with_distinct_scores_and_then_the_true_labels(de
         finally:
             browser.close()
     assert errors == []
+
+
+@pytest.mark.browser
+def test_docs_render_with_the_network_cut(demo):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base, _ = demo
+    outside: list[str] = []
+
+    def loopback_only(route):
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", loopback_only)
+            page.goto(base + "/docs")
+            page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+            paths = page.locator(".opblock-summary-path").all_inner_texts()
+            assert "/retrieve" in paths and "/context" in paths
+            assert page.locator(".swagger-ui .title").inner_text().startswith("visrag")
+        finally:
+            browser.close()
+    assert outside == []
