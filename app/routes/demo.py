@@ -53,6 +53,19 @@ async def sample_image(name: str, service: ServiceDep) -> FileResponse:
 
 
 @items_router.get(
+    "/items/{item_id:path}/annotation",
+    responses={404: ERROR_RESPONSES[422] | {"description": "Unknown item"}},
+)
+async def item_annotation(item_id: str, ready: ReadyDep) -> dict[str, Any]:
+    """The verified defect outlines of an indexed image (pixels of the original): ``size``
+    [width, height] and ``shapes`` [{label, polygon}]; empty for no damage or no outlines."""
+    item = ready.resources.retriever.item(item_id)
+    if item is None:
+        raise NotFoundError(f"no indexed item {item_id!r}")
+    return {"size": item.defects.get("size"), "shapes": item.defects.get("shapes", [])}
+
+
+@items_router.get(
     "/items/{item_id:path}/image",
     response_class=Response,
     responses={404: ERROR_RESPONSES[422] | {"description": "Unknown item"}},

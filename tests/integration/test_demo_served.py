@@ -143,3 +143,45 @@ def test_docs_render_with_the_network_cut(demo):
         finally:
             browser.close()
     assert outside == []
+
+
+@pytest.mark.browser
+def test_the_page_on_a_phone_in_spanish_outlines_damage_and_clears_on_error(demo):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base, _ = demo
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(base + "/")
+            page.wait_for_selector("#status.ok", timeout=20_000)
+            page.select_option("#language", "es")
+            assert page.locator("#submit").inner_text() == "Buscar casos similares"
+            assert page.locator("html").get_attribute("lang") == "es"
+            assert "No es un modelo real" in page.locator("#warning").inner_text()
+            page.fill("#k", "8")
+            page.locator("#sample-strip button").first.click()
+            page.wait_for_function("document.querySelectorAll('#neighbours .card').length === 8")
+            page.wait_for_selector("#neighbours .thumb svg polygon", timeout=10_000)
+            assert page.locator("#truth").inner_text().startswith("Etiquetas verdaderas")
+            assert "Casos verificados similares" in page.locator("#context").inner_text()
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"the page scrolls sideways on a phone: {width} px"
+
+            card = page.locator("#neighbours .thumb:has(svg)").first
+            card.click()
+            page.wait_for_selector("#zoom[open] .frame img", timeout=5_000)
+            assert page.locator("#zoom .frame svg polygon").count() >= 1
+            page.locator("#zoom button").click()
+
+            page.select_option("#mode", "hybrid")  # without a caption: the service says 422
+            page.click("#submit")
+            page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+            assert "422" in page.locator("#error").inner_text()
+            assert page.locator("#neighbours .card").count() == 0  # the old answer is gone
+            assert page.locator("#context").inner_text() == ""
+        finally:
+            browser.close()
+    assert errors == []
