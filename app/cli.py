@@ -53,10 +53,18 @@ def demo(
     seed: Annotated[int, typer.Option(help="seed of the synthetic data and split")] = 0,
 ) -> None:
     """Generate a synthetic dataset, split it, index it and serve it with the demo page."""
-    from app.demo import demo_resources, prepare_demo
+    from app.demo import demo_resources, port_in_use, prepare_demo
     from app.server import run_server
     from app.settings import Settings
 
+    if port_in_use("127.0.0.1", port):
+        typer.secho(
+            f"port {port} on 127.0.0.1 is already in use (another visrag demo or server?): "
+            f"stop it, or pick another port, e.g. visrag demo --port {port + 1}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
     base = Settings()
     build = prepare_demo(
         workdir,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,17 @@ def _load_encoder(
         make_tiny_dinov3(path)
     encoder = load_image_encoder(path, device=device, image_size=image_size, pooling=TINY_POOLING)
     return encoder, True, reason
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether the server could not listen on ``host:port`` (checked before minutes of work)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def _one_torch_thread() -> None:
