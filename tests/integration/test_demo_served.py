@@ -3,6 +3,7 @@ curl examples run as written against it, and its page works in headless Chromium
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -11,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -88,33 +91,39 @@ def test_readme_curl_examples_run_as_written_against_the_demo(demo):
     )
 
 
-@pytest.mark.browser
-def test_a_sample_click_answers_with_distinct_scores_and_then_the_true_labels(demo):
+@contextlib.contextmanager
+def demo_page(base: str, width: int) -> Iterator[Any]:
+    """The demo page, ready, in headless Chromium ``width`` px wide; no page error allowed."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    base, _ = demo
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": width, "height": 900})
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(base + "/")
             page.wait_for_selector("#status.ok", timeout=20_000)
-            assert "Not a real model" in page.locator("#warning").inner_text()
-            strip = page.locator("#sample-strip button")
-            strip.first.wait_for(timeout=10_000)
-            assert strip.count() == 8
-            assert page.locator("#truth").is_hidden()  # not before the answer
-
-            strip.nth(1).click()
-            page.wait_for_function("document.querySelectorAll('#neighbours .card').length === 5")
-            scores = page.locator("#neighbours .cos").all_inner_texts()
-            assert len(set(scores)) > 1, scores  # not every neighbour at cos 1.000
-            truth = page.locator("#truth").inner_text()
-            assert truth.startswith("True labels of the sample: ")
+            yield page
         finally:
             browser.close()
     assert errors == []
+
+
+@pytest.mark.browser
+def test_a_sample_click_answers_with_distinct_scores_and_then_the_true_labels(demo):
+    with demo_page(demo[0], 1280) as page:
+        assert "Not a real model" in page.locator("#warning").inner_text()
+        strip = page.locator("#sample-strip button")
+        strip.first.wait_for(timeout=10_000)
+        assert strip.count() == 8
+        assert page.locator("#truth").is_hidden()  # not before the answer
+
+        strip.nth(1).click()
+        page.wait_for_function("document.querySelectorAll('#neighbours .card').length === 5")
+        scores = page.locator("#neighbours .cos").all_inner_texts()
+        assert len(set(scores)) > 1, scores  # not every neighbour at cos 1.000
+        truth = page.locator("#truth").inner_text()
+        assert truth.startswith("True labels of the sample: ")
 
 
 @pytest.mark.browser
@@ -147,41 +156,29 @@ def test_docs_render_with_the_network_cut(demo):
 
 @pytest.mark.browser
 def test_the_page_on_a_phone_in_spanish_outlines_damage_and_clears_on_error(demo):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    base, _ = demo
-    errors: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(base + "/")
-            page.wait_for_selector("#status.ok", timeout=20_000)
-            page.select_option("#language", "es")
-            assert page.locator("#submit").inner_text() == "Buscar casos similares"
-            assert page.locator("html").get_attribute("lang") == "es"
-            assert "No es un modelo real" in page.locator("#warning").inner_text()
-            page.fill("#k", "8")
-            page.locator("#sample-strip button").first.click()
-            page.wait_for_function("document.querySelectorAll('#neighbours .card').length === 8")
-            page.wait_for_selector("#neighbours .thumb svg polygon", timeout=10_000)
-            assert page.locator("#truth").inner_text().startswith("Etiquetas verdaderas")
-            assert "Casos verificados similares" in page.locator("#context").inner_text()
-            width = page.evaluate("document.documentElement.scrollWidth")
-            assert width <= 390, f"the page scrolls sideways on a phone: {width} px"
+    with demo_page(demo[0], 390) as page:
+        page.select_option("#language", "es")
+        assert page.locator("#submit").inner_text() == "Buscar casos similares"
+        assert page.locator("html").get_attribute("lang") == "es"
+        assert "No es un modelo real" in page.locator("#warning").inner_text()
+        page.fill("#k", "8")
+        page.locator("#sample-strip button").first.click()
+        page.wait_for_function("document.querySelectorAll('#neighbours .card').length === 8")
+        page.wait_for_selector("#neighbours .thumb svg polygon", timeout=10_000)
+        assert page.locator("#truth").inner_text().startswith("Etiquetas verdaderas")
+        assert "Casos verificados similares" in page.locator("#context").inner_text()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone: {width} px"
 
-            card = page.locator("#neighbours .thumb:has(svg)").first
-            card.click()
-            page.wait_for_selector("#zoom[open] .frame img", timeout=5_000)
-            assert page.locator("#zoom .frame svg polygon").count() >= 1
-            page.locator("#zoom button").click()
+        card = page.locator("#neighbours .thumb:has(svg)").first
+        card.click()
+        page.wait_for_selector("#zoom[open] .frame img", timeout=5_000)
+        assert page.locator("#zoom .frame svg polygon").count() >= 1
+        page.locator("#zoom button").click()
 
-            page.select_option("#mode", "hybrid")  # without a caption: the service says 422
-            page.click("#submit")
-            page.wait_for_selector("#error:not([hidden])", timeout=10_000)
-            assert "422" in page.locator("#error").inner_text()
-            assert page.locator("#neighbours .card").count() == 0  # the old answer is gone
-            assert page.locator("#context").inner_text() == ""
-        finally:
-            browser.close()
-    assert errors == []
+        page.select_option("#mode", "hybrid")  # without a caption: the service says 422
+        page.click("#submit")
+        page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+        assert "422" in page.locator("#error").inner_text()
+        assert page.locator("#neighbours .card").count() == 0  # the old answer is gone
+        assert page.locator("#context").inner_text() == ""
