@@ -33,8 +33,9 @@ async def index() -> FileResponse:
 
 
 @page_router.get("/demo/samples")
-async def samples(service: ServiceDep) -> list[dict[str, Any]]:
-    """The sample photos the page offers (held-out, with their true labels); [] when none."""
+def samples(service: ServiceDep) -> list[dict[str, Any]]:
+    """The sample photos the page offers (held-out, with their true labels); [] when none.
+    (Plain ``def``: FastAPI runs it in the thread pool, off the event loop, as it reads a file.)"""
     folder = service.settings.demo_samples
     if folder is None or not (folder / SAMPLES_FILE).is_file():
         return []
@@ -43,11 +44,10 @@ async def samples(service: ServiceDep) -> list[dict[str, Any]]:
 
 
 @page_router.get("/demo/samples/{name}")
-async def sample_image(name: str, service: ServiceDep) -> FileResponse:
+def sample_image(name: str, service: ServiceDep) -> FileResponse:
     """One sample photo, by a name that ``samples.json`` lists (no paths accepted)."""
-    listed = await samples(service)
     folder = service.settings.demo_samples
-    if folder is None or name not in {s["file"] for s in listed}:
+    if folder is None or name not in {s["file"] for s in samples(service)}:
         raise NotFoundError(f"no demo sample {name!r}")
     return FileResponse(folder / name, media_type="image/jpeg")
 

@@ -91,6 +91,26 @@ def test_readme_curl_examples_run_as_written_against_the_demo(demo):
     )
 
 
+def test_samples_and_outlines_are_served_by_listed_name_and_id_only(demo):
+    base, cwd = demo
+    listed = httpx.get(f"{base}/demo/samples").json()
+    assert [s["file"] for s in listed] == [f"{i:02d}.jpg" for i in range(1, 9)]
+    first = httpx.get(f"{base}/{listed[0]['url']}")
+    assert first.headers["content-type"] == "image/jpeg"
+    assert first.content == (cwd / "visrag-demo" / "samples" / "01.jpg").read_bytes()
+    for name in ("..%2Fdemo.json", "samples.json", "99.jpg"):
+        assert httpx.get(f"{base}/demo/samples/{name}").status_code == 404, name
+
+    hits = httpx.post(f"{base}/retrieve", files={"image": first.content}, data={"k": "10"}).json()[
+        "hits"
+    ]
+    damaged = next(h for h in hits if h["labels"])
+    outline = httpx.get(f"{base}/items/{damaged['id']}/annotation").json()
+    assert outline["size"] == [640, 480]
+    assert {s["label"] for s in outline["shapes"]} == {lb["id"] for lb in damaged["labels"]}
+    assert httpx.get(f"{base}/items/no-such-item/annotation").status_code == 404
+
+
 @contextlib.contextmanager
 def demo_page(base: str, width: int) -> Iterator[Any]:
     """The demo page, ready, in headless Chromium ``width`` px wide; no page error allowed."""
