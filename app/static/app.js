@@ -25,6 +25,8 @@
       copied: "copied", close: "close", choose: "Choose an image first.",
       no_damage: "no damage", truth: "True labels of the sample: ",
       pipeline: "ms in the pipeline", enlarge: "click to enlarge",
+      ph_text: "caption for mode hybrid, e.g. scratches on the hood",
+      ph_labels: "optional filter, e.g. dent, crack", ph_key: "only if the server requires one",
       warning: "Not a real model: a tiny, randomly initialised DINOv3. Its 'contrast' pooling "
         + "finds the damage drawn on this synthetic set; on real photos it means nothing. "
         + "Configure a real checkpoint for real retrieval.",
@@ -44,6 +46,8 @@
       copied: "copiado", close: "cerrar", choose: "Elige primero una imagen.",
       no_damage: "sin daño", truth: "Etiquetas verdaderas de la muestra: ",
       pipeline: "ms en el proceso", enlarge: "haz clic para ampliar",
+      ph_text: "descripción para el modo hybrid, p. ej. arañazos en el capó",
+      ph_labels: "filtro opcional, p. ej. dent, crack", ph_key: "solo si el servidor la exige",
       warning: "No es un modelo real: un DINOv3 diminuto con pesos aleatorios. Su pooling "
         + "'contrast' encuentra los daños dibujados de este conjunto sintético; con fotos "
         + "reales no significa nada. Configura un checkpoint real para una búsqueda real.",
@@ -56,6 +60,9 @@
     document.documentElement.lang = lang();
     document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
     document.querySelectorAll(".thumb").forEach((node) => { node.title = t("enlarge"); });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach((node) => {
+      node.placeholder = t(node.dataset.i18nPlaceholder);
+    });
     if (sample && !$("truth").hidden) showTruth();
   }
 

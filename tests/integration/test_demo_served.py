@@ -180,6 +180,7 @@ def test_the_page_on_a_phone_in_spanish_outlines_damage_and_clears_on_error(demo
         page.select_option("#language", "es")
         assert page.locator("#submit").inner_text() == "Buscar casos similares"
         assert page.locator("html").get_attribute("lang") == "es"
+        assert page.get_attribute("#labels_any", "placeholder").startswith("filtro opcional")
         assert "No es un modelo real" in page.locator("#warning").inner_text()
         page.fill("#k", "8")
         page.locator("#sample-strip button").first.click()
