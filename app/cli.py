@@ -53,10 +53,18 @@ def demo(
     seed: Annotated[int, typer.Option(help="seed of the synthetic data and split")] = 0,
 ) -> None:
     """Generate a synthetic dataset, split it, index it and serve it with the demo page."""
-    from app.demo import demo_resources, prepare_demo
+    from app.demo import demo_resources, port_in_use, prepare_demo
     from app.server import run_server
     from app.settings import Settings
 
+    if port_in_use("127.0.0.1", port):
+        typer.secho(
+            f"port {port} on 127.0.0.1 is already in use (another visrag demo or server?): "
+            f"stop it, or pick another port, e.g. visrag demo --port {port + 1}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
     base = Settings()
     build = prepare_demo(
         workdir,
@@ -70,11 +78,21 @@ def demo(
         echo=typer.echo,
     )
     settings = base.model_copy(
-        update={"artifacts": build.artifacts, "host": "127.0.0.1", "port": port, "demo_page": True}
+        update={
+            "artifacts": build.artifacts,
+            "host": "127.0.0.1",
+            "port": port,
+            "demo_page": True,
+            "demo_samples": build.samples,
+        }
     )
     typer.secho(f"demo page: http://127.0.0.1:{port}/  (Ctrl+C to stop)", fg="green", bold=True)
     if build.tiny:
-        typer.secho("(tiny random model: the neighbours are meaningless)", fg="red", bold=True)
+        typer.secho(
+            "(tiny random model, NOT a real model: it only tells the drawn damage apart)",
+            fg="red",
+            bold=True,
+        )
     resources = demo_resources(build, rerank_candidates=settings.rerank_candidates)
     raise typer.Exit(run_server(settings, resources=resources))
 

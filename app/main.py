@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from app.http.errors import install_error_handlers
 from app.metrics import Metrics, RequestMetricsMiddleware
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
                     await start
             await service.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc load their scripts from the package, not a CDN
         title="visrag",
         summary="Visual retrieval for multimodal RAG: similar verified cases for a VLM prompt.",
         version="0.1.0",

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         "SIGHUP); 0: only on SIGHUP.",
     )
     demo_page: bool = Field(True, description="Serve the demo page at `/`.")
+    demo_samples: Path | None = Field(
+        None,
+        description="Folder of sample photos (`samples.json` + JPEGs) the demo page offers to "
+        "query with; `visrag demo` writes and sets it.",
+    )
     log_level: str = Field("info", description="Log level.")
 
     @field_validator("api_keys", mode="before")

@@ -21,7 +21,7 @@ Pixels = npt.NDArray[np.float32]
 
 #: How an image encoder pools its tokens into one vector (see :mod:`models.backbones`; which
 #: ones a backbone supports is its rule there).
-POOLINGS: tuple[str, ...] = ("cls", "cls+mean", "gem", "mean", "pooler")
+POOLINGS: tuple[str, ...] = ("cls", "cls+mean", "contrast", "gem", "mean", "pooler")
 
 
 @runtime_checkable

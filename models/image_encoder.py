@@ -104,7 +104,7 @@ class ImageEncoder:
         self.prefix_tokens = self.backbone.prefix_tokens(config)
         self.model_type = str(config.model_type)
         hidden = int(config.hidden_size)
-        self.dim = 2 * hidden if pooling == "cls+mean" else hidden
+        self.dim = 2 * hidden if pooling in ("cls+mean", "contrast") else hidden
 
     def info(self) -> dict[str, Any]:
         """What the index manifest records about this encoder."""

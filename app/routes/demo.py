@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
@@ -12,13 +13,14 @@ from fastapi.responses import FileResponse
 from app.http.auth import require_api_key
 from app.http.errors import NotFoundError
 from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
-from app.routes.dependencies import ReadyDep
+from app.routes.dependencies import ReadyDep, ServiceDep
 from app.schemas import ERROR_RESPONSES
 from models.imaging import ImageDecodeError
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SAMPLES_FILE = "samples.json"
 
 page_router = APIRouter(tags=["demo"], include_in_schema=False)
 items_router = APIRouter(tags=["catalogue"], dependencies=[Depends(require_api_key)])
@@ -27,6 +29,39 @@ items_router = APIRouter(tags=["catalogue"], dependencies=[Depends(require_api_k
 @page_router.get("/")
 async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@page_router.get("/demo/samples")
+def samples(service: ServiceDep) -> list[dict[str, Any]]:
+    """The sample photos the page offers (held-out, with their true labels); [] when none.
+    (Plain ``def``: FastAPI runs it in the thread pool, off the event loop, as it reads a file.)"""
+    folder = service.settings.demo_samples
+    if folder is None or not (folder / SAMPLES_FILE).is_file():
+        return []
+    listed: list[dict[str, Any]] = json.loads((folder / SAMPLES_FILE).read_text("utf-8"))
+    return [{**s, "url": f"demo/samples/{s['file']}"} for s in listed]
+
+
+@page_router.get("/demo/samples/{name}")
+def sample_image(name: str, service: ServiceDep) -> FileResponse:
+    """One sample photo, by a name that ``samples.json`` lists (no paths accepted)."""
+    folder = service.settings.demo_samples
+    if folder is None or name not in {s["file"] for s in samples(service)}:
+        raise NotFoundError(f"no demo sample {name!r}")
+    return FileResponse(folder / name, media_type="image/jpeg")
+
+
+@items_router.get(
+    "/items/{item_id:path}/annotation",
+    responses={404: ERROR_RESPONSES[422] | {"description": "Unknown item"}},
+)
+async def item_annotation(item_id: str, ready: ReadyDep) -> dict[str, Any]:
+    """The verified defect outlines of an indexed image (pixels of the original): ``size``
+    [width, height] and ``shapes`` [{label, polygon}]; empty for no damage or no outlines."""
+    item = ready.resources.retriever.item(item_id)
+    if item is None:
+        raise NotFoundError(f"no indexed item {item_id!r}")
+    return {"size": item.defects.get("size"), "shapes": item.defects.get("shapes", [])}
 
 
 @items_router.get(

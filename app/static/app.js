@@ -7,6 +7,64 @@
   const drop = $("drop");
   const keyInput = $("api-key");
   let objectUrls = [];
+  const SVG = "http://www.w3.org/2000/svg";
+
+  // The page's own words; the context block and label names come translated from the service.
+  const TEXT = {
+    en: {
+      subtitle: "similar verified cases for a VLM prompt",
+      drop: "Drop an image here or click to choose one",
+      mode: "mode", language: "language", format: "format", text: "text",
+      labels_any: "labels (any)", api_key: "API key",
+      submit: "Find similar cases", searching: "Searching…",
+      samples: "Or click a held-out sample photo (not indexed):",
+      neighbours: "Neighbours", no_query: "No query yet.", no_match: "No indexed case matched.",
+      votes: "Label votes", estimates: "Label estimates",
+      estimates_note: "(a model trained on the indexed cases; estimates, not facts)",
+      none_above: "none above the threshold", context: "Context block", copy: "copy",
+      copied: "copied", close: "close", choose: "Choose an image first.",
+      no_damage: "no damage", truth: "True labels of the sample: ",
+      pipeline: "ms in the pipeline", enlarge: "click to enlarge",
+      ph_text: "caption for mode hybrid, e.g. scratches on the hood",
+      ph_labels: "optional filter, e.g. dent, crack", ph_key: "only if the server requires one",
+      warning: "Not a real model: a tiny, randomly initialised DINOv3. Its 'contrast' pooling "
+        + "finds the damage drawn on this synthetic set; on real photos it means nothing. "
+        + "Configure a real checkpoint for real retrieval.",
+    },
+    es: {
+      subtitle: "casos verificados similares para el prompt de un VLM",
+      drop: "Suelta aquí una imagen o haz clic para elegirla",
+      mode: "modo", language: "idioma", format: "formato", text: "texto",
+      labels_any: "etiquetas (alguna)", api_key: "clave de API",
+      submit: "Buscar casos similares", searching: "Buscando…",
+      samples: "O haz clic en una foto de muestra reservada (no indexada):",
+      neighbours: "Vecinos", no_query: "Aún no hay consulta.",
+      no_match: "Ningún caso indexado coincide.",
+      votes: "Votos de etiquetas", estimates: "Estimaciones de etiquetas",
+      estimates_note: "(un modelo entrenado con los casos indexados; estimaciones, no hechos)",
+      none_above: "ninguna sobre el umbral", context: "Bloque de contexto", copy: "copiar",
+      copied: "copiado", close: "cerrar", choose: "Elige primero una imagen.",
+      no_damage: "sin daño", truth: "Etiquetas verdaderas de la muestra: ",
+      pipeline: "ms en el proceso", enlarge: "haz clic para ampliar",
+      ph_text: "descripción para el modo hybrid, p. ej. arañazos en el capó",
+      ph_labels: "filtro opcional, p. ej. dent, crack", ph_key: "solo si el servidor la exige",
+      warning: "No es un modelo real: un DINOv3 diminuto con pesos aleatorios. Su pooling "
+        + "'contrast' encuentra los daños dibujados de este conjunto sintético; con fotos "
+        + "reales no significa nada. Configura un checkpoint real para una búsqueda real.",
+    },
+  };
+  const lang = () => ($("language").value === "es" ? "es" : "en");
+  const t = (key) => TEXT[lang()][key];
+
+  function applyLanguage() {
+    document.documentElement.lang = lang();
+    document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
+    document.querySelectorAll(".thumb").forEach((node) => { node.title = t("enlarge"); });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach((node) => {
+      node.placeholder = t(node.dataset.i18nPlaceholder);
+    });
+    if (sample && !$("truth").hidden) showTruth();
+  }
 
   keyInput.value = sessionStorage.getItem("visrag-api-key") || "";
   keyInput.addEventListener("change", () => sessionStorage.setItem("visrag-api-key", keyInput.value));
@@ -26,6 +84,19 @@
   function showError(message) {
     $("error").textContent = message;
     $("error").hidden = !message;
+    if (message) clearResults(); // an error must not sit beside the previous query's answer
+  }
+
+  function clearResults() {
+    const none = el("p", "muted", t("no_query"));
+    none.dataset.i18n = "no_query";
+    $("neighbours").replaceChildren(none);
+    $("votes").replaceChildren();
+    renderEstimates([]);
+    $("context").textContent = "";
+    $("copy").disabled = true;
+    $("timing").textContent = "";
+    $("truth").hidden = true;
   }
 
   async function refreshStatus() {
@@ -52,14 +123,62 @@
       const info = await r.json();
       const model = (info.manifest.image_model || {}).id || "";
       $("model").textContent = `${model.split("/").pop()} · ${info.runtime.index_size} items · ${info.runtime.device}`;
-      if (/tiny-random/.test(model)) {
-        $("warning").textContent = "Demo model: a tiny, randomly initialised DINOv3. Similarities "
-          + "and neighbours are meaningless; configure a real checkpoint for real retrieval.";
+      if (info.manifest.image_model.random_init || /tiny-random/.test(model)) {
+        $("warning").dataset.i18n = "warning";
+        $("warning").textContent = t("warning");
         $("warning").hidden = false;
       }
     } catch (err) {
       // the header line is a nicety; the page works without it
     }
+  }
+
+  let sample = null; // the clicked sample, whose true labels are shown after the answer
+
+  async function loadSamples() {
+    try {
+      const r = await fetch("demo/samples");
+      if (!r.ok) return;
+      const list = await r.json();
+      const strip = $("sample-strip");
+      for (const s of list) {
+        const b = el("button", "sample");
+        b.type = "button";
+        b.title = s.file;
+        const img = el("img");
+        img.src = s.url;
+        img.alt = `sample ${s.file}`;
+        b.append(img);
+        b.addEventListener("click", () => querySample(s, b));
+        strip.append(b);
+      }
+      $("samples").hidden = list.length === 0;
+    } catch (err) {
+      // no samples outside `visrag demo`
+    }
+  }
+
+  async function querySample(s, button) {
+    const r = await fetch(s.url);
+    if (!r.ok) { showError(`sample ${s.file}: ${r.status}`); return; }
+    const file = new File([await r.blob()], s.file, { type: "image/jpeg" });
+    const transfer = new DataTransfer();
+    transfer.items.add(file);
+    fileInput.files = transfer.files;
+    setPreview(file);
+    document.querySelectorAll(".strip button").forEach((x) => x.classList.remove("chosen"));
+    button.classList.add("chosen");
+    sample = s;
+    form.requestSubmit();
+  }
+
+  function showTruth() {
+    const truth = $("truth");
+    if (!sample) { truth.hidden = true; return; }
+    const es = lang() === "es";
+    const names = sample.labels.map((lb) => `${lb.count} × ${es ? lb.name_es : lb.name}`);
+    truth.textContent = t("truth") + (names.length ? names.join(", ") : t("no_damage"));
+    truth.hidden = false;
   }
 
   function setPreview(file) {
@@ -68,25 +187,27 @@
     const url = URL.createObjectURL(file);
     preview.src = url;
     preview.hidden = false;
+    delete $("drop-text").dataset.i18n; // the file's name, in any language
     $("drop-text").textContent = file.name;
   }
 
-  fileInput.addEventListener("change", () => setPreview(fileInput.files[0]));
+  fileInput.addEventListener("change", () => { sample = null; setPreview(fileInput.files[0]); });
   ["dragenter", "dragover"].forEach((ev) =>
     drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((ev) =>
     drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
   drop.addEventListener("drop", (e) => {
     if (e.dataTransfer.files.length) {
+      sample = null;
       fileInput.files = e.dataTransfer.files;
       setPreview(fileInput.files[0]);
     }
   });
 
-  async function loadThumbnail(img, url) {
+  async function loadThumbnail(img, url, size = 256) {
     // Thumbnails may need the API key, which an <img src> cannot send: fetch, then a blob URL.
     try {
-      const r = await fetch(url + "?size=256", { headers: authHeaders() });
+      const r = await fetch(`${url}?size=${size}`, { headers: authHeaders() });
       if (!r.ok) return;
       const blobUrl = URL.createObjectURL(await r.blob());
       objectUrls.push(blobUrl);
@@ -96,13 +217,51 @@
     }
   }
 
+  async function loadAnnotation(imageUrl) {
+    // The verified outlines of an indexed image ({size, shapes}); null when unavailable.
+    try {
+      const r = await fetch(imageUrl.replace(/\/image$/, "/annotation"), { headers: authHeaders() });
+      return r.ok ? await r.json() : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function outlines(annotation, fit) {
+    // An SVG in the original image's pixel space laid over the picture (fit: how it is scaled).
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "outlines");
+    svg.setAttribute("viewBox", `0 0 ${annotation.size[0]} ${annotation.size[1]}`);
+    svg.setAttribute("preserveAspectRatio", fit);
+    for (const shape of annotation.shapes) {
+      const polygon = document.createElementNS(SVG, "polygon");
+      polygon.setAttribute("points", shape.polygon.map((p) => p.join(",")).join(" "));
+      polygon.dataset.label = shape.label;
+      svg.append(polygon);
+    }
+    return svg;
+  }
+
+  function openZoom(c, annotation) {
+    const frame = $("zoom-frame");
+    const img = el("img");
+    img.alt = c.id;
+    loadThumbnail(img, c.image_url, 512);
+    frame.replaceChildren(img);
+    frame.style.aspectRatio = annotation && annotation.size
+      ? `${annotation.size[0]} / ${annotation.size[1]}` : "";
+    if (annotation && annotation.size && annotation.shapes.length) frame.append(outlines(annotation, "none"));
+    $("zoom-caption").textContent = `#${c.rank} · ${c.similarity_pct}% · ${c.description}`;
+    $("zoom").showModal();
+  }
+
   function renderNeighbours(cases) {
     objectUrls.forEach((u) => URL.revokeObjectURL(u));
     objectUrls = [];
     const grid = $("neighbours");
     grid.replaceChildren();
     if (!cases.length) {
-      grid.append(el("p", "muted", "No indexed case matched."));
+      grid.append(el("p", "muted", t("no_match")));
       return;
     }
     for (const c of cases) {
@@ -111,6 +270,12 @@
       const img = el("img");
       img.alt = `neighbour ${c.rank}: ${c.id}`;
       loadThumbnail(img, c.image_url);
+      const thumb = el("div", "thumb");
+      thumb.title = t("enlarge");
+      thumb.append(img);
+      const annotation = loadAnnotation(c.image_url);
+      annotation.then((a) => { if (a && a.size && a.shapes.length) thumb.append(outlines(a, "xMidYMid slice")); });
+      thumb.addEventListener("click", async () => openZoom(c, await annotation));
       const body = el("div", "body");
       body.append(
         el("span", "rank", `#${c.rank}`),
@@ -125,10 +290,10 @@
       if (c.labels.length) {
         c.labels.forEach((lb) => chips.append(el("span", "chip", `${lb.count} × ${lb.name}`)));
       } else {
-        chips.append(el("span", "chip none", $("language").value === "es" ? "sin daño" : "no damage"));
+        chips.append(el("span", "chip none", t("no_damage")));
       }
       body.append(bar, chips, el("div", "zone", `${c.zone_name} · ${c.area_name}`));
-      card.append(img, body);
+      card.append(thumb, body);
       grid.append(card);
     }
   }
@@ -165,7 +330,7 @@
     e.preventDefault();
     showError("");
     const file = fileInput.files[0];
-    if (!file) { showError("Choose an image first."); return; }
+    if (!file) { showError(t("choose")); return; }
     const data = new FormData();
     data.append("image", file);
     for (const name of ["k", "mode", "language", "format", "text", "labels_any"]) {
@@ -174,7 +339,7 @@
     }
     data.append("max_examples", $("k").value || "5");
     $("submit").disabled = true;
-    $("submit").textContent = "Searching…";
+    $("submit").textContent = t("searching");
     try {
       const r = await fetch("context", { method: "POST", body: data, headers: authHeaders() });
       const body = await r.json();
@@ -186,26 +351,29 @@
       renderVotes(body.label_votes);
       renderEstimates(body.label_estimates);
       $("context").textContent = body.context;
+      showTruth();
       $("copy").disabled = false;
       const total = Object.values(body.timings).reduce((a, b) => a + b, 0);
-      $("timing").textContent = `${body.mode} · ${total.toFixed(0)} ms in the pipeline`;
+      $("timing").textContent = `${body.mode} · ${total.toFixed(0)} ${t("pipeline")}`;
     } catch (err) {
       showError(`request failed: ${err}`);
     } finally {
       $("submit").disabled = false;
-      $("submit").textContent = "Find similar cases";
+      $("submit").textContent = t("submit");
     }
   });
 
   $("copy").addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText($("context").textContent);
-      $("copy").textContent = "copied";
-      setTimeout(() => { $("copy").textContent = "copy"; }, 1200);
+      $("copy").textContent = t("copied");
+      setTimeout(() => { $("copy").textContent = t("copy"); }, 1200);
     } catch (err) {
       $("copy").textContent = "select and copy";
     }
   });
 
+  $("language").addEventListener("change", applyLanguage);
   refreshStatus();
+  loadSamples();
 })();

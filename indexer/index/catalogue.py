@@ -183,6 +183,12 @@ def catalogue_items(
         }
         if by_label:
             defects["by_label"] = taxonomy.sort_counts(by_label)
+            # the outlines, so a page can draw them over the thumbnail (pixels of the original)
+            defects["size"] = [record.width, record.height]
+            defects["shapes"] = [
+                {"label": d.label, "polygon": [[round(x, 1), round(y, 1)] for x, y in d.polygon]}
+                for d in record.defects
+            ]
         items.append(
             CatalogueItem(
                 row=row,

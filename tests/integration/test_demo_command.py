@@ -44,7 +44,7 @@ def test_demo_builds_once_warns_and_serves(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "TINY, RANDOMLY INITIALISED DINOv3" in result.output
-    assert "MEANINGLESS" in result.output
+    assert "NOT A REAL MODEL" in result.output
     assert "http://127.0.0.1:18999/" in result.output
     settings, resources = served[-1]
     assert settings.artifacts == work / "artifacts" and settings.port == 18999
@@ -66,3 +66,22 @@ def test_demo_builds_once_warns_and_serves(tmp_path, monkeypatch):
         assert r.status_code == 200, r.text
         assert len(r.json()["cases"]) == 5
         assert client.get("/").status_code == 200
+
+
+def test_demo_on_a_busy_port_says_so_at_once_and_suggests_another(tmp_path):
+    import socket
+
+    from app.cli import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        work = tmp_path / "demo"
+        result = CliRunner().invoke(
+            cli, ["demo", "--tiny", "--port", str(port), "--workdir", str(work)]
+        )
+    assert result.exit_code == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    assert f"--port {port + 1}" in result.output
+    assert not work.exists()  # nothing generated or indexed first

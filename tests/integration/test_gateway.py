@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -152,43 +152,11 @@ def test_cli_query(base_url, built, tmp_path):
     assert out.exit_code == 1 and "unauthorised" in out.output
 
 
-class StubChat(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat-completions endpoint that records what it is sent."""
-
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        StubChat.received.append(
-            {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
-        )
-        answer = json.dumps(
-            {
-                "id": "chatcmpl-stub",
-                "object": "chat.completion",
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": "A dent, like case 1."},
-                    }
-                ],
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def stub_chat() -> Iterator[str]:
+    StubChat = load_example("stub_chat").StubChat  # noqa: N806 (the example's own class)
     StubChat.received = []
+    StubChat.answer = "A dent, like case 1."
     server = ThreadingHTTPServer(("127.0.0.1", 0), StubChat)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -199,9 +167,12 @@ def stub_chat() -> Iterator[str]:
         server.server_close()
 
 
-def load_gateway() -> Any:
-    path = REPO / "examples" / "gateway" / "gateway.py"
-    spec = importlib.util.spec_from_file_location("visrag_example_gateway", path)
+def load_example(name: str) -> Any:
+    """A module of examples/gateway/, loaded once (the stub's class keeps what it received)."""
+    if f"visrag_example_{name}" in sys.modules:
+        return sys.modules[f"visrag_example_{name}"]
+    path = REPO / "examples" / "gateway" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"visrag_example_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
@@ -210,7 +181,7 @@ def load_gateway() -> Any:
 
 
 def test_reference_gateway_sends_the_neighbours_to_the_chat_endpoint(base_url, built, stub_chat):
-    gateway = load_gateway()
+    gateway = load_example("gateway")
     settings = gateway.GatewaySettings(
         visrag_url=base_url,
         visrag_api_key=KEY,
@@ -232,7 +203,7 @@ def test_reference_gateway_sends_the_neighbours_to_the_chat_endpoint(base_url, b
     assert answer["answer"] == "A dent, like case 1." and answer["model"] == "any-vlm"
     assert [c["rank"] for c in answer["cases"]] == [1, 2, 3] and answer["cases"][0]["id"] == own_id
 
-    (call,) = StubChat.received
+    (call,) = load_example("stub_chat").StubChat.received
     assert call["path"] == "/v1/chat/completions" and call["auth"] == "Bearer llm-key"
     assert call["body"]["model"] == "any-vlm"
     system, user = call["body"]["messages"]

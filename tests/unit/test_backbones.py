@@ -212,3 +212,28 @@ def test_an_index_records_its_backbone_and_refuses_another(checkpoints, tmp_path
     with pytest.raises(ManifestMismatchError) as err:
         open_index(tmp_path / "art", other, text_encoder=KeywordTextEncoder())
     assert err.value.field == "image_model.pooling" and "siglip2_vision_model" in str(err.value)
+
+
+def test_contrast_pooling_follows_the_defect_not_the_body_colour():
+    from models.backbones import pool
+
+    panel = torch.zeros(1, 6, 2)  # 1 prefix token + 5 patch tokens, 2 channels
+    panel[0, 0] = 9.0  # the CLS/prefix token never counts
+    dented = panel.clone()
+    dented[0, 3] = torch.tensor([4.0, -2.0])  # one patch stands out
+    repainted = dented + torch.tensor([50.0, -30.0])  # another body colour, same defect
+
+    vector = pool("contrast", dented, None, prefix=1)
+    assert vector.tolist() == [[4.0, 0.0, 0.0, 2.0]]  # excess above, then below the median
+    assert torch.equal(pool("contrast", repainted, None, prefix=1), vector)
+    assert pool("contrast", panel, None, prefix=1).abs().sum() == 0  # bare panel: nothing
+
+
+def test_contrast_pooling_doubles_the_dim_and_is_refused_on_siglip(checkpoints):
+    encoder = load_image_encoder(
+        checkpoints["dinov3"], device="cpu", image_size=64, pooling="contrast"
+    )
+    assert encoder.dim == 64 and encoder.info()["pooling"] == "contrast"
+    assert encoder.encode([picture(200, 150, 3)]).shape == (1, 64)
+    with pytest.raises(ValueError, match="contrast"):
+        load_image_encoder(checkpoints["siglip"], device="cpu", pooling="contrast")
