@@ -34,6 +34,7 @@ PIPELINE_ORDER = (
     "import",
     "add",
     "remove",
+    "ls",
     "verify",
 )
 

@@ -1,4 +1,4 @@
-"""`visrag index build | import | add | remove | verify`: thin commands over the build stage.
+"""`visrag index build | import | add | remove | ls | verify`: thin commands over the build stage.
 
 They call indexer.build.pipeline (reader -> mapper -> writer), indexer.build.importing and
 indexer.index.artifacts; models are imported only when a command runs.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -238,37 +239,89 @@ def add(
     workers: WorkersOpt = 2,
     taxonomy: TaxonomyOpt = None,
     wait: WaitOpt = 0.0,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="skip records already indexed (default: refuse)")
+    ] = False,
 ) -> None:
-    """Embed new records with the recorded models and append them (no full rebuild)."""
-    from indexer.build.pipeline import add_records
+    """Embed new records with the recorded models and append them (no full rebuild).
+
+    Exits 1 and writes nothing when a record is already indexed (all named) or no input could be
+    added; both are checked before the models load.
+    """
+    from indexer.build.pipeline import add_records, read_new_records
     from indexer.index.locking import writer_lock
     from indexer.retrieval.opening import Overrides, open_index
     from models.allocator import tune_allocator
 
     tune_allocator()
+    overrides = Overrides(
+        device=device, image_model=image_model, text_model=text_model, taxonomy=taxonomy
+    )
     with user_errors(), writer_lock(artifacts, wait=wait):  # over the load, the embed and the write
-        opened = open_index(
-            artifacts,
-            Overrides(
-                device=device, image_model=image_model, text_model=text_model, taxonomy=taxonomy
-            ),
+        opened = open_index(artifacts, replace(overrides, load_image=False, load_text=False))
+        new = read_new_records(
+            opened.artifacts, manifest, opened.taxonomy, skip_existing=skip_existing
         )
-        report = add_records(opened, manifest, batch_size=batch_size, workers=workers)
+        if new.existing:
+            typer.echo(f"skipped {len(new.existing)} record(s) already indexed", err=True)
+        if not new.read.records:
+            typer.echo(f"nothing new to add; {artifacts} is unchanged")
+            return
+        report = add_records(
+            opened.with_encoders(overrides), new, batch_size=batch_size, workers=workers
+        )
     _report(report, "updated")
 
 
 @index_app.command("remove", cls=PlainCommand)
 def remove(
     artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
-    ids: Annotated[list[str], typer.Argument(help="item ids to remove")],
+    items: Annotated[
+        list[str], typer.Argument(help="item ids or image paths (as `index ls` prints them)")
+    ],
     wait: WaitOpt = 0.0,
 ) -> None:
-    """Remove items by id (the directory is rewritten atomically with new checksums)."""
+    """Remove items by id or image path (the directory is rewritten atomically)."""
     from indexer.build.pipeline import remove_items
+    from indexer.cli.items import resolve_ids
+    from indexer.index.artifacts import load_artifacts
 
     with user_errors():
+        ids = resolve_ids(load_artifacts(artifacts, verify=False), items)
         manifest = remove_items(artifacts, ids, wait=wait)
-    typer.echo(f"removed {len(set(ids))} item(s); {manifest.vector_count} remain in {artifacts}")
+    typer.echo(f"removed {len(ids)} item(s); {manifest.vector_count} remain in {artifacts}")
+
+
+@index_app.command("ls", cls=PlainCommand)
+def ls(
+    artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="only items with this label (repeatable: all of them; no_damage)"),
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option(help="only images whose path matches (glob or substring)")
+    ] = None,
+    taxonomy: TaxonomyOpt = None,
+) -> None:
+    """List indexed items: id, image, labels (label:count), zone; tab-separated."""
+    from indexer.cli.items import item_line, select_items
+    from indexer.index.artifacts import load_artifacts
+    from models.taxonomy import load_taxonomy
+
+    with user_errors():
+        a = load_artifacts(artifacts, verify=False)
+        tax = load_taxonomy(taxonomy)
+    for name in label or ():
+        if not tax.is_known(name):
+            raise typer.BadParameter(
+                f"{name!r} is not a label of the taxonomy: {', '.join(tax.label_ids)}",
+                param_hint="--label",
+            )
+    chosen = select_items(a.items, tax, labels=label or (), path=path)
+    for item in chosen:
+        typer.echo(item_line(item))
+    typer.echo(f"{len(chosen)} of {len(a)} item(s)", err=True)
 
 
 @index_app.command("verify", cls=PlainCommand)
