@@ -28,6 +28,7 @@ PIPELINE_ORDER = (
     "serve",
     "demo",
     "generate",
+    "model",
     "query",
     # `visrag index ...`
     "build",
@@ -36,6 +37,8 @@ PIPELINE_ORDER = (
     "remove",
     "ls",
     "verify",
+    # `visrag model ...`
+    "tiny",
 )
 
 

@@ -1,6 +1,7 @@
-"""`visrag index add | remove | ls` as a user meets them: an add that adds nothing fails and writes
-nothing, clashing ids are all named before any model loads, failures already fixed leave the
-manifest, items are found by label or path and removed by image path."""
+"""`visrag model tiny | index add | remove | ls` as a user meets them: an index built with the
+tiny model the CLI writes, an add that adds nothing fails and writes nothing, clashing ids are all
+named before any model loads, failures already fixed leave the manifest, items are found by label
+or path and removed by image path."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ def env(tmp_path_factory, taxonomy):
     from indexer.readers.dataset import read_dataset
     from indexer.readers.jsonl import record_to_json
     from indexer.synthetic.generator import generate_dataset
-    from models.testing import make_tiny_dinov3
 
     root = tmp_path_factory.mktemp("catalogue")
     generate_dataset(root / "data", 6, seed=1, image_size=(160, 120))
@@ -31,7 +31,9 @@ def env(tmp_path_factory, taxonomy):
     lines = [json.dumps(record_to_json(r, base_dir=root)) for r in records[:4]]
     lines.append(json.dumps({"id": "truncated", "image": "truncated.jpg", "labels": ["dent"]}))
     (root / "train.jsonl").write_text("\n".join(lines) + "\n")
-    model = make_tiny_dinov3(root / "tiny-dinov3")
+    model = root / "tiny-dinov3"  # what a user without weights runs (README: --image-model)
+    assert f"--image-model {model}" in invoke("model", "tiny", model)
+    assert "not an empty folder" in invoke("model", "tiny", model, ok=False)
     invoke(*build_args(root / "train.jsonl", root / "art", model))
     return root, model, records
 
