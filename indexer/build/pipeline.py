@@ -66,6 +66,8 @@ class BuildReport:
     manifest: IndexManifest
     embed_seconds: float = 0.0  # wall time of the embedding stage (decode overlapped with encode)
     stages: dict[str, float] = field(default_factory=dict)  # reader, mapper, writer: wall seconds
+    encoders: int = 1  # image encoders that ran side by side (Ray: the actors)
+    startup_seconds: float = 0.0  # Ray: start, actors loading models (not in embed_seconds)
 
     @property
     def images_per_second(self) -> float:
@@ -73,8 +75,10 @@ class BuildReport:
 
     @property
     def encoder_busy(self) -> float:
-        """Share of the embedding stage the image encoder was computing (1.0: never waited)."""
-        return min(self.encode_seconds / self.embed_seconds, 1.0) if self.embed_seconds else 0.0
+        """Share of the embedding stage the image encoder(s) were computing (1.0: never waited)."""
+        if not self.embed_seconds:
+            return 0.0
+        return min(self.encode_seconds / (self.embed_seconds * self.encoders), 1.0)
 
 
 class StageClock:
@@ -107,6 +111,8 @@ class StageClock:
             manifest=written,
             embed_seconds=mapped.stats.get("seconds", 0.0),
             stages=dict(self.stages),
+            encoders=int(mapped.stats.get("encoders", 1)),
+            startup_seconds=mapped.stats.get("startup_seconds", 0.0),
         )
 
 

@@ -86,9 +86,15 @@ def _report(report: BuildReport, verb: str) -> None:
     _print_failed(report.failed, report.out)
     rate = ""
     if report.embedded:
+        who = "image encoder" if report.encoders == 1 else f"{report.encoders} encoder actors"
+        after = (
+            f" after {report.startup_seconds:.0f} s of Ray start-up"
+            if report.startup_seconds
+            else ""
+        )
         rate = (
-            f", {report.images_per_second:.1f} img/s, image encoder busy "
-            f"{report.encoder_busy:.0%} of the embedding stage"
+            f", {report.images_per_second:.1f} img/s, {who} busy "
+            f"{report.encoder_busy:.0%} of the embedding stage{after}"
         )
     typer.echo(
         f"{verb} {report.out}: {report.count} items ({report.embedded} embedded, "
@@ -119,8 +125,13 @@ def build(
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 8,
     workers: Annotated[
-        int, typer.Option(min=1, help="decode threads (--engine ray: encoder actors)")
-    ] = 2,
+        int | None,
+        typer.Option(
+            min=1,
+            help="decode threads (default 2); --engine ray: encoder actors (default: the "
+            "cluster's CPUs but one, left to decoding)",
+        ),
+    ] = None,
     cache_dir: Annotated[
         Path | None, typer.Option(help="embedding cache: an interrupted build resumes from it")
     ] = None,
@@ -154,9 +165,21 @@ def build(
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
     run: ImageEngine = embed_images
     if engine == "ray":
-        from indexer.build.ray_engine import RayOptions, ray_engine
+        from indexer.build.ray_engine import RayOptions, check_before_start, ray_engine
 
-        run = ray_engine(RayOptions(ray_address, workers, gpus_per_worker))
+        options = RayOptions(ray_address, workers, gpus_per_worker)
+        with user_errors():  # before Ray starts and the models load
+            actors = check_before_start(options)
+        if actors is None:
+            typer.echo(f"joining the Ray cluster at {ray_address}", err=True)
+        else:
+            typer.echo(
+                f"Ray: {actors} encoder actor(s), decoding on the other CPU(s); a local Ray "
+                "takes several seconds to start and logs one core_worker line about actor "
+                "restarts (harmless: a failed actor fails the build)",
+                err=True,
+            )
+        run = ray_engine(options)
     with user_errors():
         image_encoder = load_image_encoder(
             image_model, device=device, dtype=dtype, image_size=image_size, pooling=pooling
@@ -172,7 +195,7 @@ def build(
             index_type=index_type,
             index_params=_params(index_param),
             batch_size=batch_size,
-            workers=workers,
+            workers=workers or 2,
             cache_dir=cache_dir,
             progress=progress,
             wait=wait,
