@@ -198,11 +198,10 @@ def connect(options: RayOptions) -> None:
     if ray.is_initialized():
         return
     # Ray's own start-up lines (INFO) and its workers' logs say nothing a build user can act on
-    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if options.address:
-        ray.init(address=options.address, **quiet)
+        ray.init(address=options.address, log_to_driver=False, logging_level=logging.ERROR)
     else:
-        ray.init(include_dashboard=False, **quiet)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
 
 
 def _quiet_console(ray_data: logging.Logger) -> None:
