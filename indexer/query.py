@@ -2,8 +2,9 @@
 
 A :class:`RetrievalResult` is everything a renderer needs: hits whose labels, zone and area carry
 their display names in every served language (resolved once, from the taxonomy, by the
-Retriever), the returned hits' label votes (tallied once, by :mod:`indexer.retrieval.votes`)
-and the label head's estimates.
+Retriever), the returned hits' label votes (tallied once, by :mod:`indexer.retrieval.votes`),
+the label head's estimates, the mode that ranked the hits and the filter that chose the
+candidates (named, so the renderer can say what chose the cases).
 """
 
 from __future__ import annotations
@@ -98,6 +99,19 @@ class LabelEstimate:
     probability: float
 
 
+FilterField = Literal["labels_any", "labels_all", "zones", "areas"]
+
+
+@dataclass(frozen=True)
+class FilterTerm:
+    """One restriction of a filtered query, display-ready: the :class:`Filters` field, the
+    canonical ids it allows and their names."""
+
+    field: FilterField
+    ids: tuple[str, ...]
+    names: tuple[Name, ...]
+
+
 @dataclass(frozen=True)
 class RetrievalResult:
     hits: tuple[Hit, ...]
@@ -107,3 +121,4 @@ class RetrievalResult:
     pseudo_text: str | None = None  # the consensus description used by mode 'rerank'
     # every label of the index's head, most probable first; () when the index has no head
     estimates: tuple[LabelEstimate, ...] = ()
+    filters: tuple[FilterTerm, ...] = ()  # what restricted the candidates; () when nothing did

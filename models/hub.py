@@ -37,27 +37,26 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 HUB_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 1.5
 RANDOM_INIT_KEY = "visrag_random_init"  # config.json marker of models.testing's random checkpoints
-TINY_HINT = "(to try the pipeline without weights: `visrag demo --tiny`)"
+TINY_HINT = "no weights? `visrag model tiny DIR` writes a random one for --image-model DIR"
 
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _how_to(model_id: str) -> str:
+def _how_to(model_id: str, local_dir: str | None = None) -> str:
+    """The lines after a missing-weights message: download (to a folder), the gate, no weights."""
+    into = f" --local-dir {local_dir}" if local_dir else ""
     return (
-        f"DINOv3 checkpoints are gated: accept the licence on https://huggingface.co/{model_id} "
-        "and set HF_TOKEN (with network access and HF_HUB_OFFLINE unset), or download it once "
-        f"with `huggingface-cli download {model_id} --local-dir <dir>` and pass that directory "
-        f"as the model {TINY_HINT}"
+        f"\n  download it: hf download {model_id}{into}"
+        f"\n  gated: accept the licence at https://huggingface.co/{model_id}, then set HF_TOKEN"
+        f"\n  {TINY_HINT}"
     )
 
 
 def _local_not_found(text: str, path: Path) -> str:
-    return (
-        f"image model {text!r}: local folder not found: {path.absolute()}. Download the checkpoint "
-        f"there first (`hf download {DEFAULT_IMAGE_MODEL} --local-dir {text}`), or pass a Hugging "
-        f"Face id (owner/name) {TINY_HINT}"
+    return f"image model {text!r}: local folder not found: {path.absolute()}" + _how_to(
+        DEFAULT_IMAGE_MODEL, text
     )
 
 
@@ -96,8 +95,8 @@ def resolve_source(model: str | Path) -> tuple[str, Path | None]:
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelNotAvailableError(
-                f"image model {str(model)!r}: {path} is not a model directory (no config.json). "
-                + _how_to(DEFAULT_IMAGE_MODEL)
+                f"image model {str(model)!r}: {path} is not a model directory (no config.json)"
+                + _how_to(DEFAULT_IMAGE_MODEL, str(model))
             )
         return str(path.resolve()), path
     text = str(model)
@@ -153,9 +152,10 @@ def read_mean_std(
 
 
 def _uncached(source: str) -> str:
+    offline = "HF_HUB_OFFLINE=1" if env_flag("HF_HUB_OFFLINE") else "no network"
     return (
-        "it is not in the local cache (no network, or HF_HUB_OFFLINE=1), and local "
-        f"folder not found: {Path(source).absolute()}"
+        f"hub id not in the local Hugging Face cache ({offline})"
+        f"\n  (nor a local folder: {Path(source).absolute()})"
     )
 
 
@@ -218,4 +218,4 @@ def load_model(
 
 
 def _unavailable(source: str, reason: str) -> str:
-    return f"image model {source!r} is not available: {reason}. " + _how_to(source)
+    return f"image model {source!r}: {reason}" + _how_to(source)

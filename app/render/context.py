@@ -2,10 +2,12 @@
 
 The block lists the similar verified cases (similarity as a percentage of the cosine, labels
 deduplicated with counts, zone) and a label-vote summary across all neighbours, e.g.
-"Surface scratch: 4 of 5 neighbours, weighted 0.78". The same content comes back structured, as
-the wire models of ``/context``, so a gateway can build its own prompt. Everything shown comes
-from the :class:`~indexer.query.RetrievalResult`: its hits carry their display names, its votes
-are already tallied.
+"Surface scratch: 4 of 5 neighbours, weighted 0.78". Its first sentence says what chose the
+cases: the mode's ranking (image similarity, image + text, consensus re-ranking, the label head's
+probe) and the filter that limited the candidates, as the result reports them. The same content
+comes back structured, as the wire models of ``/context``, so a gateway can build its own prompt.
+Everything shown comes from the :class:`~indexer.query.RetrievalResult`: its hits carry their
+display names, its votes are already tallied, its filter terms are named.
 """
 
 from __future__ import annotations
@@ -23,10 +25,26 @@ FORMATS = ("markdown", "text", "json")
 _WORDS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Similar verified cases",
-        "intro": "The {n} indexed cases most similar to the image ({score}). They are reference "
-        "cases for comparison, not a diagnosis of this image.",
+        "chosen_image": "The {n} indexed cases most similar to the image",
+        "chosen_hybrid": "The {n} indexed cases closest to the image and the supplied text "
+        "together",
+        "chosen_rerank": "The {n} indexed cases closest to the image, re-ranked by agreement with "
+        "the description its nearest cases share",
+        "chosen_probe": "Among the indexed cases most similar to the image, the {n} whose labels "
+        "best agree with the labels estimated for this image (label-head ranking)",
+        "filtered": ", considering only cases {terms}",
+        "labels_any": "labelled {names}",
+        "labels_all": "labelled with all of {names}",
+        "zones": "in the zone {names}",
+        "areas": "in the area {names}",
+        "or": " or ",
+        "and": ", ",
+        "intro": "{chosen} ({score}). They are reference cases for comparison, not a diagnosis of "
+        "this image.",
         "score_image": "similarity = cosine similarity of the image embeddings x 100",
         "score_hybrid": "similarity = weighted image and text cosine similarity x 100",
+        "score_rerank": "similarity = weighted cosine similarity of the images and of the shared "
+        "description x 100",
         "similarity": "Similarity",
         "labels": "Labels",
         "zone": "Zone",
@@ -39,10 +57,27 @@ _WORDS: dict[str, dict[str, str]] = {
     },
     "es": {
         "title": "Casos verificados similares",
-        "intro": "Los {n} casos indexados más parecidos a la imagen ({score}). Son casos de "
-        "referencia para comparar, no un diagnóstico de esta imagen.",
+        "chosen_image": "Los {n} casos indexados más parecidos a la imagen",
+        "chosen_hybrid": "Los {n} casos indexados más cercanos a la imagen y al texto "
+        "proporcionado juntos",
+        "chosen_rerank": "Los {n} casos indexados más cercanos a la imagen, reordenados por su "
+        "acuerdo con la descripción que comparten sus casos más próximos",
+        "chosen_probe": "Entre los casos indexados más parecidos a la imagen, los {n} cuyas "
+        "etiquetas mejor concuerdan con las estimadas para esta imagen (ordenación por el "
+        "clasificador de etiquetas)",
+        "filtered": ", considerando solo casos {terms}",
+        "labels_any": "con la etiqueta {names}",
+        "labels_all": "con todas las etiquetas {names}",
+        "zones": "en la zona {names}",
+        "areas": "en el área {names}",
+        "or": " o ",
+        "and": ", ",
+        "intro": "{chosen} ({score}). Son casos de referencia para comparar, no un diagnóstico "
+        "de esta imagen.",
         "score_image": "similitud = similitud coseno de los embeddings de imagen x 100",
         "score_hybrid": "similitud = similitud coseno ponderada de imagen y texto x 100",
+        "score_rerank": "similitud = similitud coseno ponderada de las imágenes y de la "
+        "descripción compartida x 100",
         "similarity": "Similitud",
         "labels": "Etiquetas",
         "zone": "Zona",
@@ -64,6 +99,7 @@ class RenderedContext:
     cases: tuple[CaseOut, ...]
     label_votes: tuple[LabelVoteOut, ...]
     label_estimates: tuple[LabelEstimateOut, ...] = ()
+    selection: str = ""  # what chose the cases (the block's first sentence)
 
 
 def similarity_pct(score: float) -> int:
@@ -129,6 +165,7 @@ def render_context(
     ]
     votes = label_votes(result.votes, language=language)
     estimates = label_estimates(result, language=language, threshold=estimate_threshold)
+    chosen = selection(result, len(cases), words, language)
     if fmt == "json":
         text = json.dumps(
             {
@@ -137,16 +174,40 @@ def render_context(
                 "label_estimates": [e.model_dump() for e in estimates],
                 "neighbours": len(result.hits),
                 "mode": result.mode,
+                "filters": {term.field: list(term.ids) for term in result.filters},
+                "selection": chosen,
             },
             ensure_ascii=False,
         )
     else:
-        text = _render_prose(cases, votes, words, mode=result.mode, markdown=fmt == "markdown")
+        text = _render_prose(cases, votes, words, intro=chosen, markdown=fmt == "markdown")
         if cases and estimates:
             title, lines = estimate_lines(estimates, language)
             heading = f"### {title}" if fmt == "markdown" else f"{title}:"
             text += "\n" + "\n".join([heading, *(f"- {line}" for line in lines)]) + "\n"
-    return RenderedContext(text, fmt, language, tuple(cases), tuple(votes), tuple(estimates))
+    return RenderedContext(
+        text, fmt, language, tuple(cases), tuple(votes), tuple(estimates), chosen
+    )
+
+
+def selection(result: RetrievalResult, n: int, words: dict[str, str], language: str) -> str:
+    """What chose the cases, truthfully: the ranking of ``result.mode``, the filter that limited
+    the candidates, and what the similarity shown measures."""
+    mode = result.mode if f"chosen_{result.mode}" in words else "image"
+    chosen = words[f"chosen_{mode}"].format(n=n)
+    if result.filters:
+        terms = [
+            words[t.field].format(
+                names=(words["and"] if t.field == "labels_all" else words["or"]).join(
+                    name.get(language) for name in t.names
+                )
+            )
+            for t in result.filters
+        ]
+        chosen += words["filtered"].format(terms=words["and"].join(terms))
+    # probe re-orders image-search candidates: its scores are their image cosines
+    score = words[{"hybrid": "score_hybrid", "rerank": "score_rerank"}.get(mode, "score_image")]
+    return words["intro"].format(chosen=chosen, score=score)
 
 
 def _render_prose(
@@ -154,7 +215,7 @@ def _render_prose(
     votes: list[LabelVoteOut],
     words: dict[str, str],
     *,
-    mode: str,
+    intro: str,
     markdown: bool,
 ) -> str:
     def heading(title: str) -> str:
@@ -168,8 +229,7 @@ def _render_prose(
     if not cases:
         lines.append(words["none"])
         return "\n".join(lines) + "\n"
-    score = words["score_image"] if mode == "image" else words["score_hybrid"]
-    lines += [words["intro"].format(n=len(cases), score=score), ""]
+    lines += [intro, ""]
     for case in cases:
         labels = ", ".join(f"{lb.count} x {lb.name}" for lb in case.labels) or words["no_labels"]
         zone = case.zone_name

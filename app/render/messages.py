@@ -32,6 +32,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "intro": "Below are the {n} indexed cases most similar to the image to analyse, each "
         "shown as an image followed by its verified labels. They are reference cases for "
         "comparison, not a diagnosis of that image. Similarity is the cosine similarity x 100.",
+        "shown": "Each case below is an image followed by its verified labels.",
         "none": "No similar indexed case was found.",
         "case": "Case {rank} ({id}): similarity {pct}%. Verified labels: {labels}. Zone: {zone}.",
         "no_image": " (image not included)",
@@ -44,6 +45,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "cada uno como una imagen seguida de sus etiquetas verificadas. Son casos de referencia "
         "para comparar, no un diagnóstico de esa imagen. La similitud es la similitud coseno "
         "x 100.",
+        "shown": "Cada caso a continuación es una imagen seguida de sus etiquetas verificadas.",
         "none": "No se encontró ningún caso indexado similar.",
         "case": "Caso {rank} ({id}): similitud {pct}%. Etiquetas verificadas: {labels}. "
         "Zona: {zone}.",
@@ -80,12 +82,17 @@ def message_parts(
     language: str,
     images: dict[str, str],
     estimates: Sequence[LabelEstimateOut] = (),
+    selection: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The content parts; ``images`` maps a case id to its image URL (absent: text only)."""
+    """The content parts; ``images`` maps a case id to its image URL (absent: text only);
+    ``selection``: what chose the cases (:func:`app.render.context.selection`), said first."""
     words = _WORDS.get(language, _WORDS["en"])
     if not cases:
         return [_text(words["none"])]
-    parts = [_text(words["intro"].format(n=len(cases)))]
+    intro = words["intro"].format(n=len(cases))
+    if selection is not None:
+        intro = f"{selection} {words['shown']}"
+    parts = [_text(intro)]
     for case in cases:
         url = images.get(case.id)
         if url is not None:

@@ -99,4 +99,5 @@ async def _messages(
         language=rendered.language,
         images=images,
         estimates=rendered.label_estimates,
+        selection=rendered.selection,
     )

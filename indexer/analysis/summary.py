@@ -31,6 +31,7 @@ from models.taxonomy import Taxonomy
 NO_DAMAGE = "no_damage"
 # Problem reasons are free text; these fragments (written by indexer.readers) name their kind.
 _PROBLEM_KINDS = (
+    ("annotation problem", "unusable_annotation"),  # every shape of a damaged image is broken
     ("does not parse", "unparsable"),
     ("missing image", "missing_image"),
     ("point(s)", "short_polygon"),

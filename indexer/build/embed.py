@@ -2,18 +2,21 @@
 
 Decode + preprocess (:func:`models.embedding.prepare_image`, the one image -> vector path) runs in
 worker threads, ahead of the encoder by up to two windows; ``encode_preprocessed`` runs in the
-calling thread on windows of a few batches (the encoder buckets equal shapes). Unreadable images
-become :class:`~indexer.readers.records.Problem` s, never zero vectors. With an
+calling thread on windows of a few batches (the encoder buckets equal shapes), a CPU encoder
+with one intra-op thread fewer than the machine has cores (:func:`cores_left_to_decoding`).
+Unreadable images become :class:`~indexer.readers.records.Problem` s, never zero vectors. With an
 :class:`~indexer.build.cache.EmbeddingCache`, vectors already encoded are reused.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,35 @@ def _load(record: Record, image_encoder: ImageEncoderProtocol) -> Pixels | Probl
         return prepare_image(Path(record.image_path), image_encoder).pixels
     except (VisragError, OSError) as exc:
         return Problem(str(record.image_path), f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def cores_left_to_decoding(image_encoder: ImageEncoderProtocol) -> Iterator[None]:
+    """A CPU encoder's intra-op threads while decode threads run beside it: the cores but one.
+
+    Intra-op threads meet at a barrier after every parallel op; with decode threads (and any other
+    process) competing for the same cores, one descheduled thread holds up the rest while they
+    spin, and the build collapses when other jobs use the cores (``python -m bench.build local
+    --load N`` times both rules; docs/performance.md, issue 25).
+    """
+    if image_encoder.device != "cpu":
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, _cores() - 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def progress_bar(total: int, enabled: bool) -> Any:
@@ -96,7 +128,11 @@ def embed_images(
     window = max(batch_size * 4, 1)
     t_start = time.perf_counter()
 
-    with progress_bar(len(todo), progress) as bar, ThreadPoolExecutor(max(workers, 1)) as pool:
+    with (
+        progress_bar(len(todo), progress) as bar,
+        ThreadPoolExecutor(max(workers, 1)) as pool,
+        cores_left_to_decoding(image_encoder),
+    ):
         task = bar.add_task("embed", total=len(todo), rate="")
         pending: deque[tuple[Record, Future[Any]]] = deque()
         source = iter(todo)

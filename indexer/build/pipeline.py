@@ -18,8 +18,9 @@ nothing. ``add_records`` / ``remove_items`` update an existing directory.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,10 +31,10 @@ import numpy as np
 from indexer.build.cache import EmbeddingCache
 from indexer.build.embed import embed_images
 from indexer.build.mapper import ImageEngine, Mapped, Mapper
-from indexer.build.reader import read_records
+from indexer.build.reader import SourceRecords, read_records
 from indexer.build.writer import StoreLayout, write_index
 from indexer.errors import IndexInputError
-from indexer.index.artifacts import load_artifacts
+from indexer.index.artifacts import Artifacts, load_artifacts
 from indexer.index.catalogue import dataset_summary, images_root
 from indexer.index.locking import writer_lock
 from indexer.index.manifest import (
@@ -65,6 +66,8 @@ class BuildReport:
     manifest: IndexManifest
     embed_seconds: float = 0.0  # wall time of the embedding stage (decode overlapped with encode)
     stages: dict[str, float] = field(default_factory=dict)  # reader, mapper, writer: wall seconds
+    encoders: int = 1  # image encoders that ran side by side (Ray: the actors)
+    startup_seconds: float = 0.0  # Ray: start, actors loading models (not in embed_seconds)
 
     @property
     def images_per_second(self) -> float:
@@ -72,8 +75,10 @@ class BuildReport:
 
     @property
     def encoder_busy(self) -> float:
-        """Share of the embedding stage the image encoder was computing (1.0: never waited)."""
-        return min(self.encode_seconds / self.embed_seconds, 1.0) if self.embed_seconds else 0.0
+        """Share of the embedding stage the image encoder(s) were computing (1.0: never waited)."""
+        if not self.embed_seconds:
+            return 0.0
+        return min(self.encode_seconds / (self.embed_seconds * self.encoders), 1.0)
 
 
 class StageClock:
@@ -106,6 +111,8 @@ class StageClock:
             manifest=written,
             embed_seconds=mapped.stats.get("seconds", 0.0),
             stages=dict(self.stages),
+            encoders=int(mapped.stats.get("encoders", 1)),
+            startup_seconds=mapped.stats.get("startup_seconds", 0.0),
         )
 
 
@@ -186,33 +193,74 @@ def _build(
     return clock.report(out, mapped, failed, written)
 
 
+@dataclass(frozen=True)
+class NewRecords:
+    """The reader stage of an add: records not yet indexed, unreadable inputs, ids skipped."""
+
+    read: SourceRecords  # only the records to embed
+    existing: tuple[str, ...] = ()  # ids already indexed and skipped (``skip_existing``)
+
+
+def read_new_records(
+    artifacts: Artifacts,
+    source: str | Path | Iterable[Record],
+    taxonomy: Taxonomy,
+    *,
+    skip_existing: bool = False,
+) -> NewRecords:
+    """Read what an add was given and check it against the index, before any model loads.
+
+    Raises:
+        IndexInputError: some ids are already indexed (every one named; ``skip_existing`` skips
+            them instead), or every input failed to read (nothing to add).
+    """
+    read = read_records(source, taxonomy)
+    present = tuple(r.id for r in read.records if artifacts.row_of(r.id) is not None)
+    if present and not skip_existing:
+        raise IndexInputError(
+            f"{len(present)} of {len(read.records)} record(s) already indexed; remove them first "
+            f"or pass --skip-existing: {', '.join(present)}"
+        )
+    fresh = [r for r in read.records if artifacts.row_of(r.id) is None]
+    if not fresh and (read.problems or not present):
+        raise IndexInputError(_nothing_added(read.problems))
+    return NewRecords(replace(read, records=fresh), present)
+
+
+def _nothing_added(failed: Sequence[Problem]) -> str:
+    if not failed:
+        return "nothing added: the input holds no records; the index is unchanged"
+    first = failed[0]
+    return (
+        f"nothing added: all {len(failed)} input(s) failed (first: {first.file}: {first.reason}); "
+        "the index is unchanged"
+    )
+
+
 def add_records(
     index: OpenedIndex,
-    source: str | Path | Iterable[Record],
+    new: NewRecords,
     *,
     batch_size: int = 8,
     workers: int = 2,
     progress: bool = True,
 ) -> BuildReport:
-    """Embed new records with the index's (checked) encoders and append them (no rebuild).
+    """Embed new records (:func:`read_new_records`) with the index's (checked) encoders and
+    append them (no rebuild).
 
     ``index``: from :func:`indexer.retrieval.opening.open_index` with both encoders loaded. Hold
     :func:`~indexer.index.locking.writer_lock` over the open and this call (``index add`` does);
-    without it, a write by another process since the open is refused rather than lost.
+    without it, a write by another process since the open is refused rather than lost. The
+    manifest's failure list keeps earlier failures only for inputs this add did not read again.
 
     Raises:
-        IndexInputError: a record id is already indexed (remove it first).
+        IndexInputError: no record could be embedded (nothing is written).
     """
     clock = StageClock()
-    artifacts, taxonomy = index.artifacts, index.taxonomy
+    artifacts, taxonomy, read = index.artifacts, index.taxonomy, new.read
     image_encoder, text_encoder = index.image_encoder, index.text_encoder
     if image_encoder is None or text_encoder is None:
         raise ValueError("add_records needs an index opened with both encoders")
-    with clock.stage("reader"):
-        read = read_records(source, taxonomy)
-    present = [r.id for r in read.records if artifacts.row_of(r.id) is not None]
-    if present:
-        raise IndexInputError(f"already indexed (remove them first): {present[:10]}")
     recorded_root = artifacts.manifest.dataset.get("root")
     root = Path(recorded_root) if recorded_root else read.root
     with clock.stage("mapper"):
@@ -221,6 +269,8 @@ def add_records(
         )
         mapped = mapper(read.records, catalogue_root=lambda _: root, first_row=len(artifacts))
     failed = [*read.problems, *mapped.failed]
+    if not mapped.items:
+        raise IndexInputError(_nothing_added(failed))
     with clock.stage("writer"):
         written = rewrite_artifacts(
             artifacts,
@@ -231,11 +281,26 @@ def add_records(
                 "op": "add",
                 "count": len(mapped.items),
                 "failed": len(failed),
+                "skipped_existing": len(new.existing),
                 "dtype": image_encoder.dtype,
             },  # what ran (may differ from the build's)
-            failed=[p.as_dict() for p in failed],
+            failed=[
+                *(f for f in artifacts.manifest.failed if not _read_again(f, read)),
+                *(FailedInput(file=p.file, reason=p.reason) for p in failed),
+            ],
         )
     return clock.report(artifacts.path, mapped, failed, written)
+
+
+def _read_again(earlier: FailedInput, read: SourceRecords) -> bool:
+    """Whether an earlier failure is about an image (or its LabelMe annotation) this add read
+    again, so this run's outcome replaces it: the file's name appears in the failure's file or
+    reason (earlier failures name files relative to another root, or a manifest line with the
+    image in the reason; the file name is what both share)."""
+    text = f"{earlier.file} {earlier.reason}"
+    names = {r.image_path.name for r in read.records}
+    names |= {Path(r.source).name for r in read.records if r.source.endswith(".json")}
+    return any(re.search(rf"(^|[\\/\s'\"(]){re.escape(n)}($|[\s'\":)])", text) for n in names)
 
 
 def remove_items(

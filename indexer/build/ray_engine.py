@@ -10,7 +10,8 @@ signature, same results). The pipeline:
 - decode + preprocess as CPU tasks (:func:`models.embedding.prepare_image` with the encoder's
   :class:`~models.embedding.Preprocessing`: the same pixels, no model shipped); an unreadable
   image becomes an error row, reported by file name and skipped, never a zero vector;
-- ``encode_preprocessed`` in an actor pool: ``workers`` actors, each loading the model once by
+- ``encode_preprocessed`` in an actor pool: ``workers`` actors (default: the cluster's CPUs but
+  one, which the decode tasks keep), each loading the model once by
   the :class:`EncoderRecipe` (model, revision, dtype, image size, pooling of the driver's encoder,
   checked on load), on a GPU when ``gpus_per_worker`` > 0;
 - the driver streams the results: progress bar, every batch into the cache (so an interrupted
@@ -25,9 +26,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,12 +63,52 @@ class RayEngineError(VisragError):
 
 @dataclass(frozen=True)
 class RayOptions:
-    """Where and how wide: ``address`` None = a local Ray (or the one already initialised)."""
+    """Where and how wide: ``address`` None = a local Ray (or the one already initialised).
+    ``workers``: encoder actors (one loaded model each); ``None``: as many as the cluster's CPUs
+    allow while leaving one to the decode tasks (and, with GPUs, no more than the GPUs hold)."""
 
     address: str | None = None
-    workers: int = 1  # encoder actors (one loaded model each)
+    workers: int | None = None
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
+
+
+def local_cpus() -> int:
+    """The CPUs a local Ray started here would count (this process's affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def actor_count(options: RayOptions, cpus: float, gpus: float = 0.0) -> int:
+    """How many encoder actors to start on a cluster of ``cpus`` (and ``gpus``).
+
+    Raises:
+        RayEngineError: the actors would take every CPU (the decode tasks would never run).
+    """
+    per = options.cpus_per_worker
+    room = math.floor((cpus - 1) / per) if per > 0 else 1  # one CPU stays with decoding
+    workers = options.workers
+    if workers is None:
+        workers = room
+        if options.gpus_per_worker > 0:
+            workers = min(workers, math.floor(gpus / options.gpus_per_worker))
+    if workers < 1 or workers > room:
+        fix = f"use --workers {room} or fewer" if room >= 1 else "it needs at least 2 CPUs"
+        raise RayEngineError(
+            f"{max(workers, 1)} encoder actor(s) would take all {cpus:g} CPUs of the Ray cluster; "
+            f"the decode tasks need at least one: {fix}"
+        )
+    return workers
+
+
+def check_before_start(options: RayOptions) -> int | None:
+    """For a local Ray not started yet: the actor count, checked against this machine's CPUs
+    before Ray starts (seconds) and the models load; ``None`` when a cluster address decides."""
+    if options.address:
+        return None
+    return actor_count(replace(options, gpus_per_worker=0.0), local_cpus())  # GPUs: once joined
 
 
 @dataclass(frozen=True)
@@ -155,10 +197,19 @@ def connect(options: RayOptions) -> None:
         raise RayEngineError("--engine ray needs Ray: pip install 'visrag[ray]'") from exc
     if ray.is_initialized():
         return
+    # Ray's own start-up lines (INFO) and its workers' logs say nothing a build user can act on
     if options.address:
-        ray.init(address=options.address, log_to_driver=False)
+        ray.init(address=options.address, log_to_driver=False, logging_level=logging.ERROR)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+
+
+def _quiet_console(ray_data: logging.Logger) -> None:
+    """Errors only on the console from Ray Data: its execution start, plan and finish lines are
+    not news to a build user (they stay in its log file under the Ray session folder)."""
+    for handler in ray_data.handlers:
+        if not isinstance(handler, logging.FileHandler) and "File" not in type(handler).__name__:
+            handler.setLevel(logging.ERROR)
 
 
 def embed_images_ray(
@@ -193,16 +244,16 @@ def _run(
     vectors: dict[str, Vectors],
     stats: dict[str, float],
 ) -> list[Problem]:
+    t_start = time.perf_counter()
     connect(options)
     import ray.data
 
-    cpus = ray.cluster_resources().get("CPU", 0)
-    if options.workers * options.cpus_per_worker >= cpus:  # the decode tasks would never run
-        raise RayEngineError(
-            f"{options.workers} encoder actor(s) would take all {cpus:g} CPUs of the Ray cluster; "
-            f"the decode tasks need at least one: use --workers {max(1, int(cpus) - 1)} or fewer"
-        )
+    resources = ray.cluster_resources()
+    actors = actor_count(options, resources.get("CPU", 0), resources.get("GPU", 0))
+    logger.info("Ray: %d encoder actor(s), decoding on the other CPUs", actors)
+    stats["encoders"] = actors
 
+    _quiet_console(logging.getLogger("ray.data"))
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours below counts images, not blocks
     window = max(batch_size * 4, 1)  # as the local engine: the encoder buckets equal shapes
@@ -220,7 +271,7 @@ def _run(
             EncodeActor,
             batch_size=window,
             num_gpus=gpus,
-            compute=ray.data.ActorPoolStrategy(size=options.workers),
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=options.cpus_per_worker,
             batch_format="numpy",
             fn_constructor_kwargs={
@@ -231,10 +282,13 @@ def _run(
         )
     )
     failed: list[Problem] = []
-    t_start = time.perf_counter()
+    t_first = None
     with progress_bar(len(todo), progress) as bar:
         task = bar.add_task("embed", total=len(todo), rate="")
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            if t_first is None:  # Ray started, the actors loaded their models, one batch ran
+                t_first = time.perf_counter()
+                stats["startup_seconds"] = t_first - t_start
             done: list[Record] = []
             for i, (rid, error) in enumerate(zip(batch["id"], batch["error"], strict=True)):
                 record = by_id[str(rid)]
@@ -250,6 +304,8 @@ def _run(
             stats["encode_seconds"] += float(np.sum(batch["encode_seconds"]))
             rate = stats["embedded"] / (time.perf_counter() - t_start)
             bar.update(task, advance=len(batch["id"]), rate=f"{rate:.1f} img/s")
+    # the busy share is of the time after start-up (else seconds of Ray start read as "idle")
+    stats["seconds"] = time.perf_counter() - (t_first or t_start)
     missing = len(todo) - len(failed) - int(stats["embedded"])
     if missing:
         raise RayEngineError(f"the Ray pipeline returned {missing} fewer images than it was given")

@@ -28,13 +28,17 @@ PIPELINE_ORDER = (
     "serve",
     "demo",
     "generate",
+    "model",
     "query",
     # `visrag index ...`
     "build",
     "import",
     "add",
     "remove",
+    "ls",
     "verify",
+    # `visrag model ...`
+    "tiny",
 )
 
 

@@ -1,4 +1,4 @@
-"""`visrag index build | import | add | remove | verify`: thin commands over the build stage.
+"""`visrag index build | import | add | remove | ls | verify`: thin commands over the build stage.
 
 They call indexer.build.pipeline (reader -> mapper -> writer), indexer.build.importing and
 indexer.index.artifacts; models are imported only when a command runs.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -85,9 +86,15 @@ def _report(report: BuildReport, verb: str) -> None:
     _print_failed(report.failed, report.out)
     rate = ""
     if report.embedded:
+        who = "image encoder" if report.encoders == 1 else f"{report.encoders} encoder actors"
+        after = (
+            f" after {report.startup_seconds:.0f} s of Ray start-up"
+            if report.startup_seconds
+            else ""
+        )
         rate = (
-            f", {report.images_per_second:.1f} img/s, image encoder busy "
-            f"{report.encoder_busy:.0%} of the embedding stage"
+            f", {report.images_per_second:.1f} img/s, {who} busy "
+            f"{report.encoder_busy:.0%} of the embedding stage{after}"
         )
     typer.echo(
         f"{verb} {report.out}: {report.count} items ({report.embedded} embedded, "
@@ -118,8 +125,13 @@ def build(
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 8,
     workers: Annotated[
-        int, typer.Option(min=1, help="decode threads (--engine ray: encoder actors)")
-    ] = 2,
+        int | None,
+        typer.Option(
+            min=1,
+            help="decode threads (default 2); --engine ray: encoder actors (default: the "
+            "cluster's CPUs but one, left to decoding)",
+        ),
+    ] = None,
     cache_dir: Annotated[
         Path | None, typer.Option(help="embedding cache: an interrupted build resumes from it")
     ] = None,
@@ -153,9 +165,21 @@ def build(
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
     run: ImageEngine = embed_images
     if engine == "ray":
-        from indexer.build.ray_engine import RayOptions, ray_engine
+        from indexer.build.ray_engine import RayOptions, check_before_start, ray_engine
 
-        run = ray_engine(RayOptions(ray_address, workers, gpus_per_worker))
+        options = RayOptions(ray_address, workers, gpus_per_worker)
+        with user_errors():  # before Ray starts and the models load
+            actors = check_before_start(options)
+        if actors is None:
+            typer.echo(f"joining the Ray cluster at {ray_address}", err=True)
+        else:
+            typer.echo(
+                f"Ray: {actors} encoder actor(s), decoding on the other CPU(s); a local Ray "
+                "takes several seconds to start and logs one core_worker line about actor "
+                "restarts (harmless: a failed actor fails the build)",
+                err=True,
+            )
+        run = ray_engine(options)
     with user_errors():
         image_encoder = load_image_encoder(
             image_model, device=device, dtype=dtype, image_size=image_size, pooling=pooling
@@ -171,7 +195,7 @@ def build(
             index_type=index_type,
             index_params=_params(index_param),
             batch_size=batch_size,
-            workers=workers,
+            workers=workers or 2,
             cache_dir=cache_dir,
             progress=progress,
             wait=wait,
@@ -238,37 +262,89 @@ def add(
     workers: WorkersOpt = 2,
     taxonomy: TaxonomyOpt = None,
     wait: WaitOpt = 0.0,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="skip records already indexed (default: refuse)")
+    ] = False,
 ) -> None:
-    """Embed new records with the recorded models and append them (no full rebuild)."""
-    from indexer.build.pipeline import add_records
+    """Embed new records with the recorded models and append them (no full rebuild).
+
+    Exits 1 and writes nothing when a record is already indexed (all named) or no input could be
+    added; both are checked before the models load.
+    """
+    from indexer.build.pipeline import add_records, read_new_records
     from indexer.index.locking import writer_lock
     from indexer.retrieval.opening import Overrides, open_index
     from models.allocator import tune_allocator
 
     tune_allocator()
+    overrides = Overrides(
+        device=device, image_model=image_model, text_model=text_model, taxonomy=taxonomy
+    )
     with user_errors(), writer_lock(artifacts, wait=wait):  # over the load, the embed and the write
-        opened = open_index(
-            artifacts,
-            Overrides(
-                device=device, image_model=image_model, text_model=text_model, taxonomy=taxonomy
-            ),
+        opened = open_index(artifacts, replace(overrides, load_image=False, load_text=False))
+        new = read_new_records(
+            opened.artifacts, manifest, opened.taxonomy, skip_existing=skip_existing
         )
-        report = add_records(opened, manifest, batch_size=batch_size, workers=workers)
+        if new.existing:
+            typer.echo(f"skipped {len(new.existing)} record(s) already indexed", err=True)
+        if not new.read.records:
+            typer.echo(f"nothing new to add; {artifacts} is unchanged")
+            return
+        report = add_records(
+            opened.with_encoders(overrides), new, batch_size=batch_size, workers=workers
+        )
     _report(report, "updated")
 
 
 @index_app.command("remove", cls=PlainCommand)
 def remove(
     artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
-    ids: Annotated[list[str], typer.Argument(help="item ids to remove")],
+    items: Annotated[
+        list[str], typer.Argument(help="item ids or image paths (as `index ls` prints them)")
+    ],
     wait: WaitOpt = 0.0,
 ) -> None:
-    """Remove items by id (the directory is rewritten atomically with new checksums)."""
+    """Remove items by id or image path (the directory is rewritten atomically)."""
     from indexer.build.pipeline import remove_items
+    from indexer.cli.items import resolve_ids
+    from indexer.index.artifacts import load_artifacts
 
     with user_errors():
+        ids = resolve_ids(load_artifacts(artifacts, verify=False), items)
         manifest = remove_items(artifacts, ids, wait=wait)
-    typer.echo(f"removed {len(set(ids))} item(s); {manifest.vector_count} remain in {artifacts}")
+    typer.echo(f"removed {len(ids)} item(s); {manifest.vector_count} remain in {artifacts}")
+
+
+@index_app.command("ls", cls=PlainCommand)
+def ls(
+    artifacts: Annotated[Path, typer.Argument(help="artifact directory")],
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="only items with this label (repeatable: all of them; no_damage)"),
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option(help="only images whose path matches (glob or substring)")
+    ] = None,
+    taxonomy: TaxonomyOpt = None,
+) -> None:
+    """List indexed items: id, image, labels (label:count), zone; tab-separated."""
+    from indexer.cli.items import item_line, select_items
+    from indexer.index.artifacts import load_artifacts
+    from models.taxonomy import load_taxonomy
+
+    with user_errors():
+        a = load_artifacts(artifacts, verify=False)
+        tax = load_taxonomy(taxonomy)
+    for name in label or ():
+        if not tax.is_known(name):
+            raise typer.BadParameter(
+                f"{name!r} is not a label of the taxonomy: {', '.join(tax.label_ids)}",
+                param_hint="--label",
+            )
+    chosen = select_items(a.items, tax, labels=label or (), path=path)
+    for item in chosen:
+        typer.echo(item_line(item))
+    typer.echo(f"{len(chosen)} of {len(a)} item(s)", err=True)
 
 
 @index_app.command("verify", cls=PlainCommand)

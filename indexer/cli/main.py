@@ -19,6 +19,8 @@ cli = command_group(
     "visrag", "visrag: dataset analysis, label-aware split, hybrid index, honest evaluation."
 )
 cli.add_typer(index_app, name="index")
+model_app = command_group("model", "Image model checkpoints on disk.")
+cli.add_typer(model_app, name="model")
 RecordedModelOpt = Annotated[
     str | None, typer.Option(help="a local copy of the model the index records (default: its id)")
 ]
@@ -215,3 +217,20 @@ def generate(
         typer.echo(f"  {label}: {count} images, {summary['label_instances'][label]} instances")
     for item in summary["broken"]:
         typer.echo(f"  broken ({item['kind']}, {item['effect']}): {item['file']}")
+
+
+@model_app.command("tiny", cls=PlainCommand)
+def tiny_model(
+    out: Annotated[Path, typer.Argument(help="folder to write the checkpoint to (new or empty)")],
+    seed: Annotated[int, typer.Option(help="seed of the random weights")] = 0,
+) -> None:
+    """Write a tiny, randomly initialised DINOv3 checkpoint: --image-model for trying every
+    command without downloading weights (its vectors mean nothing)."""
+    from models.testing import make_tiny_dinov3
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        typer.secho(f"error: {out} exists and is not an empty folder", fg="red", err=True)
+        raise typer.Exit(1)
+    make_tiny_dinov3(out, seed=seed)
+    typer.echo(f"wrote a tiny random DINOv3 to {out} (random weights: retrieval quality is noise)")
+    typer.echo(f"use it as: visrag index build --manifest DATA --out DIR --image-model {out}")

@@ -16,7 +16,7 @@ from indexer.errors import ArtifactError
 from indexer.index.artifacts import Artifacts, is_current, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.locking import writer_lock
-from indexer.index.manifest import IndexManifest, ManifestBody
+from indexer.index.manifest import FailedInput, IndexManifest, ManifestBody
 from models.fusion import fuse
 
 
@@ -28,11 +28,12 @@ def rewrite_artifacts(
     new_image_vectors: npt.NDArray[np.float32] | None = None,
     new_text_vectors: npt.NDArray[np.float32] | None = None,
     history: Mapping[str, Any] | None = None,
-    failed: Sequence[Mapping[str, str]] = (),
+    failed: Sequence[FailedInput] | None = None,
 ) -> IndexManifest:
     """Drop rows (``keep`` False) and/or append items, updating the FAISS indexes in place
     (remove + renumber, add) rather than rebuilding them, then write atomically back.
-    ``failed`` (file, reason) and ``history`` are appended to the manifest's lists.
+    ``history`` is appended to the manifest's history; ``failed`` (file, reason), when given,
+    replaces the manifest's failure list (``None`` keeps it).
 
     Raises:
         ArtifactError: the directory changed since ``artifacts`` was loaded (another writer got
@@ -56,7 +57,7 @@ def _rewrite(
     new_image_vectors: npt.NDArray[np.float32] | None,
     new_text_vectors: npt.NDArray[np.float32] | None,
     history: Mapping[str, Any] | None,
-    failed: Sequence[Mapping[str, str]],
+    failed: Sequence[FailedInput] | None,
 ) -> IndexManifest:
     a = artifacts
     n = len(a.items)
@@ -95,7 +96,9 @@ def _rewrite(
                     if k not in ("count", "labels", "label_instances", "zones")
                 },
             ),
-            "failed": [*body.model_dump()["failed"], *failed],
+            "failed": body.model_dump()["failed"]
+            if failed is None
+            else [f.model_dump() for f in failed],
             "history": [*body.history, *([dict(history)] if history else [])],
         }
     )

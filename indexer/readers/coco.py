@@ -28,7 +28,7 @@ from indexer.readers.geometry import (
 from indexer.readers.images import ImageHeaderError, declared_size, image_size
 from indexer.readers.progress import track
 from indexer.readers.records import Defect
-from indexer.readers.scan import DatasetError, ScanBuilder
+from indexer.readers.scan import DatasetError, ScanBuilder, unusable
 
 
 def is_coco(path: Path) -> bool:
@@ -119,6 +119,9 @@ def _read_image(
             defects.append(_defect(builder, ann, categories[label]))
         except ShapeError as exc:
             builder.problem(f"{where}#annotation {ann.get('id')}", f"{exc}: annotation skipped")
+    if annotations and not defects:  # a damaged photo with a broken annotation is not undamaged
+        builder.problem(image, unusable(len(annotations), "annotation", builder.rel(image)))
+        return
     builder.add(
         image,
         width=width,

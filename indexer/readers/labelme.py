@@ -4,7 +4,8 @@ Two naming schemes pair an annotation with its image: ``<stem>_labelDANO_modific
 to ``<stem>_imageDANO_original.jpg``, and plainly ``<stem>.json`` next to ``<stem>.jpg``. The
 JSON's ``imagePath`` wins when it names an existing file; the naming scheme is the fallback (and
 tells which image a JSON that does not parse was about, so that image is skipped rather than
-mistaken for an undamaged one). Images without an annotation, or with no shapes, are "no damage".
+mistaken for an undamaged one). Images without an annotation, or with no shapes, are "no damage";
+an image whose shapes are all unusable is skipped as an annotation problem, not "no damage".
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from indexer.readers.geometry import ShapeError, make_defect, rectangle, to_poin
 from indexer.readers.images import ImageHeaderError, declared_size, image_size, is_image
 from indexer.readers.progress import track
 from indexer.readers.records import Defect
-from indexer.readers.scan import ScanBuilder
+from indexer.readers.scan import ScanBuilder, unusable
 
 ANNOTATION_MARK = "_labelDANO_modificado"
 IMAGE_MARK = "_imageDANO_original"
@@ -118,6 +119,9 @@ def _read_annotation(
         )
         return
     defects = _defects(builder, js, data["shapes"])
+    if data["shapes"] and not defects:  # a damaged photo with a broken annotation is not undamaged
+        builder.problem(js, unusable(len(data["shapes"]), "shape", builder.rel(image)))
+        return
     builder.add(image, width=width, height=height, defects=defects, source=builder.rel(js))
 
 

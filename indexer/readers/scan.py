@@ -21,6 +21,14 @@ class DatasetError(VisragError):
     """The dataset as a whole cannot be read (path missing, top-level file unparsable)."""
 
 
+def unusable(count: int, kind: str, image: str) -> str:
+    """The problem of an image none of whose ``count`` annotated shapes could be used."""
+    return (
+        f"annotation problem: none of its {count} {kind}(s) is usable (each reason listed): image "
+        f"{image} skipped, not indexed as no damage"
+    )
+
+
 @dataclass
 class DatasetScan:
     """Records read from a dataset (sorted by id), the inputs that were skipped, label coverage."""

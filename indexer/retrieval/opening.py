@@ -82,6 +82,25 @@ class OpenedIndex:
             rerank_candidates=rerank_candidates,
         )
 
+    def with_encoders(self, overrides: Overrides) -> OpenedIndex:
+        """These artifacts with the encoders ``overrides`` asks for loaded (if not yet), checked.
+
+        Raises:
+            ManifestMismatchError / ModelNotAvailableError: as :func:`open_index`.
+        """
+        image, text = self.image_encoder, self.text_encoder
+        if image is None and overrides.load_image:
+            image = load_recorded_image_encoder(self.manifest, overrides)
+        if text is None and overrides.load_text:
+            text = load_recorded_text_encoder(self.manifest, overrides)
+        check_compatible(
+            self.manifest,
+            image_model=describe_image_encoder(image) if image is not None else None,
+            text_model=describe_text_encoder(text) if text is not None else None,
+            taxonomy=self.taxonomy,
+        )
+        return OpenedIndex(self.artifacts, image, text, self.taxonomy)
+
 
 def load_recorded_image_encoder(
     manifest: IndexManifest, overrides: Overrides
@@ -144,19 +163,9 @@ def open_index(
     artifacts = load_artifacts(
         directory, verify=overrides.verify, mmap=overrides.mmap, image_root=overrides.image_root
     )
-    manifest = artifacts.manifest
     taxonomy = overrides.taxonomy
     if not isinstance(taxonomy, Taxonomy):
         taxonomy = load_taxonomy(taxonomy)
-    if image_encoder is None and overrides.load_image:
-        image_encoder = load_recorded_image_encoder(manifest, overrides)
-    if text_encoder is None and overrides.load_text:
-        text_encoder = load_recorded_text_encoder(manifest, overrides)
-    check_compatible(
-        manifest,
-        image_model=describe_image_encoder(image_encoder) if image_encoder is not None else None,
-        text_model=describe_text_encoder(text_encoder) if text_encoder is not None else None,
-        taxonomy=taxonomy,
-    )
+    opened = OpenedIndex(artifacts, image_encoder, text_encoder, taxonomy).with_encoders(overrides)
     logger.info("opened %s: %d items", directory, len(artifacts))
-    return OpenedIndex(artifacts, image_encoder, text_encoder, taxonomy)
+    return opened

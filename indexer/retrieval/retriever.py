@@ -34,7 +34,9 @@ import numpy.typing as npt
 from indexer.index.stores import FilteringStore
 from indexer.query import (
     QUERY_MODES,
+    FilterField,
     Filters,
+    FilterTerm,
     Hit,
     LabelCount,
     Name,
@@ -206,6 +208,7 @@ class Retriever:
             timings,
             pseudo_text,
             probe.label_estimates(head, proba, self.taxonomy, vec),
+            filter_terms(filters, self.taxonomy),
         )
 
     # -- catalogue -------------------------------------------------------------------------------
@@ -330,6 +333,30 @@ class Retriever:
             image=item.image,
             group=item.group,
         )
+
+
+def filter_terms(filters: Filters | None, tax: Taxonomy) -> tuple[FilterTerm, ...]:
+    """The query's filter, one display-ready term per restricting field."""
+    if not filters:
+        return ()
+    fields: tuple[tuple[FilterField, tuple[str, ...]], ...] = (
+        ("labels_any", filters.labels_any),
+        ("labels_all", filters.labels_all),
+        ("zones", filters.zones),
+        ("areas", filters.areas),
+    )
+    terms = []
+    for field, ids in fields:
+        if not ids:
+            continue
+        if field.startswith("labels"):
+            names = tuple(Name(lb.en, lb.es) for lb in map(tax.normalise, ids))
+        elif field == "zones":
+            names = tuple(Name(z.en, z.es) for z in map(tax.normalise_zone, ids))
+        else:
+            names = tuple(Name(tax.area_name(a, "en"), tax.area_name(a, "es")) for a in ids)
+        terms.append(FilterTerm(field, ids, names))
+    return tuple(terms)
 
 
 def _shown(tax: Taxonomy, item_labels: tuple[tuple[str, int], ...], item_zone: str) -> Hit:

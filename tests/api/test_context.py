@@ -62,3 +62,16 @@ def test_bad_context_parameters_are_422(client):
     assert "language" in assert_error(post(client, language="fr"), 422, "bad_parameter")["error"]
     assert "format" in assert_error(post(client, format="html"), 422, "bad_parameter")["error"]
     assert_error(post(client, max_examples="0"), 422, "bad_parameter")
+
+
+def test_a_filtered_block_says_the_filter_chose_the_cases(client):
+    """'the cases most similar to the image' is false when a filter chose them: every format and
+    the chat parts say what restricted the candidates."""
+    for fmt in ("markdown", "text", "json", "messages"):
+        body = post(client, k="2", labels_any="dent", format=fmt).json()
+        assert [c["id"] for c in body["cases"]] == ["red-1", "green-2"]
+        said = body["messages"][0]["text"] if fmt == "messages" else body["context"]
+        assert "considering only cases labelled Dent" in said, fmt
+    es = post(client, k="2", labels_any="dent", language="es").json()["context"]
+    assert "considerando solo casos con la etiqueta Abolladura" in es
+    assert "considering only" not in post(client, k="2").json()["context"]

@@ -306,3 +306,30 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(
 
     result = CliRunner().invoke(cli, build_args(root / "train.jsonl", tmp_path / "q", model))
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+def test_a_cpu_build_leaves_one_core_to_decoding_and_restores_the_threads(env, monkeypatch):
+    """The encoder's intra-op threads while decode threads run: the cores but one (threads
+    spinning at barriers on shared cores made the build collapse under load, issue 25)."""
+    import torch
+
+    from indexer.build import embed
+    from models.image_encoder import load_image_encoder
+
+    root, model, records = env
+    seen: list[int] = []
+
+    class Watching(CountingEncoder):
+        def encode_preprocessed(self, arrays, *, batch_size=8):
+            seen.append(torch.get_num_threads())
+            return super().encode_preprocessed(arrays, batch_size=batch_size)
+
+    encoder = Watching(load_image_encoder(model, device="cpu", image_size=64))
+    before = torch.get_num_threads()
+    monkeypatch.setattr(embed, "_cores", lambda: 4)
+    torch.set_num_threads(4)
+    try:
+        embed.embed_images(records[:4], image_encoder=encoder, batch_size=2, progress=False)
+        assert seen and set(seen) == {3} and torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

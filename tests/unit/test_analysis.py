@@ -121,3 +121,25 @@ def test_reading_and_analysis_never_decode_pixels(hand_made: Path, taxonomy, mon
     monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
     report = analyse(read_dataset(hand_made, taxonomy=taxonomy), taxonomy=taxonomy)
     assert report["dataset"]["images"] == 4
+
+
+def test_an_image_with_only_an_invalid_polygon_is_an_annotation_problem(
+    hand_made: Path, taxonomy, tmp_path: Path
+):
+    """Analysis and split skip it with the reason; neither counts it as an undamaged image."""
+    from indexer.split.splitter import split_files
+
+    _item(hand_made, "f_zona_1", [("2", [[0, 0], [9, 9]])])  # a dent drawn with two points
+    report = analyse(read_dataset(hand_made, taxonomy=taxonomy), taxonomy=taxonomy)
+    ds = report["dataset"]
+    assert (ds["images"], ds["images_without_damage"]) == (4, 1)
+    assert report["problems"]["by_kind"]["unusable_annotation"] == 1
+    listed = [p for p in report["problems"]["items"] if "annotation problem" in p["reason"]]
+    assert [p["file"] for p in listed] == ["f_zona_1.json"] and "f_zona_1.jpg" in listed[0][
+        "reason"
+    ]
+
+    _, paths, scan = split_files(hand_made, tmp_path / "split", taxonomy=taxonomy)
+    written = paths["train"].read_text("utf-8") + paths["test"].read_text("utf-8")
+    assert "a_zona_5.jpg" in written and "f_zona_1.jpg" not in written
+    assert any("f_zona_1.jpg skipped" in p.reason for p in scan.problems)

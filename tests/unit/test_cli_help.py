@@ -9,9 +9,13 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 
-COMMANDS = ["analyze", "split", "index", "evaluate", "serve", "demo", "generate", "query"]
-INDEX_COMMANDS = ["build", "import", "add", "remove", "verify"]
-ALL = [[c] for c in COMMANDS if c != "index"] + [["index", c] for c in INDEX_COMMANDS]
+COMMANDS = ["analyze", "split", "index", "evaluate", "serve", "demo", "generate", "model", "query"]
+INDEX_COMMANDS = ["build", "import", "add", "remove", "ls", "verify"]
+ALL = [
+    *([c] for c in COMMANDS if c != "index"),
+    *(["index", c] for c in INDEX_COMMANDS),
+    ["model", "tiny"],
+]
 
 
 def help_of(*args: str) -> str:

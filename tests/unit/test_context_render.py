@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from app.render.context import label_votes, render_context, similarity_pct
 from indexer.query import Hit, LabelCount, Name, RetrievalResult
@@ -91,3 +92,34 @@ def test_json_and_empty(taxonomy):
     assert data["neighbours"] == 5 and data["cases"][0]["similarity_pct"] == 90
     empty = render_context(result((), taxonomy))
     assert "No similar indexed case was found." in empty.context and empty.label_votes == ()
+
+
+def filtered(taxonomy, mode: str) -> RetrievalResult:
+    """A result as the Retriever returns it for a query filtered to dents or cracks on the hood."""
+    from indexer.query import Filters
+    from indexer.retrieval.retriever import filter_terms
+
+    terms = filter_terms(Filters(labels_any=("dent", "crack"), zones=("hood_center",)), taxonomy)
+    return replace(result(hits(taxonomy), taxonomy, mode), filters=terms)
+
+
+def test_the_block_says_what_chose_the_cases_in_every_format_and_language(taxonomy):
+    plain = render_context(result(hits(taxonomy), taxonomy), fmt="text").context
+    assert "The 5 indexed cases most similar to the image (similarity = cosine" in plain
+    assert "considering only" not in plain
+
+    for fmt in ("markdown", "text", "json"):
+        en = render_context(filtered(taxonomy, "probe"), fmt=fmt).context
+        es = render_context(filtered(taxonomy, "probe"), fmt=fmt, language="es").context
+        assert "The 5 indexed cases most similar" not in en  # the label head chose them
+        assert "label-head ranking" in en and "labels estimated for this image" in en
+        assert "considering only cases labelled Dent or Crack, in the zone hood center" in en
+        assert "similarity = cosine similarity of the image embeddings" in en  # probe: image cosine
+        assert "clasificador de etiquetas" in es
+        assert "solo casos con la etiqueta Abolladura o Grieta, en la zona centro del capó" in es
+    data = json.loads(render_context(filtered(taxonomy, "rerank"), fmt="json").context)
+    assert data["filters"] == {"labels_any": ["dent", "crack"], "zones": ["hood_center"]}
+    assert "re-ranked by agreement with the description its nearest" in data["selection"]
+    hybrid = render_context(result(hits(taxonomy), taxonomy, "hybrid"), fmt="text").context
+    assert "closest to the image and the supplied text together" in hybrid
+    assert "weighted image and text cosine similarity" in hybrid

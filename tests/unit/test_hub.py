@@ -27,7 +27,7 @@ def no_hub_calls(monkeypatch):
 @pytest.mark.parametrize(
     "model", ["weights/dinov3-vits16-pretrain-lvd1689m", "./weights/x", "a/b/c", "just-a-name"]
 )
-def test_a_missing_local_folder_is_named_and_suggests_tiny(
+def test_a_missing_local_folder_is_named_and_suggests_a_download_and_tiny(
     model: str, tmp_path: Path, monkeypatch, no_hub_calls
 ):
     monkeypatch.chdir(tmp_path)
@@ -36,8 +36,19 @@ def test_a_missing_local_folder_is_named_and_suggests_tiny(
         load_image_encoder(model, device="cpu")
     message = str(info.value)
     assert f"local folder not found: {(tmp_path / model).absolute()}" in message
-    assert "visrag demo --tiny" in message
-    assert "licence" not in message  # not sent to huggingface.co/<a path>
+    assert f"hf download {hub.DEFAULT_IMAGE_MODEL} --local-dir {model}" in message
+    assert "visrag model tiny DIR" in message and "--image-model DIR" in message
+    assert "huggingface.co/weights" not in message  # not sent to huggingface.co/<a path>
+    assert "not in the local Hugging Face cache" not in message
+    short_lines(message, str((tmp_path / model).absolute()), model, hub.DEFAULT_IMAGE_MODEL)
+
+
+def short_lines(message: str, *names: str) -> None:
+    """A few short lines a user reads at a glance, not one 700-character paragraph."""
+    lines = message.splitlines()
+    for name in sorted(names, key=len, reverse=True):  # the user's own paths and ids aside
+        lines = [line.replace(name, "") for line in lines]
+    assert len(lines) <= 5 and max(len(line) for line in lines) <= 80, message
 
 
 def test_an_owner_name_id_is_a_hub_id_when_no_such_parent_folder_exists(tmp_path, monkeypatch):
@@ -55,9 +66,11 @@ def test_without_network_a_hub_id_gets_one_cache_only_try(monkeypatch):
     with pytest.raises(ModelNotAvailableError) as info:
         load_image_encoder(model, device="cpu")
     message = str(info.value)
-    assert "no network" in message and "not in the local cache" in message
-    assert f"local folder not found: {Path(model).absolute()}" in message  # it may be a typo'd path
-    assert model in message and "visrag demo --tiny" in message
+    first = message.splitlines()[0]
+    assert "hub id not in the local Hugging Face cache (no network)" in first
+    assert f"nor a local folder: {Path(model).absolute()}" in message  # it may be a typo'd path
+    assert f"hf download {model}\n" in message and "visrag model tiny DIR" in message
+    short_lines(message, str(Path(model).absolute()), model)
 
 
 def test_with_network_the_hub_is_used_as_before(monkeypatch):

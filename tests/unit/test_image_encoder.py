@@ -215,7 +215,7 @@ def test_unknown_hub_id_offline_fails_with_one_helpful_error():
     with pytest.raises(ModelNotAvailableError) as info:
         load_image_encoder(model, device="cpu")
     message = str(info.value)
-    for needed in (model, "HF_HUB_OFFLINE", "HF_TOKEN", "licence", "huggingface-cli download"):
+    for needed in (model, "HF_HUB_OFFLINE=1", "HF_TOKEN", "licence", f"hf download {model}"):
         assert needed in message
 
 

@@ -60,3 +60,47 @@ def test_a_missing_ray_is_one_clear_error(monkeypatch):
     with pytest.raises(RayEngineError, match=r"visrag\[ray\]") as info:
         connect(RayOptions())
     assert isinstance(info.value, VisragError)
+
+
+@pytest.mark.parametrize(
+    ("workers", "cpus", "gpus", "gpus_per_worker", "expected"),
+    [
+        (None, 2, 0, 0.0, 1),  # this 2-CPU machine: one actor, one CPU left to decoding
+        (None, 16, 0, 0.0, 15),
+        (None, 16, 4, 1.0, 4),  # no more actors than the GPUs hold
+        (3, 16, 0, 0.0, 3),
+    ],
+)
+def test_encoder_actors_default_from_the_cluster_leaving_a_cpu_to_decode(
+    workers, cpus, gpus, gpus_per_worker, expected
+):
+    from indexer.build.ray_engine import RayOptions, actor_count
+
+    options = RayOptions(workers=workers, gpus_per_worker=gpus_per_worker)
+    assert actor_count(options, cpus, gpus) == expected
+
+
+def test_actors_that_would_starve_decoding_are_refused_with_the_fix():
+    from indexer.build.ray_engine import RayEngineError, RayOptions, actor_count
+
+    with pytest.raises(RayEngineError, match="use --workers 1 or fewer"):
+        actor_count(RayOptions(workers=2), 2)
+    with pytest.raises(RayEngineError, match="needs at least 2 CPUs"):
+        actor_count(RayOptions(), 1)
+
+
+def test_the_cli_checks_the_actors_before_ray_starts_or_models_load(monkeypatch, tmp_path):
+    """On a 2-CPU machine ``--workers 2`` is refused at once: not after Ray's start-up, and not
+    by the model loader (the model given does not exist)."""
+    from typer.testing import CliRunner
+
+    from indexer.build import ray_engine
+    from indexer.cli.main import cli
+
+    monkeypatch.setattr(ray_engine, "local_cpus", lambda: 2)
+    monkeypatch.setattr(ray_engine, "connect", lambda options: pytest.fail("Ray was started"))
+    args = ["index", "build", "--manifest", str(tmp_path), "--out", str(tmp_path / "art")]
+    args += ["--engine", "ray", "--workers", "2", "--image-model", str(tmp_path / "none")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "use --workers 1 or fewer" in result.output
+    assert "not found" not in result.output

@@ -19,12 +19,14 @@ def _coco(tmp_path: Path) -> Path:
     _image(tmp_path / "imgs" / "a_zona_2.jpg")
     _image(tmp_path / "imgs" / "b.jpg")
     _image(tmp_path / "imgs" / "c.jpg", size=(41, 30))
+    _image(tmp_path / "imgs" / "d.jpg")
     data = {
         "images": [
             {"id": 1, "file_name": "imgs/a_zona_2.jpg", "width": 40, "height": 30},
             {"id": 2, "file_name": "imgs/b.jpg", "width": 40, "height": 30},
             {"id": 3, "file_name": "imgs/missing.jpg", "width": 40, "height": 30},
             {"id": 4, "file_name": "imgs/c.jpg", "width": 40, "height": 30},
+            {"id": 5, "file_name": "imgs/d.jpg", "width": 40, "height": 30},
         ],
         "categories": [
             {"id": 1, "name": "scratch"},
@@ -44,6 +46,8 @@ def _coco(tmp_path: Path) -> Path:
             {"id": 12, "image_id": 1, "category_id": 4, "bbox": [0, 0, 2, 2]},
             {"id": 13, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 5, 5]]},
             {"id": 14, "image_id": 99, "category_id": 1, "bbox": [0, 0, 1, 1]},
+            # d.jpg's only annotation is broken: an annotation problem, not an undamaged photo
+            {"id": 16, "image_id": 5, "category_id": 2, "segmentation": [[1, 1, 4, 4]]},
             {
                 "id": 15,
                 "image_id": 1,
@@ -82,6 +86,8 @@ def test_coco_records_and_problems(tmp_path: Path, taxonomy):
             "coco.json": "'tyre flat' not in the taxonomy",
             "coco.json#annotation 13": "2 point(s)",
             "coco.json#annotation 14": "unknown image_id 99",
+            "coco.json#annotation 16": "2 point(s)",
+            "imgs/d.jpg": "annotation problem: none of its 1 annotation(s) is usable",
             "imgs/missing.jpg": "missing image",
             "imgs/c.jpg": "size mismatch",
         },

@@ -135,6 +135,30 @@ def test_broken_inputs_are_reported_and_the_run_continues(small_dataset: Path, t
     assert scan.coverage.as_dict()["unmapped_labels"] == {"99": 1}
 
 
+def test_an_image_whose_only_polygon_is_invalid_is_skipped_not_undamaged(
+    small_dataset: Path, taxonomy
+):
+    root = small_dataset
+    _image(root / "broken_zona_3.jpg")
+    _labelme(root / "broken_zona_3.json", "broken_zona_3.jpg", [_poly("2", [[0, 0], [5, 5]])])
+    _image(root / "weird.jpg")
+    _labelme(root / "weird.json", "weird.jpg", [_poly("1", [[1, 1]], kind="point"), "x"])
+
+    scan = read_dataset(root, taxonomy=taxonomy)
+    names = {r.image_path.name for r in scan.records}
+    assert "broken_zona_3.jpg" not in names and "weird.jpg" not in names
+    assert "empty.jpg" in names  # an annotation with no shapes at all is still "no damage"
+    reasons = [p.reason for p in scan.problems if p.file == "broken_zona_3.json"]
+    assert any("2 point(s)" in r for r in reasons)  # why the shape is unusable
+    assert any(
+        "annotation problem" in r and "broken_zona_3.jpg skipped" in r and "no damage" in r
+        for r in reasons
+    )
+    assert any(
+        "none of its 2 shape(s)" in p.reason for p in scan.problems if p.file == "weird.json"
+    )
+
+
 def test_generated_broken_inputs_are_all_reported(tmp_path: Path, taxonomy):
     summary = generate_dataset(tmp_path / "gen", 12, seed=3, broken=6, image_size=(64, 48))
     scan = read_dataset(tmp_path / "gen", taxonomy=taxonomy)
