@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     label_estimate_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Label estimates shown from this probability up."
     )
+    label_set_alpha: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Label sets miss a true label of photos like the indexed ones at most this "
+        "often (0.1: 90 % coverage).",
+    )
+    novelty_threshold: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Flag a photo as far from every indexed case below this novelty p-value.",
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Accepted API keys (comma-separated or a JSON list); empty = no auth.",

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from app.render.estimates import estimate_lines
+from app.render.label_sets import label_set_line
 from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
-from visrag_client.schemas import CaseOut, LabelEstimateOut, LabelVoteOut
+from visrag_client.schemas import CaseOut, LabelEstimateOut, LabelSetOut, LabelVoteOut, NoveltyOut
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +79,18 @@ def message_parts(
     language: str,
     images: dict[str, str],
     estimates: Sequence[LabelEstimateOut] = (),
+    label_set: LabelSetOut | None = None,
+    novelty: NoveltyOut | None = None,
 ) -> list[dict[str, Any]]:
-    """The content parts; ``images`` maps a case id to its image URL (absent: text only)."""
+    """The content parts; ``images`` maps a case id to its image URL (absent: text only).
+
+    A photo flagged as novel gets the warning as its first part; the label set comes last.
+    """
     words = _WORDS.get(language, _WORDS["en"])
+    note = [_text(novelty.note)] if novelty and novelty.note else []
     if not cases:
-        return [_text(words["none"])]
-    parts = [_text(words["intro"].format(n=len(cases)))]
+        return [*note, _text(words["none"])]
+    parts = [*note, _text(words["intro"].format(n=len(cases)))]
     for case in cases:
         url = images.get(case.id)
         if url is not None:
@@ -113,6 +120,8 @@ def message_parts(
     if estimates:
         title, shown = estimate_lines(estimates, language)
         parts.append(_text("\n".join([f"{title}:", *(f"- {line}" for line in shown)])))
+    if label_set:
+        parts.append(_text(label_set_line(label_set, language)))
     return parts
 
 

@@ -52,6 +52,7 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
             fmt="text" if form.format == "messages" else form.format,
             image_url=lambda item_id: item_image_url(item_id, root),
             estimate_threshold=ready.settings.label_estimate_threshold,
+            novelty_threshold=ready.settings.novelty_threshold,
         )
     messages = None
     if form.format == "messages":
@@ -63,6 +64,8 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
         cases=list(rendered.cases),
         label_votes=list(rendered.label_votes),
         label_estimates=list(rendered.label_estimates),
+        label_set=rendered.label_set,
+        novelty=rendered.novelty,
         mode=answer.result.mode,
         timings=milliseconds(answer.timings),
         messages=messages,
@@ -98,4 +101,6 @@ async def _messages(
         language=rendered.language,
         images=images,
         estimates=rendered.label_estimates,
+        label_set=rendered.label_set,
+        novelty=rendered.novelty,
     )
