@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     default_k: int = Field(5, ge=1, le=100, description="k when the request gives none.")
     rerank_candidates: int = Field(20, ge=1, description="Neighbours voting in mode 'rerank'.")
     label_estimate_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="Label estimates shown from this probability up."
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Label estimates shown from this probability up (the leading one always).",
     )
     label_set_alpha: float = Field(
         0.1,

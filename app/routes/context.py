@@ -40,7 +40,11 @@ router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
     openapi_extra=multipart_openapi(ContextForm),
 )
 async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> ContextResponse:
-    """``/retrieve``'s inputs plus ``language`` (en|es), ``max_examples`` and ``format``."""
+    """``/retrieve``'s inputs plus ``language`` (en|es), ``max_examples`` and ``format``.
+
+    The block words the label set as its promise over photos like the indexed ones, and opens
+    with a warning when ``novelty.flag`` says no indexed case is close to this photo.
+    """
     form = ContextForm.from_fields(upload.fields, default_k=ready.settings.default_k)
     root = request.scope.get("root_path", "")
     answer = await ready.answer(upload.data, form.query())

@@ -28,7 +28,12 @@ router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
     openapi_extra=multipart_openapi(QueryForm),
 )
 async def retrieve(request: Request, ready: ReadyDep, upload: UploadDep) -> RetrieveResponse:
-    """Multipart ``image`` plus form fields ``k``, ``mode``, ``text``, ``alpha`` and filters."""
+    """Multipart ``image`` plus form fields ``k``, ``mode``, ``text``, ``alpha`` and filters.
+
+    Besides the hits: ``label_estimates`` (how likely each label is), ``label_set`` (the labels to
+    consider, with a coverage promise over photos like the indexed ones) and ``novelty`` (whether
+    any indexed case is close to this photo).
+    """
     form = QueryForm.from_fields(upload.fields, default_k=ready.settings.default_k)
     root = request.scope.get("root_path", "")
     threshold = ready.settings.label_estimate_threshold

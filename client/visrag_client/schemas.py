@@ -85,7 +85,9 @@ class RetrieveResponse(BaseModel):
     pseudo_text: str | None = Field(None, description="Consensus description used by 'rerank'.")
     label_estimates: list[LabelEstimateOut] = Field(
         default_factory=list,
-        description="Label estimates at or above the service's threshold (empty: no label head).",
+        description="How likely each label is (estimates, not facts): the leading estimate (the "
+        "label whose evidence stands out most against its frequency) always, then the others at "
+        "or above the service's threshold (empty: no label head).",
     )
     label_set: LabelSetOut | None = Field(
         None,
@@ -150,7 +152,9 @@ class ContextResponse(BaseModel):
     label_votes: list[LabelVoteOut]
     label_estimates: list[LabelEstimateOut] = Field(
         default_factory=list,
-        description="Label estimates at or above the service's threshold (empty: no label head).",
+        description="How likely each label is (estimates, not facts): the leading estimate (the "
+        "label whose evidence stands out most against its frequency) always, then the others at "
+        "or above the service's threshold (empty: no label head).",
     )
     label_set: LabelSetOut | None = Field(
         None,
