@@ -78,24 +78,32 @@ class NoveltyOut(BaseModel):
     note: str | None = Field(None, description="When flagged, the warning in words.")
 
 
+LabelEstimates = Annotated[
+    list[LabelEstimateOut],
+    Field(
+        description="How likely each label is (estimates, not facts): the leading estimate (the "
+        "label whose evidence stands out most against its frequency) always, then the others at "
+        "or above the service's threshold (empty: no label head)."
+    ),
+]
+LabelSetSignal = Annotated[
+    LabelSetOut | None,
+    Field(description="Conformal label set with its coverage guarantee (null: no label head)."),
+]
+NoveltySignal = Annotated[
+    NoveltyOut | None,
+    Field(description="How close the nearest indexed cases are (null: fewer than two photos)."),
+]
+
+
 class RetrieveResponse(BaseModel):
     hits: list[HitOut]
     mode: str
     timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
     pseudo_text: str | None = Field(None, description="Consensus description used by 'rerank'.")
-    label_estimates: list[LabelEstimateOut] = Field(
-        default_factory=list,
-        description="How likely each label is (estimates, not facts): the leading estimate (the "
-        "label whose evidence stands out most against its frequency) always, then the others at "
-        "or above the service's threshold (empty: no label head).",
-    )
-    label_set: LabelSetOut | None = Field(
-        None,
-        description="Conformal label set with its coverage guarantee (null: no label head).",
-    )
-    novelty: NoveltyOut | None = Field(
-        None, description="How close the nearest indexed cases are (null: fewer than two photos)."
-    )
+    label_estimates: LabelEstimates = Field(default_factory=list)
+    label_set: LabelSetSignal = None
+    novelty: NoveltySignal = None
 
 
 class CaseLabelOut(BaseModel):
@@ -150,19 +158,9 @@ class ContextResponse(BaseModel):
     language: str
     cases: list[CaseOut]
     label_votes: list[LabelVoteOut]
-    label_estimates: list[LabelEstimateOut] = Field(
-        default_factory=list,
-        description="How likely each label is (estimates, not facts): the leading estimate (the "
-        "label whose evidence stands out most against its frequency) always, then the others at "
-        "or above the service's threshold (empty: no label head).",
-    )
-    label_set: LabelSetOut | None = Field(
-        None,
-        description="Conformal label set with its coverage guarantee (null: no label head).",
-    )
-    novelty: NoveltyOut | None = Field(
-        None, description="How close the nearest indexed cases are (null: fewer than two photos)."
-    )
+    label_estimates: LabelEstimates = Field(default_factory=list)
+    label_set: LabelSetSignal = None
+    novelty: NoveltySignal = None
     mode: str
     timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
     messages: list[ContentPart] | None = Field(
