@@ -33,6 +33,7 @@ _LATENCY_BUCKETS = (
     10.0,
     30.0,
 )
+_P_VALUE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 _BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -62,6 +63,13 @@ class Metrics:
             "visrag_requests",
             "Requests by route template and outcome ('ok' or the error_type).",
             ["route", "outcome"],
+            registry=self.registry,
+        )
+        self.novelty_p_value = Histogram(
+            "visrag_novelty_p_value",
+            "Novelty p-value of each answered query: small when no indexed case is close to the "
+            "photo (share of indexed photos no closer to the others).",
+            buckets=_P_VALUE_BUCKETS,
             registry=self.registry,
         )
         self.batch_size = Histogram(

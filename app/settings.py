@@ -64,7 +64,23 @@ class Settings(BaseSettings):
     default_k: int = Field(5, ge=1, le=100, description="k when the request gives none.")
     rerank_candidates: int = Field(20, ge=1, description="Neighbours voting in mode 'rerank'.")
     label_estimate_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="Label estimates shown from this probability up."
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Label estimates shown from this probability up (the leading one always).",
+    )
+    label_set_alpha: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Label sets miss a true label of photos like the indexed ones at most this "
+        "often (0.1: 90 % coverage).",
+    )
+    novelty_threshold: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Flag a photo as far from every indexed case below this novelty p-value.",
     )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,

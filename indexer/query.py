@@ -3,8 +3,9 @@
 A :class:`RetrievalResult` is everything a renderer needs: hits whose labels, zone and area carry
 their display names in every served language (resolved once, from the taxonomy, by the
 Retriever), the returned hits' label votes (tallied once, by :mod:`indexer.retrieval.votes`),
-the label head's estimates, the mode that ranked the hits and the filter that chose the
-candidates (named, so the renderer can say what chose the cases).
+the label head's estimates and conformal label set, the query's novelty, the mode that ranked
+the hits and the filter that chose the candidates (named, so the renderer can say what chose
+the cases).
 """
 
 from __future__ import annotations
@@ -113,6 +114,25 @@ class FilterTerm:
 
 
 @dataclass(frozen=True)
+class LabelSet:
+    """A conformal label set (:mod:`indexer.labels.conformal`): over photos like the indexed
+    cases, a set built this way holds ALL of a photo's true labels with probability >=
+    ``coverage``. A guarantee over such photos, never a certainty about one photo."""
+
+    labels: tuple[LabelEstimate, ...]  # the members, most probable first (empty: no damage label)
+    coverage: float  # 1 - alpha
+    every_label: bool = False  # too few indexed cases for this coverage: the set is every label
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """How close the query's nearest indexed cases are (:mod:`indexer.retrieval.novelty`)."""
+
+    score: float  # mean cosine of the nearest image vectors
+    p_value: float  # share of indexed photos no closer to the others; small: no close case
+
+
+@dataclass(frozen=True)
 class RetrievalResult:
     hits: tuple[Hit, ...]
     votes: tuple[LabelVote, ...]  # of every returned hit, by support
@@ -122,3 +142,5 @@ class RetrievalResult:
     # every label of the index's head, most probable first; () when the index has no head
     estimates: tuple[LabelEstimate, ...] = ()
     filters: tuple[FilterTerm, ...] = ()  # what restricted the candidates; () when nothing did
+    label_set: LabelSet | None = None  # None when the index has no head
+    novelty: Novelty | None = None  # None when the catalogue has no two photos to compare

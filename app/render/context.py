@@ -17,8 +17,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from app.render.estimates import estimate_lines, label_estimates
+from app.render.label_sets import label_set_line, label_set_out
+from app.render.novelty_note import novelty_out
 from indexer.query import Hit, LabelVote, RetrievalResult
-from visrag_client.schemas import CaseLabelOut, CaseOut, LabelEstimateOut, LabelVoteOut
+from visrag_client.schemas import (
+    CaseLabelOut,
+    CaseOut,
+    LabelEstimateOut,
+    LabelSetOut,
+    LabelVoteOut,
+    NoveltyOut,
+)
 
 FORMATS = ("markdown", "text", "json")
 
@@ -100,6 +109,8 @@ class RenderedContext:
     label_votes: tuple[LabelVoteOut, ...]
     label_estimates: tuple[LabelEstimateOut, ...] = ()
     selection: str = ""  # what chose the cases (the block's first sentence)
+    label_set: LabelSetOut | None = None
+    novelty: NoveltyOut | None = None
 
 
 def similarity_pct(score: float) -> int:
@@ -149,12 +160,14 @@ def render_context(
     fmt: str = "markdown",
     image_url: Callable[[str], str] = lambda item_id: f"/items/{item_id}/image",
     estimate_threshold: float = 0.5,
+    novelty_threshold: float = 0.05,
 ) -> RenderedContext:
     """The context block and its structured content for one retrieval.
 
     Cases are the first ``max_examples`` hits; the votes are every hit's; the label
     head's estimates at or above ``estimate_threshold`` follow the votes
-    (:mod:`app.render.estimates`).
+    (:mod:`app.render.estimates`), then the label set (:mod:`app.render.label_sets`); a photo
+    flagged as novel (:mod:`app.render.novelty_note`) opens the block with the warning.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown context format {fmt!r}")
@@ -166,12 +179,16 @@ def render_context(
     votes = label_votes(result.votes, language=language)
     estimates = label_estimates(result, language=language, threshold=estimate_threshold)
     chosen = selection(result, len(cases), words, language)
+    label_set = label_set_out(result, language=language)
+    novelty = novelty_out(result, language=language, threshold=novelty_threshold)
     if fmt == "json":
         text = json.dumps(
             {
                 "cases": [c.model_dump() for c in cases],
                 "label_votes": [v.model_dump() for v in votes],
                 "label_estimates": [e.model_dump() for e in estimates],
+                "label_set": label_set.model_dump() if label_set else None,
+                "novelty": novelty.model_dump() if novelty else None,
                 "neighbours": len(result.hits),
                 "mode": result.mode,
                 "filters": {term.field: list(term.ids) for term in result.filters},
@@ -185,8 +202,20 @@ def render_context(
             title, lines = estimate_lines(estimates, language)
             heading = f"### {title}" if fmt == "markdown" else f"{title}:"
             text += "\n" + "\n".join([heading, *(f"- {line}" for line in lines)]) + "\n"
+        if cases and label_set:
+            text += "\n" + label_set_line(label_set, language) + "\n"
+        if novelty and novelty.note:
+            text = f"{novelty.note}\n\n{text}"
     return RenderedContext(
-        text, fmt, language, tuple(cases), tuple(votes), tuple(estimates), chosen
+        text,
+        fmt,
+        language,
+        tuple(cases),
+        tuple(votes),
+        tuple(estimates),
+        chosen,
+        label_set,
+        novelty,
     )
 
 

@@ -4,7 +4,9 @@ Per label the label head's calibrated probability (:attr:`RetrievalResult.estima
 neighbours' votes for it (support out of the neighbours, :attr:`RetrievalResult.votes`). Only
 estimates at or above the threshold setting (``VISRAG_LABEL_ESTIMATE_THRESHOLD``) are shown; the
 block words them "likely: dent, 0.72" and says they come from a model trained on the indexed
-cases — never a statement about the image.
+cases — never a statement about the image. The leading estimate (the label whose
+prior-corrected evidence stands out most, first in :attr:`RetrievalResult.estimates`) is always
+shown: the threshold never hides it, even when the frequent label is more probable.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ WORDS = {
 def label_estimates(
     result: RetrievalResult, *, language: str, threshold: float
 ) -> list[LabelEstimateOut]:
-    """The head's estimates at or above ``threshold``, most probable first, with the votes."""
+    """The leading estimate, then the others at or above ``threshold`` by probability, with
+    the votes."""
     support = {v.label: v.support for v in result.votes}
     return [
         LabelEstimateOut(
@@ -40,8 +43,8 @@ def label_estimates(
             support=support.get(e.label, 0),
             neighbours=len(result.hits),
         )
-        for e in result.estimates
-        if e.probability >= threshold
+        for i, e in enumerate(result.estimates)
+        if i == 0 or e.probability >= threshold
     ]
 
 

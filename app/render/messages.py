@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from app.render.estimates import estimate_lines
+from app.render.label_sets import label_set_line
 from app.render.thumbnails import THUMBNAIL_SIZES
 from models.imaging import ImageDecodeError
-from visrag_client.schemas import CaseOut, LabelEstimateOut, LabelVoteOut
+from visrag_client.schemas import CaseOut, LabelEstimateOut, LabelSetOut, LabelVoteOut, NoveltyOut
 
 logger = logging.getLogger(__name__)
 
@@ -83,16 +84,22 @@ def message_parts(
     images: dict[str, str],
     estimates: Sequence[LabelEstimateOut] = (),
     selection: str | None = None,
+    label_set: LabelSetOut | None = None,
+    novelty: NoveltyOut | None = None,
 ) -> list[dict[str, Any]]:
-    """The content parts; ``images`` maps a case id to its image URL (absent: text only);
-    ``selection``: what chose the cases (:func:`app.render.context.selection`), said first."""
+    """The content parts; ``images`` maps a case id to its image URL (absent: text only).
+
+    ``selection``: what chose the cases (:func:`app.render.context.selection`), said first; a
+    photo flagged as novel gets the warning before it; the label set comes last.
+    """
     words = _WORDS.get(language, _WORDS["en"])
+    note = [_text(novelty.note)] if novelty and novelty.note else []
     if not cases:
-        return [_text(words["none"])]
+        return [*note, _text(words["none"])]
     intro = words["intro"].format(n=len(cases))
     if selection is not None:
         intro = f"{selection} {words['shown']}"
-    parts = [_text(intro)]
+    parts = [*note, _text(intro)]
     for case in cases:
         url = images.get(case.id)
         if url is not None:
@@ -122,6 +129,8 @@ def message_parts(
     if estimates:
         title, shown = estimate_lines(estimates, language)
         parts.append(_text("\n".join([f"{title}:", *(f"- {line}" for line in shown)])))
+    if label_set:
+        parts.append(_text(label_set_line(label_set, language)))
     return parts
 
 

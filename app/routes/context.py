@@ -41,7 +41,11 @@ router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
     openapi_extra=multipart_openapi(ContextForm),
 )
 async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> ContextResponse:
-    """``/retrieve``'s inputs plus ``language`` (en|es), ``max_examples`` and ``format``."""
+    """``/retrieve``'s inputs plus ``language`` (en|es), ``max_examples`` and ``format``.
+
+    The block words the label set as its promise over photos like the indexed ones, and opens
+    with a warning when ``novelty.flag`` says no indexed case is close to this photo.
+    """
     form = ContextForm.from_fields(upload.fields, default_k=ready.settings.default_k)
     root = request.scope.get("root_path", "")
     answer = await ready.answer(upload.data, form.query())
@@ -53,6 +57,7 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
             fmt="text" if form.format == "messages" else form.format,
             image_url=lambda item_id: item_image_url(item_id, root),
             estimate_threshold=ready.settings.label_estimate_threshold,
+            novelty_threshold=ready.settings.novelty_threshold,
         )
     messages = None
     if form.format == "messages":
@@ -65,6 +70,8 @@ async def context(request: Request, ready: ReadyDep, upload: UploadDep) -> Conte
         cases=list(rendered.cases),
         label_votes=list(rendered.label_votes),
         label_estimates=list(rendered.label_estimates),
+        label_set=rendered.label_set,
+        novelty=rendered.novelty,
         mode=answer.result.mode,
         timings=milliseconds(answer.timings),
         messages=messages,
@@ -100,4 +107,6 @@ async def _messages(
         images=images,
         estimates=rendered.label_estimates,
         selection=rendered.selection,
+        label_set=rendered.label_set,
+        novelty=rendered.novelty,
     )

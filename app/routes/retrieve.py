@@ -6,6 +6,8 @@ from fastapi import APIRouter, Depends, Request
 
 from app.http.auth import require_api_key
 from app.render.estimates import label_estimates
+from app.render.label_sets import label_set_out
+from app.render.novelty_note import novelty_out
 from app.routes.dependencies import ReadyDep, UploadDep
 from app.schemas import (
     ERROR_RESPONSES,
@@ -26,7 +28,12 @@ router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
     openapi_extra=multipart_openapi(QueryForm),
 )
 async def retrieve(request: Request, ready: ReadyDep, upload: UploadDep) -> RetrieveResponse:
-    """Multipart ``image`` plus form fields ``k``, ``mode``, ``text``, ``alpha`` and filters."""
+    """Multipart ``image`` plus form fields ``k``, ``mode``, ``text``, ``alpha`` and filters.
+
+    Besides the hits: ``label_estimates`` (how likely each label is), ``label_set`` (the labels to
+    consider, with a coverage promise over photos like the indexed ones) and ``novelty`` (whether
+    any indexed case is close to this photo).
+    """
     form = QueryForm.from_fields(upload.fields, default_k=ready.settings.default_k)
     root = request.scope.get("root_path", "")
     threshold = ready.settings.label_estimate_threshold
@@ -34,9 +41,15 @@ async def retrieve(request: Request, ready: ReadyDep, upload: UploadDep) -> Retr
     with ready.rendering(answer):
         hits = [hit_out(hit, root_path=root) for hit in answer.result.hits]
         estimates = label_estimates(answer.result, language="en", threshold=threshold)
+        label_set = label_set_out(answer.result, language="en")
+        novelty = novelty_out(
+            answer.result, language="en", threshold=ready.settings.novelty_threshold
+        )
     return RetrieveResponse(
         hits=hits,
         label_estimates=estimates,
+        label_set=label_set,
+        novelty=novelty,
         mode=answer.result.mode,
         timings=milliseconds(answer.timings),
         pseudo_text=answer.result.pseudo_text,

@@ -210,6 +210,8 @@ class Ready:
                 result, timings = await self._run(data, query, filters)
         except TimeoutError:
             raise RequestTimeoutError(f"the request took longer than {timeout:g} s") from None
+        if result.novelty is not None:
+            self.service.metrics.novelty_p_value.observe(result.novelty.p_value)
         return Answer(result=result, timings=timings)
 
     @contextmanager
@@ -250,6 +252,7 @@ class Ready:
             filters=filters or None,
             alpha=query.alpha,
             probe_weight=query.probe_weight,
+            set_alpha=self.settings.label_set_alpha,
             encode_text=self._encode_text if self.resources.text_encoder is not None else None,
         )
         result: RetrievalResult = await anyio.to_thread.run_sync(search, abandon_on_cancel=True)

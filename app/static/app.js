@@ -326,6 +326,25 @@
     }
   }
 
+  // The label set's guarantee and the novelty warning, in the service's own words, under the
+  // estimates (their elements are made here on first use).
+  function renderTrust(body) {
+    const notes = [["label-set", body.label_set && body.label_set.statement, ""],
+                   ["novelty", body.novelty && body.novelty.note, "error"]];
+    let after = $("estimates");
+    for (const [id, text, className] of notes) {
+      let node = $(id);
+      if (!node) {
+        node = el("p", className);
+        node.id = id;
+        after.after(node);
+      }
+      node.textContent = text || "";
+      node.hidden = !text;
+      after = node;
+    }
+  }
+
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     showError("");
@@ -350,6 +369,7 @@
       renderNeighbours(body.cases);
       renderVotes(body.label_votes);
       renderEstimates(body.label_estimates);
+      renderTrust(body);
       $("context").textContent = body.context;
       showTruth();
       $("copy").disabled = false;

@@ -46,15 +46,64 @@ class LabelEstimateOut(BaseModel):
     neighbours: int = Field(description="Neighbours returned.")
 
 
+class LabelSetMemberOut(BaseModel):
+    label: str
+    name: str = Field(description="Display name (English in /retrieve, the request's in /context).")
+    probability: float = Field(description="The label head's calibrated probability.")
+
+
+class LabelSetOut(BaseModel):
+    labels: list[LabelSetMemberOut] = Field(
+        description="The set's labels, most probable first (empty: no damage label)."
+    )
+    coverage: float = Field(
+        description="1 - alpha: over photos like the indexed cases, a set built this way contains "
+        "ALL of a photo's true labels with at least this probability (conformal, over photos; "
+        "not a certainty about this photo)."
+    )
+    every_label: bool = Field(
+        description="Too few indexed cases for this coverage: the set is every label."
+    )
+    statement: str = Field(description="The set and its guarantee in words.")
+
+
+class NoveltyOut(BaseModel):
+    score: float = Field(description="Mean cosine of the query's 5 nearest indexed images.")
+    p_value: float = Field(
+        description="Share of indexed photos that are no closer to the other indexed photos than "
+        "this photo is to them: small means no indexed case is close to this photo."
+    )
+    flag: bool = Field(description="p_value below the service's novelty threshold.")
+    threshold: float = Field(description="The service's novelty threshold.")
+    note: str | None = Field(None, description="When flagged, the warning in words.")
+
+
+LabelEstimates = Annotated[
+    list[LabelEstimateOut],
+    Field(
+        description="How likely each label is (estimates, not facts): the leading estimate (the "
+        "label whose evidence stands out most against its frequency) always, then the others at "
+        "or above the service's threshold (empty: no label head)."
+    ),
+]
+LabelSetSignal = Annotated[
+    LabelSetOut | None,
+    Field(description="Conformal label set with its coverage guarantee (null: no label head)."),
+]
+NoveltySignal = Annotated[
+    NoveltyOut | None,
+    Field(description="How close the nearest indexed cases are (null: fewer than two photos)."),
+]
+
+
 class RetrieveResponse(BaseModel):
     hits: list[HitOut]
     mode: str
     timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
     pseudo_text: str | None = Field(None, description="Consensus description used by 'rerank'.")
-    label_estimates: list[LabelEstimateOut] = Field(
-        default_factory=list,
-        description="Label estimates at or above the service's threshold (empty: no label head).",
-    )
+    label_estimates: LabelEstimates = Field(default_factory=list)
+    label_set: LabelSetSignal = None
+    novelty: NoveltySignal = None
 
 
 class CaseLabelOut(BaseModel):
@@ -109,10 +158,9 @@ class ContextResponse(BaseModel):
     language: str
     cases: list[CaseOut]
     label_votes: list[LabelVoteOut]
-    label_estimates: list[LabelEstimateOut] = Field(
-        default_factory=list,
-        description="Label estimates at or above the service's threshold (empty: no label head).",
-    )
+    label_estimates: LabelEstimates = Field(default_factory=list)
+    label_set: LabelSetSignal = None
+    novelty: NoveltySignal = None
     mode: str
     timings: dict[str, float] = Field(description="Milliseconds per pipeline stage.")
     messages: list[ContentPart] | None = Field(

@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 ALPHAS = tuple(round(a / 100, 2) for a in range(1, 51))
+DEFAULT_ALPHA = 0.1
 
 
 def conformity_scores(proba: F64, y: F64) -> F64:

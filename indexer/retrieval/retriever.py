@@ -14,7 +14,9 @@ Modes (DESIGN §3):
 - ``probe``: the image top-N re-ranked by the label head's estimate
   (:mod:`indexer.retrieval.probe`); score = image cosine.
 
-Every mode returns the head's label estimates when the index has one.
+Every mode returns the head's label estimates and conformal label set when the index has one,
+and the query's novelty (:mod:`indexer.retrieval.novelty`: how close its nearest indexed cases
+are, against the catalogue's own leave-one-photo-out reference, computed once per Retriever).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.index.stores import FilteringStore
+from indexer.labels.conformal import DEFAULT_ALPHA, grid_threshold, label_set
 from indexer.query import (
     QUERY_MODES,
     FilterField,
@@ -39,11 +42,14 @@ from indexer.query import (
     FilterTerm,
     Hit,
     LabelCount,
+    LabelEstimate,
+    LabelSet,
     Name,
+    Novelty,
     QueryError,
     RetrievalResult,
 )
-from indexer.retrieval import probe
+from indexer.retrieval import novelty, probe
 from indexer.retrieval.votes import consensus, hit_votes
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.description import describe
@@ -85,6 +91,8 @@ class Retriever:
         # Items share few (labels, zone) pairs: resolve each one's names and descriptions once.
         # (A partial of the taxonomy, not a bound method: no cycle keeps an old index alive.)
         self._shown = functools.lru_cache(maxsize=4096)(functools.partial(_shown, taxonomy))
+        self._novelty_ref: npt.NDArray[np.float64] | None = None
+        self._novelty_lock = threading.Lock()
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -105,6 +113,7 @@ class Retriever:
         filters: Filters | None = None,
         alpha: float | None = None,
         probe_weight: float | None = None,
+        set_alpha: float = DEFAULT_ALPHA,
     ) -> RetrievalResult:
         """Embed an image (:func:`models.embedding.embed_image`), then :meth:`search`."""
         if self.image_encoder is None:
@@ -118,6 +127,7 @@ class Retriever:
             filters=filters,
             alpha=alpha,
             probe_weight=probe_weight,
+            set_alpha=set_alpha,
         )
         return replace(result, timings={**stages, **result.timings})
 
@@ -136,6 +146,7 @@ class Retriever:
         encode_text: Callable[[str], Vector] | None = None,
         probe_weight: float | None = None,
         label_head: LabelHead | None = None,
+        set_alpha: float = DEFAULT_ALPHA,
     ) -> RetrievalResult:
         """Rank catalogue items for an encoded image (precomputed vectors, leave-one-out, service).
 
@@ -155,6 +166,8 @@ class Retriever:
         a = self.artifacts.alpha if alpha is None else float(alpha)
         if not 0.0 <= a <= 1.0:
             raise QueryError(f"alpha must be in [0, 1], got {a}")
+        if not 0.0 < set_alpha < 1.0:
+            raise QueryError(f"set_alpha must be in (0, 1), got {set_alpha}")
         vec = l2_normalise(np.asarray(image_vector, dtype=np.float32).reshape(-1))
         dim = self.artifacts.image_vectors.shape[1]
         if vec.shape[0] != dim:
@@ -201,15 +214,37 @@ class Retriever:
             self._hit(int(r), float(s), rank)
             for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)
         )
+        estimates = probe.label_estimates(head, proba, self.taxonomy, vec)
         return RetrievalResult(
             hits,
             hit_votes(hits, self.taxonomy),
             mode,
             timings,
             pseudo_text,
-            probe.label_estimates(head, proba, self.taxonomy, vec),
+            estimates,
             filter_terms(filters, self.taxonomy),
+            _label_set(head, proba, estimates, set_alpha),
+            self._novelty(vec, excluded),
         )
+
+    def novelty_reference(self) -> npt.NDArray[np.float64]:
+        """The catalogue's sorted leave-one-photo-out closeness (computed on first use, kept)."""
+        with self._novelty_lock:
+            if self._novelty_ref is None:
+                groups = [it.group or it.id for it in self.artifacts.items]
+                ref = np.empty(0)  # fewer than two photos: nothing to compare a query with
+                if len(set(groups)) > 1:
+                    ref = novelty.reference(self.artifacts.image_vectors, groups)
+                self._novelty_ref = np.asarray(ref, np.float64)[np.isfinite(ref)]
+            return self._novelty_ref
+
+    def _novelty(self, vec: Vector, excluded: set[int]) -> Novelty | None:
+        ref = self.novelty_reference()
+        rows, sims = self._image_search(vec, novelty.K, None, excluded, None)
+        if not len(ref) or not len(rows):
+            return None
+        score = float(novelty.closeness(sims.reshape(1, -1))[0])
+        return Novelty(round(score, 6), round(float(novelty.p_value([score], ref)[0]), 6))
 
     # -- catalogue -------------------------------------------------------------------------------
     def item(self, item_id: str) -> CatalogueItem | None:
@@ -357,6 +392,24 @@ def filter_terms(filters: Filters | None, tax: Taxonomy) -> tuple[FilterTerm, ..
             names = tuple(Name(tax.area_name(a, "en"), tax.area_name(a, "es")) for a in ids)
         terms.append(FilterTerm(field, ids, names))
     return tuple(terms)
+
+
+def _label_set(
+    head: LabelHead | None,
+    proba: npt.NDArray[np.float64] | None,
+    estimates: tuple[LabelEstimate, ...],
+    alpha: float,
+) -> LabelSet | None:
+    """The estimates of the labels in the head's conformal set for ``alpha``."""
+    if head is None or proba is None:
+        return None
+    cut = grid_threshold(list(head.info.get("conformal", [])), alpha)
+    inside = {lb for lb, keep in zip(head.labels, label_set(proba, cut), strict=True) if keep}
+    members = sorted(
+        (e for e in estimates if e.label in inside), key=lambda e: (-e.probability, e.label)
+    )
+    every = not np.isfinite(cut)
+    return LabelSet(tuple(members), round(1.0 - alpha, 4), every_label=every)
 
 
 def _shown(tax: Taxonomy, item_labels: tuple[tuple[str, int], ...], item_zone: str) -> Hit:

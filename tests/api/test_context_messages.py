@@ -54,12 +54,13 @@ def test_one_image_per_neighbour_in_order_with_its_labels(client):
         for label in case["labels"]:
             assert f"{label['count']} x {label['name']}" in text
         assert case["zone_name"] in text
-    # after the cases: the votes, then the label head's estimates (above the threshold)
-    assert parts[-2]["type"] == "text"
-    assert parts[-2]["text"].startswith("Label votes across the 4 neighbours:")
+    # after the cases: the votes, the label head's estimates (above the threshold), the label set
+    assert parts[-3]["type"] == "text"
+    assert parts[-3]["text"].startswith("Label votes across the 4 neighbours:")
     top_vote = body["label_votes"][0]
-    assert f"- {top_vote['name']}: {top_vote['support']} of 4 neighbours" in parts[-2]["text"]
-    assert parts[-1]["text"].startswith("Label estimates (") and body["label_estimates"]
+    assert f"- {top_vote['name']}: {top_vote['support']} of 4 neighbours" in parts[-3]["text"]
+    assert parts[-2]["text"].startswith("Label estimates (") and body["label_estimates"]
+    assert parts[-1]["text"].startswith("Label set: ") and body["label_set"]
     assert body["context"]  # the text block still comes along
 
 
@@ -86,9 +87,10 @@ def test_spanish_parts(client):
     parts = post(client, k="2", language="es").json()["messages"]
     assert "casos indexados más parecidos" in parts[0]["text"]
     assert neighbours(parts)[0][1].startswith("Caso 1 (")
-    assert parts[-2]["text"].startswith("Votos de etiquetas entre los 2 vecinos:")
-    assert parts[-1]["text"].startswith("Estimaciones de etiquetas (")
-    assert "- probable: " in parts[-1]["text"]
+    assert parts[-3]["text"].startswith("Votos de etiquetas entre los 2 vecinos:")
+    assert parts[-2]["text"].startswith("Estimaciones de etiquetas (")
+    assert "- probable: " in parts[-2]["text"]
+    assert parts[-1]["text"].startswith("Conjunto de etiquetas: ")
 
 
 def test_other_formats_have_no_parts_and_bad_limits_are_refused(client):

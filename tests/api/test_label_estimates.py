@@ -22,8 +22,9 @@ def test_retrieve_reports_estimates_above_the_threshold(make_client):
     assert probs[1:] == sorted(probs[1:], reverse=True) and all(0 < p < 1 for p in probs)
     top = estimates[0]
     assert top["neighbours"] == len(every["hits"]) and 0 <= top["support"] <= top["neighbours"]
-    none = post(make_client(label_estimate_threshold=1.0), "/retrieve").json()
-    assert none["label_estimates"] == []
+    # the threshold never hides the leading estimate
+    lead = post(make_client(label_estimate_threshold=1.0), "/retrieve").json()
+    assert [e["label"] for e in lead["label_estimates"]] == [top["label"]]
 
 
 def test_probe_mode_and_its_weight_over_http(make_client):
@@ -60,6 +61,8 @@ def test_context_json_and_messages_carry_the_estimates(make_client):
     assert any("likely: " in p.get("text", "") for p in parts)
 
 
-def test_threshold_hides_estimates_from_the_block(make_client):
+def test_threshold_hides_all_but_the_leading_estimate_in_the_block(make_client):
+    every = post(make_client(label_estimate_threshold=0.0), "/context").json()
     body = post(make_client(label_estimate_threshold=1.0), "/context").json()
-    assert body["label_estimates"] == [] and "Label estimates" not in body["context"]
+    assert body["label_estimates"] == every["label_estimates"][:1]
+    assert body["context"].count("- likely: ") == 1 < every["context"].count("- likely: ")

@@ -220,3 +220,21 @@ def test_probe_mode_weight_and_label_estimates():
     assert answer.label_estimates[0].probability == 0.72
     old = Script(httpx.Response(200, json=RETRIEVE))  # a service from before label estimates
     assert client(old).retrieve(JPEG).label_estimates == []
+
+
+def test_label_set_and_novelty_parse_and_an_older_service_still_parses():
+    label_set = {
+        "labels": [{"label": "dent", "name": "Dent", "probability": 0.8}],
+        "coverage": 0.9,
+        "every_label": False,
+        "statement": "Dent. It covers all true labels of photos like the indexed cases ...",
+    }
+    novelty = {"score": 0.41, "p_value": 0.01, "flag": True, "threshold": 0.05, "note": "Note"}
+    body = {**RETRIEVE, "label_set": label_set, "novelty": novelty}
+    answer = client(Script(httpx.Response(200, json=body))).retrieve(JPEG)
+    assert answer.label_set is not None and [m.label for m in answer.label_set.labels] == ["dent"]
+    assert answer.label_set.coverage == 0.9
+    assert answer.novelty is not None and answer.novelty.flag and answer.novelty.p_value == 0.01
+    assert answer.model_dump(exclude_unset=True) == body  # the round trip keeps every field
+    old = client(Script(httpx.Response(200, json=RETRIEVE))).retrieve(JPEG)
+    assert old.label_set is None and old.novelty is None

@@ -83,6 +83,9 @@ def test_upload_shows_neighbours_votes_estimates_and_context(base_url, tmp_path)
             assert page.locator("#votes li").count() >= 1
             assert "neighbours, weighted" in page.locator("#votes").inner_text()
             assert "likely: " in page.locator("#estimates").inner_text()
+            label_set = page.locator("#label-set").inner_text()
+            assert "covers all true labels of photos like the indexed cases" in label_set
+            assert page.locator("#novelty").is_hidden()  # a catalogue photo is close to the index
             assert page.locator("#timing").inner_text().startswith("probe")
             context = page.locator("#context").inner_text()
             assert context.startswith("### Similar verified cases")
