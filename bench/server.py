@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,6 +39,21 @@ def serve_command(artifacts: Path, port: int) -> list[str]:
     ]
 
 
+def wait_ready(
+    base: str, seconds: float, *, proc: subprocess.Popen[Any] | None = None, interval: float = 0.25
+) -> bool:
+    """Poll ``base/ready`` until it answers 200 (True), ``seconds`` pass or ``proc`` exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(interval)
+    return False
+
+
 def start_server(
     artifacts: Path,
     log: Path,
@@ -63,15 +79,9 @@ def start_server(
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
+    if wait_ready(base, 180, proc=proc):
+        return proc, base
+    if proc.poll() is not None:
+        raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
     proc.kill()
     raise SystemExit(f"server not ready in 180 s:\n{log.read_text()[-3000:]}")

@@ -19,14 +19,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from indexer.analysis.sizes import density, image_sizes, relative_area, rounded, stats
-from indexer.readers.dataset import read_dataset
+from indexer.readers.dataset import ReadOptions, read_dataset
 from indexer.readers.scan import DatasetScan
 from models.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 NO_DAMAGE = "no_damage"
 # Problem reasons are free text; these fragments (written by indexer.readers) name their kind.
@@ -77,20 +80,10 @@ def analyse_dataset(
     out_dir: str | Path,
     *,
     taxonomy: Taxonomy,
-    format: str = "auto",
-    group_by: str | None = None,
-    images_dir: str | Path | None = None,
-    progress: bool = False,
+    **read: Unpack[ReadOptions],
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Read a dataset, analyse it and write the report; returns (report, written paths)."""
-    scan = read_dataset(
-        path,
-        taxonomy=taxonomy,
-        format=format,
-        group_by=group_by,
-        images_dir=images_dir,
-        progress=progress,
-    )
+    scan = read_dataset(path, taxonomy=taxonomy, **read)
     report = analyse(scan, taxonomy=taxonomy)
     return report, write_analysis(report, out_dir)
 

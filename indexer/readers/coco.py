@@ -25,7 +25,6 @@ from indexer.readers.geometry import (
     rectangle,
     shoelace_area,
 )
-from indexer.readers.images import ImageHeaderError, declared_size, image_size
 from indexer.readers.progress import track
 from indexer.readers.records import Defect
 from indexer.readers.scan import DatasetError, ScanBuilder, unusable
@@ -93,19 +92,11 @@ def _read_image(
     if not image.is_file():
         builder.problem(image, "missing image: skipped")
         return
-    try:
-        width, height = image_size(image)
-    except ImageHeaderError as exc:
-        builder.problem(image, f"{exc}: image skipped")
-        return
     declared = (entry.get("width"), entry.get("height"))
-    if None not in declared and declared_size(*declared) != (width, height):
-        builder.problem(
-            image,
-            f"image size mismatch: file is {width}x{height}, {where} says "
-            f"{declared[0]}x{declared[1]}: image skipped",
-        )
+    size = builder.checked_size(image, declared, says=where, unreadable_at=image, mismatch_at=image)
+    if size is None:
         return
+    width, height = size
     defects = []
     for ann in sorted(annotations, key=lambda a: str(a.get("id"))):
         label = ann.get("category_id")

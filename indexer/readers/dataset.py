@@ -12,6 +12,7 @@ Exceptions: ``DatasetError`` (whole dataset unreadable, unknown format) and ``Gr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 from indexer.readers.coco import is_coco, read_coco
 from indexer.readers.jsonl import read_jsonl
@@ -45,6 +46,15 @@ def detect_format(path: str | Path) -> str:
         f"cannot tell the format of {path}: expected a LabelMe directory, a COCO .json "
         "(with 'images' and 'annotations') or a .jsonl manifest; pass format explicitly"
     )
+
+
+class ReadOptions(TypedDict, total=False):
+    """How to read a dataset, as the commands that read one before their own work pass it on."""
+
+    format: str
+    group_by: str | None
+    progress: bool
+    images_dir: str | Path | None
 
 
 def read_dataset(

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from indexer.readers.geometry import ShapeError, make_defect, to_points
-from indexer.readers.images import ImageHeaderError, declared_size, image_size
 from indexer.readers.progress import track
 from indexer.readers.records import Defect, Record
 from indexer.readers.scan import DatasetError, ScanBuilder
@@ -55,19 +54,13 @@ def _read_entry(builder: ScanBuilder, entry: dict[str, Any], where: str) -> None
     if not image.is_file():
         builder.problem(where, f"missing image {entry['image']!r}: skipped")
         return
-    try:
-        width, height = image_size(image)
-    except ImageHeaderError as exc:
-        builder.problem(where, f"{exc} ({entry['image']}): skipped")
-        return
     declared = (entry.get("width"), entry.get("height"))
-    if None not in declared and declared_size(*declared) != (width, height):
-        builder.problem(
-            where,
-            f"image size mismatch: file is {width}x{height}, manifest says "
-            f"{declared[0]}x{declared[1]}: skipped",
-        )
+    size = builder.checked_size(
+        image, declared, says="manifest", unreadable_at=where, mismatch_at=where, skipped="skipped"
+    )
+    if size is None:
         return
+    width, height = size
     labels = None
     raw_labels = entry.get("labels")
     if raw_labels is not None:

@@ -17,7 +17,7 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from indexer.readers.geometry import ShapeError, make_defect, rectangle, to_points
-from indexer.readers.images import ImageHeaderError, declared_size, image_size, is_image
+from indexer.readers.images import ImageHeaderError, image_size, is_image
 from indexer.readers.progress import track
 from indexer.readers.records import Defect
 from indexer.readers.scan import ScanBuilder, unusable
@@ -105,19 +105,11 @@ def _read_annotation(
         builder.problem(js, f"image {builder.rel(image)} already annotated by {other}: skipped")
         return
     claimed[image] = js
-    try:
-        width, height = image_size(image)
-    except ImageHeaderError as exc:
-        builder.problem(image, f"{exc}: image skipped")
-        return
     declared = (data.get("imageWidth"), data.get("imageHeight"))
-    if None not in declared and declared_size(*declared) != (width, height):
-        builder.problem(
-            js,
-            f"image size mismatch: file is {width}x{height}, JSON says "
-            f"{declared[0]}x{declared[1]}: image skipped",
-        )
+    size = builder.checked_size(image, declared, says="JSON", unreadable_at=image, mismatch_at=js)
+    if size is None:
         return
+    width, height = size
     defects = _defects(builder, js, data["shapes"])
     if data["shapes"] and not defects:  # a damaged photo with a broken annotation is not undamaged
         builder.problem(js, unusable(len(data["shapes"]), "shape", builder.rel(image)))

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.readers.images import ImageHeaderError, declared_size, image_size
 from indexer.readers.naming import Grouper, zone_from_name
 from indexer.readers.records import Defect, Problem, Record, record_id
 from models.description import describe
@@ -64,6 +65,36 @@ class ScanBuilder:
     def problem(self, file: Path | str, reason: str) -> None:
         name = self.rel(file) if isinstance(file, Path) else file
         self.problems.append(Problem(name, reason))
+
+    def checked_size(
+        self,
+        image: Path,
+        declared: tuple[object, object],
+        *,
+        says: str,
+        unreadable_at: Path | str,
+        mismatch_at: Path | str,
+        skipped: str = "image skipped",
+    ) -> tuple[int, int] | None:
+        """The image's size from its header, or None once the reason it is skipped is reported.
+
+        Skipped: an unreadable or truncated header, or a size other than the one the annotation
+        (``says``: "JSON", "manifest", ...) declares; each reported at the file its reader names.
+        """
+        try:
+            width, height = image_size(image)
+        except ImageHeaderError as exc:
+            note = "" if unreadable_at == image else f" ({self.rel(image)})"
+            self.problem(unreadable_at, f"{exc}{note}: {skipped}")
+            return None
+        if None not in declared and declared_size(*declared) != (width, height):
+            self.problem(
+                mismatch_at,
+                f"image size mismatch: file is {width}x{height}, {says} says "
+                f"{declared[0]}x{declared[1]}: {skipped}",
+            )
+            return None
+        return width, height
 
     def add(
         self,

@@ -24,11 +24,11 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer.readers.dataset import read_dataset
+from indexer.readers.dataset import ReadOptions, read_dataset
 from indexer.readers.jsonl import relative_image_path, write_jsonl
 from indexer.readers.records import Record
 from indexer.readers.scan import DatasetScan
@@ -36,6 +36,9 @@ from indexer.split.report import build_report
 from indexer.split.stratification import NO_DAMAGE, build_matrix, improve, record_keys, stratify
 from models.errors import VisragError
 from models.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "NO_DAMAGE",
@@ -128,29 +131,19 @@ def split_files(
     taxonomy: Taxonomy,
     test_size: float = 0.2,
     seed: int = 42,
-    format: str = "auto",
-    group_by: str | None = None,
-    images_dir: str | Path | None = None,
-    progress: bool = False,
+    **read: Unpack[ReadOptions],
 ) -> tuple[SplitResult, dict[str, Path], DatasetScan]:
     """Read a dataset, split it and write the split; returns (result, paths, scan).
 
     The report gains a ``dataset`` entry: the dataset path relative to ``out_dir``, its format,
     the group_by rule, how many records were split and how many inputs were skipped.
     """
-    scan = read_dataset(
-        path,
-        taxonomy=taxonomy,
-        format=format,
-        group_by=group_by,
-        images_dir=images_dir,
-        progress=progress,
-    )
+    scan = read_dataset(path, taxonomy=taxonomy, **read)
     result = split_dataset(scan.records, test_size=test_size, seed=seed)
     dataset = {
         "path": relative_image_path(Path(path), Path(out_dir)),
         "format": scan.format,
-        "group_by": group_by or "image",
+        "group_by": read.get("group_by") or "image",
         "records": len(scan.records),
         "problems": len(scan.problems),
     }

@@ -6,13 +6,13 @@ import os
 import shutil
 import socket
 import threading
-import time
 
-import httpx
 import pytest
 import uvicorn
 from browser import CHROMIUM_ARGS, chromium_path
 from service_index import build_small_index
+
+from bench.server import wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,15 +37,7 @@ def base_url(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
+        if not wait_ready(base, 60, interval=0.1):
             pytest.fail("demo server not ready in 60 s")
         try:
             yield base, root

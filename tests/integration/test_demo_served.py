@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from browser import CHROMIUM_ARGS, chromium_path
+
+from bench.server import wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +46,7 @@ def demo(tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{base}/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
+        if not wait_ready(base, 240, proc=proc, interval=0.3):
             pytest.fail("visrag demo not ready:\n" + (cwd / "demo.log").read_text()[-3000:])
         yield base, cwd
     finally:
