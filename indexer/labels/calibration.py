@@ -2,9 +2,9 @@
 
 - :func:`group_folds` assigns whole groups (e.g. source images) to folds, so crops of one photo
   never sit on both sides of a fold.
-- :func:`other_group_sims`: catalogue rows (a seeded sample when there are many) against the
-  whole catalogue with each row's own group masked: the catalogue querying itself as a new photo
-  would, for the head's weight choice and the novelty reference.
+- :func:`other_group_sims`: catalogue rows (a seeded sample when there are many, in blocks)
+  against the whole catalogue with each row's own group masked: the catalogue querying itself as
+  a new photo would, for the head's weight choice and the novelty reference.
 - :func:`fit_platt` fits ``p = sigmoid(a * score + b)`` per label by Newton's method on Platt's
   smoothed targets ``(N+ + 1)/(N+ + 2)`` and ``1/(N- + 2)``: two parameters per label, and a label
   seen once is never mapped to 0 or 1 (isotonic regression would overfit labels with a handful of
@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -46,16 +46,23 @@ def group_folds(groups: Sequence[str], folds: int, *, seed: int = 0) -> npt.NDAr
 
 
 def other_group_sims(
-    x: F64, groups: Sequence[str], max_rows: int, *, seed: int = 0
-) -> tuple[npt.NDArray[np.int64], F64]:
-    """``(rows, sims)``: at most ``max_rows`` rows (seeded) x all rows, own group at ``-inf``."""
+    x: npt.ArrayLike, groups: Sequence[str], max_rows: int, *, seed: int = 0, chunk: int = 0
+) -> Iterator[tuple[npt.NDArray[np.int64], F64]]:
+    """``(rows, sims)`` blocks: at most ``max_rows`` rows (seeded) x all rows, own group at
+    ``-inf``; ``chunk`` rows a block (0: one block), so a large catalogue never holds the whole
+    matrix at once."""
     g = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
-    rows = np.arange(len(x))
-    if len(rows) > max_rows:
+    n = len(g)
+    rows = np.arange(n)
+    if n > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
-    sims = x[rows] @ x.T
-    sims[g[rows][:, None] == g[None, :]] = -np.inf
-    return rows, sims
+    x64 = np.asarray(x, np.float64)
+    step = chunk or max(1, len(rows))
+    for start in range(0, len(rows), step):
+        block = rows[start : start + step]
+        sims = x64[block] @ x64.T
+        sims[g[block][:, None] == g[None, :]] = -np.inf
+        yield block, sims
 
 
 def fit_platt(scores: F64, y: F64) -> F64:

@@ -49,7 +49,7 @@ def choose(
     )
     if len(weights) == 1:
         return reg, float(weights[0])
-    rows, sims = other_group_sims(x, groups, MAX_QUERIES, seed=seed)
+    rows, sims = next(other_group_sims(x, groups, MAX_QUERIES, seed=seed))
     n = min(CANDIDATES, len(x) - 1)
     cands = np.argpartition(-sims, n - 1, axis=1)[:, :n]
     cos = np.take_along_axis(sims, cands, 1)

@@ -22,6 +22,7 @@ from indexer.labels.calibration import other_group_sims
 F64 = npt.NDArray[np.float64]
 K = 5
 MAX_ROWS = 2000
+CHUNK = 256  # reference rows a block: 256 x N similarities at a time, never MAX_ROWS x N
 
 
 def closeness(sims: npt.ArrayLike, k: int = K) -> F64:
@@ -35,8 +36,8 @@ def closeness(sims: npt.ArrayLike, k: int = K) -> F64:
 
 def reference(vectors: npt.ArrayLike, groups: Sequence[str], *, k: int = K, seed: int = 0) -> F64:
     """Sorted closeness of catalogue rows to the rows of other groups."""
-    _, sims = other_group_sims(np.asarray(vectors, np.float64), groups, MAX_ROWS, seed=seed)
-    return np.sort(closeness(sims, k))
+    blocks = other_group_sims(vectors, groups, MAX_ROWS, seed=seed, chunk=CHUNK)
+    return np.sort(np.concatenate([closeness(sims, k) for _, sims in blocks]))
 
 
 def p_value(score: npt.ArrayLike, ref: F64) -> F64:
