@@ -34,12 +34,12 @@ class QueryContext:
 def _jpeg(path: Path, side: int) -> bytes:
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        img.thumbnail((side, side))
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=85)
-        return buf.getvalue()
+    with Image.open(path) as opened:
+        img = opened.convert("RGB")
+    img.thumbnail((side, side))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 async def _local_jpeg(path: Path, side: int) -> bytes:
@@ -125,7 +125,9 @@ def service_contexts(
                 answer = client.context(
                     q.image_path, k=k, max_examples=max_examples, format="messages"
                 )
-                parts = list(answer.messages or [])
+                parts = [
+                    p.model_dump(mode="json", exclude_none=True) for p in answer.messages or []
+                ]
             out.append(QueryContext(text.context, tuple(parts)))
             if progress is not None:
                 progress(n + 1, len(queries))

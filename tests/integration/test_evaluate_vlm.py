@@ -8,6 +8,7 @@ import importlib.util
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -15,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_index import free_port, start_server
 from typer.testing import CliRunner
+
+from visrag_client import VisragClient
 
 pytestmark = pytest.mark.slow
 
@@ -116,3 +120,38 @@ def test_refuses_a_remote_endpoint_without_the_flag(demo, tmp_path):
     result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--allow-remote-images" in result.output
+
+
+def test_a_running_service_gives_the_in_process_numbers(demo, stub, tmp_path):
+    port = free_port()
+    proc = start_server(demo / "artifacts", port, tmp_path / "server.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with VisragClient(url, timeout=5) as client:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                assert proc.poll() is None, (tmp_path / "server.log").read_text()
+                try:
+                    if client.ready().ready:
+                        break
+                except Exception:  # not listening yet
+                    pass
+                time.sleep(0.2)
+        arms, limit = "none,context,context+images,shuffled", ["--limit", "12"]
+        local = run(demo, stub, tmp_path / "local", policy="context", arms=arms, extra=limit)
+        served = run(
+            demo,
+            stub,
+            tmp_path / "served",
+            policy="context",
+            arms=arms,
+            extra=[*limit, "--service", url],
+        )
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert served["setting"]["retrieval"] == url
+    for arm in ("none", "context", "context+images", "shuffled"):
+        for metric in ("macro_f1", "micro_f1", "exact_accuracy", "per_label_f1"):
+            assert served["arms"][arm][metric] == local["arms"][arm][metric], (arm, metric)
+    assert local["arms"]["context"]["macro_f1"] != local["arms"]["none"]["macro_f1"]
