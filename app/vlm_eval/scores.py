@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from indexer.evaluation.metrics import LabelSet
 from indexer.evaluation.prediction import f1_scores
-from indexer.evaluation.uncertainty import LEVEL, group_draws
+from indexer.evaluation.uncertainty import LEVEL, group_draws, spread
 
 F64 = npt.NDArray[np.float64]
 METRICS = ("macro_f1", "micro_f1", "exact_accuracy")
@@ -120,18 +120,7 @@ def arm_intervals(
     for arm, versus in comparisons:
         for metric in METRICS:
             diff = tables[arm].metric(metric, counts) - tables[versus].metric(metric, counts)
-            sample = diff[1:]
-            rows.append(
-                {
-                    "arm": arm,
-                    "versus": versus,
-                    "metric": metric,
-                    "difference": float(diff[0]),
-                    "low": float(np.quantile(sample, tail)),
-                    "high": float(np.quantile(sample, 1 - tail)),
-                    "share_ahead": float((sample > 0).mean()),
-                }
-            )
+            rows.append({"arm": arm, "versus": versus, "metric": metric, **spread(diff, tail)})
     return {
         "method": "paired bootstrap over query groups (source images), percentile interval",
         "groups": int(draws.shape[1]),
