@@ -134,6 +134,91 @@ def query(
         typer.echo(answer.model_dump_json(indent=2, exclude_none=True))
 
 
+@cli.command("evaluate-vlm", cls=PlainCommand)
+def evaluate_vlm(
+    base_url: Annotated[
+        str, typer.Option(help="OpenAI-compatible API base, e.g. http://127.0.0.1:8001/v1")
+    ],
+    model: Annotated[str, typer.Option(help="model name the endpoint serves")],
+    out: Annotated[Path, typer.Option(help="report directory")] = Path("vlm-eval"),
+    artifacts: Annotated[Path | None, typer.Option(help="index (in-process retrieval)")] = None,
+    queries: Annotated[Path | None, typer.Option(help="held-out queries (JSONL)")] = None,
+    leave_one_out: Annotated[
+        bool, typer.Option("--leave-one-out", help="catalogue items query the rest")
+    ] = False,
+    service: Annotated[
+        str | None, typer.Option(help="a running visrag service instead of in-process")
+    ] = None,
+    arms: Annotated[str, typer.Option(help="comma-separated arms")] = "none,context,"
+    "context+images,shuffled",
+    api_key_env: Annotated[
+        str | None, typer.Option(help="environment variable holding the endpoint's key")
+    ] = None,
+    allow_remote_images: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote-images",
+            help="send the photos to an endpoint that is not on this machine",
+        ),
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="first N queries only")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="requests in flight")] = 4,
+    timeout: Annotated[float, typer.Option(help="seconds per request")] = 120.0,
+    retries: Annotated[int, typer.Option(min=0, help="retries on 429/5xx/timeouts")] = 4,
+    json_mode: Annotated[bool, typer.Option(help="ask for response_format json_object")] = True,
+    k: Annotated[int, typer.Option(min=1, help="neighbours in the context")] = 5,
+    cache: Annotated[Path | None, typer.Option(help="answer cache (default: OUT/cache)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the shuffle and the bootstrap")] = 0,
+    bootstrap: Annotated[int, typer.Option(min=10, help="bootstrap resamples")] = 1000,
+    device: Annotated[str, typer.Option(help="device of the in-process encoder")] = "auto",
+) -> None:
+    """Does the VLM answer better with visrag's context? Arms none / context / context+images /
+    shuffled against an OpenAI-compatible /v1/chat/completions; answers cached in OUT/cache."""
+    from app.settings import secret_from_env
+    from app.vlm_eval.chat import RemoteEndpointError
+    from app.vlm_eval.experiment import Endpoint, Retrieval, run_vlm_evaluation
+    from app.vlm_eval.report import summary_lines, write_report
+    from indexer.evaluation.queries import EvaluationError
+
+    endpoint = Endpoint(
+        base_url,
+        model,
+        api_key=secret_from_env(api_key_env),
+        timeout=timeout,
+        retries=retries,
+        json_mode=json_mode,
+        concurrency=concurrency,
+        allow_remote_images=allow_remote_images,
+    )
+    if allow_remote_images:
+        typer.secho(f"photos WILL be sent to {base_url}", fg="yellow", err=True)
+    retrieval = Retrieval(artifacts, queries, leave_one_out, service, k=k, device=device)
+    try:
+        with typer.progressbar(length=1, label="asking the VLM") as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            metrics = run_vlm_evaluation(
+                retrieval,
+                endpoint,
+                arms=[a.strip() for a in arms.split(",") if a.strip()],
+                cache_dir=cache or out / "cache",
+                limit=limit,
+                seed=seed,
+                bootstrap=bootstrap,
+                echo=lambda line: typer.echo(line, err=True),
+                progress=progress,
+            )
+    except (EvaluationError, RemoteEndpointError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    paths = write_report(metrics, out)
+    typer.echo("\n".join(summary_lines(metrics)))
+    typer.echo(f"{metrics['requests']} requests sent; report: {paths['summary']}")
+
+
 def main() -> None:
     cli()
 

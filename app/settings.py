@@ -110,3 +110,11 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [k.strip() for k in text.split(",") if k.strip()]
         return value
+
+
+def secret_from_env(name: str | None) -> str | None:
+    """The value of the environment variable ``name`` (e.g. the VLM endpoint's API key, named by
+    ``visrag evaluate-vlm --api-key-env``), or None."""
+    import os
+
+    return os.environ.get(name) or None if name else None

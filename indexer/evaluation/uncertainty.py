@@ -48,6 +48,17 @@ def group_draws(groups: Sequence[str], repeats: int, seed: int) -> tuple[F64, np
     return counts, index
 
 
+def spread(diff: F64, tail: float) -> dict[str, float]:
+    """``diff[0]``: the difference with every group once; ``diff[1:]``: the resamples'."""
+    sample = diff[1:]
+    return {
+        "difference": float(diff[0]),
+        "low": float(np.quantile(sample, tail)),
+        "high": float(np.quantile(sample, 1 - tail)),
+        "share_ahead": float((sample > 0).mean()),
+    }
+
+
 class _Tables:
     """One run's recall@k and per-label (found, carried) counts, summed per query group."""
 
@@ -120,18 +131,7 @@ def paired_intervals(
                 (f"recall@{k}", a.micro(counts) - b.micro(counts)),
                 (f"label_recall_macro@{k}", a.macro(counts) - b.macro(counts)),
             ):
-                sample = diff[1:]
-                rows.append(
-                    {
-                        "run": run,
-                        "versus": versus,
-                        "metric": metric,
-                        "difference": float(diff[0]),
-                        "low": float(np.quantile(sample, tail)),
-                        "high": float(np.quantile(sample, 1 - tail)),
-                        "share_ahead": float((sample > 0).mean()),
-                    }
-                )
+                rows.append({"run": run, "versus": versus, "metric": metric, **spread(diff, tail)})
     return {
         "method": "paired bootstrap over query groups (source images), percentile interval",
         "unit": "group",
