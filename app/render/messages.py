@@ -18,13 +18,16 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.render.estimates import estimate_lines
 from app.render.label_sets import label_set_line
 from app.render.thumbnails import THUMBNAIL_SIZES
 from models.imaging import ImageDecodeError
 from visrag_client.schemas import CaseOut, LabelEstimateOut, LabelSetOut, LabelVoteOut, NoveltyOut
+
+if TYPE_CHECKING:
+    from app.render.context import RenderedContext
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,20 @@ def _text(text: str) -> dict[str, Any]:
 
 def _image(url: str) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
+
+
+def rendered_parts(rendered: RenderedContext, images: dict[str, str]) -> list[dict[str, Any]]:
+    """:func:`message_parts` of a rendered context: its cases, votes, estimates, set and notes."""
+    return message_parts(
+        rendered.cases,
+        rendered.label_votes,
+        language=rendered.language,
+        images=images,
+        estimates=rendered.label_estimates,
+        selection=rendered.selection,
+        label_set=rendered.label_set,
+        novelty=rendered.novelty,
+    )
 
 
 def message_parts(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 
 from app.http.auth import require_api_key
 from app.render.context import RenderedContext, render_context
-from app.render.messages import ImageLimits, message_parts, neighbour_images
+from app.render.messages import ImageLimits, neighbour_images, rendered_parts
 from app.render.thumbnails import thumbnail
 from app.routes.dependencies import ReadyDep, UploadDep
 from app.schemas import (
@@ -100,13 +100,4 @@ async def _messages(
         url_of=lambda item_id, size: f"{base}{item_image_url(item_id)}?size={size}",
         image_of=functools.partial(thumbnail, budget=budget),
     )
-    return message_parts(
-        rendered.cases,
-        rendered.label_votes,
-        language=rendered.language,
-        images=images,
-        estimates=rendered.label_estimates,
-        selection=rendered.selection,
-        label_set=rendered.label_set,
-        novelty=rendered.novelty,
-    )
+    return rendered_parts(rendered, images)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.render.context import render_context
-from app.render.messages import ImageLimits, message_parts, neighbour_images
+from app.render.messages import ImageLimits, neighbour_images, rendered_parts
 from indexer.evaluation.estimate_quality import query_heads
 from indexer.evaluation.queries import EvaluationError, Query
 from models.embedding import embed_image
@@ -84,16 +84,7 @@ def in_process_contexts(
                     image_of=_local_jpeg,
                 )
             )
-            parts = message_parts(
-                rendered.cases,
-                rendered.label_votes,
-                language=rendered.language,
-                images=urls,
-                estimates=rendered.label_estimates,
-                selection=rendered.selection,
-                label_set=rendered.label_set,
-                novelty=rendered.novelty,
-            )
+            parts = rendered_parts(rendered, urls)
         out.append(QueryContext(rendered.context, tuple(parts)))
         if progress is not None:
             progress(n + 1, len(queries))

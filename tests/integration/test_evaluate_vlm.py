@@ -8,7 +8,6 @@ import importlib.util
 import json
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -19,7 +18,7 @@ import pytest
 from service_index import free_port, start_server
 from typer.testing import CliRunner
 
-from visrag_client import VisragClient
+from bench.server import wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -127,16 +126,8 @@ def test_a_running_service_gives_the_in_process_numbers(demo, stub, tmp_path):
     proc = start_server(demo / "artifacts", port, tmp_path / "server.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        with VisragClient(url, timeout=5) as client:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                assert proc.poll() is None, (tmp_path / "server.log").read_text()
-                try:
-                    if client.ready().ready:
-                        break
-                except Exception:  # not listening yet
-                    pass
-                time.sleep(0.2)
+        log = (tmp_path / "server.log").read_text
+        assert wait_ready(url, 90, proc=proc, interval=0.2), log()
         arms, limit = "none,context,context+images,shuffled", ["--limit", "12"]
         local = run(demo, stub, tmp_path / "local", policy="context", arms=arms, extra=limit)
         served = run(
