@@ -1,5 +1,5 @@
 """The report of ``visrag evaluate-vlm``: a verdict first, then the arms and the intervals
-(console, ``summary.md``, ``metrics.json``)."""
+(console, ``summary.md``, ``report.html``, ``metrics.json``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 
 def _row(metrics: Mapping[str, Any], arm: str, versus: str) -> Mapping[str, Any] | None:
@@ -80,10 +82,28 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def render_html(metrics: Mapping[str, Any]) -> str:
+    """The self-contained report page (autoescaped: model names and labels come from outside)."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("app.vlm_eval", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    labels = sorted({lb for a in metrics["arms"].values() for lb in a["per_label_f1"]})
+    return env.get_template("report.html.j2").render(
+        verdict=verdict(metrics), labels=labels, **metrics
+    )
+
+
 def write_report(metrics: Mapping[str, Any], out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.json", "summary": out / "summary.md"}
+    paths = {
+        "metrics": out / "metrics.json",
+        "summary": out / "summary.md",
+        "html": out / "report.html",
+    }
     body = {"verdict": verdict(metrics), **metrics}
     paths["metrics"].write_text(json.dumps(body, indent=2) + "\n", "utf-8")
     paths["summary"].write_text("\n".join(summary_lines(metrics)) + "\n", "utf-8")
+    paths["html"].write_text(render_html(metrics), "utf-8")
     return paths

@@ -80,6 +80,9 @@ def test_context_beats_none_and_shuffled_and_a_second_run_sends_nothing(demo, st
     assert macro(metrics, "context", "shuffled")["low"] > 0
     assert metrics["verdict"].startswith("context helps: macro F1 +")
     assert "Verdict: context helps" in (tmp_path / "summary.md").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert page.index("Verdict: context helps") < page.index("<h2>Arms</h2>")
+    assert all(f"<td>{arm}</td>" in page for arm in ("none", "context", "shuffled"))
     assert metrics["requests"] == 3 * metrics["setting"]["queries"]
 
     again = run(demo, stub, tmp_path, policy="context", arms="none,context,shuffled")
