@@ -40,6 +40,17 @@ async def get_upload(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]
     first); the body takes a place in the body-reading pool, the token is taken once the body is
     complete, so a slow body never holds capacity meant for real work.
     """
+    async for upload in _admitted(request, ready, max_files=1):
+        yield upload
+
+
+async def get_item_uploads(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]:
+    """The images of a catalogue write (up to ``max_items_per_request``), admitted like a query."""
+    async for upload in _admitted(request, ready, max_files=ready.settings.max_items_per_request):
+        yield upload
+
+
+async def _admitted(request: Request, ready: Ready, *, max_files: int) -> AsyncIterator[Upload]:
     settings = ready.settings
     admission = ready.service.admission
     admission.check(ready.worker.retry_after)
@@ -51,9 +62,11 @@ async def get_upload(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]
             min_rate_bps=settings.min_upload_rate_bps,
             grace_s=settings.upload_grace_s,
             progress=progress,
+            max_files=max_files,
         )
     with admission.enter(ready.worker.retry_after):
         yield upload
 
 
 UploadDep = Annotated[Upload, Depends(get_upload)]
+ItemUploadsDep = Annotated[Upload, Depends(get_item_uploads)]

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +29,16 @@ from app.http.errors import NotReadyError, RequestTimeoutError
 from app.metrics import Metrics
 from app.query import Query, resolve_filters
 from app.serving.admission import Admission, DecodeBudget
-from app.serving.batching import InferenceWorker
+from app.serving.batching import Encoded, InferenceWorker
 from app.serving.reloading import Reloader
 from app.serving.resources import Resources, load_resources
 from app.settings import Settings
+from indexer.build.mapper import embed_descriptions
+from indexer.index.catalogue import CatalogueItem
 from indexer.query import Filters, RetrievalResult
 from models.allocator import MB
 from models.base import Vectors
-from models.embedding import prepare_image
+from models.embedding import Prepared, prepare_image
 from models.errors import VisragError
 
 logger = logging.getLogger(__name__)
@@ -181,6 +183,7 @@ class Service:
             "decode_budget_mb": s.decode_budget_mb,
             "default_k": s.default_k,
             "auth": bool(s.api_keys),
+            "catalogue_writes": bool(s.write_keys),
         }
         manifest: dict[str, Any] = {}
         if self.resources is not None:
@@ -227,9 +230,22 @@ class Ready:
         """The indexed image of a catalogue item; None if unknown or gone."""
         return self.resources.retriever.image_path(item_id)
 
-    async def _run(
-        self, data: bytes, query: Query, filters: Filters
-    ) -> tuple[RetrievalResult, dict[str, float]]:
+    async def encode_image(self, data: bytes) -> Vectors:
+        """One uploaded image's vector, decoded, preprocessed and encoded as a query's is (the
+        catalogue writes embed through it)."""
+        _, encoded = await self._encode(data)
+        return np.asarray(encoded.vector, dtype=np.float32)
+
+    async def encode_descriptions(self, items: Sequence[CatalogueItem]) -> Vectors:
+        """The items' description vectors, encoded on the inference thread."""
+        encoder = self.resources.text_encoder
+        if encoder is None:
+            raise NotReadyError("the service has no text encoder loaded", retry_after=5)
+        call = functools.partial(self.worker.call, embed_descriptions, items, encoder)
+        vectors: Vectors = await anyio.to_thread.run_sync(call)
+        return vectors
+
+    async def _encode(self, data: bytes) -> tuple[Prepared, Encoded]:
         encoder, max_pixels = self.resources.image_encoder, self.settings.max_pixels
         self.service.preparing += 1
         try:
@@ -242,7 +258,12 @@ class Ready:
             pending = self.worker.submit(prepared.pixels)
         finally:
             self.service.preparing -= 1  # after submit: the worker never sees a gap between them
-        encoded = await self.worker.result(pending)
+        return prepared, await self.worker.result(pending)
+
+    async def _run(
+        self, data: bytes, query: Query, filters: Filters
+    ) -> tuple[RetrievalResult, dict[str, float]]:
+        prepared, encoded = await self._encode(data)
         search = functools.partial(
             self.resources.retriever.search,
             encoded.vector,

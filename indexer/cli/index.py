@@ -325,6 +325,7 @@ def ls(
     path: Annotated[
         str | None, typer.Option(help="only images whose path matches (glob or substring)")
     ] = None,
+    zone: Annotated[str | None, typer.Option(help="only items in this zone")] = None,
     taxonomy: TaxonomyOpt = None,
 ) -> None:
     """List indexed items: id, image, labels (label:count), zone; tab-separated."""
@@ -341,7 +342,7 @@ def ls(
                 f"{name!r} is not a label of the taxonomy: {', '.join(tax.label_ids)}",
                 param_hint="--label",
             )
-    chosen = select_items(a.items, tax, labels=label or (), path=path)
+    chosen = select_items(a.items, tax, labels=label or (), path=path, zone=zone)
     for item in chosen:
         typer.echo(item_line(item))
     typer.echo(f"{len(chosen)} of {len(a)} item(s)", err=True)
