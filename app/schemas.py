@@ -45,6 +45,13 @@ class QueryForm(BaseModel):
     labels_all: list[str] = Field(default_factory=list, description="Items with all of these.")
     zones: list[str] = Field(default_factory=list, description="Items on one of these zones.")
     areas: list[str] = Field(default_factory=list, description="Items in one of these areas.")
+    item: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Query by this indexed item instead of an image (it is left out of the hits).",
+    )
+    exclude_group: bool = Field(False, description="With `item`: leave out its group as well.")
 
     @field_validator("text")
     @classmethod
@@ -74,6 +81,8 @@ class QueryForm(BaseModel):
             labels_all=tuple(self.labels_all),
             zones=tuple(self.zones),
             areas=tuple(self.areas),
+            item=self.item,
+            exclude_group=self.exclude_group,
         )
 
 
@@ -192,14 +201,13 @@ def multipart_openapi(form: type[BaseModel]) -> dict[str, Any]:
     properties: dict[str, Any] = {"image": {"type": "string", "format": "binary"}}
     for name, prop in schema["properties"].items():
         properties[name] = _without_null(prop)
+    body: dict[str, Any] = {"type": "object", "required": ["image"], "properties": properties}
+    if "item" in properties:  # a query by an indexed item instead: an image or an item
+        body.update(required=[], oneOf=[{"required": ["image"]}, {"required": ["item"]}])
     return {
         "requestBody": {
             "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["image"], "properties": properties}
-                }
-            },
+            "content": {"multipart/form-data": {"schema": body}},
         }
     }
 

@@ -238,6 +238,7 @@ async def read_upload(
     grace_s: float = 0.0,
     progress: BodyProgress | None = None,
     max_files: int = 1,
+    required: bool = True,
 ) -> Upload:
     """Parse a ``multipart/form-data`` request with an image in field ``image`` (up to
     ``max_files`` of them, each at most ``max_bytes``).
@@ -246,6 +247,7 @@ async def read_upload(
     otherwise hold the request, and up to ``max_bytes`` of buffer, for as long as it likes.
     ``min_rate_bps`` (after ``grace_s``) closes a body that trickles in long before that.
     ``progress`` is kept up to date, and its :meth:`BodyProgress.evict` closes the body.
+    ``required``: False lets a form come without a file (``data`` empty, no ``images``).
 
     Raises:
         UnsupportedMediaError: not multipart, or the file is not a known image format (415).
@@ -293,6 +295,8 @@ async def read_upload(
         await body.aclose()
 
     if not collector.images:
+        if not required:
+            return Upload(b"", None, None, "", fields=collector.fields)
         raise BadParameterError(f"missing file field {FILE_FIELD!r}")
     images = tuple(bytes(image) for image in collector.images)
     if not all(images):

@@ -3,7 +3,7 @@ keys, mounted only when write keys are configured), through :mod:`app.serving.wr
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -20,7 +20,9 @@ from visrag_client.schemas import ItemOut, ItemsPage, ItemsWritten
 router = APIRouter(tags=["catalogue"], dependencies=[Depends(require_api_key)])
 write_router = APIRouter(tags=["catalogue"], dependencies=[Depends(require_write_key)])
 
-UNKNOWN_ITEM = {404: ERROR_RESPONSES[422] | {"description": "Unknown item"}}
+UNKNOWN_ITEM: dict[int | str, dict[str, Any]] = {
+    404: ERROR_RESPONSES[422] | {"description": "Unknown item"}
+}
 WriterNameDep = Annotated[str, Depends(require_write_key)]
 
 
@@ -44,12 +46,13 @@ async def list_items(
 ) -> ItemsPage:
     """Catalogue items in id order, filtered like ``visrag index ls``."""
     taxonomy = ready.resources.taxonomy
-    unknown = [name for name in label or () if not taxonomy.is_known(name)]
+    label = [name for name in label or () if name.strip()]  # a blank filter is no filter
+    unknown = [name for name in label if not taxonomy.is_known(name)]
     if unknown:
         raise BadParameterError(f"label: not a label of the taxonomy: {', '.join(unknown)}")
     items = ready.resources.retriever.artifacts.items
-    chosen = select_items(items, taxonomy, labels=label or (), path=path, zone=zone)
-    page, next_after = page_items(chosen, after=after, limit=limit)
+    chosen = select_items(items, taxonomy, labels=label, path=path or None, zone=zone or None)
+    page, next_after = page_items(chosen, after=after or None, limit=limit)
     root = request.scope.get("root_path", "")
     return ItemsPage(
         items=[item_out(it, taxonomy, root_path=root) for it in page],

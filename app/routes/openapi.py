@@ -66,6 +66,7 @@ UPLOAD_ERRORS = {
     504: "Request timed out",
 }
 PARAMETER_ERRORS = {422: "Invalid parameter"}
+ITEM_QUERY_ERRORS = {404: "No such catalogue item (a query by item)"}
 
 
 IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
@@ -97,6 +98,7 @@ def install_openapi(
         app.openapi_schema = None  # FastAPI's own cache: build afresh
         spec = complete(copy.deepcopy(default()), app, keys_required=keys_required, writes=writes)
         _forms(spec, served)
+        _listing(spec, served)
         app.openapi_schema = spec
         if served is not None:  # not loaded yet: rebuilt with the enumerations once ready
             cached.append(spec)
@@ -126,6 +128,8 @@ def complete(
             errors.update(READY_ERRORS)
         if get_upload in calls or get_item_uploads in calls:
             errors.update(UPLOAD_ERRORS)
+        if get_upload in calls:
+            errors.update(ITEM_QUERY_ERRORS)
         if route.dependant.query_params or route.dependant.path_params:
             errors.update(PARAMETER_ERRORS)
         for method in route.methods or ():
@@ -164,7 +168,7 @@ def _forms(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
                 schema.update(_HYBRID_NEEDS_TEXT)
             if taxonomy is None:
                 continue
-            values = {
+            values: dict[str, list[str]] = {
                 "labels_any": list(taxonomy.label_ids),
                 "labels_all": list(taxonomy.label_ids),
                 "zones": [z.id for z in taxonomy.zones],
@@ -173,6 +177,16 @@ def _forms(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
             for name, allowed in values.items():
                 if name in props and props[name].get("type") == "array":
                     props[name]["items"] = {"type": "string", "enum": allowed}
+
+
+def _listing(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
+    """``GET /items?label=``: the served taxonomy's labels are the values it accepts."""
+    listing = spec["paths"].get("/items", {}).get("get")
+    if listing is None or taxonomy is None:
+        return
+    for param in listing.get("parameters", ()):
+        if param["name"] == "label":
+            param["schema"] = {"type": "array", "items": {"enum": list(taxonomy.label_ids)}}
 
 
 def _document(operation: dict[str, Any], errors: dict[int, str]) -> None:
