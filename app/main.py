@@ -60,7 +60,10 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         [k.get_secret_value() for k in settings.write_keys],
     )
     app.state.writer = CatalogueWriter(
-        uploads_dir=settings.uploads_dir, lock_wait_s=settings.write_lock_wait_s
+        uploads_dir=settings.uploads_dir,
+        lock_wait_s=settings.write_lock_wait_s,
+        duplicate_bits=settings.duplicate_hash_bits,
+        duplicate_cosine=settings.duplicate_cosine,
     )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)

@@ -129,6 +129,9 @@ class ItemForm(BaseModel):
     group: str | None = Field(
         None, max_length=200, description="What must not be split (e.g. a vehicle); default: id."
     )
+    allow_duplicate: bool = Field(
+        False, description="Add near-duplicates of indexed photos anyway (once per request)."
+    )
 
     @classmethod
     def per_image(cls, fields: dict[str, list[str]], count: int) -> list[ItemForm]:
@@ -136,6 +139,9 @@ class ItemForm(BaseModel):
         unknown = set(fields) - set(cls.model_fields)
         if unknown:
             raise BadParameterError(f"unknown form field(s): {', '.join(sorted(unknown))}")
+        fields = dict(fields)
+        allow = fields.pop("allow_duplicate", [])  # one per request, not per image
+        shared = {"allow_duplicate": allow[-1]} if allow else {}
         for name, values in fields.items():
             if len(values) != count:
                 raise BadParameterError(
@@ -143,7 +149,7 @@ class ItemForm(BaseModel):
                     "image, in the images' order, or not at all"
                 )
         return [
-            cls.model_validate({n: v[i] for n, v in fields.items() if v[i].strip()})
+            cls.model_validate({**shared, **{n: v[i] for n, v in fields.items() if v[i].strip()}})
             for i in range(count)
         ]
 

@@ -95,6 +95,20 @@ class Settings(BaseSettings):
         10.0, ge=0, description="How long a catalogue write waits for the writer lock (then 503)."
     )
     max_items_per_request: int = Field(32, ge=1, description="Images one `POST /items` may carry.")
+    duplicate_hash_bits: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="An added photo whose perceptual hash is this close (bits of 64) to an "
+        "indexed one's is a near-duplicate (409 unless allow_duplicate=true).",
+    )
+    duplicate_cosine: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="Also a near-duplicate from this image-vector cosine up (depends on the "
+        "backbone: measure it first); unset: not checked.",
+    )
     uploads_dir: Path | None = Field(
         None,
         description="Where images added over HTTP are kept; default: `<artifacts>.uploads` "

@@ -6,6 +6,7 @@ Exceptions raised by the HTTP layer (all subclasses of :class:`ServiceError`)::
     ├── UnauthorisedError      401 unauthorised       missing or wrong API key
     ├── ForbiddenError         403 forbidden          a read key presented for a write
     ├── NotFoundError          404 not_found          unknown catalogue item
+    ├── DuplicateItemError     409 duplicate_of       a near-copy of an indexed photo
     ├── UploadTimeoutError     408 upload_timeout     body not received in request_timeout_s
     │   └── UploadTooSlowError 408 upload_timeout     body slower than min_upload_rate_bps
     ├── UploadTooLargeError    413 too_large          upload over max_upload_bytes
@@ -75,6 +76,10 @@ class NotFoundError(ServiceError):
     pass
 
 
+class DuplicateItemError(ServiceError):
+    pass
+
+
 class UploadTooLargeError(ServiceError):
     pass
 
@@ -123,6 +128,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     NotFoundError: (404, "not_found"),
     UnknownItemError: (404, "not_found"),
     ItemExistsError: (409, "item_exists"),
+    DuplicateItemError: (409, "duplicate_of"),
     UploadTimeoutError: (408, "upload_timeout"),
     UploadTooLargeError: (413, "too_large"),
     ImageTooLargeError: (413, "image_too_large"),

@@ -84,8 +84,11 @@ async def add_items(
 ) -> ItemsWritten:
     """Add items: repeated ``image`` files, each field once per image (or not at all). 201 once
     the new generation is on disk and served; 409 ``item_exists`` for an id already indexed."""
-    new = _new_items(upload, ItemForm.per_image(upload.fields, len(upload.images)))
-    written = await writer.add(ready, new, replace=False, by=by)
+    forms = ItemForm.per_image(upload.fields, len(upload.images))
+    allow = forms[0].allow_duplicate
+    written = await writer.add(
+        ready, _new_items(upload, forms), replace=False, by=by, allow_duplicate=allow
+    )
     return ItemsWritten(ids=list(written.ids), generation=written.generation, count=written.count)
 
 
@@ -105,7 +108,10 @@ async def put_item(
     if form.id not in (None, item_id):
         raise BadParameterError(f"id: {form.id!r} differs from the path's {item_id!r}")
     form = form.model_copy(update={"id": item_id})
-    written = await writer.add(ready, _new_items(upload, [form]), replace=True, by=by)
+    new = _new_items(upload, [form])
+    written = await writer.add(
+        ready, new, replace=True, by=by, allow_duplicate=form.allow_duplicate
+    )
     return ItemsWritten(ids=list(written.ids), generation=written.generation, count=written.count)
 
 

@@ -28,11 +28,18 @@ from typing import Any
 import anyio
 import numpy as np
 
-from app.http.errors import BadParameterError, WriterBusyServiceError
+from app.http.errors import BadParameterError, DuplicateItemError, WriterBusyServiceError
 from app.serving.service import Ready
 from indexer.build.pipeline import remove_items, write_items
 from indexer.index.atomic import fsync
 from indexer.index.catalogue import catalogue_items
+from indexer.index.duplicates import (
+    Fingerprint,
+    catalogue_fingerprints,
+    describe,
+    find_duplicates,
+    fingerprint,
+)
 from indexer.index.locking import FILE_MODE, WriterBusyError
 from indexer.index.manifest import IndexManifest
 from indexer.readers.records import Record
@@ -91,16 +98,36 @@ def parse_labels(raw: Sequence[str], taxonomy: Taxonomy) -> dict[str, int]:
 class CatalogueWriter:
     """Adds, replaces and removes catalogue items of one service's index (module docstring)."""
 
-    def __init__(self, *, uploads_dir: Path | None, lock_wait_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        uploads_dir: Path | None,
+        lock_wait_s: float,
+        duplicate_bits: int = 8,
+        duplicate_cosine: float | None = None,
+    ) -> None:
         self.uploads_dir = uploads_dir  # None: ``<served directory>.uploads`` beside it
         self.lock_wait_s = lock_wait_s
+        self.duplicate_bits = duplicate_bits
+        self.duplicate_cosine = duplicate_cosine
+        self._prints: dict[tuple[str, str], Fingerprint] = {}  # (id, image) -> its fingerprint
 
-    async def add(self, ready: Ready, new: Sequence[NewItem], *, replace: bool, by: str) -> Written:
+    async def add(
+        self,
+        ready: Ready,
+        new: Sequence[NewItem],
+        *,
+        replace: bool,
+        by: str,
+        allow_duplicate: bool = False,
+    ) -> Written:
         """Embed ``new`` (outside the writer lock), then append it (``replace``: ``PUT``).
 
         Raises:
             ItemExistsError: an id is already indexed and ``replace`` is off (409).
             BadParameterError: an unknown label, or the same id twice in one request (422).
+            DuplicateItemError: a near-copy of an indexed photo, unless ``allow_duplicate``
+                (409 ``duplicate_of``; :mod:`indexer.index.duplicates`).
             WriterBusyServiceError: the writer lock was not free in time (503, Retry-After).
         """
         ids = [item_id(item) for item in new]
@@ -130,6 +157,8 @@ class CatalogueWriter:
         items = catalogue_items(records, taxonomy, root=Path(root) if root else None)
         text_vectors = await ready.encode_descriptions(items)
         image_vectors = np.stack(vectors).astype(np.float32)
+        if not allow_duplicate:
+            await anyio.to_thread.run_sync(self._refuse_duplicates, ready, new, ids, image_vectors)
         manifest = await self._write(
             write_items,
             directory,
@@ -168,6 +197,25 @@ class CatalogueWriter:
         reloader = ready.service.reloader
         await reloader.check()
         return Written(ids=ids, generation=reloader.generation, count=manifest.vector_count)
+
+    def _refuse_duplicates(
+        self, ready: Ready, new: Sequence[NewItem], ids: list[str], vectors: np.ndarray
+    ) -> None:
+        artifacts = ready.resources.retriever.artifacts
+        known = catalogue_fingerprints(artifacts, self._prints)
+        found = find_duplicates(
+            [(i, fingerprint(item.data), v) for i, item, v in zip(ids, new, vectors, strict=True)],
+            known,
+            max_distance=self.duplicate_bits,
+            vectors=np.asarray(artifacts.image_vectors),
+            vector_ids=[it.id for it in artifacts.items],
+            min_cosine=self.duplicate_cosine,
+        )
+        if found:
+            raise DuplicateItemError(
+                f"near-duplicate(s) of indexed photos: {describe(found)}; nothing was written "
+                "(send allow_duplicate=true to add them anyway)"
+            )
 
     def _uploads(self, directory: Path) -> Path:
         return self.uploads_dir or directory.parent / f"{directory.name}.uploads"

@@ -3,11 +3,13 @@ CLI's writer, are served by the answer's generation, and need a write key."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
 import pytest
 from api_fakes import assert_error, jpeg, png
+from PIL import Image
 
 from indexer.index.artifacts import load_artifacts
 from indexer.index.locking import writer_lock
@@ -200,3 +202,24 @@ def test_a_busy_writer_lock_is_503_with_retry_after(make_client, fakes):
         release.set()
         holder.join()
     assert add(client, jpeg(PURPLE), id="p").status_code == 201
+
+
+def fractal(extent: tuple[float, float, float, float], *, quality=95, scale=1.0) -> bytes:
+    """A picture with structure (solid colours have an uninformative perceptual hash)."""
+    image = Image.effect_mandelbrot((320, 240), extent, 60).convert("RGB")
+    image = image.resize((round(320 * scale), round(240 * scale)))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def test_a_near_copy_of_an_indexed_photo_is_409_unless_allowed(client, fakes):
+    whole, detail = (-2.0, -1.5, 1.0, 1.5), (-0.8, -0.2, -0.4, 0.2)
+    assert add(client, fractal(whole), id="photo-1").status_code == 201
+    for copy in (fractal(whole), fractal(whole, quality=70, scale=0.9)):
+        body = assert_error(add(client, copy, id="copy"), 409, "duplicate_of")
+        assert "copy duplicate_of photo-1" in body["error"]
+    r = add(client, fractal(whole, quality=70, scale=0.9), id="copy", allow_duplicate="true")
+    assert r.status_code == 201, r.text
+    assert add(client, fractal(detail), id="photo-2").status_code == 201
+    assert len(load_artifacts(fakes.resources.retriever.artifacts.path)) == 8
