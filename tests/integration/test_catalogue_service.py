@@ -128,3 +128,63 @@ def test_twenty_concurrent_http_adds_and_a_cli_add_each_land_exactly_once(art, t
     ids = [it.id for it in load_artifacts(art).items]
     assert len(ids) == len(set(ids)) == len(before) + 20 + 3
     assert {f"http-{i}" for i in range(20)} <= set(ids) and set(before) <= set(ids)
+
+
+CRASHING_WRITER = """
+import os, signal, sys
+import numpy as np
+from indexer.build.pipeline import write_items
+from indexer.index import atomic
+from indexer.index.artifacts import load_artifacts
+from indexer.index.catalogue import CatalogueItem
+
+art, when = sys.argv[1], sys.argv[2]
+swap = atomic._swap_in
+
+def crash(tmp, out):
+    if when == "after-swap":
+        swap(tmp, out)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+atomic._swap_in = crash
+a = load_artifacts(art)
+item = CatalogueItem(**{**a.items[0].__dict__, "id": "crashed"})
+vectors = [np.asarray(v[:1], np.float32) for v in (a.image_vectors, a.text_vectors)]
+write_items(art, [item], *vectors)
+"""
+
+
+def verify(art: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "index", "verify", str(art)],
+        cwd=REPO,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("when", ["before-swap", "after-swap"])
+def test_a_writer_killed_mid_write_leaves_one_complete_generation(art, when):
+    before = {it.id for it in load_artifacts(art).items}
+    with serving(art) as (base, _):
+        crashed = subprocess.run(
+            [sys.executable, "-c", CRASHING_WRITER, str(art), when],
+            cwd=REPO,
+            env=server_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        verify(art)  # old or new generation, complete and checksummed
+        after = {it.id for it in load_artifacts(art).items}
+        assert after == (before | {"crashed"} if when == "after-swap" else before)
+        # the dead writer's lock went with it: the service writes, and serves what is on disk
+        assert add(base, "next", photo(3)).status_code == 201
+        found = httpx.get(f"{base}/items/crashed", headers=R).status_code
+        assert found == (200 if when == "after-swap" else 404)
+    verify(art)
+    assert not [p for p in art.parent.iterdir() if p.name.startswith(f".{art.name}.tmp")]
