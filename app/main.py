@@ -17,12 +17,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from app.http.auth import KeyRing
 from app.http.errors import install_error_handlers
 from app.metrics import Metrics, RequestMetricsMiddleware
-from app.routes import context, demo, ops, retrieve
+from app.routes import context, demo, items, ops, retrieve
 from app.routes.openapi import install_openapi
 from app.serving.resources import Resources
 from app.serving.service import Service
+from app.serving.writer import CatalogueWriter
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,19 +55,32 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         lifespan=lifespan,
     )
     app.state.service = service
-    app.state.api_keys = [k.get_secret_value().encode("utf-8") for k in settings.api_keys]
+    app.state.keys = keys = KeyRing.from_values(
+        [k.get_secret_value() for k in settings.api_keys],
+        [k.get_secret_value() for k in settings.write_keys],
+    )
+    app.state.writer = CatalogueWriter(
+        uploads_dir=settings.uploads_dir,
+        lock_wait_s=settings.write_lock_wait_s,
+        duplicate_bits=settings.duplicate_hash_bits,
+        duplicate_cosine=settings.duplicate_cosine,
+    )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(ops.router)
     app.include_router(retrieve.router)
     app.include_router(context.router)
     app.include_router(demo.items_router)
+    app.include_router(items.router)
+    if keys.writes_enabled:  # the catalogue writes exist only with write keys
+        app.include_router(items.write_router)
     if settings.demo_page:
         app.include_router(demo.page_router)
         app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     install_openapi(  # security, every error status, the served taxonomy's filter values
         app,
-        keys_required=bool(settings.api_keys),
+        keys_required=not keys.reads_open,
+        writes=keys.writes_enabled,
         taxonomy=lambda: service.resources.taxonomy if service.resources is not None else None,
     )
     return app

@@ -27,6 +27,8 @@ class Query:
     labels_all: tuple[str, ...] = ()
     zones: tuple[str, ...] = ()
     areas: tuple[str, ...] = ()
+    item: str | None = None  # query by this stored item instead of an image ("more like this")
+    exclude_group: bool = False  # with item: leave out the item's whole group too
 
 
 def resolve_filters(query: Query, taxonomy: Taxonomy) -> Filters:

@@ -9,11 +9,15 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.http.errors import BadParameterError
 from app.query import Query
+from indexer.index.catalogue import CatalogueItem
 from indexer.query import Hit
+from models.taxonomy import Taxonomy
 from visrag_client.schemas import (
     ErrorResponse,
     HitOut,
+    ItemOut,
     LabelOut,
 )
 
@@ -41,6 +45,13 @@ class QueryForm(BaseModel):
     labels_all: list[str] = Field(default_factory=list, description="Items with all of these.")
     zones: list[str] = Field(default_factory=list, description="Items on one of these zones.")
     areas: list[str] = Field(default_factory=list, description="Items in one of these areas.")
+    item: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Query by this indexed item instead of an image (it is left out of the hits).",
+    )
+    exclude_group: bool = Field(False, description="With `item`: leave out its group as well.")
 
     @field_validator("text")
     @classmethod
@@ -70,6 +81,8 @@ class QueryForm(BaseModel):
             labels_all=tuple(self.labels_all),
             zones=tuple(self.zones),
             areas=tuple(self.areas),
+            item=self.item,
+            exclude_group=self.exclude_group,
         )
 
 
@@ -87,6 +100,77 @@ class ContextForm(QueryForm):
     max_image_side: int = Field(512, ge=64, le=1024, description="Longer side of each image.")
     max_total_bytes: int = Field(
         2_000_000, ge=10_000, le=20_000_000, description="Bytes of all data URLs together."
+    )
+
+
+class ItemForm(BaseModel):
+    """The form fields of one item of ``POST /items`` (besides its ``image`` file). With several
+    images, each field is absent or given once per image, in the images' order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^/?#\s]+$",
+        description="Item id; default: from the image's bytes.",
+    )
+    labels: str = Field(
+        "",
+        max_length=2000,
+        description="Verified labels, comma-separated, each `label` or `label:count` (any "
+        "spelling the taxonomy knows); empty: no damage.",
+    )
+    zone: str | None = Field(None, max_length=200, description="Vehicle zone (id, number, name).")
+    description: str | None = Field(
+        None, max_length=2000, description="Description; default: from the template."
+    )
+    group: str | None = Field(
+        None, max_length=200, description="What must not be split (e.g. a vehicle); default: id."
+    )
+    allow_duplicate: bool = Field(
+        False, description="Add near-duplicates of indexed photos anyway (once per request)."
+    )
+
+    @classmethod
+    def per_image(cls, fields: dict[str, list[str]], count: int) -> list[ItemForm]:
+        """Multipart fields -> one form per image (each field given 0 or ``count`` times)."""
+        unknown = set(fields) - set(cls.model_fields)
+        if unknown:
+            raise BadParameterError(f"unknown form field(s): {', '.join(sorted(unknown))}")
+        fields = dict(fields)
+        allow = fields.pop("allow_duplicate", [])  # one per request, not per image
+        shared = {"allow_duplicate": allow[-1]} if allow else {}
+        for name, values in fields.items():
+            if len(values) != count:
+                raise BadParameterError(
+                    f"{name}: given {len(values)} time(s) for {count} image(s); give it once per "
+                    "image, in the images' order, or not at all"
+                )
+        return [
+            cls.model_validate({**shared, **{n: v[i] for n, v in fields.items() if v[i].strip()}})
+            for i in range(count)
+        ]
+
+    def label_entries(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.labels.split(",") if p.strip())
+
+
+def item_out(item: CatalogueItem, taxonomy: Taxonomy, *, root_path: str = "") -> ItemOut:
+    labels = []
+    for label_id, count in item.labels.items():
+        lb = taxonomy.label(label_id)
+        labels.append(LabelOut(id=lb.id, count=count, name=lb.en, name_es=lb.es, coarse=lb.coarse))
+    return ItemOut(
+        id=item.id,
+        labels=labels,
+        zone=item.zone,
+        area=item.area,
+        description=item.description,
+        group=item.group,
+        image_url=item_image_url(item.id, root_path),
+        defects=item.defects,
     )
 
 
@@ -123,14 +207,13 @@ def multipart_openapi(form: type[BaseModel]) -> dict[str, Any]:
     properties: dict[str, Any] = {"image": {"type": "string", "format": "binary"}}
     for name, prop in schema["properties"].items():
         properties[name] = _without_null(prop)
+    body: dict[str, Any] = {"type": "object", "required": ["image"], "properties": properties}
+    if "item" in properties:  # a query by an indexed item instead: an image or an item
+        body.update(required=[], oneOf=[{"required": ["image"]}, {"required": ["item"]}])
     return {
         "requestBody": {
             "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["image"], "properties": properties}
-                }
-            },
+            "content": {"multipart/form-data": {"schema": body}},
         }
     }
 

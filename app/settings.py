@@ -86,6 +86,34 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Accepted API keys (comma-separated or a JSON list); empty = no auth.",
     )
+    write_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Keys that may write the catalogue (`POST/PUT/DELETE /items`), each `key` or "
+        "`name:key` (the name goes into the index history); empty = no write API.",
+    )
+    write_lock_wait_s: float = Field(
+        10.0, ge=0, description="How long a catalogue write waits for the writer lock (then 503)."
+    )
+    max_items_per_request: int = Field(32, ge=1, description="Images one `POST /items` may carry.")
+    duplicate_hash_bits: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="An added photo whose perceptual hash is this close (bits of 64) to an "
+        "indexed one's is a near-duplicate (409 unless allow_duplicate=true).",
+    )
+    duplicate_cosine: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="Also a near-duplicate from this image-vector cosine up (depends on the "
+        "backbone: measure it first); unset: not checked.",
+    )
+    uploads_dir: Path | None = Field(
+        None,
+        description="Where images added over HTTP are kept; default: `<artifacts>.uploads` "
+        "beside the index directory.",
+    )
     reload_interval_s: float = Field(
         5.0,
         ge=0,
@@ -100,14 +128,14 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="Log level.")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "write_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         """``VISRAG_API_KEYS=k1,k2`` or ``VISRAG_API_KEYS='["k1", "k2"]'``."""
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                return json.loads(text)
+                return [str(k).strip() for k in json.loads(text) if str(k).strip()]
             return [k.strip() for k in text.split(",") if k.strip()]
         return value
 

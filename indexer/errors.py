@@ -5,6 +5,8 @@
     ├── ManifestMismatchError   the manifest disagrees with the configured models (``.field``)
     └── IndexFileMismatchError  an index file disagrees with its manifest (``.field``)
     IndexInputError             a build, add or remove was given inputs that do not fit
+    ├── ItemExistsError         an id to add is already indexed
+    └── UnknownItemError        an id to remove or look up is not in the index
     MissingExtraError           an offline command needs an optional extra (``visrag[reports]``)
 
 All derive from :class:`models.errors.VisragError`.
@@ -45,6 +47,18 @@ class IndexFileMismatchError(ArtifactError):
 class IndexInputError(VisragError):
     """What a build, add or remove was given does not fit: nothing could be embedded, an id is
     already indexed, or an id to remove is not in the index."""
+
+
+class ItemExistsError(IndexInputError):
+    """An id to add is already indexed (``.ids``: every such id)."""
+
+    def __init__(self, message: str, ids: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.ids = ids
+
+
+class UnknownItemError(IndexInputError):
+    """An id to remove or look up is not in the index."""
 
 
 class MissingExtraError(VisragError):

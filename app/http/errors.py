@@ -4,7 +4,9 @@ Exceptions raised by the HTTP layer (all subclasses of :class:`ServiceError`)::
 
     ServiceError
     ├── UnauthorisedError      401 unauthorised       missing or wrong API key
+    ├── ForbiddenError         403 forbidden          a read key presented for a write
     ├── NotFoundError          404 not_found          unknown catalogue item
+    ├── DuplicateItemError     409 duplicate_of       a near-copy of an indexed photo
     ├── UploadTimeoutError     408 upload_timeout     body not received in request_timeout_s
     │   └── UploadTooSlowError 408 upload_timeout     body slower than min_upload_rate_bps
     ├── UploadTooLargeError    413 too_large          upload over max_upload_bytes
@@ -13,10 +15,12 @@ Exceptions raised by the HTTP layer (all subclasses of :class:`ServiceError`)::
     ├── BadParameterError      422 bad_parameter      a form field out of range, a missing field
     ├── OverloadedError        429 overloaded         inference queue full (Retry-After)
     ├── NotReadyError          503 not_ready          models/index still loading (Retry-After)
+    ├── WriterBusyServiceError 503 writer_busy        writer lock not free in time (Retry-After)
     └── RequestTimeoutError    504 timeout            request_timeout_s exceeded
 
 Domain errors from ``models``/``indexer`` map through the same table: ``ImageTooLargeError`` 413,
-``ImageDecodeError`` 422, ``QueryError`` 422; FastAPI's ``RequestValidationError`` 422; Starlette's
+``ImageDecodeError`` 422, ``QueryError`` 422, ``UnknownItemError`` 404, ``ItemExistsError`` 409;
+FastAPI's ``RequestValidationError`` 422; Starlette's
 ``ClientDisconnect`` (the client hung up mid-upload) 499, nginx's "client closed request": nobody
 reads that answer, but it keeps a hang-up out of the 5xx counts and the error log. Anything
 else is a 500 whose body says only "internal server error"; the traceback goes to the log.
@@ -36,6 +40,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from indexer.errors import ItemExistsError, UnknownItemError
 from indexer.index.milvus_connection import MilvusUnavailableError
 from indexer.query import QueryError
 from models.imaging import ImageDecodeError, ImageTooLargeError
@@ -63,7 +68,15 @@ class UnauthorisedError(ServiceError):
     pass
 
 
+class ForbiddenError(ServiceError):
+    pass
+
+
 class NotFoundError(ServiceError):
+    pass
+
+
+class DuplicateItemError(ServiceError):
     pass
 
 
@@ -103,11 +116,19 @@ class RequestTimeoutError(ServiceError):
     pass
 
 
+class WriterBusyServiceError(ServiceError):
+    pass
+
+
 # The one status table. Order matters: the first class in an exception's MRO that is listed wins,
 # so ImageTooLargeError (a subclass of ImageDecodeError) gets 413, not 422.
 ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     UnauthorisedError: (401, "unauthorised"),
+    ForbiddenError: (403, "forbidden"),
     NotFoundError: (404, "not_found"),
+    UnknownItemError: (404, "not_found"),
+    ItemExistsError: (409, "item_exists"),
+    DuplicateItemError: (409, "duplicate_of"),
     UploadTimeoutError: (408, "upload_timeout"),
     UploadTooLargeError: (413, "too_large"),
     ImageTooLargeError: (413, "image_too_large"),
@@ -121,6 +142,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     ClientDisconnect: (499, "client_disconnected"),
     OverloadedError: (429, "overloaded"),
     NotReadyError: (503, "not_ready"),
+    WriterBusyServiceError: (503, "writer_busy"),
     MilvusUnavailableError: (503, "store_unavailable"),
     RequestTimeoutError: (504, "timeout"),
 }

@@ -58,6 +58,7 @@ class Upload:
     content_type: str | None
     image_format: str
     fields: dict[str, list[str]] = field(default_factory=dict)
+    images: tuple[bytes, ...] = ()  # every file of field ``image``, in order (``data``: the first)
 
 
 def sniff_image(head: bytes) -> str | None:
@@ -73,10 +74,11 @@ def sniff_image(head: bytes) -> str | None:
 class _PartCollector:
     """python-multipart callbacks that keep the image and small fields, with limits."""
 
-    def __init__(self, *, max_bytes: int) -> None:
+    def __init__(self, *, max_bytes: int, max_files: int = 1) -> None:
         self.max_bytes = max_bytes
+        self.max_files = max_files
         self.fields: dict[str, list[str]] = {}
-        self.image: bytearray | None = None
+        self.images: list[bytearray] = []
         self.filename: str | None = None
         self.content_type: str | None = None
         self._headers: dict[bytes, bytes] = {}
@@ -120,8 +122,12 @@ class _PartCollector:
             raise BadParameterError("malformed multipart body: a part has no field name")
         self._name = options[b"name"].decode("utf-8", "replace")
         if self._name == FILE_FIELD:
-            if self.image is not None:
-                raise BadParameterError(f"send exactly one file in field {FILE_FIELD!r}")
+            if len(self.images) >= self.max_files:
+                raise BadParameterError(
+                    f"send at most {self.max_files} file(s) in field {FILE_FIELD!r}"
+                    if self.max_files > 1
+                    else f"send exactly one file in field {FILE_FIELD!r}"
+                )
             self._is_file = True
             filename = options.get(b"filename")
             self.filename = filename.decode("utf-8", "replace") if filename else None
@@ -148,7 +154,7 @@ class _PartCollector:
 
     def on_part_end(self) -> None:
         if self._is_file:
-            self.image = self._buffer
+            self.images.append(self._buffer)
         else:
             value = self._buffer.decode("utf-8", "replace")
             self.fields.setdefault(self._name, []).append(value)
@@ -231,13 +237,17 @@ async def read_upload(
     min_rate_bps: float | None = None,
     grace_s: float = 0.0,
     progress: BodyProgress | None = None,
+    max_files: int = 1,
+    required: bool = True,
 ) -> Upload:
-    """Parse a ``multipart/form-data`` request with an image in field ``image``.
+    """Parse a ``multipart/form-data`` request with an image in field ``image`` (up to
+    ``max_files`` of them, each at most ``max_bytes``).
 
     ``timeout_s`` bounds reading the whole body: a client that declares a body and stalls would
     otherwise hold the request, and up to ``max_bytes`` of buffer, for as long as it likes.
     ``min_rate_bps`` (after ``grace_s``) closes a body that trickles in long before that.
     ``progress`` is kept up to date, and its :meth:`BodyProgress.evict` closes the body.
+    ``required``: False lets a form come without a file (``data`` empty, no ``images``).
 
     Raises:
         UnsupportedMediaError: not multipart, or the file is not a known image format (415).
@@ -255,12 +265,12 @@ async def read_upload(
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadParameterError("malformed multipart body: no boundary")
-    limit = max_bytes + FORM_OVERHEAD
+    limit = max_bytes * max_files + FORM_OVERHEAD
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise UploadTooLargeError(f"the upload is larger than the limit of {max_bytes} bytes")
 
-    collector = _PartCollector(max_bytes=max_bytes)
+    collector = _PartCollector(max_bytes=max_bytes, max_files=max_files)
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     received = 0
     body = _paced(
@@ -284,23 +294,31 @@ async def read_upload(
     finally:
         await body.aclose()
 
-    if collector.image is None:
+    if not collector.images:
+        if not required:
+            return Upload(b"", None, None, "", fields=collector.fields)
         raise BadParameterError(f"missing file field {FILE_FIELD!r}")
-    data = bytes(collector.image)
-    if not data:
+    images = tuple(bytes(image) for image in collector.images)
+    if not all(images):
         raise EmptyUploadError("the uploaded image is empty (0 bytes)")
     declared_type = collector.content_type
     if declared_type and not declared_type.startswith(_ACCEPTED_PART_TYPES):
         raise UnsupportedMediaError(f"the uploaded file is {declared_type}, not an image")
+    formats = [_image_format(data) for data in images]
+    return Upload(
+        data=images[0],
+        filename=collector.filename,
+        content_type=declared_type,
+        image_format=formats[0],
+        fields=collector.fields,
+        images=images,
+    )
+
+
+def _image_format(data: bytes) -> str:
     image_format = sniff_image(data[:16])
     if image_format is None:
         raise UnsupportedMediaError(
             "the uploaded file is not a supported image (JPEG, PNG, WebP, GIF, BMP or TIFF)"
         )
-    return Upload(
-        data=data,
-        filename=collector.filename,
-        content_type=declared_type,
-        image_format=image_format,
-        fields=collector.fields,
-    )
+    return image_format

@@ -8,11 +8,13 @@ a full one its 429 (:mod:`app.serving.admission`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.http.errors import BadParameterError
 from app.http.uploads import Upload, read_upload
 from app.serving.service import Ready, Service
 
@@ -40,6 +42,46 @@ async def get_upload(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]
     first); the body takes a place in the body-reading pool, the token is taken once the body is
     complete, so a slow body never holds capacity meant for real work.
     """
+    item = request.query_params.get("item")
+    if item is not None and not request.headers.get("content-type", "").startswith("multipart/"):
+        # ``?item=ID`` ("more like this"): no body to read, the query string is the form
+        with ready.service.admission.enter(ready.worker.retry_after):
+            yield Upload(b"", None, None, "", fields=_listed(request.query_params.multi_items()))
+        return
+
+    def image_or_item(upload: Upload) -> None:
+        if item is not None:
+            upload.fields.setdefault("item", [item])
+        if not upload.images and not upload.fields.get("item"):
+            raise BadParameterError("missing file field 'image' (or an indexed item's id: item)")
+
+    async with _admitted(request, ready, max_files=1, check=image_or_item) as upload:
+        yield upload
+
+
+def _listed(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for name, value in pairs:
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+async def get_item_uploads(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]:
+    """The images of a catalogue write (up to ``max_items_per_request``), admitted like a query."""
+    async with _admitted(request, ready, max_files=ready.settings.max_items_per_request) as upload:
+        yield upload
+
+
+@contextlib.asynccontextmanager
+async def _admitted(
+    request: Request,
+    ready: Ready,
+    *,
+    max_files: int,
+    check: Callable[[Upload], None] | None = None,
+) -> AsyncIterator[Upload]:
+    """Read the body once admitted; ``check`` (the image optional) validates it before the token
+    is taken."""
     settings = ready.settings
     admission = ready.service.admission
     admission.check(ready.worker.retry_after)
@@ -51,9 +93,14 @@ async def get_upload(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]
             min_rate_bps=settings.min_upload_rate_bps,
             grace_s=settings.upload_grace_s,
             progress=progress,
+            max_files=max_files,
+            required=check is None,
         )
+    if check is not None:
+        check(upload)
     with admission.enter(ready.worker.retry_after):
         yield upload
 
 
 UploadDep = Annotated[Upload, Depends(get_upload)]
+ItemUploadsDep = Annotated[Upload, Depends(get_item_uploads)]

@@ -5,7 +5,9 @@ FastAPI derives the document from the routes; this completes it from what the de
 - **security**: ``components.securitySchemes`` declares both ways to present a key (``bearerAuth``:
   ``Authorization: Bearer <key>``; ``apiKeyHeader``: ``X-API-Key``). With API keys configured,
   every operation behind :func:`app.http.auth.require_api_key` lists them as alternatives in its
-  ``security`` and documents 401; with none configured, nothing requires a key and no operation
+  ``security`` and documents 401; with write keys, ``writeBearerAuth`` / ``writeKeyHeader`` are
+  the schemes of the catalogue writes, which document 401 and 403 (a read key); with none
+  configured, nothing requires a key and no operation
   claims to (a client generator, or schemathesis, would otherwise expect a 401 that never comes).
 - **errors**: every error status an operation can answer, each with the ``ErrorResponse`` body of
   :mod:`app.http.errors`: 503 for those needing a ready service, 408/413/415/422/429/499/504 for the
@@ -23,16 +25,36 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from app.http.auth import require_api_key
-from app.routes.dependencies import get_ready, get_upload
+from app.http.auth import require_api_key, require_write_key
+from app.routes.dependencies import get_item_uploads, get_ready, get_upload
 from models.taxonomy import Taxonomy
 
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a bearer."},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
+WRITE_SCHEMES: dict[str, dict[str, str]] = {
+    "writeBearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A write key (VISRAG_WRITE_KEYS) as a bearer; it reads too.",
+    },
+    "writeKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "A write key (VISRAG_WRITE_KEYS); it reads too.",
+    },
+}
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 KEY_ERRORS = {401: "Missing or invalid API key"}
+WRITE_ERRORS = {
+    401: "Missing or invalid API key",
+    403: "A read key: this key may not write",
+    404: "No such catalogue item",
+    409: "An id already indexed (item_exists)",
+    503: "Not ready, or the writer lock is busy (Retry-After)",
+}
 READY_ERRORS = {503: "Not ready (Retry-After)"}
 UPLOAD_ERRORS = {
     408: "Upload not received within the request timeout",
@@ -44,6 +66,7 @@ UPLOAD_ERRORS = {
     504: "Request timed out",
 }
 PARAMETER_ERRORS = {422: "Invalid parameter"}
+ITEM_QUERY_ERRORS = {404: "No such catalogue item (a query by item)"}
 
 
 IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
@@ -56,7 +79,11 @@ _HYBRID_NEEDS_TEXT = {
 
 
 def install_openapi(
-    app: FastAPI, *, keys_required: bool, taxonomy: Callable[[], Taxonomy | None] = lambda: None
+    app: FastAPI,
+    *,
+    keys_required: bool,
+    writes: bool = False,
+    taxonomy: Callable[[], Taxonomy | None] = lambda: None,
 ) -> None:
     """Replace ``app.openapi`` with the completed document (cached once ``taxonomy()`` gives the
     served taxonomy, whose labels, zones and areas are the filters' enumerations)."""
@@ -69,8 +96,9 @@ def install_openapi(
             return cached[0]
         served = taxonomy()
         app.openapi_schema = None  # FastAPI's own cache: build afresh
-        spec = complete(copy.deepcopy(default()), app, keys_required=keys_required)
+        spec = complete(copy.deepcopy(default()), app, keys_required=keys_required, writes=writes)
         _forms(spec, served)
+        _listing(spec, served)
         app.openapi_schema = spec
         if served is not None:  # not loaded yet: rebuilt with the enumerations once ready
             cached.append(spec)
@@ -79,10 +107,14 @@ def install_openapi(
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def complete(spec: dict[str, Any], app: FastAPI, *, keys_required: bool) -> dict[str, Any]:
+def complete(
+    spec: dict[str, Any], app: FastAPI, *, keys_required: bool, writes: bool = False
+) -> dict[str, Any]:
     """Add security and error responses to FastAPI's ``spec`` (modified in place and returned)."""
     components = spec.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+    if writes:
+        components["securitySchemes"].update(WRITE_SCHEMES)
     for route, path in _api_routes(app):
         if not route.include_in_schema:
             continue
@@ -90,15 +122,22 @@ def complete(spec: dict[str, Any], app: FastAPI, *, keys_required: bool) -> dict
         errors: dict[int, str] = {}
         if require_api_key in calls and keys_required:
             errors.update(KEY_ERRORS)
+        if require_write_key in calls:
+            errors.update(WRITE_ERRORS)
         if get_ready in calls:
             errors.update(READY_ERRORS)
-        if get_upload in calls:
+        if get_upload in calls or get_item_uploads in calls:
             errors.update(UPLOAD_ERRORS)
+        if get_upload in calls:
+            errors.update(ITEM_QUERY_ERRORS)
         if route.dependant.query_params or route.dependant.path_params:
             errors.update(PARAMETER_ERRORS)
         for method in route.methods or ():
             operation = spec["paths"][path][method.lower()]
             _document(operation, errors)
+            if require_write_key in calls:
+                operation["security"] = [{name: []} for name in WRITE_SCHEMES]
+                continue
             if not keys_required:
                 operation["responses"].pop("401", None)  # nothing asks for a key
             if require_api_key in calls and keys_required:
@@ -129,7 +168,7 @@ def _forms(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
                 schema.update(_HYBRID_NEEDS_TEXT)
             if taxonomy is None:
                 continue
-            values = {
+            values: dict[str, list[str]] = {
                 "labels_any": list(taxonomy.label_ids),
                 "labels_all": list(taxonomy.label_ids),
                 "zones": [z.id for z in taxonomy.zones],
@@ -138,6 +177,16 @@ def _forms(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
             for name, allowed in values.items():
                 if name in props and props[name].get("type") == "array":
                     props[name]["items"] = {"type": "string", "enum": allowed}
+
+
+def _listing(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
+    """``GET /items?label=``: the served taxonomy's labels are the values it accepts."""
+    listing = spec["paths"].get("/items", {}).get("get")
+    if listing is None or taxonomy is None:
+        return
+    for param in listing.get("parameters", ()):
+        if param["name"] == "label":
+            param["schema"] = {"type": "array", "items": {"enum": list(taxonomy.label_ids)}}
 
 
 def _document(operation: dict[str, Any], errors: dict[int, str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.http.auth import check_key, presented_key, require_api_key
+from app.http.auth import READ, check_key, presented_key, require_api_key
 from app.http.errors import UnauthorisedError
 from app.metrics import CONTENT_TYPE
 from app.routes.dependencies import ServiceDep
@@ -36,7 +36,7 @@ async def ready(request: Request, service: ServiceDep) -> JSONResponse:
     if problem:
         reason, ready = problem, False
     try:
-        check_key(presented_key(request), request.app.state.api_keys)
+        check_key(presented_key(request), request.app.state.keys, READ)
     except UnauthorisedError:
         reason = None
     body = ReadyResponse(ready=ready, status=service.status, reason=reason)

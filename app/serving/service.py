@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +25,21 @@ import anyio
 import numpy as np
 from PIL import Image
 
-from app.http.errors import NotReadyError, RequestTimeoutError
+from app.http.errors import BadParameterError, NotReadyError, RequestTimeoutError
 from app.metrics import Metrics
 from app.query import Query, resolve_filters
 from app.serving.admission import Admission, DecodeBudget
-from app.serving.batching import InferenceWorker
+from app.serving.batching import Encoded, InferenceWorker
 from app.serving.reloading import Reloader
 from app.serving.resources import Resources, load_resources
 from app.settings import Settings
+from indexer.build.mapper import embed_descriptions
+from indexer.errors import UnknownItemError
+from indexer.index.catalogue import CatalogueItem
 from indexer.query import Filters, RetrievalResult
 from models.allocator import MB
 from models.base import Vectors
-from models.embedding import prepare_image
+from models.embedding import Prepared, prepare_image
 from models.errors import VisragError
 
 logger = logging.getLogger(__name__)
@@ -181,6 +184,7 @@ class Service:
             "decode_budget_mb": s.decode_budget_mb,
             "default_k": s.default_k,
             "auth": bool(s.api_keys),
+            "catalogue_writes": bool(s.write_keys),
         }
         manifest: dict[str, Any] = {}
         if self.resources is not None:
@@ -202,8 +206,11 @@ class Ready:
         self.worker = worker
 
     async def answer(self, data: bytes, query: Query) -> Answer:
-        """Decode, preprocess, encode (batched) and search one uploaded image."""
+        """Decode, preprocess, encode (batched) and search one uploaded image, or search with a
+        stored item's vector (``query.item``; ``data`` empty)."""
         filters = resolve_filters(query, self.resources.taxonomy)
+        if query.item is not None and data:
+            raise BadParameterError("send an image or an indexed item's id (item), not both")
         timeout = self.settings.request_timeout_s
         try:
             with anyio.fail_after(timeout):
@@ -227,9 +234,22 @@ class Ready:
         """The indexed image of a catalogue item; None if unknown or gone."""
         return self.resources.retriever.image_path(item_id)
 
-    async def _run(
-        self, data: bytes, query: Query, filters: Filters
-    ) -> tuple[RetrievalResult, dict[str, float]]:
+    async def encode_image(self, data: bytes) -> Vectors:
+        """One uploaded image's vector, decoded, preprocessed and encoded as a query's is (the
+        catalogue writes embed through it)."""
+        _, encoded = await self._encode(data)
+        return np.asarray(encoded.vector, dtype=np.float32)
+
+    async def encode_descriptions(self, items: Sequence[CatalogueItem]) -> Vectors:
+        """The items' description vectors, encoded on the inference thread."""
+        encoder = self.resources.text_encoder
+        if encoder is None:
+            raise NotReadyError("the service has no text encoder loaded", retry_after=5)
+        call = functools.partial(self.worker.call, embed_descriptions, items, encoder)
+        vectors: Vectors = await anyio.to_thread.run_sync(call)
+        return vectors
+
+    async def _encode(self, data: bytes) -> tuple[Prepared, Encoded]:
         encoder, max_pixels = self.resources.image_encoder, self.settings.max_pixels
         self.service.preparing += 1
         try:
@@ -242,28 +262,51 @@ class Ready:
             pending = self.worker.submit(prepared.pixels)
         finally:
             self.service.preparing -= 1  # after submit: the worker never sees a gap between them
-        encoded = await self.worker.result(pending)
+        return prepared, await self.worker.result(pending)
+
+    async def _run(
+        self, data: bytes, query: Query, filters: Filters
+    ) -> tuple[RetrievalResult, dict[str, float]]:
+        exclude_ids: tuple[str, ...] = ()
+        exclude_groups: tuple[str, ...] = ()
+        if query.item is not None:  # "more like this": the stored vector, the item left out
+            item, vector = self._stored(query.item)
+            exclude_ids = (item.id,)
+            exclude_groups = (item.group,) if query.exclude_group else ()
+            timings: dict[str, float] = {}
+        else:
+            prepared, encoded = await self._encode(data)
+            vector = encoded.vector
+            timings = {
+                "decode": prepared.decode_seconds,
+                "preprocess": prepared.preprocess_seconds,
+                "queue": encoded.queue_seconds,
+                "encode": encoded.encode_seconds,
+            }
         search = functools.partial(
             self.resources.retriever.search,
-            encoded.vector,
+            vector,
             k=query.k,
             mode=query.mode,
             text=query.text,
             filters=filters or None,
+            exclude_ids=exclude_ids,
+            exclude_groups=exclude_groups,
             alpha=query.alpha,
             probe_weight=query.probe_weight,
             set_alpha=self.settings.label_set_alpha,
             encode_text=self._encode_text if self.resources.text_encoder is not None else None,
         )
         result: RetrievalResult = await anyio.to_thread.run_sync(search, abandon_on_cancel=True)
-        timings = {
-            "decode": prepared.decode_seconds,
-            "preprocess": prepared.preprocess_seconds,
-            "queue": encoded.queue_seconds,
-            "encode": encoded.encode_seconds,
-            **result.timings,
-        }
-        return result, timings
+        return result, {**timings, **result.timings}
+
+    def _stored(self, item_id: str) -> tuple[CatalogueItem, Vectors]:
+        """A catalogue item and its stored image vector (the query of ``item=ID``)."""
+        artifacts = self.resources.retriever.artifacts
+        row = artifacts.row_of(item_id)
+        if row is None:
+            raise UnknownItemError(f"no catalogue item {item_id!r}")
+        return artifacts.items[row], np.asarray(artifacts.image_vectors[row], dtype=np.float32)
 
     def _encode_text(self, text: str) -> Vectors:
         """One text -> its vector, on the inference thread (called from the search thread)."""

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
 import httpx
 from typing_extensions import Unpack
 
+from visrag_client.catalogue import (
+    ItemInput,
+    add_items_request,
+    item_path,
+    list_items_params,
+    put_item_request,
+)
 from visrag_client.core import ClientBase, api_error, form_fields, parse
 from visrag_client.images import ImageInput, image_upload
 from visrag_client.schemas import (
@@ -23,6 +30,9 @@ from visrag_client.schemas import (
     ContextResponse,
     HealthResponse,
     InfoResponse,
+    ItemOut,
+    ItemsPage,
+    ItemsWritten,
     Language,
     QueryMode,
     ReadyResponse,
@@ -44,6 +54,8 @@ class RetrieveOptions(TypedDict, total=False):
     labels_all: Iterable[str] | None
     zones: Iterable[str] | None
     areas: Iterable[str] | None
+    item: str | None  # query by this indexed item instead of an image (pass image=None)
+    exclude_group: bool | None  # with item: leave out its group too
 
 
 class ContextOptions(RetrieveOptions, total=False):
@@ -58,17 +70,24 @@ class ContextOptions(RetrieveOptions, total=False):
     max_total_bytes: int | None
 
 
-def _upload(path: str, image: ImageInput, options: RetrieveOptions | ContextOptions) -> Request:
-    files = {"image": image_upload(image)}
-    return "POST", path, {"files": files, "data": form_fields(**options)}
+def _upload(
+    path: str, image: ImageInput | None, options: RetrieveOptions | ContextOptions
+) -> Request:
+    fields = form_fields(**options)
+    if image is None:  # by an indexed item: no body, the fields in the query string
+        if not fields.get("item"):
+            raise TypeError("give an image or item=ID")
+        return "POST", path, {"params": fields}
+    return "POST", path, {"files": {"image": image_upload(image)}, "data": fields}
 
 
-def retrieve_request(image: ImageInput, options: RetrieveOptions) -> Request:
-    """POST /retrieve: the ``k`` most similar indexed items (filters: any/all labels, zones...)."""
+def retrieve_request(image: ImageInput | None, options: RetrieveOptions) -> Request:
+    """POST /retrieve: the ``k`` most similar indexed items (filters: any/all labels, zones...);
+    ``image=None, item=ID``: more like an indexed item, without it."""
     return _upload("/retrieve", image, options)
 
 
-def context_request(image: ImageInput, options: ContextOptions) -> Request:
+def context_request(image: ImageInput | None, options: ContextOptions) -> Request:
     """POST /context: the similar verified cases as a prompt block (``format=messages``: chat
     content parts with the neighbours' images, in ``.messages``)."""
     return _upload("/context", image, options)
@@ -89,25 +108,31 @@ class VisragClient(ClientBase):
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         attempts = self._attempts()
         while True:
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                time.sleep(attempts.after_failure(exc))
+                time.sleep(attempts.after_failure(exc, idempotent=idempotent))
                 continue
             delay = attempts.after_response(response)
             if delay is None:
                 return response
             time.sleep(delay)
 
-    def retrieve(self, image: ImageInput, **options: Unpack[RetrieveOptions]) -> RetrieveResponse:
+    def retrieve(
+        self, image: ImageInput | None = None, **options: Unpack[RetrieveOptions]
+    ) -> RetrieveResponse:
         """POST /retrieve (see :class:`RetrieveOptions`)."""
         method, path, kwargs = retrieve_request(image, options)
         return parse(self._request(method, path, **kwargs), RetrieveResponse)
 
-    def context(self, image: ImageInput, **options: Unpack[ContextOptions]) -> ContextResponse:
+    def context(
+        self, image: ImageInput | None = None, **options: Unpack[ContextOptions]
+    ) -> ContextResponse:
         """POST /context (see :class:`ContextOptions`)."""
         method, path, kwargs = context_request(image, options)
         return parse(self._request(method, path, **kwargs), ContextResponse)
@@ -125,6 +150,27 @@ class VisragClient(ClientBase):
     def info(self) -> InfoResponse:
         return parse(self._request("GET", "/info"), InfoResponse)
 
+    # -- the catalogue (visrag_client.catalogue) -------------------------------------------------
+    def add_items(self, items: Sequence[ItemInput]) -> ItemsWritten:
+        """POST /items (a write key); not replayed after a lost connection: use put_item."""
+        method, path, kwargs = add_items_request(items)
+        return parse(self._request(method, path, idempotent=False, **kwargs), ItemsWritten)
+
+    def put_item(self, item_id: str, **item: Unpack[ItemInput]) -> ItemsWritten:
+        """PUT /items/{id}: add or replace (idempotent, retried)."""
+        method, path, kwargs = put_item_request(item_id, item)
+        return parse(self._request(method, path, **kwargs), ItemsWritten)
+
+    def delete_item(self, item_id: str) -> None:
+        self._request("DELETE", item_path(item_id))
+
+    def get_item(self, item_id: str) -> ItemOut:
+        return parse(self._request("GET", item_path(item_id)), ItemOut)
+
+    def list_items(self, **filters: Any) -> ItemsPage:
+        """GET /items (``label``, ``zone``, ``path``, ``after``, ``limit``)."""
+        return parse(self._request("GET", "/items", params=list_items_params(**filters)), ItemsPage)
+
 
 class AsyncVisragClient(ClientBase):
     """The same API as ``VisragClient``, awaitable (``async with AsyncVisragClient(url) as c``)."""
@@ -141,13 +187,15 @@ class AsyncVisragClient(ClientBase):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         attempts = self._attempts()
         while True:
             try:
                 response = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                await asyncio.sleep(attempts.after_failure(exc))
+                await asyncio.sleep(attempts.after_failure(exc, idempotent=idempotent))
                 continue
             delay = attempts.after_response(response)
             if delay is None:
@@ -155,13 +203,13 @@ class AsyncVisragClient(ClientBase):
             await asyncio.sleep(delay)
 
     async def retrieve(
-        self, image: ImageInput, **options: Unpack[RetrieveOptions]
+        self, image: ImageInput | None = None, **options: Unpack[RetrieveOptions]
     ) -> RetrieveResponse:
         method, path, kwargs = retrieve_request(image, options)
         return parse(await self._request(method, path, **kwargs), RetrieveResponse)
 
     async def context(
-        self, image: ImageInput, **options: Unpack[ContextOptions]
+        self, image: ImageInput | None = None, **options: Unpack[ContextOptions]
     ) -> ContextResponse:
         method, path, kwargs = context_request(image, options)
         return parse(await self._request(method, path, **kwargs), ContextResponse)
@@ -177,3 +225,22 @@ class AsyncVisragClient(ClientBase):
 
     async def info(self) -> InfoResponse:
         return parse(await self._request("GET", "/info"), InfoResponse)
+
+    async def add_items(self, items: Sequence[ItemInput]) -> ItemsWritten:
+        method, path, kwargs = add_items_request(items)
+        response = await self._request(method, path, idempotent=False, **kwargs)
+        return parse(response, ItemsWritten)
+
+    async def put_item(self, item_id: str, **item: Unpack[ItemInput]) -> ItemsWritten:
+        method, path, kwargs = put_item_request(item_id, item)
+        return parse(await self._request(method, path, **kwargs), ItemsWritten)
+
+    async def delete_item(self, item_id: str) -> None:
+        await self._request("DELETE", item_path(item_id))
+
+    async def get_item(self, item_id: str) -> ItemOut:
+        return parse(await self._request("GET", item_path(item_id)), ItemOut)
+
+    async def list_items(self, **filters: Any) -> ItemsPage:
+        params = list_items_params(**filters)
+        return parse(await self._request("GET", "/items", params=params), ItemsPage)

@@ -108,9 +108,10 @@ class Attempts:
             raise api_error(response)
         return None
 
-    def after_failure(self, exc: httpx.TransportError) -> float:
-        """Seconds to wait after a connection failure; raises once retrying is over."""
-        delay = self._next_delay(None)
+    def after_failure(self, exc: httpx.TransportError, *, idempotent: bool = True) -> float:
+        """Seconds to wait after a connection failure; raises once retrying is over, and at once
+        for a request that is not safe to replay (it may have been carried out)."""
+        delay = self._next_delay(None) if idempotent else None
         if delay is None:
             raise VisragConnectionError(f"{self._base_url}: {exc}") from exc
         return delay

@@ -192,3 +192,34 @@ class ReadyResponse(BaseModel):
 class InfoResponse(BaseModel):
     manifest: dict[str, Any]
     runtime: dict[str, Any]
+
+
+class ItemOut(BaseModel):
+    """One catalogue item as stored (``GET /items/{id}``)."""
+
+    id: str
+    labels: list[LabelOut]
+    zone: str
+    area: str
+    description: str
+    group: str
+    image_url: str = Field(description="The indexed image (GET).")
+    defects: dict[str, Any] = Field(default_factory=dict, description="Defects summary.")
+
+
+class ItemsPage(BaseModel):
+    """A page of ``GET /items``, in id order."""
+
+    items: list[ItemOut]
+    total: int = Field(description="Items matching the filters, over every page.")
+    next_after: str | None = Field(
+        None, description="Pass as `after` for the next page; null on the last."
+    )
+
+
+class ItemsWritten(BaseModel):
+    """What a catalogue write did (``POST /items``, ``PUT /items/{id}``)."""
+
+    ids: list[str] = Field(description="The written items' ids, in request order.")
+    generation: int = Field(description="The index generation the service now serves.")
+    count: int = Field(description="Items in the index after the write.")

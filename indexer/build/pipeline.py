@@ -12,7 +12,8 @@
 reported (file, reason), listed in the manifest and skipped; never zero vectors. With
 ``cache_dir`` encoded vectors go to an :class:`~indexer.build.cache.EmbeddingCache`, so an
 interrupted build resumes where it stopped and a rebuild with other index settings re-encodes
-nothing. ``add_records`` / ``remove_items`` update an existing directory.
+nothing. ``add_records`` / ``remove_items`` update an existing directory, and ``write_items``
+writes items embedded elsewhere (the service's catalogue writes) through the same lock.
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from indexer.build.cache import EmbeddingCache
 from indexer.build.embed import embed_images
 from indexer.build.mapper import ImageEngine, Mapped, Mapper
 from indexer.build.reader import SourceRecords, read_records
 from indexer.build.writer import StoreLayout, write_index
-from indexer.errors import IndexInputError
+from indexer.errors import IndexInputError, ItemExistsError, UnknownItemError
 from indexer.index.artifacts import Artifacts, load_artifacts
-from indexer.index.catalogue import dataset_summary, images_root
+from indexer.index.catalogue import CatalogueItem, dataset_summary, images_root
 from indexer.index.locking import writer_lock
 from indexer.index.manifest import (
     FailedInput,
@@ -304,28 +306,80 @@ def _read_again(earlier: FailedInput, read: SourceRecords) -> bool:
 
 
 def remove_items(
-    artifacts_dir: str | Path, ids: Iterable[str], *, wait: float = 0.0
+    artifacts_dir: str | Path,
+    ids: Iterable[str],
+    *,
+    wait: float = 0.0,
+    history: dict[str, Any] | None = None,
 ) -> IndexManifest:
     """Remove items by id; rows after them are renumbered. The writer lock is held from the load
-    to the write (``wait``: seconds to wait for it).
+    to the write (``wait``: seconds to wait for it); ``history``: more fields for its entry.
 
     Raises:
-        IndexInputError: an id is not in the index.
+        UnknownItemError: an id is not in the index.
         WriterBusyError: another process is writing the directory.
     """
     with writer_lock(artifacts_dir, wait=wait):
-        return _remove(artifacts_dir, ids)
+        return _remove(artifacts_dir, ids, history or {})
 
 
-def _remove(artifacts_dir: str | Path, ids: Iterable[str]) -> IndexManifest:
+def _remove(
+    artifacts_dir: str | Path, ids: Iterable[str], history: dict[str, Any]
+) -> IndexManifest:
     artifacts = load_artifacts(artifacts_dir, verify=True)
     ids = list(dict.fromkeys(ids))
     rows = {i: artifacts.row_of(i) for i in ids}
     unknown = [i for i, row in rows.items() if row is None]
     if unknown:
-        raise IndexInputError(f"not in the index: {unknown[:10]}")
+        raise UnknownItemError(f"not in the index: {unknown[:10]}")
     keep = np.ones(len(artifacts), bool)
     keep[[row for row in rows.values() if row is not None]] = False
     return rewrite_artifacts(
-        artifacts, keep=keep, history={"op": "remove", "count": len(ids), "ids": ids[:100]}
+        artifacts,
+        keep=keep,
+        history={"op": "remove", "count": len(ids), "ids": ids[:100], **history},
     )
+
+
+def write_items(
+    artifacts_dir: str | Path,
+    items: Sequence[CatalogueItem],
+    image_vectors: npt.NDArray[np.float32],
+    text_vectors: npt.NDArray[np.float32],
+    *,
+    replace: bool = False,
+    history: dict[str, Any] | None = None,
+    wait: float = 0.0,
+) -> IndexManifest:
+    """Append items embedded beforehand (the service's ``POST /items``); with ``replace``, items
+    already indexed under the same ids are replaced (``PUT``: idempotent). Only the re-read, the
+    merge and the atomic write hold the writer lock, never the embedding.
+
+    Raises:
+        ItemExistsError: an id is already indexed and ``replace`` is off (every such id named).
+        WriterBusyError: another writer held the lock for longer than ``wait`` seconds.
+    """
+    with writer_lock(artifacts_dir, wait=wait):
+        artifacts = load_artifacts(artifacts_dir, verify=True)
+        rows = {it.id: artifacts.row_of(it.id) for it in items}
+        present = tuple(i for i, row in rows.items() if row is not None)
+        if present and not replace:
+            raise ItemExistsError(
+                f"{len(present)} id(s) already indexed: {', '.join(present[:10])}", present
+            )
+        keep = np.ones(len(artifacts), bool)
+        keep[[row for row in rows.values() if row is not None]] = False
+        return rewrite_artifacts(
+            artifacts,
+            keep=keep,
+            new_items=items,
+            new_image_vectors=image_vectors,
+            new_text_vectors=text_vectors,
+            history={
+                "op": "put" if replace else "add",
+                "count": len(items),
+                "replaced": len(present),
+                "ids": [it.id for it in items][:100],
+                **(history or {}),
+            },
+        )

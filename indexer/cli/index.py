@@ -290,10 +290,26 @@ def add(
         if not new.read.records:
             typer.echo(f"nothing new to add; {artifacts} is unchanged")
             return
+        _list_duplicates(opened.artifacts, new.read.records)
         report = add_records(
             opened.with_encoders(overrides), new, batch_size=batch_size, workers=workers
         )
     _report(report, "updated")
+
+
+def _list_duplicates(artifacts: Any, records: Any) -> None:
+    """Name the records that copy an indexed photo (bytes or perceptual hash) on stderr."""
+    from indexer.index.duplicates import (
+        catalogue_fingerprints,
+        describe,
+        find_duplicates,
+        fingerprint,
+    )
+
+    new = [(r.id, fingerprint(Path(r.image_path).read_bytes()), None) for r in records]
+    found = find_duplicates(new, catalogue_fingerprints(artifacts), max_distance=8)
+    if found:
+        typer.echo(f"{len(found)} near-duplicate(s) of indexed photos: {describe(found)}", err=True)
 
 
 @index_app.command("remove", cls=PlainCommand)
@@ -325,6 +341,7 @@ def ls(
     path: Annotated[
         str | None, typer.Option(help="only images whose path matches (glob or substring)")
     ] = None,
+    zone: Annotated[str | None, typer.Option(help="only items in this zone")] = None,
     taxonomy: TaxonomyOpt = None,
 ) -> None:
     """List indexed items: id, image, labels (label:count), zone; tab-separated."""
@@ -341,7 +358,7 @@ def ls(
                 f"{name!r} is not a label of the taxonomy: {', '.join(tax.label_ids)}",
                 param_hint="--label",
             )
-    chosen = select_items(a.items, tax, labels=label or (), path=path)
+    chosen = select_items(a.items, tax, labels=label or (), path=path, zone=zone)
     for item in chosen:
         typer.echo(item_line(item))
     typer.echo(f"{len(chosen)} of {len(a)} item(s)", err=True)

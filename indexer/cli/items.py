@@ -53,14 +53,19 @@ def select_items(
     *,
     labels: Sequence[str] = (),
     path: str | None = None,
+    zone: str | None = None,
 ) -> list[CatalogueItem]:
     """Items carrying every label named (any spelling the taxonomy knows; ``no_damage`` selects
-    items without defects) whose image path matches ``path`` (a glob, or a substring)."""
+    items without defects), in ``zone`` (any spelling), whose image path matches ``path`` (a
+    glob, or a substring). ``visrag index ls`` and ``GET /items`` list through it."""
     wanted = [taxonomy.normalise(label).id for label in labels]
+    in_zone = taxonomy.normalise_zone(zone).id if zone else None
     out = []
     for it in items:
         carried = set(it.labels) or {taxonomy.no_damage_id}
         if not all(label in carried for label in wanted):
+            continue
+        if in_zone is not None and it.zone != in_zone:
             continue
         if path and not (fnmatch.fnmatch(it.image, path) or path in it.image):
             continue
@@ -72,3 +77,13 @@ def item_line(item: CatalogueItem) -> str:
     """One tab-separated line: id, image, labels (label:count, or no_damage), zone."""
     labels = ",".join(f"{k}:{v}" for k, v in item.labels.items()) or "no_damage"
     return "\t".join((item.id, item.image, labels, item.zone))
+
+
+def page_items(
+    items: Sequence[CatalogueItem], *, after: str | None, limit: int
+) -> tuple[list[CatalogueItem], str | None]:
+    """One page of ``items`` in id order, the ids after ``after``; and the cursor of the next
+    page (None on the last). A cursor stays valid while items are added and removed."""
+    ordered = sorted((it for it in items if after is None or it.id > after), key=lambda it: it.id)
+    page = ordered[:limit]
+    return page, page[-1].id if len(ordered) > limit else None

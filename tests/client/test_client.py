@@ -238,3 +238,26 @@ def test_label_set_and_novelty_parse_and_an_older_service_still_parses():
     assert answer.model_dump(exclude_unset=True) == body  # the round trip keeps every field
     old = client(Script(httpx.Response(200, json=RETRIEVE))).retrieve(JPEG)
     assert old.label_set is None and old.novelty is None
+
+
+WRITTEN = {"ids": ["a"], "generation": 2, "count": 6}
+
+
+def test_an_add_is_not_replayed_after_a_lost_connection_but_a_put_is():
+    script = Script(httpx.ConnectError("reset"))
+    client = VisragClient("http://x", transport=httpx.MockTransport(script), retry_budget_s=1)
+    with pytest.raises(VisragConnectionError):
+        client.add_items([{"image": JPEG, "id": "a"}])
+    assert len(script.requests) == 1  # it may have been written: never sent twice
+    script = Script(httpx.ConnectError("reset"), httpx.Response(200, json=WRITTEN))
+    client = VisragClient("http://x", transport=httpx.MockTransport(script), retry_budget_s=1)
+    assert client.put_item("a", image=JPEG, labels={"dent": 2}).ids == ["a"]
+    assert [r.method for r in script.requests] == ["PUT", "PUT"]
+    assert b'name="labels"\r\n\r\ndent:2' in script.requests[1].content
+
+
+def test_an_add_is_retried_when_the_service_says_nothing_was_written():
+    script = Script(error(503, "writer_busy", "0"), httpx.Response(201, json=WRITTEN))
+    client = VisragClient("http://x", transport=httpx.MockTransport(script))
+    assert client.add_items([{"image": JPEG, "id": "a"}]).generation == 2
+    assert len(script.requests) == 2

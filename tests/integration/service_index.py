@@ -50,7 +50,8 @@ def server_env(**extra: str) -> dict[str, str]:
         VISRAG_MAX_UPLOAD_BYTES="2000000",
         VISRAG_MAX_BATCH_SIZE="8",
         VISRAG_MAX_WAIT_MS="100",
-        PYTHONPATH=str(REPO),
+        # this checkout's client package too (the wire schemas), not an installed copy
+        PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "client")]),
     )
     env.update(extra)
     return env

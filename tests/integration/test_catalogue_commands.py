@@ -100,9 +100,13 @@ def test_a_fixed_failure_leaves_the_manifest_once_added(env, art, tmp_path):
     assert failures(load_artifacts(art)) == ["truncated.jpg"]
     shutil.copy(records[0].image_path, tmp_path / "truncated.jpg")  # the user fixed the file
     new = jsonl(tmp_path / "new.jsonl", {"id": "truncated", "image": "truncated.jpg"})
-    invoke("index", "add", art, "--manifest", new, "--image-model", model, "--device", "cpu")
+    output = invoke(
+        "index", "add", art, "--manifest", new, "--image-model", model, "--device", "cpu"
+    )
     a = load_artifacts(art)
     assert a.row_of("truncated") is not None and a.manifest.failed == ()
+    # the fix copied an indexed photo: the add names the near-duplicate (and still adds it)
+    assert f"truncated duplicate_of {records[0].id} (identical bytes)" in output
 
 
 def test_an_unrelated_add_keeps_the_failures_of_other_inputs(env, art, tmp_path):

@@ -13,10 +13,12 @@ import pytest
 from locks import held_elsewhere
 from vector_index import item, write_vector_index
 
-from indexer.build.pipeline import remove_items
+from indexer.build import pipeline
+from indexer.build.pipeline import remove_items, write_items
 from indexer.errors import ArtifactError
+from indexer.index import updating
 from indexer.index.artifacts import load_artifacts
-from indexer.index.locking import WriterBusyError, lock_path
+from indexer.index.locking import WriterBusyError, lock_path, writer_lock
 from indexer.index.updating import rewrite_artifacts
 from models.taxonomy import load_taxonomy
 
@@ -94,3 +96,49 @@ def test_files_are_0644_and_directories_0755_whatever_the_umask(tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
     assert modes and set(modes.values()) == {0o644}, modes
+
+
+def _lock_free_elsewhere(out: Path) -> bool:
+    """Whether another thread could take the writer lock of ``out`` right now."""
+    free: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with writer_lock(out):
+                free.append(True)
+        except WriterBusyError:
+            free.append(False)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return free[0]
+
+
+@pytest.mark.parametrize("writer", ["remove", "write_items"])
+def test_remove_and_write_items_hold_the_lock_from_their_load_to_their_swap(
+    tmp_path, monkeypatch, writer
+):
+    out = tmp_path / "art"
+    build(out)
+    seen: list[tuple[str, bool]] = []
+    real_load, real_write = pipeline.load_artifacts, updating.write_artifacts
+
+    def load(*args, **kwargs):
+        seen.append(("load", _lock_free_elsewhere(out)))
+        return real_load(*args, **kwargs)
+
+    def write(*args, **kwargs):
+        seen.append(("swap", _lock_free_elsewhere(out)))
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_artifacts", load)
+    monkeypatch.setattr(updating, "write_artifacts", write)
+    if writer == "remove":
+        remove_items(out, ["item0"])
+    else:
+        new = item(9, {"dent": 1}, taxonomy=TAX)
+        vectors = np.ones((1, 8), np.float32)
+        write_items(out, [new], vectors, load_artifacts(out).text_vectors[:1])
+    assert seen == [("load", False), ("swap", False)]  # nobody else could write in between
+    assert _lock_free_elsewhere(out)
