@@ -36,7 +36,7 @@ from indexer.build.mapper import ImageEngine, Mapped, Mapper
 from indexer.build.reader import SourceRecords, read_records
 from indexer.build.writer import StoreLayout, write_index
 from indexer.errors import IndexInputError, ItemExistsError, UnknownItemError
-from indexer.index.artifacts import Artifacts, load_artifacts
+from indexer.index.artifacts import Artifacts, is_current, load_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary, images_root
 from indexer.index.locking import writer_lock
 from indexer.index.manifest import (
@@ -246,17 +246,21 @@ def add_records(
     batch_size: int = 8,
     workers: int = 2,
     progress: bool = True,
+    wait: float = 0.0,
 ) -> BuildReport:
     """Embed new records (:func:`read_new_records`) with the index's (checked) encoders and
     append them (no rebuild).
 
-    ``index``: from :func:`indexer.retrieval.opening.open_index` with both encoders loaded. Hold
-    :func:`~indexer.index.locking.writer_lock` over the open and this call (``index add`` does);
-    without it, a write by another process since the open is refused rather than lost. The
-    manifest's failure list keeps earlier failures only for inputs this add did not read again.
+    ``index``: from :func:`indexer.retrieval.opening.open_index` with both encoders loaded. The
+    embedding runs without the writer lock, so other writers (and the service's reloads) go on
+    meanwhile; the lock (``wait``: seconds to wait for it) covers only the re-read of the
+    directory, the merge and the atomic write. The manifest's failure list keeps earlier failures
+    only for inputs this add did not read again.
 
     Raises:
         IndexInputError: no record could be embedded (nothing is written).
+        ItemExistsError: another writer indexed one of these ids while this add embedded.
+        WriterBusyError: another writer held the lock for longer than ``wait`` seconds.
     """
     clock = StageClock()
     artifacts, taxonomy, read = index.artifacts, index.taxonomy, new.read
@@ -273,7 +277,16 @@ def add_records(
     failed = [*read.problems, *mapped.failed]
     if not mapped.items:
         raise IndexInputError(_nothing_added(failed))
-    with clock.stage("writer"):
+    with clock.stage("writer"), writer_lock(artifacts.path, wait=wait):
+        if not is_current(artifacts):  # another writer since the open: merge into its generation
+            artifacts = load_artifacts(artifacts.path, verify=True)
+        clash = tuple(it.id for it in mapped.items if artifacts.row_of(it.id) is not None)
+        if clash:
+            raise ItemExistsError(
+                f"{len(clash)} id(s) indexed by another writer while this add embedded: "
+                f"{', '.join(clash[:10])}",
+                clash,
+            )
         written = rewrite_artifacts(
             artifacts,
             new_items=mapped.items,

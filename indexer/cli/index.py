@@ -272,7 +272,6 @@ def add(
     added; both are checked before the models load.
     """
     from indexer.build.pipeline import add_records, read_new_records
-    from indexer.index.locking import writer_lock
     from indexer.retrieval.opening import Overrides, open_index
     from models.allocator import tune_allocator
 
@@ -280,7 +279,7 @@ def add(
     overrides = Overrides(
         device=device, image_model=image_model, text_model=text_model, taxonomy=taxonomy
     )
-    with user_errors(), writer_lock(artifacts, wait=wait):  # over the load, the embed and the write
+    with user_errors():  # the lock covers only add_records' re-read, merge and write
         opened = open_index(artifacts, replace(overrides, load_image=False, load_text=False))
         new = read_new_records(
             opened.artifacts, manifest, opened.taxonomy, skip_existing=skip_existing
@@ -292,7 +291,7 @@ def add(
             return
         _list_duplicates(opened.artifacts, new.read.records)
         report = add_records(
-            opened.with_encoders(overrides), new, batch_size=batch_size, workers=workers
+            opened.with_encoders(overrides), new, batch_size=batch_size, workers=workers, wait=wait
         )
     _report(report, "updated")
 

@@ -164,6 +164,59 @@ def test_remove_then_add_back(env, built, tmp_path, taxonomy):
     invoke(*add, "--device", "cpu", "--image-model", str(model), ok=False)
 
 
+def test_a_remove_while_add_embeds_is_not_blocked_and_both_land(env, built, tmp_path, monkeypatch):
+    """`index add` embeds without the writer lock: another writer's remove during the embedding
+    goes through at once, and the add merges into that newer generation under the lock."""
+    import shutil
+    import threading
+
+    from indexer.build import pipeline
+    from indexer.index.artifacts import load_artifacts
+    from indexer.index.locking import WriterBusyError
+    from indexer.readers.jsonl import record_to_json
+
+    root, model, records = env
+    out = tmp_path / "art"
+    shutil.copytree(built[0], out)
+    target, other = records[4], records[5]
+    invoke("index", "remove", str(out), target.id)
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps(record_to_json(target, base_dir=tmp_path)) + "\n")
+    meanwhile: list[str] = []
+    real_embed = pipeline.embed_images
+
+    def remove_other() -> None:  # another writer: another thread, its own lock attempt
+        try:
+            pipeline.remove_items(out, [other.id])
+            meanwhile.append("removed")
+        except WriterBusyError:
+            meanwhile.append("busy")
+
+    def embed(*args, **kwargs):
+        writer = threading.Thread(target=remove_other)
+        writer.start()
+        writer.join()
+        return real_embed(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "embed_images", embed)
+    invoke(
+        "index",
+        "add",
+        str(out),
+        "--manifest",
+        str(new),
+        "--device",
+        "cpu",
+        "--image-model",
+        str(model),
+    )
+    assert meanwhile == ["removed"]
+    a = load_artifacts(out)
+    assert a.row_of(target.id) is not None and a.row_of(other.id) is None
+    assert [h["op"] for h in a.manifest.history][-3:] == ["remove", "remove", "add"]
+    assert "OK" in invoke("index", "verify", str(out))
+
+
 def test_add_with_another_preprocessing_is_refused(env, built, taxonomy):
     from indexer.errors import ManifestMismatchError
     from indexer.retrieval.opening import Overrides, open_index
