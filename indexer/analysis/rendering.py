@@ -211,6 +211,16 @@ def render_markdown(report: dict[str, Any], plots: list[Path], *, max_problems: 
         out.append(_table(["file", "reason"], [[p["file"], p["reason"]] for p in shown]))
         if probs["count"] > max_problems:
             out += ["", f"... and {probs['count'] - max_problems} more (see analysis.json)."]
+    if "duplicates" in report:
+        dup = report["duplicates"]
+        out += ["", "## Near-duplicate photos", ""]
+        out.append(f"{dup['clusters']} cluster(s) of {dup['records']} image(s).")
+        if dup["clusters"]:
+            rows = [
+                [c["group"], "<br>".join(c["files"]), "; ".join(x["reason"] for x in c["links"])]
+                for c in dup["items"]
+            ]
+            out += ["", _table(["cluster", "files", "reason"], rows)]
     if plots:
         out += ["", "## Plots", ""]
         out += [f"![{p.stem}]({p.name})" for p in plots]
@@ -245,3 +255,8 @@ def print_summary(report: dict[str, Any], *, console: Any = None) -> None:
     if probs["count"]:
         kinds = ", ".join(f"{k} {n}" for k, n in probs["by_kind"].items())
         console.print(f"[bold red]{probs['count']} input problem(s)[/] skipped: {kinds}")
+    if report.get("duplicates", {}).get("clusters"):
+        dup = report["duplicates"]
+        console.print(
+            f"[yellow]{dup['clusters']} near-duplicate cluster(s)[/] of {dup['records']} images"
+        )

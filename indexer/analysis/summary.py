@@ -11,13 +11,17 @@ Definitions:
 - *relative area*: defect area / image area, in buckets very_small < 0.5% <= small < 2% <=
   medium < 10% <= large (the size measures are in :mod:`indexer.analysis.sizes`);
 - *class imbalance ratio*: instances of the most frequent damage label / instances of the least
-  frequent one present (labels with no instance are listed as absent, not divided by).
+  frequent one present (labels with no instance are listed as absent, not divided by);
+- *duplicates* (on request, it reads every image's pixels): clusters of near-duplicate photos,
+  as :mod:`indexer.readers.duplicate_groups` finds them for ``split --group-by duplicates``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +29,7 @@ import numpy as np
 
 from indexer.analysis.sizes import density, image_sizes, relative_area, rounded, stats
 from indexer.readers.dataset import ReadOptions, read_dataset
+from indexer.readers.duplicate_groups import DuplicateCluster, duplicate_clusters, group_duplicates
 from indexer.readers.scan import DatasetScan
 from models.taxonomy import Taxonomy
 
@@ -45,13 +50,19 @@ _PROBLEM_KINDS = (
 )
 
 
-def analyse(scan: DatasetScan, *, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
-    """Everything `visrag analyze` reports, as a JSON-able dict (see the module docstring)."""
+def analyse(
+    scan: DatasetScan,
+    *,
+    taxonomy: Taxonomy | None = None,
+    duplicates: Sequence[DuplicateCluster] | None = None,
+) -> dict[str, Any]:
+    """Everything `visrag analyze` reports, as a JSON-able dict (see the module docstring);
+    ``duplicates``: the near-duplicate clusters, listed when given."""
     records = scan.records
     per_image = np.array([len(r.defects) for r in records], dtype=float)
     damaged = per_image[per_image > 0]
     order = _label_order(scan, taxonomy)
-    return {
+    report = {
         "dataset": {
             "root": str(scan.root),
             "format": scan.format,
@@ -73,6 +84,13 @@ def analyse(scan: DatasetScan, *, taxonomy: Taxonomy | None = None) -> dict[str,
         "coverage": scan.coverage.as_dict(),
         "problems": _problems(scan),
     }
+    if duplicates is not None:
+        report["duplicates"] = {
+            "clusters": len(duplicates),
+            "records": sum(len(c.records) for c in duplicates),
+            "items": [c.as_dict() for c in duplicates],
+        }
+    return report
 
 
 def analyse_dataset(
@@ -80,11 +98,21 @@ def analyse_dataset(
     out_dir: str | Path,
     *,
     taxonomy: Taxonomy,
+    duplicates: bool = False,
     **read: Unpack[ReadOptions],
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Read a dataset, analyse it and write the report; returns (report, written paths)."""
+    """Read a dataset, analyse it and write the report; returns (report, written paths).
+
+    ``duplicates``: list near-duplicate clusters (reads every image); ``group_by="duplicates"``
+    also counts each cluster as one group.
+    """
     scan = read_dataset(path, taxonomy=taxonomy, **read)
-    report = analyse(scan, taxonomy=taxonomy)
+    clusters = None
+    if duplicates or read.get("group_by") == "duplicates":
+        clusters = duplicate_clusters(scan.records)
+    if clusters is not None and read.get("group_by") == "duplicates":
+        scan = dataclasses.replace(scan, records=group_duplicates(scan.records, clusters))
+    report = analyse(scan, taxonomy=taxonomy, duplicates=clusters if duplicates else None)
     return report, write_analysis(report, out_dir)
 
 

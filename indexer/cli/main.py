@@ -112,7 +112,7 @@ GroupByOpt = Annotated[
     typer.Option(
         "--group-by",
         help="what a split keeps together: image (default), capture (the long number in the "
-        "file name), folder, or a regex with one group",
+        "file name), folder, duplicates (near-copies of a photo), or a regex with one group",
     ),
 ]
 ImagesDirOpt = Annotated[
@@ -133,8 +133,11 @@ def analyze(
     taxonomy: TaxonomyPathOpt = None,
     group_by: GroupByOpt = None,
     images_dir: ImagesDirOpt = None,
+    duplicates: Annotated[
+        bool, typer.Option(help="list near-duplicate photos (decodes every image)")
+    ] = False,
 ) -> None:
-    """Analyse a dataset from its annotations and image headers (no pixel decoding)."""
+    """Analyse a dataset from its annotations and image headers (pixels: --duplicates only)."""
     from indexer.analysis.rendering import print_summary
     from indexer.analysis.summary import analyse_dataset
     from models.taxonomy import load_taxonomy
@@ -148,6 +151,7 @@ def analyze(
             group_by=group_by,
             images_dir=images_dir,
             progress=True,
+            duplicates=duplicates,
         )
     except VisragError as exc:  # DatasetError, GroupByError, TaxonomyError
         raise _dataset_errors(exc) from exc

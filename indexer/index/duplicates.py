@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from indexer.index.artifacts import Artifacts
 
 _MIN_BITS = 4  # a hash with fewer set (or clear) bits than this says nothing about the picture
+MAX_DISTANCE = 8  # perceptual-hash bits a re-encoded, resized copy stays within (the CLI's guard)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ def fingerprint(data: bytes) -> Fingerprint:
     ones = bin(bits).count("1")
     informative = _MIN_BITS <= ones <= 64 - _MIN_BITS
     return Fingerprint(sha, bits if informative else None)
+
+
+def hash_distance(a: Fingerprint, b: Fingerprint) -> int | None:
+    """Bits between two perceptual hashes; None when either picture has no informative hash."""
+    if a.phash is None or b.phash is None:
+        return None
+    return (a.phash ^ b.phash).bit_count()
 
 
 def catalogue_fingerprints(
@@ -112,9 +120,9 @@ def _by_fingerprint(
             continue
         if seen.sha256 == print_.sha256:
             return other, "identical bytes"
-        if print_.phash is not None and seen.phash is not None:
-            distance = bin(print_.phash ^ seen.phash).count("1")
-            if distance <= max_distance and (close is None or distance < close[0]):
+        distance = hash_distance(print_, seen)
+        if distance is not None and distance <= max_distance:
+            if close is None or distance < close[0]:
                 close = (distance, other)
     if close is None:
         return None

@@ -7,6 +7,8 @@
   digits (the reference names look like ``zona1_ok_2_3_1555327199894_zona_5_imageDANO_original``,
   where ``1555327199894`` is the capture timestamp shared by the photos of one vehicle);
 - ``"folder"``: the image's directory relative to the dataset root;
+- ``"duplicates"``: near-duplicate photos share a group; the readers give image groups and the
+  split regroups them from the pixels (:mod:`indexer.readers.duplicate_groups`);
 - anything else: a regular expression with exactly one capturing group, searched in the image path
   relative to the root (POSIX separators); the captured text is the group.
 
@@ -47,7 +49,7 @@ class Grouper:
 
     def __call__(self, rel_path: str, record_id: str) -> tuple[str, bool]:
         """Returns (group, matched)."""
-        if self.rule == "image":
+        if self.rule in ("image", "duplicates"):
             return record_id, True
         if self.rule == "folder":
             parent = PurePosixPath(rel_path).parent.as_posix()
@@ -63,8 +65,8 @@ class Grouper:
 def make_grouper(group_by: str | None) -> Grouper:
     if group_by in (None, "", "image"):
         return Grouper("image")
-    if group_by == "folder":
-        return Grouper("folder")
+    if group_by in ("folder", "duplicates"):
+        return Grouper(str(group_by))
     if group_by == "capture":
         return Grouper("capture", re.compile(_CAPTURE))
     try:
@@ -76,6 +78,6 @@ def make_grouper(group_by: str | None) -> Grouper:
     if pattern.groups != 1:
         raise GroupByError(
             f"group_by regex {group_by!r} must have exactly one capturing group "
-            f"(has {pattern.groups}); or use image, capture, folder"
+            f"(has {pattern.groups}); or use image, capture, folder, duplicates"
         )
     return Grouper("regex", pattern)

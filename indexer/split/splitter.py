@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from indexer.readers.dataset import ReadOptions, read_dataset
+from indexer.readers.duplicate_groups import duplicate_clusters, group_duplicates
 from indexer.readers.jsonl import relative_image_path, write_jsonl
 from indexer.readers.records import Record
 from indexer.readers.scan import DatasetScan
@@ -136,10 +137,15 @@ def split_files(
     """Read a dataset, split it and write the split; returns (result, paths, scan).
 
     The report gains a ``dataset`` entry: the dataset path relative to ``out_dir``, its format,
-    the group_by rule, how many records were split and how many inputs were skipped.
+    the group_by rule, how many records were split and how many inputs were skipped; with
+    ``group_by="duplicates"`` also how many near-duplicate clusters were merged into one group.
     """
     scan = read_dataset(path, taxonomy=taxonomy, **read)
-    result = split_dataset(scan.records, test_size=test_size, seed=seed)
+    records, merged = scan.records, None
+    if read.get("group_by") == "duplicates":
+        clusters = duplicate_clusters(records)
+        records, merged = group_duplicates(records, clusters), len(clusters)
+    result = split_dataset(records, test_size=test_size, seed=seed)
     dataset = {
         "path": relative_image_path(Path(path), Path(out_dir)),
         "format": scan.format,
@@ -147,6 +153,8 @@ def split_files(
         "records": len(scan.records),
         "problems": len(scan.problems),
     }
+    if merged is not None:
+        dataset["duplicate_clusters"] = merged
     result = SplitResult(result.train, result.test, {"dataset": dataset, **result.report})
     return result, write_split(result, out_dir), scan
 
