@@ -299,6 +299,7 @@ def add(
 def _list_duplicates(artifacts: Any, records: Any) -> None:
     """Name the records that copy an indexed photo (bytes or perceptual hash) on stderr."""
     from indexer.index.duplicates import (
+        MAX_DISTANCE,
         catalogue_fingerprints,
         describe,
         find_duplicates,
@@ -306,7 +307,7 @@ def _list_duplicates(artifacts: Any, records: Any) -> None:
     )
 
     new = [(r.id, fingerprint(Path(r.image_path).read_bytes()), None) for r in records]
-    found = find_duplicates(new, catalogue_fingerprints(artifacts), max_distance=8)
+    found = find_duplicates(new, catalogue_fingerprints(artifacts), max_distance=MAX_DISTANCE)
     if found:
         typer.echo(f"{len(found)} near-duplicate(s) of indexed photos: {describe(found)}", err=True)
 
