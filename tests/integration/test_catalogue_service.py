@@ -95,15 +95,7 @@ def test_kill_9_right_after_the_201_loses_nothing(art):
     with serving(art) as (base, proc):
         assert add(base, "kept-2", data, labels="crack").status_code == 201
         proc.send_signal(signal.SIGKILL)
-    verify = subprocess.run(
-        [sys.executable, "-m", "app.cli", "index", "verify", str(art)],
-        cwd=REPO,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    verify(art)
     with serving(art) as (base, _):
         assert httpx.get(f"{base}/items/kept-2", headers=R).status_code == 200
         assert hits(base, data)[0] == "kept-2"
