@@ -181,8 +181,10 @@ class Retriever:
 
         t0 = time.perf_counter()
         proba = probe.query_proba(head, vec)
+        image_scores = None  # this query's image-search cosines, reused by the novelty score
         if mode == "image":
             rows, scores = self._image_search(vec, k, allowed, excluded, filters)
+            image_scores = scores
         elif mode == "hybrid":
             assert text is not None
             tvec = self._encode_text(text, timings, encode_text)
@@ -191,12 +193,14 @@ class Retriever:
         elif mode == "probe":
             n = max(n_probe, k)
             cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
+            image_scores = cand_scores
             rows, scores = probe.probe_rank(
                 self.artifacts, cand_rows, cand_scores, head, vec, k, weight
             )
         else:
             n = max(self.rerank_candidates, k)
             cand_rows, cand_scores = self._image_search(vec, n, allowed, excluded, filters)
+            image_scores = cand_scores
             timings["search"] = time.perf_counter() - t0
             items = [self.artifacts.items[r] for r in cand_rows]
             agreed = consensus(items, cand_scores.tolist(), self.taxonomy)
@@ -224,7 +228,7 @@ class Retriever:
             estimates,
             filter_terms(filters, self.taxonomy),
             _label_set(head, proba, estimates, set_alpha),
-            self._novelty(vec, excluded),
+            self._novelty(vec, excluded, image_scores if allowed is None and not filters else None),
         )
 
     def novelty_reference(self) -> npt.NDArray[np.float64]:
@@ -238,12 +242,19 @@ class Retriever:
                 self._novelty_ref = np.asarray(ref, np.float64)[np.isfinite(ref)]
             return self._novelty_ref
 
-    def _novelty(self, vec: Vector, excluded: set[int]) -> Novelty | None:
+    def _novelty(
+        self, vec: Vector, excluded: set[int], searched: npt.NDArray[np.float32] | None
+    ) -> Novelty | None:
+        """``searched``: the cosines of an unfiltered image search of this query already run (its
+        top :data:`~indexer.retrieval.novelty.K` are the novelty neighbours; no second search)."""
         ref = self.novelty_reference()
-        rows, sims = self._image_search(vec, novelty.K, None, excluded, None)
-        if not len(ref) or not len(rows):
+        if searched is None or len(searched) < novelty.K:
+            _, sims = self._image_search(vec, novelty.K, None, excluded, None)
+        else:  # the same K cosines, in the order a search of K returns them
+            sims = np.sort(np.asarray(searched))[::-1][: novelty.K]
+        if not len(ref) or not len(sims):
             return None
-        score = float(novelty.closeness(sims.reshape(1, -1))[0])
+        score = float(novelty.closeness(np.asarray(sims).reshape(1, -1))[0])
         return Novelty(round(score, 6), round(float(novelty.p_value([score], ref)[0]), 6))
 
     # -- catalogue -------------------------------------------------------------------------------
