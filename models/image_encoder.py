@@ -104,6 +104,7 @@ class ImageEncoder:
         self.prefix_tokens = self.backbone.prefix_tokens(config)
         self.model_type = str(config.model_type)
         hidden = int(config.hidden_size)
+        self.hidden_size = hidden  # the dim of a patch token, so of a pooled region vector
         self.dim = 2 * hidden if pooling in ("cls+mean", "contrast") else hidden
 
     def info(self) -> dict[str, Any]:
@@ -119,6 +120,7 @@ class ImageEncoder:
             "weights_dtype": DTYPE_NAMES.get(self.input_dtype, str(self.input_dtype)),
             "pooling": self.pooling,
             "dim": self.dim,
+            "hidden_size": self.hidden_size,
             "num_register_tokens": self.num_register_tokens,
             "weights_sha256": self.weights_sha256,
             **({"random_init": True} if self.random_init else {}),
@@ -178,6 +180,18 @@ class ImageEncoder:
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(b, 3, H, W) normalised pixels -> (b, dim) unit float32 vectors on the CPU."""
+        return self.forward_with_patches(pixel_values, patches=False)[0]
+
+    def forward_with_patches(
+        self, pixel_values: torch.Tensor, *, patches: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One forward pass -> ((b, dim) unit vectors, (b, H/p, W/p, hidden) final patch tokens
+        or ``None``), both float32 on the CPU.
+
+        The patch tokens are the last hidden state after the final norm, prefix tokens (CLS,
+        registers) dropped, in row-major grid order: what region vectors pool
+        (:mod:`models.regions`).
+        """
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
             raise ValueError(f"expected (b, 3, H, W) pixels, got {tuple(pixel_values.shape)}")
         device = torch.device(self.device)
@@ -187,14 +201,43 @@ class ImageEncoder:
                 self.backbone, pixels, patch=self.patch_size, native_size=self.native_size
             )
             output = self.model(**inputs)
+            tokens = output.last_hidden_state
             features = pool(
                 self.pooling,
-                output.last_hidden_state,
+                tokens,
                 getattr(output, "pooler_output", None),
                 prefix=self.prefix_tokens,
             )
         features = torch.nn.functional.normalize(features.float(), dim=-1)
-        return features.cpu()
+        if not patches:
+            return features.cpu(), None
+        b, _, h, w = pixel_values.shape
+        rows, cols = h // self.patch_size, w // self.patch_size
+        grid = tokens[:, self.prefix_tokens :, :]
+        if grid.shape[1] != rows * cols:
+            raise PoolingError(
+                f"{self.model_id}: {grid.shape[1]} patch tokens for a {rows}×{cols} grid; this "
+                "backbone's tokens cannot be placed on the image"
+            )
+        return features.cpu(), grid.float().reshape(b, rows, cols, -1).cpu()
+
+    def encode_with_patches(
+        self, arrays: Sequence[npt.NDArray[np.float32]], *, batch_size: int = 8
+    ) -> tuple[Vectors, list[npt.NDArray[np.float32]]]:
+        """Like :meth:`encode_preprocessed`, plus each image's ``(H/p, W/p, hidden)`` patch
+        tokens from the same forward pass."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        out = np.empty((len(arrays), self.dim), dtype=np.float32)
+        grids: list[npt.NDArray[np.float32]] = [np.empty(0, np.float32)] * len(arrays)
+        for rows in _buckets(arrays, batch_size):
+            batch = torch.from_numpy(np.stack([arrays[i] for i in rows]))
+            vectors, tokens = self.forward_with_patches(batch)
+            assert tokens is not None
+            out[rows] = vectors.numpy()
+            for i, grid in zip(rows, tokens.numpy(), strict=True):
+                grids[i] = grid
+        return out, grids
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if not self.autocast:

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.build.cache import EmbeddingCache
+from indexer.build.regions import RegionSink
 from indexer.readers.records import Problem, Record
 from models.base import ImageEncoderProtocol, Pixels
 from models.embedding import prepare_image
@@ -71,6 +72,30 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def encode_with_patches(
+    image_encoder: ImageEncoderProtocol, pixels: Sequence[Pixels], batch_size: int
+) -> tuple[Vectors, list[Vectors]]:
+    """Image vectors and patch tokens of one forward pass; a clear error for an encoder without
+    patch tokens."""
+    encode = getattr(image_encoder, "encode_with_patches", None)
+    if encode is None:
+        raise VisragError(
+            f"{image_encoder.model_id}: this encoder gives no patch tokens, so it cannot build "
+            "region vectors; build with --regions none"
+        )
+    vectors, grids = encode(pixels, batch_size=batch_size)
+    return np.asarray(vectors, np.float32), list(grids)
+
+
+def add_regions(sink: RegionSink, record: Record, grid: Vectors) -> None:
+    """A record's regions from its patch tokens; an image whose size cannot be read has none
+    (logged: its image vector is still indexed)."""
+    try:
+        sink.add(record, grid)
+    except OSError as exc:
+        logger.warning("no regions for %s: %s", record.image_path, exc)
+
+
 def progress_bar(total: int, enabled: bool) -> Any:
     from rich.progress import (
         BarColumn,
@@ -94,13 +119,19 @@ def progress_bar(total: int, enabled: bool) -> Any:
 
 
 def split_cached(
-    records: Sequence[Record], cache: EmbeddingCache | None
+    records: Sequence[Record], cache: EmbeddingCache | None, sink: RegionSink | None = None
 ) -> tuple[dict[str, Vectors], list[Record], dict[str, float]]:
-    """(vectors the cache already holds by record id, records still to embed, starting stats)."""
+    """(vectors the cache already holds by record id, records still to embed, starting stats).
+
+    With a region ``sink``, a record counts as cached only when its regions are cached too (they
+    go into the sink); else it is embedded again.
+    """
     vectors: dict[str, Vectors] = {}
     todo = []
     for record in records:
         hit = cache.get(record) if cache else None
+        if hit is not None and sink is not None and cache is not None:
+            hit = hit if cache.get_regions(record, sink) else None
         if hit is not None:
             vectors[record.id] = hit
         else:
@@ -117,13 +148,19 @@ def embed_images(
     workers: int = 2,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    region_sink: RegionSink | None = None,
 ) -> tuple[list[Record], Vectors, list[Problem], dict[str, float]]:
     """Encode the records' images; returns (records kept, vectors, failures, stats).
 
-    ``stats``: ``cached``, ``embedded``, ``encode_seconds`` (inside the encoder) and ``seconds``
-    (the whole stage): their ratio is how busy decoding kept the model.
+    ``stats``: ``cached``, ``embedded``, ``encode_seconds`` (inside the encoder), ``seconds``
+    (the whole stage): their ratio is how busy decoding kept the model; with ``region_sink``,
+    ``region_seconds`` (pooling regions). ``region_sink``: filled with each record's regions,
+    pooled from the patch tokens of the same forward pass (the encoder's
+    ``encode_with_patches``).
     """
-    vectors, todo, stats = split_cached(records, cache)
+    vectors, todo, stats = split_cached(records, cache, region_sink)
+    if region_sink is not None:
+        stats["region_seconds"] = 0.0
     failed: list[Problem] = []
     window = max(batch_size * 4, 1)
     t_start = time.perf_counter()
@@ -150,12 +187,21 @@ def embed_images(
             if not buffer:
                 return
             t0 = time.perf_counter()
-            out = image_encoder.encode_preprocessed([x for _, x in buffer], batch_size=batch_size)
-            stats["encode_seconds"] += time.perf_counter() - t0
-            out = np.asarray(out, np.float32)
+            pixels = [x for _, x in buffer]
             batch = [r for r, _ in buffer]
+            if region_sink is None:
+                out = image_encoder.encode_preprocessed(pixels, batch_size=batch_size)
+                stats["encode_seconds"] += time.perf_counter() - t0
+            else:
+                out, grids = encode_with_patches(image_encoder, pixels, batch_size)
+                t1 = time.perf_counter()
+                stats["encode_seconds"] += t1 - t0
+                for record, grid in zip(batch, grids, strict=True):
+                    add_regions(region_sink, record, grid)
+                stats["region_seconds"] += time.perf_counter() - t1
+            out = np.asarray(out, np.float32)
             if cache:
-                cache.put(batch, out)
+                cache.put(batch, out, region_sink)
             for record, vec in zip(batch, out, strict=True):
                 vectors[record.id] = vec
             stats["embedded"] += len(buffer)

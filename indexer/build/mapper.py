@@ -16,7 +16,9 @@ import numpy.typing as npt
 
 from indexer.build.cache import EmbeddingCache
 from indexer.build.embed import embed_images
+from indexer.build.regions import RegionSink, calibrate_where, region_table
 from indexer.index.catalogue import CatalogueItem, catalogue_items
+from indexer.index.regions import RegionTable
 from indexer.readers.records import Problem, Record
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.taxonomy import Taxonomy
@@ -37,6 +39,7 @@ class Mapped:
     failed: list[Problem] = field(default_factory=list)  # images the engine could not read
     stats: dict[str, float] = field(default_factory=dict)  # the engine's (embedded, cached...)
     root: Path | None = None  # the folder the items' image paths are relative to
+    regions: RegionTable | None = None  # None: built without regions
 
 
 def embed_descriptions(
@@ -63,6 +66,7 @@ class Mapper:
     workers: int = 2
     cache: EmbeddingCache | None = None
     progress: bool = True
+    regions: bool = False  # pool region vectors from the patch tokens (indexer.build.regions)
 
     def __call__(
         self,
@@ -73,6 +77,7 @@ class Mapper:
     ) -> Mapped:
         """``catalogue_root``: the records kept -> the folder their image paths are stored
         relative to; ``first_row``: the row of the first new item (rows already indexed)."""
+        sink = RegionSink() if self.regions else None
         kept, image_vectors, failed, stats = self.engine(
             records,
             image_encoder=self.image_encoder,
@@ -80,8 +85,15 @@ class Mapper:
             workers=self.workers,
             cache=self.cache,
             progress=self.progress,
+            **({"region_sink": sink} if sink is not None else {}),
         )
         root = catalogue_root(kept)
         items = catalogue_items(kept, self.taxonomy, root=root, first_row=first_row)
         text_vectors = embed_descriptions(items, self.text_encoder)
-        return Mapped(items, image_vectors, text_vectors, failed, stats, root)
+        regions = None
+        if sink is not None:
+            dim = int(getattr(self.image_encoder, "hidden_size", 0) or 0)
+            regions = region_table([(it.id, it.row) for it in items], sink.drafts, dim=dim)
+            groups = {it.row: it.group for it in items}
+            regions.calibration = calibrate_where(regions, sink.all_samples(), groups)
+        return Mapped(items, image_vectors, text_vectors, failed, stats, root, regions)

@@ -135,19 +135,28 @@ def build_index(
     progress: bool = True,
     wait: float = 0.0,
     engine: ImageEngine = embed_images,
+    regions: bool = True,
 ) -> BuildReport:
     """Embed a dataset (a manifest/dataset path, or records) and write the artifact directory.
 
     The writer lock of ``out`` is held for the whole build (``wait``: seconds to wait for it).
     ``engine``: what encodes the images (default: in this process; see
-    :data:`~indexer.build.mapper.ImageEngine`).
+    :data:`~indexer.build.mapper.ImageEngine`). ``regions``: pool a region vector per labelled
+    polygon and per cluster of near defects from the same forward pass (the region table).
 
     Raises:
         ValueError: no image could be embedded (nothing to index).
         WriterBusyError: another process is writing ``out``.
     """
     mapper = Mapper(
-        image_encoder, text_encoder, taxonomy, engine, batch_size, workers, progress=progress
+        image_encoder,
+        text_encoder,
+        taxonomy,
+        engine,
+        batch_size,
+        workers,
+        progress=progress,
+        regions=regions,
     )
     layout = StoreLayout(alpha, index_type, index_params, store)
     with writer_lock(out, wait=wait):
@@ -271,7 +280,15 @@ def add_records(
     root = Path(recorded_root) if recorded_root else read.root
     with clock.stage("mapper"):
         mapper = Mapper(
-            image_encoder, text_encoder, taxonomy, embed_images, batch_size, workers, None, progress
+            image_encoder,
+            text_encoder,
+            taxonomy,
+            embed_images,
+            batch_size,
+            workers,
+            None,
+            progress,
+            regions=artifacts.regions is not None and artifacts.regions.kind == "patches",
         )
         mapped = mapper(read.records, catalogue_root=lambda _: root, first_row=len(artifacts))
     failed = [*read.problems, *mapped.failed]
@@ -292,6 +309,7 @@ def add_records(
             new_items=mapped.items,
             new_image_vectors=mapped.image_vectors,
             new_text_vectors=mapped.text_vectors,
+            new_regions=mapped.regions,
             history={
                 "op": "add",
                 "count": len(mapped.items),

@@ -44,4 +44,5 @@ def write_index(
         text_vectors=mapped.text_vectors,
         image_store=image_store,
         fused_store=fused_store,
+        regions=mapped.regions,
     )

@@ -100,6 +100,16 @@ def _report(report: BuildReport, verb: str) -> None:
         f"{verb} {report.out}: {report.count} items ({report.embedded} embedded, "
         f"{report.cached} from cache, {len(report.failed)} failed) in {report.seconds:.1f} s{rate}"
     )
+    section = report.manifest.regions
+    if section is not None:
+        fit = section.calibration
+        where = (
+            f"; 'where' threshold {fit['threshold']:.3f} (patch AUROC {fit['auroc']:.2f}, "
+            f"{fit['inside']} inside / {fit['background']} background patches)"
+            if fit.get("threshold") is not None
+            else "; no 'where' threshold (needs patches inside and outside defects)"
+        )
+        typer.echo(f"regions: {section.count} ({section.kind}, dim {section.dim}){where}")
 
 
 @index_app.command("build", cls=PlainCommand)
@@ -150,6 +160,13 @@ def build(
     store: StoreOpt = "faiss",
     milvus_uri: MilvusUriOpt = None,
     milvus_collection: MilvusCollectionOpt = "visrag",
+    regions: Annotated[
+        str,
+        typer.Option(
+            help="patches: a region vector per labelled polygon and per cluster of near defects, "
+            "pooled from the same forward pass | none (default: patches; --engine ray: none)"
+        ),
+    ] = "",
 ) -> None:
     """Embed a dataset and write the index artifacts (failed images listed and skipped)."""
     from indexer.build.embed import embed_images
@@ -163,6 +180,14 @@ def build(
     tune_allocator()  # the model reuses its working memory between batches (models/allocator.py)
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
+    regions = regions or ("none" if engine == "ray" else "patches")
+    if regions not in ("patches", "none"):
+        raise typer.BadParameter(f"--regions must be patches or none, got {regions!r}")
+    if regions == "patches" and engine == "ray":
+        raise typer.BadParameter(
+            "--regions patches needs --engine local (the Ray engine does not return patch "
+            "tokens yet); pass --regions none with --engine ray"
+        )
     run: ImageEngine = embed_images
     if engine == "ray":
         from indexer.build.ray_engine import RayOptions, check_before_start, ray_engine
@@ -201,6 +226,7 @@ def build(
             wait=wait,
             engine=run,
             store=_target(store, milvus_uri, milvus_collection),
+            regions=regions == "patches",
         )
     _report(report, "built")
 

@@ -7,6 +7,9 @@ file names and opens, parses or hashes the manifest file. One directory::
     image.faiss         index over the image vectors      (FAISS id = catalogue row)
     fused.faiss         index over fuse(image, text, alpha) (FAISS id = catalogue row)
     catalogue.sqlite    table ``items`` (index.catalogue; JSON text in columns, never pickle)
+    regions.sqlite      the region table (index.regions), when the manifest has ``regions``
+    region_vectors.npy  (r, dr) float32 unit region vectors, row j = region row j
+    region.faiss        index over the region vectors (FAISS id = region row)
     label_head.*.npy    the label head's arrays (index.head), when the manifest's ``label_head``
                         section says ``fitted``; refitted on every write
 
@@ -25,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +40,7 @@ from indexer.index.catalogue import (
     write_catalogue as _write_catalogue,  # tests replace it mid-write
 )
 from indexer.index.catalogue_head import HEAD_ARRAYS, fit_catalogue_head, head_from_arrays
+from indexer.index.faiss_store import VectorStore
 from indexer.index.manifest import (
     FORMAT_VERSION,
     IndexManifest,
@@ -44,6 +48,7 @@ from indexer.index.manifest import (
     manifest_checksum,
     parse_manifest,
 )
+from indexer.index.regions import RegionTable, read_regions, write_regions
 from indexer.index.stores import VectorStoreProtocol, open_stores, store_section
 from indexer.labels.head import LabelHead, LabelHeadError
 from indexer.query import Filters
@@ -58,6 +63,16 @@ FUSED_INDEX = "fused.faiss"
 CATALOGUE = "catalogue.sqlite"
 DATA_FILES = (IMAGE_VECTORS, TEXT_VECTORS, IMAGE_INDEX, FUSED_INDEX, CATALOGUE)
 HEAD_FILES = {name: f"label_head.{name}.npy" for name in HEAD_ARRAYS}
+REGIONS = "regions.sqlite"
+REGION_VECTORS = "region_vectors.npy"
+REGION_INDEX = "region.faiss"
+REGION_FILES = (REGIONS, REGION_VECTORS, REGION_INDEX)
+#: How each kind of region vector is made (the manifest's ``regions.pooling``).
+REGION_POOLINGS = {
+    "patches": "coverage-weighted mean of the final patch tokens over the polygon",
+    "crops": "the region's crop encoded by the image model",
+    "imported": "precomputed vectors, imported",
+}
 
 
 # -- the loaded artifacts -------------------------------------------------------------------------
@@ -72,6 +87,8 @@ class Artifacts:
     fused_store: VectorStoreProtocol
     image_root: Path | None = None
     label_head: LabelHead | None = None  # None: not fitted (see manifest.label_head) or old index
+    regions: RegionTable | None = None  # None: an index built without regions
+    region_store: VectorStoreProtocol | None = None
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _masks: CatalogueMasks | None = field(default=None, repr=False)
     _outside_root: set[str] = field(default_factory=set, repr=False)  # logged once each
@@ -129,10 +146,12 @@ class Artifacts:
         return self._masks.select(filters)
 
 
-def _data_files(kind: str) -> tuple[str, ...]:
-    """The files an index directory holds: no ``*.faiss`` when the vectors live in Milvus."""
+def _data_files(kind: str, regions: bool = False) -> tuple[str, ...]:
+    """The files an index directory holds: no ``*.faiss`` of the image and fused vectors when
+    they live in Milvus; the region files when the index has regions."""
     faiss_files = (IMAGE_INDEX, FUSED_INDEX)
-    return tuple(n for n in DATA_FILES if kind == "faiss" or n not in faiss_files)
+    files = tuple(n for n in DATA_FILES if kind == "faiss" or n not in faiss_files)
+    return (*files, *REGION_FILES) if regions else files
 
 
 def _sha256(path: Path) -> str:
@@ -210,7 +229,7 @@ def load_artifacts(
     directory = atomic.recover(Path(path))
     manifest = read_manifest(directory)
     files = manifest.files
-    for name in _data_files(manifest.store.kind):
+    for name in _data_files(manifest.store.kind, manifest.regions is not None):
         if name not in files:
             raise ArtifactError(f"{MANIFEST} lists no checksum for {name}")
     for name, digest in files.items():
@@ -230,6 +249,7 @@ def load_artifacts(
             raise
         raise ArtifactError(f"cannot read artifacts in {directory}: {exc}") from exc
     head = _load_head(directory, manifest)
+    regions, region_store = _load_regions(directory, manifest, mmap)
     # ``path`` stays the requested directory even when an interrupted write's copy was loaded,
     # so that add/remove write back to where the caller expects
     artifacts = Artifacts(
@@ -242,6 +262,8 @@ def load_artifacts(
         stores["fused"],
         image_root=image_root,
         label_head=head,
+        regions=regions,
+        region_store=region_store,
     )
     problems = consistency_problems(artifacts)
     if problems:
@@ -260,6 +282,24 @@ def _load_head(directory: Path, manifest: IndexManifest) -> LabelHead | None:
         return head_from_arrays(section, arrays)
     except (OSError, ValueError, LabelHeadError) as exc:
         raise ArtifactError(f"cannot read the label head in {directory}: {exc}") from exc
+
+
+def _load_regions(
+    directory: Path, manifest: IndexManifest, mmap: bool
+) -> tuple[RegionTable | None, VectorStoreProtocol | None]:
+    section = manifest.regions
+    if section is None:
+        return None, None
+    try:
+        mode: Literal["r"] | None = "r" if mmap else None
+        vectors = np.load(directory / REGION_VECTORS, mmap_mode=mode, allow_pickle=False)
+        table = read_regions(directory / REGIONS, section.kind, vectors, section.calibration)
+        store = VectorStore.load(directory / section.file, index_type="flat", params={}, mmap=mmap)
+    except (OSError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"cannot read the regions in {directory}: {exc}") from exc
+    return table, store
 
 
 def consistency_problems(a: Artifacts) -> list[str]:
@@ -291,6 +331,31 @@ def consistency_problems(a: Artifacts) -> list[str]:
             out.append(f"{name}: dim is {store.dim} in the file, {spec.dim} in the manifest")
         elif spec.dim != dim:
             out.append(f"manifest index.{key}.dim is {spec.dim}, its models make {dim}")
+    out.extend(_region_problems(a))
+    return out
+
+
+def _region_problems(a: Artifacts) -> list[str]:
+    section, table, store = a.manifest.regions, a.regions, a.region_store
+    if section is None or table is None or store is None:
+        return []
+    out = []
+    r = section.count
+    if len(table) != r:
+        out.append(f"{REGIONS} has {len(table)} regions, manifest regions.count {r}")
+    vecs = table.vectors
+    if vecs.dtype != np.float32 or vecs.ndim != 2 or vecs.shape != (r, section.dim):
+        out.append(
+            f"{REGION_VECTORS} is {vecs.dtype} {vecs.shape}, manifest says float32 "
+            f"({r}, {section.dim})"
+        )
+    if store.ntotal != r:
+        out.append(f"{section.file}: count is {store.ntotal} in the file, {r} in the manifest")
+    if r and store.dim != section.dim:
+        out.append(f"{section.file}: dim is {store.dim}, manifest regions.dim {section.dim}")
+    n = len(a.items)
+    if any(not 0 <= reg.item < n for reg in table.regions):
+        out.append(f"{REGIONS}: a region names an item row outside 0..{n - 1}")
     return out
 
 
@@ -304,8 +369,12 @@ def write_artifacts(
     text_vectors: npt.NDArray[np.float32],
     image_store: VectorStoreProtocol,
     fused_store: VectorStoreProtocol,
+    regions: RegionTable | None = None,
 ) -> IndexManifest:
     """Write an artifact directory atomically; returns the manifest written.
+
+    ``regions``: the region table (its items are catalogue rows of ``items``), written with its
+    vectors and a flat FAISS index over them; ``None``: an index without regions.
 
     ``manifest`` carries the descriptive fields (models, fusion, taxonomy, dataset, failed...);
     format version, created-at, counts, index specs and checksums are filled in here.
@@ -335,7 +404,11 @@ def write_artifacts(
         )
         for name, array in arrays.items():
             np.save(tmp / HEAD_FILES[name], array, allow_pickle=False)
-        written = [*_data_files(store["kind"]), *(HEAD_FILES[name] for name in arrays)]
+        region_section = None
+        if regions is not None:
+            region_section = _write_regions(tmp, regions, n)
+        data_files = _data_files(store["kind"], regions is not None)
+        written = [*data_files, *(HEAD_FILES[name] for name in arrays)]
         full = IndexManifest.model_validate(
             {
                 **manifest.model_dump(),
@@ -355,6 +428,7 @@ def write_artifacts(
                 },
                 "files": {name: _sha256(tmp / name) for name in written},
                 "store": store,
+                "regions": region_section,
                 "manifest_sha256": "pending",  # replaced by the checksum of the rest, below
             }
         )
@@ -365,3 +439,22 @@ def write_artifacts(
         (tmp / MANIFEST).write_text(text, "utf-8")
     logger.info("wrote %d items to %s", n, out)
     return full
+
+
+def _write_regions(directory: Path, table: RegionTable, n_items: int) -> dict[str, Any]:
+    """The region files in ``directory``; returns the manifest's ``regions`` section."""
+    if any(not 0 <= r.item < n_items for r in table.regions):
+        raise ValueError(f"a region names an item row outside 0..{n_items - 1}")
+    vectors = np.ascontiguousarray(table.vectors, np.float32)
+    np.save(directory / REGION_VECTORS, vectors)
+    write_regions(directory / REGIONS, table)
+    rows = np.arange(len(table), dtype=np.int64)
+    VectorStore.build(vectors, rows, index_type="flat").save(directory / REGION_INDEX)
+    return {
+        "kind": table.kind,
+        "dim": table.dim,
+        "count": len(table),
+        "pooling": REGION_POOLINGS[table.kind],
+        "file": REGION_INDEX,
+        "calibration": table.calibration,
+    }

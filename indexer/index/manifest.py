@@ -188,6 +188,18 @@ class LabelHeadSection(_Open):
     probe_candidates: int = Field(default=50, gt=0)
 
 
+class RegionSection(_Closed):
+    """The region table (:mod:`indexer.index.regions`): its kind (vector space), dim, count, how
+    its vectors were made, the file of its index, and the "where is the damage" calibration."""
+
+    kind: Literal["patches", "crops", "imported"]
+    dim: int = Field(ge=0)
+    count: int = Field(ge=0)
+    pooling: str
+    file: str
+    calibration: dict[str, Any] = Field(default_factory=dict)
+
+
 class ManifestBody(_Closed):
     """What the writer of an index describes; :class:`IndexManifest` adds the rest."""
 
@@ -212,6 +224,7 @@ class IndexManifest(ManifestBody):
     files: dict[str, str]
     manifest_sha256: str | None = None  # required from format 3: manifest_checksum(the rest)
     store: StoreSpec = Field(default_factory=StoreSpec)
+    regions: RegionSection | None = None  # None: an index without regions
 
     @model_validator(mode="after")
     def _readable(self) -> IndexManifest:

@@ -6,7 +6,9 @@ back atomically through :func:`indexer.index.artifacts.write_artifacts`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,10 @@ from indexer.index.artifacts import Artifacts, is_current, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.locking import writer_lock
 from indexer.index.manifest import FailedInput, IndexManifest, ManifestBody
+from indexer.index.regions import RegionTable
 from models.fusion import fuse
+
+logger = logging.getLogger(__name__)
 
 
 def rewrite_artifacts(
@@ -29,11 +34,14 @@ def rewrite_artifacts(
     new_text_vectors: npt.NDArray[np.float32] | None = None,
     history: Mapping[str, Any] | None = None,
     failed: Sequence[FailedInput] | None = None,
+    new_regions: RegionTable | None = None,
 ) -> IndexManifest:
     """Drop rows (``keep`` False) and/or append items, updating the FAISS indexes in place
     (remove + renumber, add) rather than rebuilding them, then write atomically back.
     ``history`` is appended to the manifest's history; ``failed`` (file, reason), when given,
-    replaces the manifest's failure list (``None`` keeps it).
+    replaces the manifest's failure list (``None`` keeps it). The regions of dropped rows go
+    with them; ``new_regions`` (each naming its item by the ``row`` that item has in
+    ``new_items``) are appended after the kept ones.
 
     Raises:
         ArtifactError: the directory changed since ``artifacts`` was loaded (another writer got
@@ -46,7 +54,14 @@ def rewrite_artifacts(
                 f"{artifacts.path} changed since it was loaded (another writer); load it again"
             )
         return _rewrite(
-            artifacts, keep, new_items, new_image_vectors, new_text_vectors, history, failed
+            artifacts,
+            keep,
+            new_items,
+            new_image_vectors,
+            new_text_vectors,
+            history,
+            failed,
+            new_regions,
         )
 
 
@@ -58,6 +73,7 @@ def _rewrite(
     new_text_vectors: npt.NDArray[np.float32] | None,
     history: Mapping[str, Any] | None,
     failed: Sequence[FailedInput] | None,
+    new_regions: RegionTable | None = None,
 ) -> IndexManifest:
     a = artifacts
     n = len(a.items)
@@ -110,4 +126,28 @@ def _rewrite(
         text_vectors=text_vectors,
         image_store=a.image_store,
         fused_store=a.fused_store,
+        regions=_regions(a, keep, len(kept_rows), new_items, new_regions),
     )
+
+
+def _regions(
+    a: Artifacts,
+    keep: npt.NDArray[np.bool_],
+    kept: int,
+    new_items: Sequence[CatalogueItem],
+    new_regions: RegionTable | None,
+) -> RegionTable | None:
+    """The kept regions (items renumbered) plus the new ones, their items placed after the kept
+    rows. An index without regions stays without (new regions are dropped, with a warning)."""
+    if a.regions is None:
+        if new_regions is not None and len(new_regions):
+            logger.warning(
+                "%d new regions not stored: this index was built without regions", len(new_regions)
+            )
+        return None
+    table = a.regions.keep_items(keep)
+    if new_regions is None or not len(new_regions):
+        return table
+    position = {it.row: kept + j for j, it in enumerate(new_items)}
+    moved = [replace(r, item=position[r.item]) for r in new_regions.regions]
+    return table.extended(RegionTable(new_regions.kind, moved, new_regions.vectors))

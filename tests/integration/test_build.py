@@ -284,11 +284,18 @@ class CountingEncoder:
         return getattr(self.inner, name)
 
     def encode_preprocessed(self, arrays, *, batch_size=8):
+        self._count(arrays)
+        return self.inner.encode_preprocessed(arrays, batch_size=batch_size)
+
+    def encode_with_patches(self, arrays, *, batch_size=8):
+        self._count(arrays)
+        return self.inner.encode_with_patches(arrays, batch_size=batch_size)
+
+    def _count(self, arrays):
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise KeyboardInterrupt("simulated interruption")
         self.calls += 1
         self.images += len(arrays)
-        return self.inner.encode_preprocessed(arrays, batch_size=batch_size)
 
 
 def test_interrupted_build_resumes_from_the_cache(env, built, tmp_path, taxonomy):
