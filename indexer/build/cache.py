@@ -96,7 +96,7 @@ class EmbeddingCache:
     ) -> None:
         shard = f"shard-{time.time_ns()}.npy"
         self._save(shard, vectors)
-        entries = {
+        entries: dict[str, dict[str, Any]] = {
             record.id: {"shard": shard, "row": row, "stamp": self.stamp(record)}
             for row, record in enumerate(records)
         }
