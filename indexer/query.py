@@ -11,7 +11,7 @@ the cases).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from models.errors import VisragError
 
@@ -133,6 +133,82 @@ class Novelty:
 
 
 @dataclass(frozen=True)
+class QueryPatches:
+    """What a region query or a heatmap needs of the query image besides its vector: its final
+    patch tokens ``(rows, cols, d)`` (from the same forward pass) and its size in pixels (after
+    EXIF orientation), the frame of ``region`` and of every box returned."""
+
+    tokens: Any  # numpy (rows, cols, d) float32
+    width: float
+    height: float
+    region: tuple[tuple[float, float], ...] | None = None  # a box as 4 corners, or a polygon
+    heatmap: bool = False
+
+
+@dataclass(frozen=True)
+class RegionHit:
+    """One indexed damage region near a query region (or a damaged-looking area of the query):
+    cosine of the region vectors, rank from 1. ``box`` and ``polygon`` are in the indexed
+    image's pixels (after EXIF orientation); ``image`` as :attr:`Hit.image`."""
+
+    id: str
+    rank: int
+    score: float
+    item: str  # the catalogue item (image) the region belongs to
+    labels: tuple[LabelCount, ...]  # one per label of the region (count: 1)
+    box: tuple[float, float, float, float]  # x, y, w, h
+    polygon: tuple[tuple[float, float], ...]
+    members: int  # defects the region covers (> 1: a cluster of near defects)
+    zone: str
+    zone_name: Name
+    image: str
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class RegionAnswer:
+    """A query region (``box`` in the query image's pixels, where it lies in words) and the
+    indexed regions most like it."""
+
+    box: tuple[float, float, float, float]
+    position: Name  # "lower left of the photo"
+    hits: tuple[RegionHit, ...]
+
+
+@dataclass(frozen=True)
+class DamageArea:
+    """A connected area of query patches that resemble indexed damage regions (above the
+    catalogue's calibrated threshold), with the indexed regions most like the whole area."""
+
+    box: tuple[float, float, float, float]  # x, y, w, h in the query image's pixels
+    position: Name
+    patches: int
+    peak: float  # the best patch's similarity
+    votes: tuple[LabelVote, ...]  # the neighbour regions' labels, by the votes rule
+    neighbours: tuple[RegionHit, ...]
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Where the query looks like indexed damage: per patch (row-major ``rows x cols``), its
+    damage score (best cosine to an indexed region minus best cosine to an indexed background
+    patch: above 0, more like damage than like undamaged surface) and that region's first label;
+    the areas above the threshold; the peak patch's centre in the query image's pixels."""
+
+    rows: int
+    cols: int
+    width: float  # the query image's size, pixels (after EXIF orientation)
+    height: float
+    scores: tuple[float, ...]
+    labels: tuple[str, ...]
+    peak: tuple[float, float]
+    peak_hit: RegionHit | None  # the indexed region most like the peak patch
+    threshold: float | None  # None: the catalogue gave no calibration (no areas then)
+    calibration: dict[str, float | int | None]  # how the threshold was fitted (auroc, counts)
+    areas: tuple[DamageArea, ...]
+
+
+@dataclass(frozen=True)
 class RetrievalResult:
     hits: tuple[Hit, ...]
     votes: tuple[LabelVote, ...]  # of every returned hit, by support
@@ -144,3 +220,5 @@ class RetrievalResult:
     filters: tuple[FilterTerm, ...] = ()  # what restricted the candidates; () when nothing did
     label_set: LabelSet | None = None  # None when the index has no head
     novelty: Novelty | None = None  # None when the catalogue has no two photos to compare
+    region: RegionAnswer | None = None  # the query named a region
+    heatmap: Heatmap | None = None  # the query asked where the damage is

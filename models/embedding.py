@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from models.base import ImageEncoderProtocol, Pixels, Vectors
-from models.imaging import DEFAULT_MAX_PIXELS, decode_image, preprocess
+from models.imaging import DEFAULT_MAX_PIXELS, decode_image, original_size, preprocess
 
 ImageSource = bytes | str | Path | BinaryIO | Image.Image
 
@@ -78,6 +78,7 @@ class Prepared:
     pixels: Pixels
     decode_seconds: float
     preprocess_seconds: float
+    size: tuple[int, int] = (0, 0)  # the image's full-resolution size after EXIF orientation
 
 
 def prepare_image(
@@ -100,7 +101,7 @@ def prepare_image(
         image = decode_image(source, max_pixels=max_pixels, max_side=encoder.image_size)
     t1 = time.perf_counter()
     pixels = np.asarray(encoder.preprocess(image), dtype=np.float32)
-    return Prepared(pixels, t1 - t0, time.perf_counter() - t1)
+    return Prepared(pixels, t1 - t0, time.perf_counter() - t1, original_size(image))
 
 
 def embed_image(

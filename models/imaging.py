@@ -57,6 +57,17 @@ class ImageTooLargeError(ImageDecodeError):
     """The image has more pixels than allowed (decompression-bomb guard)."""
 
 
+#: ``Image.info`` key of a decoded image's full-resolution size after EXIF orientation (a JPEG
+#: may decode at a reduced scale: region coordinates stay in the uploaded image's pixels).
+ORIGINAL_SIZE = "visrag_original_size"
+
+
+def original_size(image: Image.Image) -> tuple[int, int]:
+    """The size an image had before any reduced-scale decoding (after EXIF orientation)."""
+    size = image.info.get(ORIGINAL_SIZE)
+    return (int(size[0]), int(size[1])) if size else image.size
+
+
 def decode_image(
     data: bytes | Path | str | BinaryIO,
     *,
@@ -95,11 +106,17 @@ def _decode_bytes(payload: bytes, *, max_pixels: int | None, max_side: int | Non
     try:
         with Image.open(io.BytesIO(payload)) as image:
             image.seek(0)
+            full = image.size
             if max_side is not None and image.format == "JPEG":
                 _draft(image, max_side)
             image.load()
+            decoded = image.size
             ImageOps.exif_transpose(image, in_place=True)
-            return to_rgb(image)
+            rgb = to_rgb(image)
+            # the full-resolution size after orientation: the frame of a region given in pixels
+            turned = image.size != decoded
+            rgb.info[ORIGINAL_SIZE] = (full[1], full[0]) if turned else full
+            return rgb
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image is too large: {exc}") from exc
     except ImageDecodeError:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw
 
 Point = tuple[float, float]
 Polygon = tuple[Point, ...]
@@ -96,16 +95,31 @@ def coverage(polygon: Sequence[Point], grid: Grid) -> npt.NDArray[np.float32]:
         )
     if len(points) == 2:
         points = list(box_polygon(x0, y0, w, h))
-    sx = grid.cols * SAMPLES / grid.width
-    sy = grid.rows * SAMPLES / grid.height
-    canvas = Image.new("L", (grid.cols * SAMPLES, grid.rows * SAMPLES), 0)
-    ImageDraw.Draw(canvas).polygon([(x * sx, y * sy) for x, y in points], fill=1, outline=1)
-    mask = np.asarray(canvas, np.float32)
+    # sample centres, SAMPLES × SAMPLES per patch, tested against the polygon (even-odd rule)
+    xs = (np.arange(grid.cols * SAMPLES) + 0.5) * grid.width / (grid.cols * SAMPLES)
+    ys = (np.arange(grid.rows * SAMPLES) + 0.5) * grid.height / (grid.rows * SAMPLES)
+    mask = _inside(points, xs, ys)
     weights = mask.reshape(grid.rows, SAMPLES, grid.cols, SAMPLES).mean(axis=(1, 3))
     if not weights.any():
         cx, cy = float(np.mean([p[0] for p in points])), float(np.mean([p[1] for p in points]))
         weights[grid.cell_of(cx, cy)] = 1.0
     return weights.astype(np.float32)
+
+
+def _inside(
+    polygon: Sequence[Point], xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float32]:
+    """``(len(ys), len(xs))``: 1 where the point (x, y) lies inside the polygon (even-odd)."""
+    px, py = np.meshgrid(xs, ys)
+    inside = np.zeros(px.shape, bool)
+    pts = list(polygon)
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1], strict=True):
+        if y0 == y1:
+            continue
+        crosses = (y0 > py) != (y1 > py)
+        x_at = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= crosses & (px < x_at)
+    return inside.astype(np.float32)
 
 
 def pool(tokens: npt.NDArray[np.floating], weights: npt.NDArray[np.floating]) -> Vectors:
@@ -163,3 +177,26 @@ def hull_box(
     x1 = max(b[0] + b[2] for b in boxes)
     y1 = max(b[1] + b[3] for b in boxes)
     return x0, y0, x1 - x0, y1 - y0
+
+
+def damage_scores(
+    patches: Vectors,
+    regions: Vectors,
+    bank: Vectors,
+    *,
+    region_mask: npt.NDArray[np.bool_] | None = None,
+    bank_mask: npt.NDArray[np.bool_] | None = None,
+) -> Vectors:
+    """Per patch (unit rows): best cosine to a damage region minus best cosine to a background
+    patch (0 when the bank is empty); masked pairs (True) are left out."""
+    sims = patches @ regions.T
+    if region_mask is not None:
+        sims[region_mask] = -np.inf
+    score = sims.max(axis=1) if sims.shape[1] else np.full(len(patches), -np.inf, np.float32)
+    if len(bank):
+        normal = patches @ bank.T
+        if bank_mask is not None:
+            normal[bank_mask] = -np.inf
+        floor = normal.max(axis=1)
+        score = score - np.where(np.isfinite(floor), floor, 0.0)
+    return score.astype(np.float32)

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from indexer.build.cache import EmbeddingCache
 from indexer.build.embed import embed_images
-from indexer.build.regions import RegionSink, calibrate_where, region_table
+from indexer.build.regions import RegionSink, background_bank, calibrate_where, region_table
 from indexer.index.catalogue import CatalogueItem, catalogue_items
 from indexer.index.regions import RegionTable
 from indexer.readers.records import Problem, Record
@@ -93,7 +93,9 @@ class Mapper:
         regions = None
         if sink is not None:
             dim = int(getattr(self.image_encoder, "hidden_size", 0) or 0)
-            regions = region_table([(it.id, it.row) for it in items], sink.drafts, dim=dim)
+            rows = {it.id: it.row for it in items}
+            regions = region_table(list(rows.items()), sink.drafts, dim=dim)
+            regions.background = background_bank(sink, rows, dim=dim)
             groups = {it.row: it.group for it in items}
             regions.calibration = calibrate_where(regions, sink.all_samples(), groups)
         return Mapped(items, image_vectors, text_vectors, failed, stats, root, regions)

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from indexer.index.regions import Region, RegionTable
+from indexer.index.regions import Background, Region, RegionTable
 from indexer.readers.records import Record
 from models import regions as geometry
 
@@ -186,12 +186,14 @@ class RegionSink:
 def calibrate_where(
     table: RegionTable, samples: Sequence[PatchSample], groups: dict[int, str]
 ) -> dict[str, float | int | None]:
-    """The patch similarity above which "where is the damage" calls a patch damaged.
+    """The damage score above which "where is the damage" calls a patch damaged.
 
-    Each sampled patch meets the regions of other groups only (leave-one-group-out); the
-    threshold maximises Youden's J (true-positive rate minus false-positive rate) between patches
-    inside defects and background patches. Returns ``threshold`` (``None`` without both kinds of
-    sample), ``auroc``, ``inside``, ``background``.
+    A patch's damage score is its best cosine to a damage region minus its best cosine to a
+    background patch (:func:`models.regions.damage_scores`). Each sampled patch meets the
+    regions and background patches of other groups only (leave-one-group-out); the threshold
+    maximises Youden's J (true- minus false-positive rate) between patches inside defects and
+    background patches. Returns
+    ``threshold`` (``None`` without both kinds of sample), ``auroc``, ``inside``, ``background``.
     """
     inside = [s for s in samples if s.inside]
     background = [s for s in samples if not s.inside]
@@ -201,7 +203,7 @@ def calibrate_where(
         "inside": len(inside),
         "background": len(background),
     }
-    if not inside or not background or not len(table):
+    if not inside or not background or not len(table) or table.background is None:
         return out
     rng = np.random.default_rng(0)
     inside, background = (
@@ -209,14 +211,19 @@ def calibrate_where(
         for group in (inside, background)
     )
     region_groups = np.array([groups.get(r.item, "") for r in table.regions])
+    bank_groups = np.array([groups.get(int(i), "") for i in table.background.items])
     ordered = [*inside, *background]
     best = np.empty(len(ordered), np.float32)
     for start in range(0, len(ordered), 256):
         block = ordered[start : start + 256]
-        sims = np.stack([s.vector for s in block]) @ table.vectors.T
-        same = np.array([s.group for s in block])[:, None] == region_groups[None, :]
-        sims[same] = -np.inf
-        best[start : start + len(block)] = sims.max(axis=1)
+        own = np.array([s.group for s in block])[:, None]
+        best[start : start + len(block)] = geometry.damage_scores(
+            np.stack([s.vector for s in block]),
+            table.vectors,
+            table.background.vectors,
+            region_mask=own == region_groups[None, :],
+            bank_mask=own == bank_groups[None, :],
+        )
     truth = np.r_[np.ones(len(inside), bool), np.zeros(len(background), bool)]
     finite = np.isfinite(best)
     if not finite[truth].any() or not finite[~truth].any():
@@ -225,11 +232,19 @@ def calibrate_where(
     candidates = np.unique(scores)
     tpr = (scores[truth][None, :] >= candidates[:, None]).mean(axis=1)
     fpr = (scores[~truth][None, :] >= candidates[:, None]).mean(axis=1)
-    j = tpr - fpr
-    out["threshold"] = round(float(candidates[int(np.argmax(j))]), 6)
+    out["threshold"] = round(float(candidates[int(np.argmax(tpr - fpr))]), 6)
     pos, neg = scores[truth], scores[~truth]
-    out["auroc"] = round(
-        float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()),
-        4,
-    )
+    wins = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    out["auroc"] = round(float(wins), 4)
     return out
+
+
+def background_bank(sink: RegionSink, rows: dict[str, int], *, dim: int) -> Background:
+    """The background patches sampled from the kept records (``rows``: record id -> catalogue
+    row), as the region table's bank (capped: :data:`~indexer.index.regions.BACKGROUND_CAP`)."""
+    kept = [s for s in sink.all_samples() if not s.inside and s.item in rows]
+    if not kept:
+        return Background.empty(dim)
+    vectors = np.stack([s.vector for s in kept]).astype(np.float32)
+    items = np.array([rows[s.item] for s in kept], np.int64)
+    return Background.empty(dim).extended(Background(vectors, items))

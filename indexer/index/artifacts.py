@@ -10,6 +10,7 @@ file names and opens, parses or hashes the manifest file. One directory::
     regions.sqlite      the region table (index.regions), when the manifest has ``regions``
     region_vectors.npy  (r, dr) float32 unit region vectors, row j = region row j
     region.faiss        index over the region vectors (FAISS id = region row)
+    region_background*.npy  (b, dr) background patch tokens and (b,) their catalogue rows
     label_head.*.npy    the label head's arrays (index.head), when the manifest's ``label_head``
                         section says ``fitted``; refitted on every write
 
@@ -48,7 +49,7 @@ from indexer.index.manifest import (
     manifest_checksum,
     parse_manifest,
 )
-from indexer.index.regions import RegionTable, read_regions, write_regions
+from indexer.index.regions import Background, RegionTable, read_regions, write_regions
 from indexer.index.stores import VectorStoreProtocol, open_stores, store_section
 from indexer.labels.head import LabelHead, LabelHeadError
 from indexer.query import Filters
@@ -66,7 +67,9 @@ HEAD_FILES = {name: f"label_head.{name}.npy" for name in HEAD_ARRAYS}
 REGIONS = "regions.sqlite"
 REGION_VECTORS = "region_vectors.npy"
 REGION_INDEX = "region.faiss"
-REGION_FILES = (REGIONS, REGION_VECTORS, REGION_INDEX)
+BACKGROUND_VECTORS = "region_background.npy"
+BACKGROUND_ITEMS = "region_background_items.npy"
+REGION_FILES = (REGIONS, REGION_VECTORS, REGION_INDEX, BACKGROUND_VECTORS, BACKGROUND_ITEMS)
 #: How each kind of region vector is made (the manifest's ``regions.pooling``).
 REGION_POOLINGS = {
     "patches": "coverage-weighted mean of the final patch tokens over the polygon",
@@ -293,7 +296,13 @@ def _load_regions(
     try:
         mode: Literal["r"] | None = "r" if mmap else None
         vectors = np.load(directory / REGION_VECTORS, mmap_mode=mode, allow_pickle=False)
-        table = read_regions(directory / REGIONS, section.kind, vectors, section.calibration)
+        background = Background(
+            np.load(directory / BACKGROUND_VECTORS, allow_pickle=False),
+            np.load(directory / BACKGROUND_ITEMS, allow_pickle=False),
+        )
+        table = read_regions(
+            directory / REGIONS, section.kind, vectors, section.calibration, background
+        )
         store = VectorStore.load(directory / section.file, index_type="flat", params={}, mmap=mmap)
     except (OSError, ValueError, RuntimeError) as exc:
         if isinstance(exc, ArtifactError):
@@ -356,6 +365,15 @@ def _region_problems(a: Artifacts) -> list[str]:
     n = len(a.items)
     if any(not 0 <= reg.item < n for reg in table.regions):
         out.append(f"{REGIONS}: a region names an item row outside 0..{n - 1}")
+    bank = table.background
+    if bank is not None and len(bank):
+        if bank.vectors.shape != (section.background, section.dim):
+            out.append(
+                f"{BACKGROUND_VECTORS} is {bank.vectors.shape}, manifest says "
+                f"({section.background}, {section.dim})"
+            )
+        if bank.items.min() < 0 or bank.items.max() >= n:
+            out.append(f"{BACKGROUND_ITEMS}: a patch names an item row outside 0..{n - 1}")
     return out
 
 
@@ -447,6 +465,11 @@ def _write_regions(directory: Path, table: RegionTable, n_items: int) -> dict[st
         raise ValueError(f"a region names an item row outside 0..{n_items - 1}")
     vectors = np.ascontiguousarray(table.vectors, np.float32)
     np.save(directory / REGION_VECTORS, vectors)
+    background = table.background or Background.empty(table.dim)
+    if any(not 0 <= i < n_items for i in background.items):
+        raise ValueError(f"a background patch names an item row outside 0..{n_items - 1}")
+    np.save(directory / BACKGROUND_VECTORS, np.ascontiguousarray(background.vectors, np.float32))
+    np.save(directory / BACKGROUND_ITEMS, np.ascontiguousarray(background.items, np.int64))
     write_regions(directory / REGIONS, table)
     rows = np.arange(len(table), dtype=np.int64)
     VectorStore.build(vectors, rows, index_type="flat").save(directory / REGION_INDEX)
@@ -455,6 +478,7 @@ def _write_regions(directory: Path, table: RegionTable, n_items: int) -> dict[st
         "dim": table.dim,
         "count": len(table),
         "pooling": REGION_POOLINGS[table.kind],
+        "background": len(background),
         "file": REGION_INDEX,
         "calibration": table.calibration,
     }

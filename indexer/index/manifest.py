@@ -197,6 +197,7 @@ class RegionSection(_Closed):
     count: int = Field(ge=0)
     pooling: str
     file: str
+    background: int = Field(default=0, ge=0)  # background patches in the bank
     calibration: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -45,6 +45,45 @@ class Region:
     members: int = 1  # defects it covers (> 1: a cluster region)
 
 
+#: Background patches the bank keeps at most (a seeded sample beyond that).
+BACKGROUND_CAP = 4096
+
+
+@dataclass(frozen=True)
+class Background:
+    """Patch tokens from outside every defect, sampled from the indexed images (a few each): what
+    an undamaged surface looks like, so a query patch's damage score is how much more it
+    resembles a damage region than any such patch (:func:`indexer.retrieval.regions.heatmap`)."""
+
+    vectors: Vectors  # (b, d) unit
+    items: npt.NDArray[np.int64]  # (b,) catalogue row of each patch's image
+
+    def __post_init__(self) -> None:
+        if len(self.vectors) != len(self.items):
+            raise ValueError(f"{len(self.vectors)} background patches but {len(self.items)} rows")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def empty(cls, dim: int) -> Background:
+        return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+
+    def keep_items(self, keep: npt.NDArray[np.bool_]) -> Background:
+        new_row = np.cumsum(keep) - 1
+        mask = keep[self.items] if len(self.items) else np.zeros(0, bool)
+        return Background(self.vectors[mask].astype(np.float32), new_row[self.items[mask]])
+
+    def extended(self, other: Background) -> Background:
+        vectors = np.concatenate([self.vectors, other.vectors]).astype(np.float32)
+        items = np.concatenate([self.items, other.items]).astype(np.int64)
+        if len(items) > BACKGROUND_CAP:
+            shuffled = np.random.default_rng(len(items)).permutation(len(items))
+            picked = np.sort(shuffled[:BACKGROUND_CAP])
+            vectors, items = vectors[picked], items[picked]
+        return Background(vectors, items)
+
+
 @dataclass
 class RegionTable:
     """Regions row-aligned with their unit vectors; ``kind`` names the vector space."""
@@ -55,6 +94,7 @@ class RegionTable:
     #: the "where is the damage" threshold and how it was fitted (``calibrate_where``), kept
     #: from the build through add/remove (the manifest's ``regions.calibration``)
     calibration: dict[str, Any] = field(default_factory=dict)
+    background: Background | None = None  # None: none sampled (imported regions)
 
     def __post_init__(self) -> None:
         if self.kind not in REGION_KINDS:
@@ -83,21 +123,28 @@ class RegionTable:
         rows = [i for i, r in enumerate(self.regions) if keep[r.item]]
         regions = [replace(self.regions[i], item=int(new_row[self.regions[i].item])) for i in rows]
         vectors = self.vectors[rows].astype(np.float32)
-        return RegionTable(self.kind, regions, vectors, dict(self.calibration))
+        background = self.background.keep_items(keep) if self.background is not None else None
+        return RegionTable(self.kind, regions, vectors, dict(self.calibration), background)
 
     def extended(self, other: RegionTable) -> RegionTable:
         """This table plus ``other``'s regions (same kind and dim)."""
-        if not len(other):
-            return self
+        background = self.background
+        if other.background is not None:
+            background = (
+                other.background if background is None else background.extended(other.background)
+            )
         if not len(self):
-            return RegionTable(other.kind, list(other.regions), other.vectors, self.calibration)
-        if other.kind != self.kind or other.dim != self.dim:
+            return RegionTable(
+                other.kind, list(other.regions), other.vectors, self.calibration, background
+            )
+        if len(other) and (other.kind != self.kind or other.dim != self.dim):
             raise ValueError(
                 f"cannot add {other.kind} regions of dim {other.dim} to an index of {self.kind} "
                 f"regions of dim {self.dim}"
             )
         vectors = np.concatenate([self.vectors, other.vectors]).astype(np.float32)
-        return RegionTable(self.kind, [*self.regions, *other.regions], vectors, self.calibration)
+        regions = [*self.regions, *other.regions]
+        return RegionTable(self.kind, regions, vectors, self.calibration, background)
 
 
 _SCHEMA = """CREATE TABLE regions (
@@ -135,7 +182,11 @@ def write_regions(path: Path, table: RegionTable) -> None:
 
 
 def read_regions(
-    path: Path, kind: RegionKind, vectors: Vectors, calibration: dict[str, Any]
+    path: Path,
+    kind: RegionKind,
+    vectors: Vectors,
+    calibration: dict[str, Any],
+    background: Background | None = None,
 ) -> RegionTable:
     """The region table (rows in order) with its vectors; ``ArtifactError`` when unreadable."""
     con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
@@ -164,7 +215,7 @@ def read_regions(
         )
         for _, i, item, _, lb, poly, box, area, members in rows
     ]
-    return RegionTable(kind, regions, vectors, dict(calibration))
+    return RegionTable(kind, regions, vectors, dict(calibration), background)
 
 
 def _box(values: Sequence[float]) -> tuple[float, float, float, float]:

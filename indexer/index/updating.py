@@ -19,7 +19,7 @@ from indexer.index.artifacts import Artifacts, is_current, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.locking import writer_lock
 from indexer.index.manifest import FailedInput, IndexManifest, ManifestBody
-from indexer.index.regions import RegionTable
+from indexer.index.regions import Background, RegionTable
 from models.fusion import fuse
 
 logger = logging.getLogger(__name__)
@@ -150,4 +150,8 @@ def _regions(
         return table
     position = {it.row: kept + j for j, it in enumerate(new_items)}
     moved = [replace(r, item=position[r.item]) for r in new_regions.regions]
-    return table.extended(RegionTable(new_regions.kind, moved, new_regions.vectors))
+    bank = new_regions.background
+    if bank is not None:
+        items = np.array([position[int(i)] for i in bank.items], np.int64)
+        bank = Background(bank.vectors, items)
+    return table.extended(RegionTable(new_regions.kind, moved, new_regions.vectors, {}, bank))

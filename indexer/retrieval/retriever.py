@@ -40,6 +40,7 @@ from indexer.query import (
     FilterField,
     Filters,
     FilterTerm,
+    Heatmap,
     Hit,
     LabelCount,
     LabelEstimate,
@@ -47,13 +48,16 @@ from indexer.query import (
     Name,
     Novelty,
     QueryError,
+    QueryPatches,
+    RegionAnswer,
+    RegionHit,
     RetrievalResult,
 )
-from indexer.retrieval import novelty, probe
+from indexer.retrieval import novelty, probe, regions
 from indexer.retrieval.votes import consensus, hit_votes
 from models.base import ImageEncoderProtocol, TextEncoderProtocol
 from models.description import describe
-from models.embedding import embed_image
+from models.embedding import embed_image, prepare_image
 from models.fusion import fuse, l2_normalise
 from models.taxonomy import Taxonomy
 
@@ -114,11 +118,20 @@ class Retriever:
         alpha: float | None = None,
         probe_weight: float | None = None,
         set_alpha: float = DEFAULT_ALPHA,
+        region: tuple[tuple[float, float], ...] | None = None,
+        heatmap: bool = False,
     ) -> RetrievalResult:
-        """Embed an image (:func:`models.embedding.embed_image`), then :meth:`search`."""
+        """Embed an image (:func:`models.embedding.embed_image`), then :meth:`search`; with a
+        ``region`` (a polygon in the image's pixels) or ``heatmap``, its patch tokens from the
+        same forward pass answer them too."""
         if self.image_encoder is None:
             raise QueryError("no image encoder is loaded: query with a vector instead")
-        vector, stages = embed_image(image, self.image_encoder)
+        patches = None
+        if region is None and not heatmap:
+            vector, stages = embed_image(image, self.image_encoder)
+        else:
+            vector, patches, stages = embed_with_patches(image, self.image_encoder)
+            patches = replace(patches, region=region, heatmap=heatmap)
         result = self.search(
             vector,
             k=k,
@@ -128,6 +141,7 @@ class Retriever:
             alpha=alpha,
             probe_weight=probe_weight,
             set_alpha=set_alpha,
+            patches=patches,
         )
         return replace(result, timings={**stages, **result.timings})
 
@@ -147,8 +161,14 @@ class Retriever:
         probe_weight: float | None = None,
         label_head: LabelHead | None = None,
         set_alpha: float = DEFAULT_ALPHA,
+        patches: QueryPatches | None = None,
+        region_k: int | None = None,
     ) -> RetrievalResult:
         """Rank catalogue items for an encoded image (precomputed vectors, leave-one-out, service).
+
+        ``patches``: the query's patch tokens, with a region to answer (its ``region_k``, default
+        ``k``, nearest indexed regions) and/or a heatmap to draw (:mod:`.regions`); the excluded
+        items' regions are excluded too.
 
         ``exclude_ids`` / ``exclude_groups`` drop items (e.g. the query itself and crops of the same
         source photo) while still returning k hits when enough remain. ``encode_text`` (one text ->
@@ -219,6 +239,7 @@ class Retriever:
             for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)
         )
         estimates = probe.label_estimates(head, proba, self.taxonomy, vec)
+        region, heat = self._regions(patches, region_k or k, excluded, timings)
         return RetrievalResult(
             hits,
             hit_votes(hits, self.taxonomy),
@@ -229,6 +250,64 @@ class Retriever:
             filter_terms(filters, self.taxonomy),
             _label_set(head, proba, estimates, set_alpha),
             self._novelty(vec, excluded, image_scores if allowed is None and not filters else None),
+            region,
+            heat,
+        )
+
+    def _regions(
+        self,
+        patches: QueryPatches | None,
+        k: int,
+        excluded: set[int],
+        timings: dict[str, float],
+    ) -> tuple[RegionAnswer | None, Heatmap | None]:
+        if patches is None or (patches.region is None and not patches.heatmap):
+            return None, None
+        t0 = time.perf_counter()
+        tokens = np.asarray(patches.tokens, np.float32)
+        size = (patches.width, patches.height)
+        region = heat = None
+        if patches.region is not None:
+            region = regions.region_answer(
+                self.artifacts,
+                tokens,
+                size,
+                patches.region,
+                k,
+                excluded_items=excluded,
+                hit=self._region_hit,
+            )
+        if patches.heatmap:
+            heat = regions.heatmap(
+                self.artifacts,
+                tokens,
+                size,
+                excluded_items=excluded,
+                hit=self._region_hit,
+                votes=lambda hits: hit_votes(hits, self.taxonomy),
+            )
+        timings["regions"] = time.perf_counter() - t0
+        return region, heat
+
+    def _region_hit(self, row: int, score: float, rank: int) -> RegionHit:
+        table = self.artifacts.regions
+        assert table is not None
+        region = table.regions[row]
+        item = self.artifacts.items[region.item]
+        shown = self._shown(tuple((lb, 1) for lb in region.labels), item.zone)
+        return RegionHit(
+            id=region.id,
+            rank=rank,
+            score=max(-1.0, min(1.0, score)),
+            item=item.id,
+            labels=shown.labels,
+            box=region.box,
+            polygon=region.polygon,
+            members=region.members,
+            zone=shown.zone,
+            zone_name=shown.zone_name,
+            image=item.image,
+            group=item.group,
         )
 
     def novelty_reference(self) -> npt.NDArray[np.float64]:
@@ -379,6 +458,25 @@ class Retriever:
             image=item.image,
             group=item.group,
         )
+
+
+def embed_with_patches(
+    image: Image.Image, encoder: ImageEncoderProtocol
+) -> tuple[Vector, QueryPatches, dict[str, float]]:
+    """One image -> its vector and :class:`QueryPatches` (tokens and size) from one forward pass."""
+    prepared = prepare_image(image, encoder)
+    encode = getattr(encoder, "encode_with_patches", None)
+    if encode is None:
+        raise QueryError(f"{encoder.model_id} gives no patch tokens: no region queries")
+    t0 = time.perf_counter()
+    vectors, grids = encode([prepared.pixels])
+    stages = {
+        "decode": prepared.decode_seconds,
+        "preprocess": prepared.preprocess_seconds,
+        "encode": time.perf_counter() - t0,
+    }
+    width, height = prepared.size
+    return np.asarray(vectors[0], np.float32), QueryPatches(grids[0], width, height), stages
 
 
 def filter_terms(filters: Filters | None, tax: Taxonomy) -> tuple[FilterTerm, ...]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from indexer.query import Hit, LabelVote, Name
+from indexer.query import Hit, LabelVote, Name, RegionHit
 from models.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def predicted_labels(votes: Iterable[Vote]) -> frozenset[str]:
     return frozenset(v.label for v in votes if v.predicted)
 
 
-def hit_votes(hits: Sequence[Hit], taxonomy: Taxonomy) -> tuple[LabelVote, ...]:
+def hit_votes(hits: Sequence[Hit | RegionHit], taxonomy: Taxonomy) -> tuple[LabelVote, ...]:
     """The votes of the hits a retrieval returns (what ``/context`` reports), with the labels'
     display names."""
     votes = tally(
