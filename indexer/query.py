@@ -58,6 +58,7 @@ class LabelCount:
     count: int
     name: Name
     coarse: str
+    phrase: Name | None = None  # the count with the taxonomy's counted form: "1 pieza faltante"
 
 
 @dataclass(frozen=True)

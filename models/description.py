@@ -1,8 +1,10 @@
 """The one description template, applied identically at index and query time.
 
 "12 surface scratches and 1 dent on the hood center (frontal area)"; "no visible damage on the
-rear bumper (rear area)". Deterministic: labels are ordered by count, then canonical order, so the
-same multiset of labels always gives the same text whatever order it came in.
+rear bumper (rear area)"; in Spanish (shown, never embedded) "2 zonas con pintura levantada y
+1 pieza faltante en el centro del capó (zona frontal)". Counts and places are the taxonomy file's
+counted forms and zone phrases. Deterministic: labels are ordered by count, then canonical order,
+so the same multiset of labels always gives the same text whatever order it came in.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from models.taxonomy import Taxonomy
 TEMPLATE_VERSION = "1"
 
 _WORDS = {
-    "en": {"and": "and", "on": "on", "none": "no visible damage"},
-    "es": {"and": "y", "on": "en", "none": "sin daños visibles"},
+    "en": {"and": "and", "none": "no visible damage"},
+    "es": {"and": "y", "none": "sin daños visibles"},
 }
 
 
@@ -37,12 +39,10 @@ def describe(
     counts = {k: int(v) for k, v in labels.items() if int(v) > 0 and k != taxonomy.no_damage_id}
     parts = []
     for label_id, n in taxonomy.sort_counts(counts).items():
-        label = taxonomy.normalise(label_id)
-        parts.append(f"{n} {label.name(language, plural=n != 1).lower()}")
+        parts.append(taxonomy.counted(label_id, n, language))  # the taxonomy file's counted forms
     text = _join(parts, words["and"]) if parts else words["none"]
     zone_entry = taxonomy.normalise_zone(zone)
     if zone_entry.id != taxonomy.unknown_id:
         area = taxonomy.area_name(zone_entry.area, language)
-        article = "the " if language == "en" else ""
-        text = f"{text} {words['on']} {article}{zone_entry.name(language)} ({area})"
+        text = f"{text} {zone_entry.at(language)} ({area})"
     return text

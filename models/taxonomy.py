@@ -38,11 +38,19 @@ class Label:
     coarse: str
     raw: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    # (singular, plural) after a number: "1 pieza faltante", "2 piezas faltantes"
+    en_counted: tuple[str, str] = ("", "")
+    es_counted: tuple[str, str] = ("", "")
 
     def name(self, language: str = "en", *, plural: bool = False) -> str:
         if language == "es":
             return self.es_plural if plural else self.es
         return self.en_plural if plural else self.en
+
+    def counted(self, n: int, language: str = "en") -> str:
+        """The label after its count: '1 dent', '2 zonas con pintura levantada'."""
+        one, other = self.es_counted if language == "es" else self.en_counted
+        return f"{n} {one if n == 1 else other}"
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,16 @@ class Zone:
     es: str
     area: str
     raw: tuple[str, ...] = ()
+    es_at: str = ""  # the place phrase, article included: "en el centro del capó"
 
     def name(self, language: str = "en") -> str:
         return self.es if language == "es" else self.en
+
+    def at(self, language: str = "en") -> str:
+        """Where on the vehicle, as a phrase: 'on the hood center', 'en el centro del capó'."""
+        if language == "es":
+            return self.es_at or f"en {self.es}"
+        return f"on the {self.en}"
 
 
 @dataclass
@@ -137,6 +152,13 @@ class Taxonomy:
         ids = self.label_ids
         return ids.index(label_id) if label_id in ids else len(ids)
 
+    def counted(self, label_id: str, n: int, language: str = "en") -> str:
+        """``n`` of a label as a phrase ('2 dents', '1 pieza faltante'); 'no damage' uncounted."""
+        label = self.normalise(label_id)
+        if label.id == self.no_damage_id:
+            return label.name(language)
+        return label.counted(n, language)
+
     def area_name(self, area: str, language: str = "en") -> str:
         names = self.areas.get(area, {})
         return names.get(language) or names.get("en") or area
@@ -208,6 +230,20 @@ def _build_keys(entries: list[tuple[str, list[str]]]) -> dict[str, str]:
     return keys
 
 
+def _counted(entry: Mapping[str, Any], language: str) -> tuple[str, str]:
+    """A label's (singular, plural) after a number; by default its lower-cased name and plural."""
+    forms = (entry.get("counted") or {}).get(language)
+    if forms is None:
+        name = str(entry.get(language, entry["en"]))
+        plural = entry.get(f"{language}_plural", name)
+        return name.lower(), str(plural).lower()
+    if not isinstance(forms, list) or len(forms) != 2:
+        raise TaxonomyError(
+            f"label {entry.get('id')!r}: counted.{language} must be [singular, plural]"
+        )
+    return str(forms[0]), str(forms[1])
+
+
 def parse_taxonomy(data: Mapping[str, Any]) -> Taxonomy:
     try:
         labels = tuple(
@@ -221,6 +257,8 @@ def parse_taxonomy(data: Mapping[str, Any]) -> Taxonomy:
                 coarse=str(d.get("coarse", d["en"])),
                 raw=tuple(str(r) for r in d.get("raw", []) or []),
                 aliases=tuple(str(a) for a in d.get("aliases", []) or []),
+                en_counted=_counted(d, "en"),
+                es_counted=_counted(d, "es"),
             )
             for d in data["labels"]
         )
@@ -231,12 +269,13 @@ def parse_taxonomy(data: Mapping[str, Any]) -> Taxonomy:
                 es=str(z.get("es", z.get("en", z["id"]))),
                 area=str(z.get("area", "unknown")),
                 raw=tuple(str(r) for r in z.get("raw", []) or []),
+                es_at=str(z.get("es_at", "")),
             )
             for z in data.get("zones", [])
         )
         unknown_id = str(data.get("unknown", "unknown"))
         no_damage_id = str(data.get("no_damage", "no_damage"))
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise TaxonomyError(f"taxonomy file is missing a field: {exc}") from exc
     ids = [lb.id for lb in labels]
     if len(set(ids)) != len(ids):
@@ -251,6 +290,7 @@ def parse_taxonomy(data: Mapping[str, Any]) -> Taxonomy:
         [(lb.id, [lb.id]) for lb in labels]
         + [(lb.id, list(lb.raw)) for lb in labels]
         + [(lb.id, [lb.en, lb.es, lb.en_plural, lb.es_plural]) for lb in labels]
+        + [(lb.id, [*lb.en_counted, *lb.es_counted]) for lb in labels]
         + [(lb.id, list(lb.aliases)) for lb in labels]
         + [(lb.id, [lb.coarse]) for lb in labels]
     )

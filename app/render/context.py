@@ -141,7 +141,13 @@ def case_out(hit: Hit, *, language: str, image_url: Callable[[str], str]) -> Cas
         similarity_pct=similarity_pct(hit.score),
         score=round(hit.score, 6),
         labels=[
-            CaseLabelOut(id=lb.id, count=lb.count, name=lb.name.get(language)) for lb in hit.labels
+            CaseLabelOut(
+                id=lb.id,
+                count=lb.count,
+                name=lb.name.get(language),
+                phrase=lb.phrase.get(language) if lb.phrase else None,
+            )
+            for lb in hit.labels
         ],
         zone=hit.zone,
         zone_name=hit.zone_name.get(language),
@@ -260,7 +266,8 @@ def _render_prose(
         return "\n".join(lines) + "\n"
     lines += [intro, ""]
     for case in cases:
-        labels = ", ".join(f"{lb.count} x {lb.name}" for lb in case.labels) or words["no_labels"]
+        labels = ", ".join(lb.phrase or f"{lb.count} x {lb.name}" for lb in case.labels)
+        labels = labels or words["no_labels"]
         zone = case.zone_name
         if case.area != "unknown":
             zone = f"{zone} ({case.area_name})"

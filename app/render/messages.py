@@ -121,7 +121,7 @@ def message_parts(
         url = images.get(case.id)
         if url is not None:
             parts.append(_image(url))
-        labels = ", ".join(f"{lb.count} x {lb.name}" for lb in case.labels)
+        labels = ", ".join(lb.phrase or f"{lb.count} x {lb.name}" for lb in case.labels)
         zone = case.zone_name if case.area == "unknown" else f"{case.zone_name} ({case.area_name})"
         line = words["case"].format(
             rank=case.rank,

@@ -110,6 +110,11 @@ class CaseLabelOut(BaseModel):
     id: str
     count: int
     name: str = Field(description="Display name in the requested language.")
+    phrase: str | None = Field(
+        None,
+        description="The count and the label as the context block says them, in the requested "
+        "language: '2 dents', '1 pieza faltante'.",
+    )
 
 
 class CaseOut(BaseModel):

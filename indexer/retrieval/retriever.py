@@ -525,7 +525,13 @@ def _shown(tax: Taxonomy, item_labels: tuple[tuple[str, int], ...], item_zone: s
     """What a hit shows of catalogue labels on a zone (names, template description), in a hit
     whose own fields (id, rank, score, ...) the caller fills in."""
     labels = tuple(
-        LabelCount(id=lb.id, count=int(n), name=Name(lb.en, lb.es), coarse=lb.coarse)
+        LabelCount(
+            id=lb.id,
+            count=int(n),
+            name=Name(lb.en, lb.es),
+            coarse=lb.coarse,
+            phrase=Name(tax.counted(lb.id, int(n), "en"), tax.counted(lb.id, int(n), "es")),
+        )
         for lb, n in (
             (tax.normalise(label), n) for label, n in tax.sort_counts(dict(item_labels)).items()
         )

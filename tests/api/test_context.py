@@ -24,7 +24,7 @@ def test_markdown_block_lists_cases_and_votes(client):
     top = body["cases"][0]
     assert top["id"] == "red-1" and top["similarity_pct"] == round(100 * top["score"])
     assert f"**Similarity {top['similarity_pct']}%**" in ctx
-    assert "2 x Surface scratch, 1 x Dent" in ctx
+    assert "Labels: 2 surface scratches, 1 dent." in ctx  # the taxonomy's counted forms
     assert "Zone: hood center (frontal area)" in ctx
     assert "### Label votes across the 3 neighbours" in ctx
     votes = {v["label"]: v for v in body["label_votes"]}

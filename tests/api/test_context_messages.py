@@ -52,7 +52,7 @@ def test_one_image_per_neighbour_in_order_with_its_labels(client):
         assert text.startswith(f"Case {case['rank']} ({case['id']}): similarity")
         assert f"{case['similarity_pct']}%" in text
         for label in case["labels"]:
-            assert f"{label['count']} x {label['name']}" in text
+            assert label["phrase"] in text  # the taxonomy's counted form: '2 surface scratches'
         assert case["zone_name"] in text
     # after the cases: the votes, the label head's estimates (above the threshold), the label set
     assert parts[-3]["type"] == "text"

@@ -14,7 +14,13 @@ from models.description import describe
 def hit(rank, score, labels, zone="hood_center", taxonomy=None):
     """A hit as the Retriever makes it: names and template description in en and es."""
     lcs = tuple(
-        LabelCount(i, n, Name(taxonomy.label(i).en, taxonomy.label(i).es), taxonomy.label(i).coarse)
+        LabelCount(
+            i,
+            n,
+            Name(taxonomy.label(i).en, taxonomy.label(i).es),
+            taxonomy.label(i).coarse,
+            Name(taxonomy.counted(i, n, "en"), taxonomy.counted(i, n, "es")),
+        )
         for i, n in labels.items()
     )
     z = taxonomy.zone(zone)
@@ -71,7 +77,7 @@ def test_markdown_block(taxonomy):
     out = render_context(result(hits(taxonomy), taxonomy), max_examples=3)
     lines = out.context.splitlines()
     assert lines[0] == "### Similar verified cases"
-    assert lines[3].startswith("1. **Similarity 90%**. Labels: 2 x Surface scratch, 1 x Dent.")
+    assert lines[3].startswith("1. **Similarity 90%**. Labels: 2 surface scratches, 1 dent.")
     assert "Zone: hood center (frontal area)" in lines[3]
     assert "2 surface scratches and 1 dent on the hood center (frontal area)" in lines[3]
     assert lines[5].startswith("3. **Similarity 70%**")
@@ -84,6 +90,25 @@ def test_spanish_uses_spanish_names_and_decimal_comma(taxonomy):
     assert out.context.startswith("Casos verificados similares:")
     assert "Arañazo superficial: 4 de 5 vecinos, ponderado 0,87" in out.context
     assert out.cases[0].zone_name == "centro del capó"
+
+
+def test_spanish_block_counts_in_spanish(taxonomy):
+    """'1 pieza faltante', never '1 x Falta pieza' nor '1 falta pieza'; places with an article."""
+    h = (
+        hit(1, 0.9, {"paint_peeling": 2, "missing_part": 1}, taxonomy=taxonomy),
+        hit(2, 0.8, {"paint_peeling": 1}, "driver_side_door", taxonomy=taxonomy),
+    )
+    for fmt in ("text", "markdown"):
+        block = render_context(result(h, taxonomy), language="es", fmt=fmt).context
+        assert "Etiquetas: 2 zonas con pintura levantada, 1 pieza faltante." in block
+        assert (
+            "Descripción: 2 zonas con pintura levantada y 1 pieza faltante en el centro del capó "
+            "(zona frontal)." in block
+        )
+        assert "Descripción: 1 zona con pintura levantada en la puerta del conductor" in block
+        assert " x " not in block.replace(" x 100", "") and "falta pieza" not in block.lower()
+    en = render_context(result(h, taxonomy), fmt="text").context
+    assert "Labels: 2 paint peeling areas, 1 missing part." in en
 
 
 def test_json_and_empty(taxonomy):

@@ -83,7 +83,7 @@ def test_missing_image_leaves_that_case_text_only(tmp_path):
 
 
 def test_votes_close_the_parts_and_no_cases_says_so():
-    labels = (CaseLabelOut(id="dent", count=2, name="Dent"),)
+    labels = (CaseLabelOut(id="dent", count=2, name="Abolladura", phrase="2 abolladuras"),)
     votes = [
         LabelVoteOut(
             label="dent", name="Abolladura", support=1, neighbours=1, weighted=0.5, predicted=True
@@ -91,7 +91,7 @@ def test_votes_close_the_parts_and_no_cases_says_so():
     ]
     parts = message_parts([case(1, "a", labels)], votes, language="es", images={"a": "data:x"})
     assert parts[1] == {"type": "image_url", "image_url": {"url": "data:x"}}
-    assert "Etiquetas verificadas: 2 x Dent" in parts[2]["text"]
+    assert "Etiquetas verificadas: 2 abolladuras." in parts[2]["text"]
     assert parts[-1]["text"] == (
         "Votos de etiquetas entre los 1 vecinos:\n- Abolladura: 1 de 1 vecinos, ponderado 0,50"
     )

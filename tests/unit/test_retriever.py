@@ -82,7 +82,11 @@ def test_hits_carry_normalised_labels_and_zone(retriever):
     assert (hit.zone, hit.area) == ("hood_center", "frontal")
     assert (hit.zone_name.es, hit.area_name.es) == ("centro del capó", "zona frontal")
     assert hit.summary.en == "2 dents and 1 crack on the hood center (frontal area)"
-    assert hit.summary.es == "2 abolladuras y 1 grieta en centro del capó (zona frontal)"
+    assert hit.summary.es == "2 abolladuras y 1 grieta en el centro del capó (zona frontal)"
+    assert [(lc.phrase.en, lc.phrase.es) for lc in hit.labels if lc.phrase] == [
+        ("2 dents", "2 abolladuras"),
+        ("1 crack", "1 grieta"),
+    ]
 
 
 def test_votes_are_tallied_over_every_returned_hit(retriever):
