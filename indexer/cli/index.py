@@ -43,7 +43,8 @@ MilvusUriOpt = Annotated[
     ),
 ]
 MilvusCollectionOpt = Annotated[
-    str, typer.Option(help="Milvus collection base name (<name>_image, <name>_fused)")
+    str,
+    typer.Option(help="Milvus collection base name (<name>_image, <name>_fused, <name>_region)"),
 ]
 
 
