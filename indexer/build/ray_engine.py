@@ -13,9 +13,13 @@ signature, same results). The pipeline:
 - ``encode_preprocessed`` in an actor pool: ``workers`` actors (default: the cluster's CPUs but
   one, which the decode tasks keep), each loading the model once by
   the :class:`EncoderRecipe` (model, revision, dtype, image size, pooling of the driver's encoder,
-  checked on load), on a GPU when ``gpus_per_worker`` > 0;
+  checked on load), on a GPU when ``gpus_per_worker`` > 0; with a region sink (a build with
+  regions), ``encode_with_patches`` instead, and the actor pools each record's regions and
+  samples its calibration patches from the patch tokens itself
+  (:meth:`indexer.build.regions.RegionSink.add`, as the local engine): what returns to the
+  driver is the region drafts and patch samples, never the raw tokens;
 - the driver streams the results: progress bar, every batch into the cache (so an interrupted
-  build resumes), vectors in record order.
+  build resumes), vectors (and regions) in record order.
 
 Ray is an optional extra (``pip install 'visrag[ray]'``); it is imported only when this engine
 runs. On a cluster, every node needs visrag installed (the same image) and the images and the
@@ -38,8 +42,9 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.build.cache import EmbeddingCache
-from indexer.build.embed import progress_bar, split_cached
+from indexer.build.embed import add_regions, encode_with_patches, progress_bar, split_cached
 from indexer.build.mapper import ImageEngine
+from indexer.build.regions import RegionSink
 from indexer.index.manifest import describe_image_encoder
 from indexer.readers.records import Problem, Record
 from models.base import ImageEncoderProtocol
@@ -153,40 +158,68 @@ class EncoderRecipe:
 
 
 def prepare_row(row: dict[str, Any], *, preprocessing: Preprocessing) -> dict[str, Any]:
-    """A Ray CPU task: one ``{id, file}`` row -> its pixels, or the reason it cannot be read."""
+    """A Ray CPU task: one ``{id, file}`` row -> its pixels, or the reason it cannot be read (the
+    row's other fields, a ``record`` for regions, pass along)."""
     try:
         pixels, error = prepare_image(Path(row["file"]), preprocessing).pixels, ""
     except (VisragError, OSError) as exc:
         pixels, error = NO_PIXELS, f"{type(exc).__name__}: {exc}"
-    return {"id": row["id"], "file": row["file"], "pixels": pixels, "error": error}
+    return {**row, "pixels": pixels, "error": error}
 
 
 class EncodeActor:
-    """A Ray actor: one loaded model; batches of prepared rows -> vectors (error rows pass)."""
+    """A Ray actor: one loaded model; batches of prepared rows -> vectors (error rows pass).
 
-    def __init__(self, recipe: EncoderRecipe, device: str, batch_size: int) -> None:
+    ``regions``: the rows carry their :class:`~indexer.readers.records.Record` (``record``); one
+    forward pass gives vectors and patch tokens, and each row leaves with its region drafts and
+    calibration patches (``regions``: ``(drafts, samples)``; ``None`` for an error row).
+    """
+
+    def __init__(
+        self, recipe: EncoderRecipe, device: str, batch_size: int, regions: bool = False
+    ) -> None:
         from models.allocator import tune_allocator
 
         tune_allocator()  # this actor's process runs the model: reuse its memory between batches
         self.encoder = recipe.load(device)
         self.batch_size = batch_size
+        self.regions = regions
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         errors = [str(e) for e in batch["error"]]
         ok = [i for i, e in enumerate(errors) if not e]
         vectors = np.zeros((len(errors), self.encoder.dim), np.float32)
+        pooled: list[Any] = [None] * len(errors)
         t0 = time.perf_counter()
+        region_seconds = 0.0
         if ok:
             pixels = [np.asarray(batch["pixels"][i], np.float32) for i in ok]
-            vectors[ok] = self.encoder.encode_preprocessed(pixels, batch_size=self.batch_size)
-        seconds = np.full(len(errors), (time.perf_counter() - t0) / max(len(errors), 1))
-        return {
+            if not self.regions:
+                vectors[ok] = self.encoder.encode_preprocessed(pixels, batch_size=self.batch_size)
+            else:
+                vectors[ok], grids = encode_with_patches(self.encoder, pixels, self.batch_size)
+                t1 = time.perf_counter()
+                for i, grid in zip(ok, grids, strict=True):
+                    sink = RegionSink()
+                    record = batch["record"][i]
+                    add_regions(sink, record, grid)
+                    pooled[i] = (sink.drafts.get(record.id, []), sink.samples.get(record.id, []))
+                region_seconds = time.perf_counter() - t1
+        share = max(len(errors), 1)
+        seconds = np.full(len(errors), (time.perf_counter() - t0 - region_seconds) / share)
+        out = {
             "id": batch["id"],
             "file": batch["file"],
             "error": np.asarray(errors, object),
             "vector": vectors,
             "encode_seconds": seconds,
         }
+        if self.regions:
+            column = np.empty(len(errors), object)
+            column[:] = pooled
+            out["regions"] = column
+            out["region_seconds"] = np.full(len(errors), region_seconds / share)
+        return out
 
 
 def connect(options: RayOptions) -> None:
@@ -220,14 +253,20 @@ def embed_images_ray(
     workers: int = 2,  # decode threads of the local engine: Ray schedules its own tasks
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    region_sink: RegionSink | None = None,
     options: RayOptions = RayOptions(),
 ) -> tuple[list[Record], Vectors, list[Problem], dict[str, float]]:
-    """:func:`indexer.build.embed.embed_images` on Ray Data: (kept, vectors, failed, stats)."""
+    """:func:`indexer.build.embed.embed_images` on Ray Data: (kept, vectors, failed, stats);
+    ``region_sink`` filled as there (the actors pool the regions)."""
     del workers
-    vectors, todo, stats = split_cached(records, cache)
+    vectors, todo, stats = split_cached(records, cache, region_sink)
+    if region_sink is not None:
+        stats["region_seconds"] = 0.0
     failed: list[Problem] = []
     if todo:
-        failed = _run(todo, image_encoder, batch_size, cache, progress, options, vectors, stats)
+        failed = _run(
+            todo, image_encoder, batch_size, cache, progress, options, vectors, stats, region_sink
+        )
     kept = [r for r in records if r.id in vectors]
     dim = image_encoder.dim
     stacked = np.stack([vectors[r.id] for r in kept]) if kept else np.zeros((0, dim), np.float32)
@@ -243,6 +282,7 @@ def _run(
     options: RayOptions,
     vectors: dict[str, Vectors],
     stats: dict[str, float],
+    sink: RegionSink | None = None,
 ) -> list[Problem]:
     t_start = time.perf_counter()
     connect(options)
@@ -258,7 +298,10 @@ def _run(
     context.enable_progress_bars = False  # ours below counts images, not blocks
     window = max(batch_size * 4, 1)  # as the local engine: the encoder buckets equal shapes
     by_id = {r.id: r for r in todo}
-    rows = [{"id": r.id, "file": str(r.image_path)} for r in todo]
+    rows: list[dict[str, Any]] = [{"id": r.id, "file": str(r.image_path)} for r in todo]
+    if sink is not None:  # the actors pool each record's polygons: the record travels along
+        for row, record in zip(rows, todo, strict=True):
+            row["record"] = record
     gpus = options.gpus_per_worker
     dataset = (
         ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / window)))
@@ -278,6 +321,7 @@ def _run(
                 "recipe": EncoderRecipe.of(image_encoder),
                 "device": "cuda" if gpus > 0 else "cpu",
                 "batch_size": batch_size,
+                "regions": sink is not None,
             },
         )
     )
@@ -297,9 +341,13 @@ def _run(
                     failed.append(Problem(str(record.image_path), str(error)))
                     continue
                 vectors[record.id] = np.asarray(batch["vector"][i], np.float32)
+                if sink is not None:
+                    sink.drafts[record.id], sink.samples[record.id] = batch["regions"][i]
                 done.append(record)
             if cache and done:
-                cache.put(done, np.stack([vectors[r.id] for r in done]))
+                cache.put(done, np.stack([vectors[r.id] for r in done]), sink)
+            if sink is not None:
+                stats["region_seconds"] += float(np.sum(batch["region_seconds"]))
             stats["embedded"] += len(done)
             stats["encode_seconds"] += float(np.sum(batch["encode_seconds"]))
             rate = stats["embedded"] / (time.perf_counter() - t_start)

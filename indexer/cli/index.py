@@ -43,7 +43,8 @@ MilvusUriOpt = Annotated[
     ),
 ]
 MilvusCollectionOpt = Annotated[
-    str, typer.Option(help="Milvus collection base name (<name>_image, <name>_fused)")
+    str,
+    typer.Option(help="Milvus collection base name (<name>_image, <name>_fused, <name>_region)"),
 ]
 
 
@@ -164,9 +165,9 @@ def build(
         str,
         typer.Option(
             help="patches: a region vector per labelled polygon and per cluster of near defects, "
-            "pooled from the same forward pass | none (default: patches; --engine ray: none)"
+            "pooled from the same forward pass (either engine) | none"
         ),
-    ] = "",
+    ] = "patches",
 ) -> None:
     """Embed a dataset and write the index artifacts (failed images listed and skipped)."""
     from indexer.build.embed import embed_images
@@ -180,14 +181,8 @@ def build(
     tune_allocator()  # the model reuses its working memory between batches (models/allocator.py)
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
-    regions = regions or ("none" if engine == "ray" else "patches")
     if regions not in ("patches", "none"):
         raise typer.BadParameter(f"--regions must be patches or none, got {regions!r}")
-    if regions == "patches" and engine == "ray":
-        raise typer.BadParameter(
-            "--regions patches needs --engine local (the Ray engine does not return patch "
-            "tokens yet); pass --regions none with --engine ray"
-        )
     run: ImageEngine = embed_images
     if engine == "ray":
         from indexer.build.ray_engine import RayOptions, check_before_start, ray_engine

@@ -9,7 +9,8 @@ file names and opens, parses or hashes the manifest file. One directory::
     catalogue.sqlite    table ``items`` (index.catalogue; JSON text in columns, never pickle)
     regions.sqlite      the region table (index.regions), when the manifest has ``regions``
     region_vectors.npy  (r, dr) float32 unit region vectors, row j = region row j
-    region.faiss        index over the region vectors (FAISS id = region row)
+    region.faiss        index over the region vectors (FAISS id = region row); on Milvus, the
+                        collection ``<name>_region`` instead (the manifest's ``regions.file``)
     region_background*.npy  (b, dr) background patch tokens and (b,) their catalogue rows
     label_head.*.npy    the label head's arrays (index.head), when the manifest's ``label_head``
                         section says ``fitted``; refitted on every write
@@ -41,7 +42,6 @@ from indexer.index.catalogue import (
     write_catalogue as _write_catalogue,  # tests replace it mid-write
 )
 from indexer.index.catalogue_head import HEAD_ARRAYS, fit_catalogue_head, head_from_arrays
-from indexer.index.faiss_store import VectorStore
 from indexer.index.manifest import (
     FORMAT_VERSION,
     IndexManifest,
@@ -50,7 +50,13 @@ from indexer.index.manifest import (
     parse_manifest,
 )
 from indexer.index.regions import Background, RegionTable, read_regions, write_regions
-from indexer.index.stores import VectorStoreProtocol, open_stores, store_section
+from indexer.index.stores import (
+    VectorStoreProtocol,
+    make_region_store,
+    open_region_store,
+    open_stores,
+    store_section,
+)
 from indexer.labels.head import LabelHead, LabelHeadError
 from indexer.query import Filters
 
@@ -150,11 +156,11 @@ class Artifacts:
 
 
 def _data_files(kind: str, regions: bool = False) -> tuple[str, ...]:
-    """The files an index directory holds: no ``*.faiss`` of the image and fused vectors when
-    they live in Milvus; the region files when the index has regions."""
-    faiss_files = (IMAGE_INDEX, FUSED_INDEX)
-    files = tuple(n for n in DATA_FILES if kind == "faiss" or n not in faiss_files)
-    return (*files, *REGION_FILES) if regions else files
+    """The files an index directory holds: no ``*.faiss`` when the vectors live in Milvus; the
+    region files when the index has regions."""
+    faiss_files = (IMAGE_INDEX, FUSED_INDEX, REGION_INDEX)
+    files = (*DATA_FILES, *REGION_FILES) if regions else DATA_FILES
+    return tuple(n for n in files if kind == "faiss" or n not in faiss_files)
 
 
 def _sha256(path: Path) -> str:
@@ -303,7 +309,7 @@ def _load_regions(
         table = read_regions(
             directory / REGIONS, section.kind, vectors, section.calibration, background
         )
-        store = VectorStore.load(directory / section.file, index_type="flat", params={}, mmap=mmap)
+        store = open_region_store(directory, manifest, table, mmap=mmap)
     except (OSError, ValueError, RuntimeError) as exc:
         if isinstance(exc, ArtifactError):
             raise
@@ -358,7 +364,8 @@ def _region_problems(a: Artifacts) -> list[str]:
             f"{REGION_VECTORS} is {vecs.dtype} {vecs.shape}, manifest says float32 "
             f"({r}, {section.dim})"
         )
-    if store.ntotal != r:
+    live = a.manifest.store.kind == "milvus"  # shared with writers, as the image collections
+    if store.ntotal != r and not live:
         out.append(f"{section.file}: count is {store.ntotal} in the file, {r} in the manifest")
     if r and store.dim != section.dim:
         out.append(f"{section.file}: dim is {store.dim}, manifest regions.dim {section.dim}")
@@ -388,11 +395,14 @@ def write_artifacts(
     image_store: VectorStoreProtocol,
     fused_store: VectorStoreProtocol,
     regions: RegionTable | None = None,
+    region_store: VectorStoreProtocol | None = None,
 ) -> IndexManifest:
     """Write an artifact directory atomically; returns the manifest written.
 
     ``regions``: the region table (its items are catalogue rows of ``items``), written with its
-    vectors and a flat FAISS index over them; ``None``: an index without regions.
+    vectors; ``None``: an index without regions. ``region_store``: its store (id = region row),
+    already updated (add/remove); ``None``: a new one over the table's vectors, on the image
+    store's backend (a flat ``region.faiss``, or the Milvus collection ``<name>_region``).
 
     ``manifest`` carries the descriptive fields (models, fusion, taxonomy, dataset, failed...);
     format version, created-at, counts, index specs and checksums are filled in here.
@@ -424,7 +434,7 @@ def write_artifacts(
             np.save(tmp / HEAD_FILES[name], array, allow_pickle=False)
         region_section = None
         if regions is not None:
-            region_section = _write_regions(tmp, regions, n)
+            region_section = _write_regions(tmp, regions, items, image_store, region_store)
         data_files = _data_files(store["kind"], regions is not None)
         written = [*data_files, *(HEAD_FILES[name] for name in arrays)]
         full = IndexManifest.model_validate(
@@ -459,8 +469,16 @@ def write_artifacts(
     return full
 
 
-def _write_regions(directory: Path, table: RegionTable, n_items: int) -> dict[str, Any]:
-    """The region files in ``directory``; returns the manifest's ``regions`` section."""
+def _write_regions(
+    directory: Path,
+    table: RegionTable,
+    items: Sequence[CatalogueItem],
+    image_store: VectorStoreProtocol,
+    store: VectorStoreProtocol | None,
+) -> dict[str, Any]:
+    """The region files in ``directory`` and the region store saved (FAISS: ``region.faiss``;
+    Milvus: the collection flushed); returns the manifest's ``regions`` section."""
+    n_items = len(items)
     if any(not 0 <= r.item < n_items for r in table.regions):
         raise ValueError(f"a region names an item row outside 0..{n_items - 1}")
     vectors = np.ascontiguousarray(table.vectors, np.float32)
@@ -471,14 +489,17 @@ def _write_regions(directory: Path, table: RegionTable, n_items: int) -> dict[st
     np.save(directory / BACKGROUND_VECTORS, np.ascontiguousarray(background.vectors, np.float32))
     np.save(directory / BACKGROUND_ITEMS, np.ascontiguousarray(background.items, np.int64))
     write_regions(directory / REGIONS, table)
-    rows = np.arange(len(table), dtype=np.int64)
-    VectorStore.build(vectors, rows, index_type="flat").save(directory / REGION_INDEX)
+    if store is None:
+        store = make_region_store(table, [it.id for it in items], like=image_store)
+    elif store_section(store)["kind"] == "faiss" and store.ntotal != len(table):
+        raise ValueError(f"the region store holds {store.ntotal} vectors, the table {len(table)}")
+    store.save(directory / REGION_INDEX)
     return {
         "kind": table.kind,
         "dim": table.dim,
         "count": len(table),
         "pooling": REGION_POOLINGS[table.kind],
         "background": len(background),
-        "file": REGION_INDEX,
+        "file": getattr(store, "collection", REGION_INDEX),
         "calibration": table.calibration,
     }

@@ -157,7 +157,8 @@ class IndexSpec(_Closed):
 class StoreSpec(_Closed):
     """Where the vectors are searched: FAISS files in the directory (``faiss``, the default, what
     a manifest without this section means) or a Milvus collection pair (``milvus``: ``uri``
-    without secrets, ``collection`` the base name of ``<collection>_image`` / ``_fused``)."""
+    without secrets, ``collection`` the base name of ``<collection>_image`` / ``_fused`` and,
+    with regions, ``_region``)."""
 
     kind: Literal["faiss", "milvus"] = "faiss"
     uri: str | None = None

@@ -2,9 +2,11 @@
 
 An index on Milvus is two collections, ``<name>_image`` and ``<name>_fused``, holding per item
 its id (primary key), one vector and the fields filters need (``labels``, the no-damage id when
-none; ``zone``, ``area``, ``grp``, ``description``, ``image``). The artifact directory keeps the
-manifest, the vectors (rerank, exact sweeps) and the SQLite catalogue (the source of truth for
-items); rows map to ids through the catalogue a store is bound to. Filters become Milvus
+none; ``zone``, ``area``, ``grp``, ``description``, ``image``), and with a region table a third,
+``<name>_region`` (:class:`MilvusRegionStore`: per region its id, one vector, ``item`` (the
+item id), ``labels``, ``kind``). The artifact directory keeps the manifest, the vectors (rerank,
+exact sweeps), the SQLite catalogue and region table (the source of truth for items and regions);
+rows map to ids through the catalogue (or region table) a store is bound to. Filters become Milvus
 expressions (``ARRAY_CONTAINS_ANY/ALL``, ``zone in``, ``id not in``...): k hits when k match.
 Writers and every generation a service opens share the collections: a store skips the ids its
 catalogue does not know (a writer's add, until the index is opened again: a reload).
@@ -18,25 +20,27 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from indexer.index.catalogue import CatalogueItem
 from indexer.index.milvus_connection import MilvusUnavailableError, public_uri
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-    from indexer.index.catalogue import CatalogueItem
-    from indexer.index.manifest import StoreSpec
+    from indexer.index.regions import RegionTable
     from indexer.query import Filters
 
 MILVUS_INDEX = {"flat": "FLAT", "hnsw": "HNSW", "ivfpq": "IVF_FLAT"}
 FIELDS = ("id", "vector", "labels", "zone", "area", "grp", "description", "image")
+REGION_FIELDS = ("id", "vector", "item", "labels", "kind")
 _BATCH = 1000
 _MAX_TEXT = 4096
 _MAX_LIMIT = 16384  # Milvus' largest topk
+_S = TypeVar("_S", bound="MilvusStore")
 
 
 def filter_expression(filters: Filters | None, excluded_ids: Sequence[str] = ()) -> str:
@@ -60,6 +64,7 @@ class MilvusStore:
     """One Milvus collection as a row-keyed vector store, bound to the catalogue's ids."""
 
     pushes_filters = True
+    fields: tuple[str, ...] = FIELDS
 
     def __init__(
         self,
@@ -89,7 +94,7 @@ class MilvusStore:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def create(
-        cls,
+        cls: type[_S],
         client: MilvusClient,
         collection: str,
         *,
@@ -97,7 +102,7 @@ class MilvusStore:
         index_type: str = "flat",
         params: dict[str, Any] | None = None,
         no_damage_id: str = "no_damage",
-    ) -> MilvusStore:
+    ) -> _S:
         """Create (replacing any collection of that name) an empty collection."""
         from pymilvus import DataType, MilvusClient
 
@@ -116,8 +121,9 @@ class MilvusStore:
             max_capacity=256,
             max_length=128,
         )
-        for name in ("zone", "area", "grp", "description", "image"):
-            schema.add_field(name, DataType.VARCHAR, max_length=_MAX_TEXT)
+        for name in cls.fields:
+            if name not in ("id", "vector", "labels"):
+                schema.add_field(name, DataType.VARCHAR, max_length=_MAX_TEXT)
         index = client.prepare_index_params()
         build = {k: v for k, v in params.items() if k in ("M", "efConstruction", "nlist")}
         index.add_index(
@@ -140,15 +146,16 @@ class MilvusStore:
 
     @classmethod
     def open(
-        cls,
+        cls: type[_S],
         client: MilvusClient,
         collection: str,
         *,
-        spec: StoreSpec,
+        index_type: str,
+        params: dict[str, Any],
         dim: int,
         keys: Sequence[str],
         no_damage_id: str,
-    ) -> MilvusStore:
+    ) -> _S:
         """Open an existing collection, checked against the manifest (missing: a clear error)."""
         where = f"Milvus collection {collection!r}"
         try:
@@ -162,14 +169,14 @@ class MilvusStore:
         except Exception as exc:
             raise MilvusUnavailableError(f"cannot read {where}: {exc}") from exc
         fields = {f["name"]: f for f in info["fields"]}
-        problems = [f"field {name!r} missing" for name in FIELDS if name not in fields]
+        problems = [f"field {name!r} missing" for name in cls.fields if name not in fields]
         held_dim = int(fields.get("vector", {}).get("params", {}).get("dim", -1))
         if held_dim != dim:
             problems.append(f"vector dim {held_dim}, manifest {dim}")
         if index.get("metric_type") != "IP":
             problems.append(f"metric {index.get('metric_type')}, manifest inner_product")
-        if index.get("index_type") != MILVUS_INDEX.get(spec.index_type):
-            problems.append(f"index {index.get('index_type')}, manifest {spec.index_type}")
+        if index.get("index_type") != MILVUS_INDEX.get(index_type):
+            problems.append(f"index {index.get('index_type')}, manifest {index_type}")
         if problems:
             raise MilvusUnavailableError(
                 f"{where} disagrees with the manifest: " + "; ".join(problems)
@@ -178,8 +185,8 @@ class MilvusStore:
             client,
             collection,
             dim=dim,
-            index_type=spec.index_type,
-            params=dict(spec.params),
+            index_type=index_type,
+            params=dict(params),
             keys=keys,
             no_damage_id=no_damage_id,
         )
@@ -249,14 +256,27 @@ class MilvusStore:
         """Top-k like :meth:`VectorStore.search` (padded with -1 / -inf)."""
         if k < 1:
             raise ValueError("k must be >= 1")
-        keys = None if allowed is None else [self._keys[int(r)] for r in np.ravel(allowed)]
-        found = self._search(queries, k, "" if keys is None else f"id in {json.dumps(keys)}")
+        found = self._search(queries, k, self._allowed_expression(allowed))
         scores = np.full((len(found), k), -np.inf, np.float32)
         ids = np.full((len(found), k), -1, np.int64)
         for i, pairs in enumerate(found):
             for j, (row, score) in enumerate(pairs[:k]):
                 ids[i, j], scores[i, j] = row, score
         return scores, ids
+
+    def _allowed_expression(self, allowed: npt.ArrayLike | None) -> str:
+        """``allowed`` rows as an expression: the shorter of ``id in`` those and ``id not in``
+        the other known ones (an exclusion of a few items stays a short expression)."""
+        if allowed is None:
+            return ""
+        rows = np.unique(np.asarray(allowed, np.int64).ravel())
+        rows = rows[(rows >= 0) & (rows < len(self._keys))]
+        if 2 * len(rows) <= len(self._keys):
+            return f"id in {json.dumps([self._keys[int(r)] for r in rows])}"
+        mask = np.ones(len(self._keys), bool)
+        mask[rows] = False
+        others = [self._keys[int(r)] for r in np.flatnonzero(mask) if self._keys[int(r)]]
+        return f"id not in {json.dumps(others)}" if others else ""
 
     def search_filtered(
         self, query: npt.NDArray[np.float32], k: int, *, filters: Filters | None, excluded: set[int]
@@ -269,10 +289,9 @@ class MilvusStore:
         )
 
     # -- mutation --------------------------------------------------------------------------------
-    def add(
-        self, vectors: npt.ArrayLike, ids: npt.ArrayLike, *, items: Sequence[CatalogueItem] = ()
-    ) -> None:
-        """Insert ``items`` (their scalar fields) with ``vectors`` at rows ``ids``."""
+    def add(self, vectors: npt.ArrayLike, ids: npt.ArrayLike, *, items: Sequence[Any] = ()) -> None:
+        """Insert ``items`` (their scalar fields; each has an ``id``: :class:`CatalogueItem` s,
+        or :class:`RegionEntry` s in a region store) with ``vectors`` at rows ``ids``."""
         x = np.asarray(vectors, dtype=np.float32).reshape(-1, self._dim)
         rows = np.asarray(ids, dtype=np.int64).ravel()
         if not len(x) == len(rows) == len(items):
@@ -288,7 +307,9 @@ class MilvusStore:
             keys[int(row)] = it.id
         self.bind(keys)
 
-    def _entity(self, item: CatalogueItem, vector: npt.NDArray[np.float32]) -> dict[str, Any]:
+    def _entity(self, item: Any, vector: npt.NDArray[np.float32]) -> dict[str, Any]:
+        if not isinstance(item, CatalogueItem):
+            raise TypeError(f"an item store takes CatalogueItem rows, got {type(item).__name__}")
         return {
             "id": item.id,
             "vector": vector.tolist(),
@@ -331,6 +352,40 @@ class MilvusStore:
             "metric": "inner_product",
             "index_type": self.index_type,
             "params": self.params,
+        }
+
+
+class RegionEntry(NamedTuple):
+    """A region's scalar fields in the region collection."""
+
+    id: str
+    item: str  # the id of its item (image)
+    labels: tuple[str, ...]
+    kind: str
+
+
+def region_entries(table: RegionTable, item_ids: Sequence[str]) -> list[RegionEntry]:
+    """The entries of a region table's rows (``item_ids[row]``: the id of catalogue row)."""
+    return [RegionEntry(r.id, item_ids[r.item], tuple(r.labels), table.kind) for r in table.regions]
+
+
+class MilvusRegionStore(MilvusStore):
+    """The region collection ``<name>_region``: rows are region rows, keys the region ids.
+
+    Always FLAT (exact, as the FAISS region index). Its items are :class:`RegionEntry` s.
+    """
+
+    fields = REGION_FIELDS
+
+    def _entity(self, item: Any, vector: npt.NDArray[np.float32]) -> dict[str, Any]:
+        if not isinstance(item, RegionEntry):
+            raise TypeError(f"a region store takes RegionEntry rows, got {type(item).__name__}")
+        return {
+            "id": item.id,
+            "vector": vector.tolist(),
+            "item": item.item[:_MAX_TEXT],
+            "labels": list(item.labels) or [self.no_damage_id],
+            "kind": item.kind,
         }
 
 

@@ -6,7 +6,9 @@ artifact directory; ``milvus``, :class:`indexer.index.milvus_store.MilvusStore`,
 ``<name>_image`` and ``<name>_fused`` on the Milvus the URI names (a ``*.db`` path = Milvus Lite).
 A store that keeps the catalogue's scalar fields (Milvus) also satisfies :class:`FilteringStore`:
 filters and exclusions are pushed down into its search. :func:`make_stores`, :func:`open_stores`
-and :func:`store_section` build, open and describe the image + fused stores.
+and :func:`store_section` build, open and describe the image + fused stores;
+:func:`make_region_store` and :func:`open_region_store` the region store beside them (ids =
+region rows): a flat ``region.faiss``, or the collection ``<name>_region`` on the same Milvus.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from models.fusion import fuse
 if TYPE_CHECKING:
     from indexer.index.catalogue import CatalogueItem
     from indexer.index.manifest import IndexManifest
+    from indexer.index.regions import RegionTable
     from indexer.query import Filters
 
 STORE_KINDS = ("faiss", "milvus")
+#: The region collection's suffix on Milvus (``<name>_region``, beside ``_image`` and ``_fused``).
+REGION_SUFFIX = "region"
 Ids = npt.NDArray[np.int64]
 Vectors = npt.NDArray[np.float32]
 
@@ -51,9 +56,10 @@ class VectorStoreProtocol(Protocol):
         self, queries: npt.ArrayLike, k: int, *, allowed: npt.ArrayLike | None = None
     ) -> tuple[Vectors, Ids]: ...
 
-    def add(
-        self, vectors: npt.ArrayLike, ids: npt.ArrayLike, *, items: Sequence[CatalogueItem] = ()
-    ) -> None: ...
+    def add(self, vectors: npt.ArrayLike, ids: npt.ArrayLike, *, items: Sequence[Any] = ()) -> None:
+        """``items``: the rows' scalar fields, for a store that keeps them (Milvus): catalogue
+        items, or region entries in a region store; FAISS ignores them."""
+        ...
 
     def remove(self, ids: npt.ArrayLike) -> int: ...
 
@@ -161,7 +167,8 @@ def open_stores(
         store = MilvusStore.open(
             client,
             f"{spec.collection}_{key}",
-            spec=spec,
+            index_type=spec.index_type,
+            params=dict(spec.params),
             dim=s.dim,
             keys=keys,
             no_damage_id=manifest.taxonomy.no_damage_id,
@@ -169,6 +176,64 @@ def open_stores(
         store.uri = resolve_uri(spec.uri)
         out[key] = store
     return out
+
+
+def make_region_store(
+    table: RegionTable, item_ids: Sequence[str], *, like: VectorStoreProtocol
+) -> VectorStoreProtocol:
+    """A new region store over ``table``'s vectors (id = region row), on the backend of ``like``
+    (the index's image store): a flat FAISS index, or the collection ``<name>_region`` created
+    (replacing one of that name) on the same Milvus. ``item_ids[row]``: catalogue row -> item id.
+    """
+    vectors = np.ascontiguousarray(table.vectors, np.float32)
+    rows = np.arange(len(table), dtype=np.int64)
+    if store_section(like)["kind"] == "faiss":
+        return VectorStore.build(vectors, rows, index_type="flat")
+    from indexer.index.milvus_store import MilvusRegionStore, MilvusStore, region_entries
+
+    if not isinstance(like, MilvusStore):
+        raise TypeError(f"not a Milvus store: {type(like).__name__}")
+    store = MilvusRegionStore.create(
+        like.client,
+        f"{like.describe()['collection']}_{REGION_SUFFIX}",
+        dim=table.dim,
+        index_type="flat",
+        no_damage_id=like.no_damage_id,
+    )
+    store.add(vectors, rows, items=region_entries(table, item_ids))
+    store.uri = like.uri
+    return store
+
+
+def open_region_store(
+    directory: Path, manifest: IndexManifest, table: RegionTable, *, mmap: bool
+) -> VectorStoreProtocol:
+    """The region store the manifest's ``regions`` section names: the FAISS file under
+    ``directory`` or the Milvus collection, bound to ``table``'s region ids.
+
+    Raises:
+        MilvusUnavailableError: Milvus unreachable, or the collection missing or disagreeing.
+    """
+    section = manifest.regions
+    if section is None:
+        raise ValueError("this index has no regions")
+    spec = manifest.store
+    if spec.kind == "faiss":
+        return VectorStore.load(directory / section.file, index_type="flat", params={}, mmap=mmap)
+    from indexer.index.milvus_connection import connect, resolve_uri
+    from indexer.index.milvus_store import MilvusRegionStore
+
+    store = MilvusRegionStore.open(
+        connect(spec.uri),
+        section.file,
+        index_type="flat",
+        params={},
+        dim=section.dim,
+        keys=[r.id for r in table.regions],
+        no_damage_id=manifest.taxonomy.no_damage_id,
+    )
+    store.uri = resolve_uri(spec.uri)
+    return store
 
 
 def store_section(store: VectorStoreProtocol) -> dict[str, Any]:

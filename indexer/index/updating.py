@@ -1,7 +1,8 @@
 """Update an artifact directory in place: drop rows and append items without a full rebuild.
 
-The FAISS indexes are updated (remove + renumber, add) rather than rebuilt; the result is written
-back atomically through :func:`indexer.index.artifacts.write_artifacts`.
+The vector stores (image, fused and region; FAISS files or Milvus collections) are updated
+(remove + renumber, add) rather than rebuilt; the result is written back atomically through
+:func:`indexer.index.artifacts.write_artifacts`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from indexer.index.artifacts import Artifacts, is_current, write_artifacts
 from indexer.index.catalogue import CatalogueItem, dataset_summary
 from indexer.index.locking import writer_lock
 from indexer.index.manifest import FailedInput, IndexManifest, ManifestBody
+from indexer.index.milvus_store import region_entries
 from indexer.index.regions import Background, RegionTable
+from indexer.index.stores import VectorStoreProtocol
 from models.fusion import fuse
 
 logger = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ def _rewrite(
     add_txt = np.zeros((0, dt), np.float32) if new_text_vectors is None else new_text_vectors
     if len(add_img) != m or len(add_txt) != m:
         raise ValueError(f"{m} new items but {len(add_img)}/{len(add_txt)} new vectors")
+    regions = _regions(a, keep, len(kept_rows), new_items, new_regions)  # checked before writing
     for store in (a.image_store, a.fused_store):
         if len(removed):
             store.remove(removed)
@@ -98,6 +102,7 @@ def _rewrite(
         CatalogueItem(**{**it.__dict__, "row": r})
         for r, it in enumerate([a.items[i] for i in kept_rows] + list(new_items))
     ]
+    region_store = _update_region_store(a, keep, regions, [it.id for it in items])
     image_vectors = np.concatenate([np.asarray(a.image_vectors)[kept_rows], add_img])
     text_vectors = np.concatenate([np.asarray(a.text_vectors)[kept_rows], add_txt])
     body = a.manifest.body
@@ -126,7 +131,8 @@ def _rewrite(
         text_vectors=text_vectors,
         image_store=a.image_store,
         fused_store=a.fused_store,
-        regions=_regions(a, keep, len(kept_rows), new_items, new_regions),
+        regions=regions,
+        region_store=region_store,
     )
 
 
@@ -155,3 +161,31 @@ def _regions(
         items = np.array([position[int(i)] for i in bank.items], np.int64)
         bank = Background(bank.vectors, items)
     return table.extended(RegionTable(new_regions.kind, moved, new_regions.vectors, {}, bank))
+
+
+def _update_region_store(
+    a: Artifacts,
+    keep: npt.NDArray[np.bool_],
+    table: RegionTable | None,
+    item_ids: Sequence[str],
+) -> VectorStoreProtocol | None:
+    """The loaded region store with the dropped items' regions removed (the rest renumbered as
+    the table's kept rows are) and the new regions (``table``'s rows after the kept ones) added."""
+    store = a.region_store
+    if a.regions is None or table is None or store is None:
+        return None
+    kept = keep[a.regions.item_rows()] if len(a.regions) else np.zeros(0, bool)
+    kept_rows = np.flatnonzero(kept).astype(np.int64)
+    removed = np.flatnonzero(~kept).astype(np.int64)
+    if len(removed):
+        store.remove(removed)
+        store.renumber(kept_rows, np.arange(len(kept_rows), dtype=np.int64))
+    start = len(kept_rows)
+    if len(table) > start:
+        added = RegionTable(table.kind, table.regions[start:], table.vectors[start:])
+        store.add(
+            added.vectors,
+            np.arange(start, len(table), dtype=np.int64),
+            items=region_entries(added, item_ids),
+        )
+    return store

@@ -39,6 +39,15 @@ def verify_artifacts(path: str | Path) -> list[tuple[str, bool, str]]:
     for name, store in (("image", a.image_store), ("fused", a.fused_store)):
         ok = np.array_equal(np.sort(store.ids()), rows)
         report.append((f"{name} index ids = catalogue rows", ok, f"{store.index_type}"))
+    if a.regions is not None and a.region_store is not None and m.regions is not None:
+        held = np.sort(a.region_store.ids())
+        ok = np.array_equal(held, np.arange(len(a.regions), dtype=np.int64))
+        where = f"{m.store.kind} {m.regions.file}"
+        detail = f"{where}, {len(a.regions)} {m.regions.kind} regions, dim {m.regions.dim}"
+        if not ok:
+            unknown = int(np.sum(held < 0))
+            detail += f"; holds {len(held)} ({unknown} not in the region table)"
+        report.append(("region index ids = region rows", ok, detail))
     summary = dataset_summary(a.items)
     ds = m.dataset
     same = all(ds.get(k) == summary[k] for k in ("count", "labels", "zones"))

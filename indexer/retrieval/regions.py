@@ -102,7 +102,7 @@ def search_regions(
         allowed = np.flatnonzero(~np.isin(table.item_rows(), list(excluded_items)))
         if not len(allowed):
             return ()
-    fetch = min(k, store.ntotal)
+    fetch = min(k, len(table))  # the regions this generation knows (a shared store may hold more)
     if fetch <= 0:
         return ()
     scores, ids = store.search(vector.reshape(1, -1), fetch, allowed=allowed)
@@ -157,7 +157,7 @@ def heatmap(
     allowed = None
     if excluded_items:
         allowed = np.flatnonzero(~np.isin(table.item_rows(), list(excluded_items)))
-    if store.ntotal == 0 or (allowed is not None and not len(allowed)):
+    if not len(table) or (allowed is not None and not len(allowed)):
         best = np.full(rows * cols, -1.0, np.float32)
         which = np.full(rows * cols, -1, np.int64)
     else:

@@ -1,7 +1,7 @@
 """`visrag index build --engine ray` with its default options on a local Ray (2 CPUs) with the
-tiny random DINOv3: the index equals the in-process build (ids, catalogue, vectors, evaluation),
-`index verify` accepts it, broken inputs are reported by file name, and a second run resumes from
-the cache."""
+tiny random DINOv3: the index equals the in-process build (ids, catalogue, vectors, region table,
+evaluation), `index verify` accepts it, broken inputs are reported by file name, and a second run
+resumes from the cache."""
 
 from __future__ import annotations
 
@@ -84,6 +84,26 @@ def test_ray_build_equals_the_local_build(env, built):
         assert "1 input(s) failed and were skipped" in output and "broken.jpg" in output
 
 
+def test_the_ray_actors_pool_the_same_regions(env, built):
+    """The actors pool the regions from their own forward pass (the default, as the local
+    engine): the same region rows, vectors, background bank and 'where' threshold."""
+    from indexer.index.artifacts import load_artifacts
+
+    root, _ = env
+    a, b = load_artifacts(root / "local"), load_artifacts(root / "ray")
+    assert a.regions is not None and b.regions is not None and len(a.regions) > 0
+    assert b.regions.regions == a.regions.regions  # ids, items, labels, polygons, boxes
+    cosines = np.sum(a.regions.vectors * b.regions.vectors, axis=1)
+    assert cosines.min() >= 0.9999
+    bank_a, bank_b = a.regions.background, b.regions.background
+    np.testing.assert_array_equal(bank_b.items, bank_a.items)
+    assert np.sum(bank_a.vectors * bank_b.vectors, axis=1).min() >= 0.9999
+    fit_a, fit_b = a.manifest.regions.calibration, b.manifest.regions.calibration
+    assert (fit_b["inside"], fit_b["background"]) == (fit_a["inside"], fit_a["background"])
+    assert fit_b["threshold"] == pytest.approx(fit_a["threshold"], abs=1e-3)
+    assert f"regions: {len(b.regions)} (patches" in built[1]
+
+
 def test_index_verify_accepts_the_ray_build(env, built):
     root, _ = env
     assert "OK" in invoke("index", "verify", str(root / "ray"))
@@ -146,3 +166,6 @@ def test_undecodable_image_is_reported_by_the_ray_task_and_the_cache_resumes(
     second = run("second")
     assert (second.count, second.embedded, second.cached) == (6, 0, 6)
     assert [p.file for p in second.failed] == [str(bad)]
+    # the regions the actors pooled went into the cache with the vectors
+    assert second.manifest.regions == first.manifest.regions
+    assert first.manifest.regions is not None and first.manifest.regions.count > 0

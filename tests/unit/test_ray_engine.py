@@ -104,3 +104,41 @@ def test_the_cli_checks_the_actors_before_ray_starts_or_models_load(monkeypatch,
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1 and "use --workers 1 or fewer" in result.output
     assert "not found" not in result.output
+
+
+def test_an_actor_pools_the_regions_the_local_engine_pools(encoder, tmp_path, taxonomy):
+    """With regions, an actor returns per row the region drafts and calibration patches of its
+    own forward pass (not the patch tokens), equal to the local engine's; an error row none."""
+    from indexer.build.embed import embed_images
+    from indexer.build.ray_engine import EncodeActor, EncoderRecipe, prepare_row
+    from indexer.build.regions import RegionSink
+    from indexer.readers.dataset import read_dataset
+    from indexer.synthetic.generator import generate_dataset
+    from models.embedding import Preprocessing
+
+    generate_dataset(tmp_path / "data", 4, seed=3, image_size=(160, 120))
+    records = [r for r in read_dataset(tmp_path / "data", taxonomy=taxonomy).records if r.defects]
+    rows = [{"id": r.id, "file": str(r.image_path), "record": r} for r in records]
+    rows.append({"id": "gone", "file": str(tmp_path / "gone.jpg"), "record": records[0]})
+    prepared = [prepare_row(row, preprocessing=Preprocessing.of(encoder)) for row in rows]
+    batch = {key: column([p[key] for p in prepared]) for key in prepared[0]}  # as Ray's numpy
+    out = EncodeActor(EncoderRecipe.of(encoder), "cpu", 2, regions=True)(batch)
+    assert "tokens" not in out and out["regions"][-1] is None and out["error"][-1]
+
+    local = RegionSink()
+    embed_images(records, image_encoder=encoder, region_sink=local, progress=False)
+    for record, (drafts, samples) in zip(records, out["regions"][:-1], strict=True):
+        assert [d.region for d in drafts] == [d.region for d in local.drafts[record.id]]
+        assert drafts, record.id
+        for ours, theirs in zip(drafts, local.drafts[record.id], strict=True):
+            np.testing.assert_allclose(ours.vector, theirs.vector, atol=1e-5)
+        assert [(s.inside, s.group) for s in samples] == [
+            (s.inside, s.group) for s in local.samples[record.id]
+        ]
+
+
+def column(values: list) -> np.ndarray:
+    """A one-dimensional object column (numpy would stack the arrays or records)."""
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
