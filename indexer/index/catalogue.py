@@ -76,21 +76,29 @@ def write_catalogue(path: Path, items: Sequence[CatalogueItem]) -> None:
 
 def read_catalogue(path: Path) -> list[CatalogueItem]:
     """The items in row order; ``ArtifactError`` when the file is not a readable catalogue."""
-    # immutable=1: reading must not touch the file (no journal), or its checksum would change
-    con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
-    try:
-        rows = con.execute(
-            "SELECT row, id, image, labels, zone, area, description, grp, defects "
-            "FROM items ORDER BY row"
-        ).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise ArtifactError(f"{path.name} is not a readable catalogue: {exc}") from exc
-    finally:
-        con.close()
+    rows = read_rows(
+        path,
+        "SELECT row, id, image, labels, zone, area, description, grp, defects "
+        "FROM items ORDER BY row",
+        what="catalogue",
+    )
     return [
         CatalogueItem(r, i, img, json.loads(lb), z, a, d, g, json.loads(df))
         for r, i, img, lb, z, a, d, g, df in rows
     ]
+
+
+def read_rows(path: Path, query: str, *, what: str) -> list[Any]:
+    """The rows of one query on an artifact's SQLite file, read-only; ``ArtifactError`` naming
+    ``what`` the file should be when it is not readable."""
+    # immutable=1: reading must not touch the file (no journal), or its checksum would change
+    con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
+    try:
+        return con.execute(query).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ArtifactError(f"{path.name} is not a readable {what}: {exc}") from exc
+    finally:
+        con.close()
 
 
 def dataset_summary(items: Sequence[CatalogueItem], **extra: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.errors import ArtifactError
+from indexer.index.catalogue import read_rows
 
 RegionKind = Literal["patches", "crops", "imported"]
 REGION_KINDS: tuple[RegionKind, ...] = ("patches", "crops", "imported")
@@ -189,16 +190,11 @@ def read_regions(
     background: Background | None = None,
 ) -> RegionTable:
     """The region table (rows in order) with its vectors; ``ArtifactError`` when unreadable."""
-    con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True)
-    try:
-        rows = con.execute(
-            "SELECT row, id, item, kind, labels, polygon, box, area, members "
-            "FROM regions ORDER BY row"
-        ).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise ArtifactError(f"{path.name} is not a readable region table: {exc}") from exc
-    finally:
-        con.close()
+    rows = read_rows(
+        path,
+        "SELECT row, id, item, kind, labels, polygon, box, area, members FROM regions ORDER BY row",
+        what="region table",
+    )
     if [r[0] for r in rows] != list(range(len(rows))):
         raise ArtifactError(f"{path.name}: region rows are not 0..r-1")
     if any(r[3] != kind for r in rows):
