@@ -369,3 +369,30 @@ def test_a_reload_sees_the_regions_of_a_photo_added_meanwhile(
         assert c.get(after["hits"][0]["crop_url"]).status_code == 200
     finally:
         c.__exit__(None, None, None)
+
+
+def test_the_light_client_sends_regions_and_photos_and_parses_them(client, artifacts):
+    import httpx
+
+    from visrag_client import VisragClient
+    from visrag_client.schemas import HeatmapOut, RegionOut
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        answer = client.request(
+            request.method, str(request.url), content=request.read(), headers=request.headers
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    a, b = _largest(artifacts, 2)
+    photo_a, (bx, by, bw, bh), polygon = _planted(artifacts, a)
+    photo_b, _, _ = _planted(artifacts, b)
+    with VisragClient("http://testserver", transport=httpx.MockTransport(forward)) as c:
+        one = c.retrieve(photo_a, region=polygon, explain="heatmap", region_k=2)
+        assert isinstance(one.region, RegionOut) and isinstance(one.heatmap, HeatmapOut)
+        assert len(one.region.hits) == 2 and _found(one.region.hits[0].model_dump(), a, artifacts)
+        px, py = one.heatmap.peak
+        assert bx <= px <= bx + bw and by <= py <= by + bh
+        claim = c.context([photo_a, photo_b], claim="c-1", language="es", format="messages")
+        assert claim.claim == "c-1" and claim.photos is not None and len(claim.photos) == 2
+        assert claim.evidence is not None and claim.messages
+        assert one.photos is None and one.evidence is None
