@@ -8,6 +8,7 @@ normalises them to canonical ids; :func:`parse_region` the only place that reads
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from app.http.errors import BadParameterError
@@ -48,6 +49,7 @@ def parse_region(text: str) -> tuple[tuple[float, float], ...]:
         BadParameterError: neither form, a number that is not finite, an empty box, or a
             polygon of fewer than 3 points.
     """
+    text = re.sub(r"\s*,\s*", ",", text.strip())  # "1, 2" is "1,2"
     pairs = text.split()
     if len(pairs) > 1:  # a polygon: whitespace between points, a comma inside each
         points = []
@@ -62,7 +64,7 @@ def parse_region(text: str) -> tuple[tuple[float, float], ...]:
         if len(points) < 3:
             raise BadParameterError(f"region: a polygon needs at least 3 points, got {len(points)}")
         return tuple(points)
-    parts = text.replace(" ", "").split(",")
+    parts = text.split(",")
     if len(parts) != 4:
         raise BadParameterError(
             f"region: {text!r} is neither a box 'x,y,w,h' nor a polygon 'x1,y1 x2,y2 x3,y3 ...'"
