@@ -232,7 +232,11 @@ def multipart_openapi(form: type[BaseModel]) -> dict[str, Any]:
         properties[name] = _without_null(prop)
     body: dict[str, Any] = {"type": "object", "required": ["image"], "properties": properties}
     if "item" in properties:  # a query by an indexed item instead: an image or an item
-        body.update(required=[], oneOf=[{"required": ["image"]}, {"required": ["item"]}])
+        # never both; a region or a heatmap needs the photo's patch tokens
+        excluded = [n for n in ("image", "region", "explain") if n in properties]
+        by_item = {"required": ["item"], "not": {"anyOf": [{"required": [n]} for n in excluded]}}
+        by_image = {"required": ["image"], "not": {"required": ["item"]}}
+        body.update(required=[], oneOf=[by_image, by_item])
     return {
         "requestBody": {
             "required": True,

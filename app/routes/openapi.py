@@ -174,7 +174,7 @@ def _forms(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
             if "mode" in props and "text" in props:
                 schema.update(_HYBRID_NEEDS_TEXT)
             if "region" in props:  # the query forms: a region's syntax, several photos
-                props["region"]["pattern"] = REGION_PATTERN
+                props["region"].update(pattern=REGION_PATTERN, format="region")
                 props["image"]["description"] = (
                     "The photo. Repeat the field for several photos of one claim (at most "
                     "VISRAG_MAX_PHOTOS): each photo's answer in `photos`, the pooled label "
