@@ -10,7 +10,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.http.errors import BadParameterError
-from app.query import Query
+from app.query import Query, parse_region
 from indexer.index.catalogue import CatalogueItem
 from indexer.query import Hit
 from models.taxonomy import Taxonomy
@@ -52,6 +52,26 @@ class QueryForm(BaseModel):
         description="Query by this indexed item instead of an image (it is left out of the hits).",
     )
     exclude_group: bool = Field(False, description="With `item`: leave out its group as well.")
+    region: str | None = Field(
+        None,
+        max_length=4000,
+        description="A region of the uploaded image to match against the indexed damage "
+        "regions: a box `x,y,w,h` or a polygon `x1,y1 x2,y2 x3,y3 ...`, in the image's pixels "
+        "after EXIF orientation. Needs an index built with regions; not with `item`.",
+    )
+    explain: Literal["heatmap"] | None = Field(
+        None,
+        description="`heatmap`: also where the photo looks like indexed damage (per-patch "
+        "scores, a PNG overlay, candidate areas with their neighbour regions). Not with `item`.",
+    )
+    region_k: int | None = Field(
+        None, ge=1, le=100, description="Indexed regions per region answer; default: `k`."
+    )
+    claim: str | None = Field(
+        None,
+        max_length=200,
+        description="An id for the photos of one claim (one vehicle), echoed in the answer.",
+    )
 
     @field_validator("text")
     @classmethod
@@ -83,6 +103,9 @@ class QueryForm(BaseModel):
             areas=tuple(self.areas),
             item=self.item,
             exclude_group=self.exclude_group,
+            region=None if self.region is None else parse_region(self.region),
+            heatmap=self.explain == "heatmap",
+            region_k=self.region_k,
         )
 
 
@@ -209,7 +232,11 @@ def multipart_openapi(form: type[BaseModel]) -> dict[str, Any]:
         properties[name] = _without_null(prop)
     body: dict[str, Any] = {"type": "object", "required": ["image"], "properties": properties}
     if "item" in properties:  # a query by an indexed item instead: an image or an item
-        body.update(required=[], oneOf=[{"required": ["image"]}, {"required": ["item"]}])
+        # never both; a region or a heatmap needs the photo's patch tokens
+        excluded = [n for n in ("image", "region", "explain") if n in properties]
+        by_item = {"required": ["item"], "not": {"anyOf": [{"required": [n]} for n in excluded]}}
+        by_image = {"required": ["image"], "not": {"required": ["item"]}}
+        body.update(required=[], oneOf=[by_image, by_item])
     return {
         "requestBody": {
             "required": True,

@@ -82,6 +82,29 @@ class Settings(BaseSettings):
         le=1.0,
         description="Flag a photo as far from every indexed case below this novelty p-value.",
     )
+    max_photos: int = Field(
+        8,
+        ge=1,
+        le=32,
+        description="Photos of one claim a `/retrieve` or `/context` request may carry "
+        "(repeated `image` fields).",
+    )
+    region_crop_margin: float = Field(
+        0.25,
+        ge=0.0,
+        le=2.0,
+        description="Margin around a region's box in its crops, as a share of the box's longer "
+        "side.",
+    )
+    region_crop_side: int = Field(
+        256, ge=32, le=1024, description="Longer side of a region crop (pixels, at most)."
+    )
+    region_crop_budget_bytes: int = Field(
+        600_000,
+        ge=10_000,
+        le=20_000_000,
+        description="Bytes of all region-crop data URLs in one `/context` format=messages answer.",
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Accepted API keys (comma-separated or a JSON list); empty = no auth.",

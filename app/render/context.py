@@ -111,6 +111,17 @@ class RenderedContext:
     selection: str = ""  # what chose the cases (the block's first sentence)
     label_set: LabelSetOut | None = None
     novelty: NoveltyOut | None = None
+    # titled lists said after the cases: damage regions, each photo of a claim, its evidence
+    sections: tuple[Section, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled list of sentences the block says after the cases (and ``format=messages`` as a
+    text part)."""
+
+    title: str
+    lines: tuple[str, ...]
 
 
 def similarity_pct(score: float) -> int:
@@ -167,13 +178,16 @@ def render_context(
     image_url: Callable[[str], str] = lambda item_id: f"/items/{item_id}/image",
     estimate_threshold: float = 0.5,
     novelty_threshold: float = 0.05,
+    sections: Sequence[Section] = (),
 ) -> RenderedContext:
     """The context block and its structured content for one retrieval.
 
     Cases are the first ``max_examples`` hits; the votes are every hit's; the label
     head's estimates at or above ``estimate_threshold`` follow the votes
-    (:mod:`app.render.estimates`), then the label set (:mod:`app.render.label_sets`); a photo
-    flagged as novel (:mod:`app.render.novelty_note`) opens the block with the warning.
+    (:mod:`app.render.estimates`), then the label set (:mod:`app.render.label_sets`), then the
+    ``sections`` (damage regions, a claim's photos: :mod:`app.render.regions`,
+    :mod:`app.render.claims`); a photo flagged as novel (:mod:`app.render.novelty_note`) opens
+    the block with the warning.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown context format {fmt!r}")
@@ -199,6 +213,7 @@ def render_context(
                 "mode": result.mode,
                 "filters": {term.field: list(term.ids) for term in result.filters},
                 "selection": chosen,
+                "sections": [{"title": x.title, "lines": list(x.lines)} for x in sections],
             },
             ensure_ascii=False,
         )
@@ -210,6 +225,9 @@ def render_context(
             text += "\n" + "\n".join([heading, *(f"- {line}" for line in lines)]) + "\n"
         if cases and label_set:
             text += "\n" + label_set_line(label_set, language) + "\n"
+        for section in sections:
+            heading = f"### {section.title}" if fmt == "markdown" else f"{section.title}:"
+            text += "\n" + "\n".join([heading, *(f"- {line}" for line in section.lines)]) + "\n"
         if novelty and novelty.note:
             text = f"{novelty.note}\n\n{text}"
     return RenderedContext(
@@ -222,6 +240,7 @@ def render_context(
         chosen,
         label_set,
         novelty,
+        tuple(sections),
     )
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from app.render.estimates import estimate_lines
 from app.render.label_sets import label_set_line
 from app.render.thumbnails import THUMBNAIL_SIZES
+from indexer.query import RegionHit
 from models.imaging import ImageDecodeError
 from visrag_client.schemas import CaseOut, LabelEstimateOut, LabelSetOut, LabelVoteOut, NoveltyOut
 
@@ -43,6 +44,9 @@ _WORDS: dict[str, dict[str, str]] = {
         "no_labels": "none (no damage)",
         "votes": "Label votes across the {n} neighbours:",
         "vote": "- {name}: {support} of {n} neighbours, weighted {weighted}",
+        "regions": "Crops of the indexed damage regions most like the photo's region, each "
+        "followed by its verified labels (they stand for the cases' whole photos):",
+        "region": "Region {id} of case {item}: {labels}; similarity {pct}%.",
     },
     "es": {
         "intro": "A continuación, los {n} casos indexados más parecidos a la imagen a analizar, "
@@ -57,6 +61,10 @@ _WORDS: dict[str, dict[str, str]] = {
         "no_labels": "ninguna (sin daño)",
         "votes": "Votos de etiquetas entre los {n} vecinos:",
         "vote": "- {name}: {support} de {n} vecinos, ponderado {weighted}",
+        "regions": "Recortes de las zonas dañadas indexadas más parecidas a la zona de la foto, "
+        "cada uno seguido de sus etiquetas verificadas (sustituyen a las fotos completas de los "
+        "casos):",
+        "region": "Zona {id} del caso {item}: {labels}; similitud {pct}%.",
     },
 }
 
@@ -79,9 +87,16 @@ def _image(url: str) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def rendered_parts(rendered: RenderedContext, images: dict[str, str]) -> list[dict[str, Any]]:
-    """:func:`message_parts` of a rendered context: its cases, votes, estimates, set and notes."""
-    return message_parts(
+def rendered_parts(
+    rendered: RenderedContext,
+    images: dict[str, str],
+    *,
+    region_parts: Sequence[dict[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """:func:`message_parts` of a rendered context: its cases, votes, estimates, set, notes and
+    sections (one text part each); ``region_parts`` (crops of the matched regions) go before
+    the cases, whose whole photos they replace."""
+    parts = message_parts(
         rendered.cases,
         rendered.label_votes,
         language=rendered.language,
@@ -90,7 +105,11 @@ def rendered_parts(rendered: RenderedContext, images: dict[str, str]) -> list[di
         selection=rendered.selection,
         label_set=rendered.label_set,
         novelty=rendered.novelty,
+        region_parts=region_parts,
     )
+    for section in rendered.sections:
+        parts.append(_text("\n".join([f"{section.title}:", *(f"- {x}" for x in section.lines)])))
+    return parts
 
 
 def message_parts(
@@ -103,8 +122,10 @@ def message_parts(
     selection: str | None = None,
     label_set: LabelSetOut | None = None,
     novelty: NoveltyOut | None = None,
+    region_parts: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """The content parts; ``images`` maps a case id to its image URL (absent: text only).
+    """The content parts; ``images`` maps a case id to its image URL (absent: text only, said
+    unless ``region_parts``, the crops of the matched regions, stand for the photos).
 
     ``selection``: what chose the cases (:func:`app.render.context.selection`), said first; a
     photo flagged as novel gets the warning before it; the label set comes last.
@@ -116,7 +137,7 @@ def message_parts(
     intro = words["intro"].format(n=len(cases))
     if selection is not None:
         intro = f"{selection} {words['shown']}"
-    parts = [*note, _text(intro)]
+    parts = [*note, _text(intro), *region_parts]
     for case in cases:
         url = images.get(case.id)
         if url is not None:
@@ -130,7 +151,8 @@ def message_parts(
             labels=labels or words["no_labels"],
             zone=zone,
         )
-        parts.append(_text(line + ("" if url is not None else words["no_image"])))
+        pictured = url is not None or bool(region_parts)
+        parts.append(_text(line + ("" if pictured else words["no_image"])))
     if votes:
         lines = [words["votes"].format(n=votes[0].neighbours)]
         for vote in votes:
@@ -149,6 +171,39 @@ def message_parts(
     if label_set:
         parts.append(_text(label_set_line(label_set, language)))
     return parts
+
+
+async def region_crop_parts(
+    hits: Sequence[RegionHit],
+    *,
+    language: str,
+    max_total_bytes: int,
+    crop_of: Callable[[RegionHit], Awaitable[bytes | None]],
+) -> list[dict[str, Any]]:
+    """The matched regions as content parts: an intro, then each region's crop (from its
+    indexed image, ``crop_of``: None when unreadable) and its verified labels, in rank order,
+    while the data URLs stay within ``max_total_bytes``; [] when no crop fits."""
+    words = _WORDS.get(language, _WORDS["en"])
+    parts: list[dict[str, Any]] = []
+    total = 0
+    for hit in hits:
+        data = await crop_of(hit)
+        if data is None:
+            continue
+        url = jpeg_data_url(data)
+        if total + len(url) > max_total_bytes:
+            break
+        total += len(url)
+        labels = ", ".join(lb.name.get(language) for lb in hit.labels) or words["no_labels"]
+        parts.append(_image(url))
+        parts.append(
+            _text(
+                words["region"].format(
+                    id=hit.id, item=hit.item, labels=labels, pct=round(100 * hit.score)
+                )
+            )
+        )
+    return [_text(words["regions"]), *parts] if parts else []
 
 
 def jpeg_data_url(data: bytes) -> str:

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 
 from app.http.auth import require_api_key
 from app.http.errors import NotFoundError
+from app.render.crops import region_crop
 from app.render.thumbnails import THUMBNAIL_SIZES, thumbnail
 from app.routes.dependencies import ReadyDep, ServiceDep
 from app.schemas import ERROR_RESPONSES
@@ -62,6 +63,42 @@ async def item_annotation(item_id: str, ready: ReadyDep) -> dict[str, Any]:
     if item is None:
         raise NotFoundError(f"no indexed item {item_id!r}")
     return {"size": item.defects.get("size"), "shapes": item.defects.get("shapes", [])}
+
+
+@items_router.get(
+    "/items/{item_id:path}/regions/{region}/crop",
+    response_class=Response,
+    responses={404: ERROR_RESPONSES[422] | {"description": "Unknown item or region"}},
+)
+async def region_crop_image(
+    item_id: str,
+    region: str,
+    ready: ReadyDep,
+    size: Annotated[int | None, Query(ge=32, le=1024)] = None,
+) -> Response:
+    """A JPEG crop of one indexed damage region of an item: its box plus a margin
+    (``region_crop_margin``), the longer side at most ``size`` (default ``region_crop_side``).
+    ``region`` is the part of the region id after ``#`` (as the answers' ``crop_url`` give it);
+    only the item's own regions, from the catalogue's image (no paths accepted)."""
+    found = ready.region(item_id, region)
+    path = ready.image_path(item_id)
+    if found is None or path is None:
+        raise NotFoundError(f"no region {region!r} of indexed item {item_id!r}")
+    s = ready.settings
+    try:
+        data = await region_crop(
+            Path(path),
+            found.box,
+            margin=s.region_crop_margin,
+            max_side=size or s.region_crop_side,
+            budget=ready.service.decode_budget,
+        )
+    except (OSError, ImageDecodeError) as exc:
+        logger.warning("crop of %s#%s failed: %s: %s", item_id, region, type(exc).__name__, exc)
+        raise NotFoundError(f"the indexed image of item {item_id!r} cannot be read") from exc
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 @items_router.get(

@@ -55,7 +55,8 @@ async def get_upload(request: Request, ready: ReadyDep) -> AsyncIterator[Upload]
         if not upload.images and not upload.fields.get("item"):
             raise BadParameterError("missing file field 'image' (or an indexed item's id: item)")
 
-    async with _admitted(request, ready, max_files=1, check=image_or_item) as upload:
+    max_files = ready.settings.max_photos  # several photos of one claim
+    async with _admitted(request, ready, max_files=max_files, check=image_or_item) as upload:
         yield upload
 
 

@@ -69,6 +69,13 @@ PARAMETER_ERRORS = {422: "Invalid parameter"}
 ITEM_QUERY_ERRORS = {404: "No such catalogue item (a query by item)"}
 
 
+_NUMBER = r"-?[0-9]+(\.[0-9]+)?"
+#: A box ``x,y,w,h`` or a polygon ``x1,y1 x2,y2 x3,y3 ...`` (what :func:`app.query.parse_region`
+#: reads).
+REGION_PATTERN = (
+    rf"^\s*({_NUMBER}\s*,\s*{_NUMBER}\s*,\s*{_NUMBER}\s*,\s*{_NUMBER}"
+    rf"|{_NUMBER},{_NUMBER}(\s+{_NUMBER},{_NUMBER}){{2,}})\s*$"
+)
 IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp, image/tiff"
 # The spellings of a boolean form field the service accepts (pydantic's, lower case).
 BOOLEAN_SPELLINGS = ["true", "false", "1", "0", "yes", "no", "on", "off", "t", "f", "y", "n"]
@@ -166,6 +173,13 @@ def _forms(spec: dict[str, Any], taxonomy: Taxonomy | None) -> None:
                     prop.update(type="string", enum=BOOLEAN_SPELLINGS)
             if "mode" in props and "text" in props:
                 schema.update(_HYBRID_NEEDS_TEXT)
+            if "region" in props:  # the query forms: a region's syntax, several photos
+                props["region"].update(pattern=REGION_PATTERN, format="region")
+                props["image"]["description"] = (
+                    "The photo. Repeat the field for several photos of one claim (at most "
+                    "VISRAG_MAX_PHOTOS): each photo's answer in `photos`, the pooled label "
+                    "evidence in `evidence`."
+                )
             if taxonomy is None:
                 continue
             values: dict[str, list[str]] = {

@@ -4,7 +4,9 @@ Requests hand preprocessed pixel arrays to :meth:`InferenceWorker.encode` (await
 loop). The worker takes the first waiting image, then keeps collecting until it has
 ``max_batch_size`` images or ``max_wait_ms`` has passed (it stops waiting early when no other
 request is on its way, i.e. none is still decoding), and runs them through the encoder in one
-call; requests that arrive while a batch is computing form the next batch, so under load batches
+call (through ``encode_with_patches`` when any image of the batch asked for its patch tokens: a
+region query or a heatmap gets them from the same forward pass as its vector); requests that
+arrive while a batch is computing form the next batch, so under load batches
 fill up without waiting. Other model calls (the text encodes of hybrid and rerank, which the
 service hands the Retriever as ``encode_text``) go through :meth:`InferenceWorker.call` from
 thread-pool threads and run on the same thread, one at a time, in arrival order. The queue is
@@ -35,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EncodeFn = Callable[[list[Pixels]], npt.NDArray[np.float32]]
+#: Vectors and each image's ``(rows, cols, d)`` final patch tokens, from one forward pass.
+PatchEncodeFn = Callable[
+    [list[Pixels]], tuple[npt.NDArray[np.float32], Sequence[npt.NDArray[np.float32]]]
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Encoded:
     queue_seconds: float
     encode_seconds: float
     batch_size: int
+    patches: npt.NDArray[np.float32] | None = None  # (rows, cols, d), when asked for
 
 
 @dataclass
@@ -53,6 +60,7 @@ class _Job:
     payload: Any
     future: Future[Any]
     enqueued: float = field(default_factory=time.perf_counter)
+    patches: bool = False  # an encode job that wants its patch tokens too
 
 
 class InferenceWorker:
@@ -62,6 +70,7 @@ class InferenceWorker:
         self,
         encode: EncodeFn,
         *,
+        encode_with_patches: PatchEncodeFn | None = None,
         max_batch_size: int = 16,
         max_wait_ms: float = 5.0,
         max_queue: int = 256,
@@ -71,6 +80,7 @@ class InferenceWorker:
         name: str = "visrag-inference",
     ) -> None:
         self._encode = encode
+        self._encode_with_patches = encode_with_patches
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
@@ -118,14 +128,18 @@ class InferenceWorker:
         return max(1.0, batches * self._batch_seconds)
 
     # -- submission ------------------------------------------------------------------------------
-    async def encode(self, pixels: Pixels) -> Encoded:
+    async def encode(self, pixels: Pixels, *, patches: bool = False) -> Encoded:
         """Encode one preprocessed image (3, H, W) as part of a batch."""
-        return await self.result(self.submit(pixels))
+        return await self.result(self.submit(pixels, patches=patches))
 
-    def submit(self, pixels: Pixels) -> Future[Encoded]:
-        """Queue one preprocessed image; raises OverloadedError when the queue is full."""
+    def submit(self, pixels: Pixels, *, patches: bool = False) -> Future[Encoded]:
+        """Queue one preprocessed image (``patches``: its patch tokens too); raises
+        OverloadedError when the queue is full, NotReadyError when the encoder gives no patch
+        tokens and they were asked for."""
+        if patches and self._encode_with_patches is None:
+            raise NotReadyError("the loaded image encoder gives no patch tokens")
         future: Future[Encoded] = Future()
-        self._submit(_Job("encode", pixels, future))
+        self._submit(_Job("encode", pixels, future, patches=patches))
         return future
 
     @staticmethod
@@ -218,9 +232,14 @@ class InferenceWorker:
 
     def _run_batch(self, jobs: Sequence[_Job]) -> None:
         start = time.perf_counter()
+        grids: Sequence[npt.NDArray[np.float32] | None] = [None] * len(jobs)
         try:
-            vectors = self._encode([j.payload for j in jobs])
-            if len(vectors) != len(jobs):
+            pixels = [j.payload for j in jobs]
+            if self._encode_with_patches is not None and any(j.patches for j in jobs):
+                vectors, grids = self._encode_with_patches(pixels)
+            else:
+                vectors = self._encode(pixels)
+            if len(vectors) != len(jobs) or len(grids) != len(jobs):
                 raise RuntimeError(
                     f"encoder returned {len(vectors)} vectors for {len(jobs)} images"
                 )
@@ -234,12 +253,13 @@ class InferenceWorker:
         self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
         self._last_batch_size, self._last_batch_end = len(jobs), end
         self._on_batch(len(jobs), seconds)
-        for job, vector in zip(jobs, vectors, strict=True):
+        for job, vector, grid in zip(jobs, vectors, grids, strict=True):
             job.future.set_result(
                 Encoded(
                     vector=np.asarray(vector, dtype=np.float32),
                     queue_seconds=start - job.enqueued,
                     encode_seconds=seconds,
                     batch_size=len(jobs),
+                    patches=grid if job.patches else None,
                 )
             )

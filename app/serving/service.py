@@ -27,7 +27,7 @@ from PIL import Image
 
 from app.http.errors import BadParameterError, NotReadyError, RequestTimeoutError
 from app.metrics import Metrics
-from app.query import Query, resolve_filters
+from app.query import Query, check_region_inside, resolve_filters
 from app.serving.admission import Admission, DecodeBudget
 from app.serving.batching import Encoded, InferenceWorker
 from app.serving.reloading import Reloader
@@ -36,7 +36,9 @@ from app.settings import Settings
 from indexer.build.mapper import embed_descriptions
 from indexer.errors import UnknownItemError
 from indexer.index.catalogue import CatalogueItem
-from indexer.query import Filters, RetrievalResult
+from indexer.index.regions import Region
+from indexer.query import Filters, QueryPatches, RetrievalResult
+from indexer.retrieval.regions import RegionQueryError, require_patch_regions
 from models.allocator import MB
 from models.base import Vectors
 from models.embedding import Prepared, prepare_image
@@ -103,11 +105,17 @@ class Service:
                 self.reloader.resources = resources  # /info shows it while warming up
             s = self.settings
             encoder = resources.image_encoder
+            with_patches = getattr(encoder, "encode_with_patches", None)
             self.worker = InferenceWorker(
                 lambda arrays: encoder.encode_preprocessed(arrays, batch_size=len(arrays)),
+                # region queries and heatmaps: the patch tokens of the same forward pass
+                encode_with_patches=None
+                if with_patches is None
+                else lambda arrays: with_patches(arrays, batch_size=len(arrays)),
                 max_batch_size=s.max_batch_size,
                 max_wait_ms=s.max_wait_ms,
-                max_queue=self.admission.capacity,  # admitted requests never overflow it
+                # admitted requests never overflow it, each with up to max_photos images
+                max_queue=self.admission.capacity * s.max_photos,
                 on_batch=self.metrics.observe_batch,
                 on_depth=self.metrics.queue_depth.set,
                 arriving=lambda: self.preparing,
@@ -211,6 +219,8 @@ class Ready:
         filters = resolve_filters(query, self.resources.taxonomy)
         if query.item is not None and data:
             raise BadParameterError("send an image or an indexed item's id (item), not both")
+        if query.wants_patches:
+            self._check_patch_query(query)
         timeout = self.settings.request_timeout_s
         try:
             with anyio.fail_after(timeout):
@@ -220,6 +230,32 @@ class Ready:
         if result.novelty is not None:
             self.service.metrics.novelty_p_value.observe(result.novelty.p_value)
         return Answer(result=result, timings=timings)
+
+    async def answer_photos(self, images: Sequence[bytes], query: Query) -> list[Answer]:
+        """Several photos of one claim, each through :meth:`answer`, concurrently (so their
+        encodes share batches); every decode inside the service's decode budget."""
+        if len(images) > self.settings.max_photos:
+            raise BadParameterError(
+                f"send at most {self.settings.max_photos} photos in one request (got {len(images)})"
+            )
+        if query.item is not None:
+            raise BadParameterError("send photos or an indexed item's id (item), not both")
+        return list(await asyncio.gather(*(self.answer(data, query) for data in images)))
+
+    def _check_patch_query(self, query: Query) -> None:
+        """A region or heatmap needs an uploaded image, patch tokens and a region table: say
+        which is missing before any work."""
+        asked = "a region" if query.region is not None else "explain=heatmap"
+        if query.item is not None:
+            raise BadParameterError(
+                f"{asked} needs an uploaded image: an item=ID query has no patch tokens (upload "
+                "the item's photo instead)"
+            )
+        if getattr(self.resources.image_encoder, "encode_with_patches", None) is None:
+            raise RegionQueryError(
+                f"{asked}: the loaded image encoder gives no patch tokens ({asked} needs them)"
+            )
+        require_patch_regions(self.resources.retriever.artifacts)
 
     @contextmanager
     def rendering(self, answer: Answer) -> Iterator[None]:
@@ -233,6 +269,17 @@ class Ready:
     def image_path(self, item_id: str) -> Path | None:
         """The indexed image of a catalogue item; None if unknown or gone."""
         return self.resources.retriever.image_path(item_id)
+
+    def region(self, item_id: str, suffix: str) -> Region | None:
+        """The indexed region ``{item_id}#{suffix}`` of a catalogue item; None if either is
+        unknown (only the item's own regions: the id is built from the item's)."""
+        artifacts = self.resources.retriever.artifacts
+        table, row = artifacts.regions, artifacts.row_of(item_id)
+        if table is None or row is None:
+            return None
+        wanted = f"{item_id}#{suffix}"
+        mine = (table.regions[int(i)] for i in table.of_items([row]))
+        return next((r for r in mine if r.id == wanted), None)
 
     async def encode_image(self, data: bytes) -> Vectors:
         """One uploaded image's vector, decoded, preprocessed and encoded as a query's is (the
@@ -249,7 +296,7 @@ class Ready:
         vectors: Vectors = await anyio.to_thread.run_sync(call)
         return vectors
 
-    async def _encode(self, data: bytes) -> tuple[Prepared, Encoded]:
+    async def _encode(self, data: bytes, *, patches: bool = False) -> tuple[Prepared, Encoded]:
         encoder, max_pixels = self.resources.image_encoder, self.settings.max_pixels
         self.service.preparing += 1
         try:
@@ -259,7 +306,7 @@ class Ready:
                 max_pixels=max_pixels,
                 max_side=encoder.image_size,
             )
-            pending = self.worker.submit(prepared.pixels)
+            pending = self.worker.submit(prepared.pixels, patches=patches)
         finally:
             self.service.preparing -= 1  # after submit: the worker never sees a gap between them
         return prepared, await self.worker.result(pending)
@@ -274,9 +321,11 @@ class Ready:
             exclude_ids = (item.id,)
             exclude_groups = (item.group,) if query.exclude_group else ()
             timings: dict[str, float] = {}
+            patches = None
         else:
-            prepared, encoded = await self._encode(data)
+            prepared, encoded = await self._encode(data, patches=query.wants_patches)
             vector = encoded.vector
+            patches = self._patches(query, prepared, encoded)
             timings = {
                 "decode": prepared.decode_seconds,
                 "preprocess": prepared.preprocess_seconds,
@@ -296,9 +345,24 @@ class Ready:
             probe_weight=query.probe_weight,
             set_alpha=self.settings.label_set_alpha,
             encode_text=self._encode_text if self.resources.text_encoder is not None else None,
+            patches=patches,
+            region_k=query.region_k,
         )
         result: RetrievalResult = await anyio.to_thread.run_sync(search, abandon_on_cancel=True)
         return result, {**timings, **result.timings}
+
+    @staticmethod
+    def _patches(query: Query, prepared: Prepared, encoded: Encoded) -> QueryPatches | None:
+        """What the retriever needs for the query's region or heatmap, checked against the
+        uploaded image's size (after EXIF orientation)."""
+        if not query.wants_patches or encoded.patches is None:
+            return None
+        width, height = prepared.size
+        if query.region is not None:
+            check_region_inside(query.region, width, height)
+        return QueryPatches(
+            encoded.patches, width, height, region=query.region, heatmap=query.heatmap
+        )
 
     def _stored(self, item_id: str) -> tuple[CatalogueItem, Vectors]:
         """A catalogue item and its stored image vector (the query of ``item=ID``)."""

@@ -25,6 +25,9 @@
       copied: "copied", close: "close", choose: "Choose an image first.",
       no_damage: "no damage", truth: "True labels of the sample: ",
       pipeline: "ms in the pipeline", enlarge: "click to enlarge",
+      explain: "where is the damage", region: "region (x,y,w,h)",
+      where: "Where is the damage", no_where: "No part of the photo resembles indexed damage.",
+      crops: "Matched indexed regions",
       ph_text: "caption for mode hybrid, e.g. scratches on the hood",
       ph_labels: "optional filter, e.g. dent, crack", ph_key: "only if the server requires one",
       warning: "Not a real model: a tiny, randomly initialised DINOv3. Its 'contrast' pooling "
@@ -46,6 +49,9 @@
       copied: "copiado", close: "cerrar", choose: "Elige primero una imagen.",
       no_damage: "sin daño", truth: "Etiquetas verdaderas de la muestra: ",
       pipeline: "ms en el proceso", enlarge: "haz clic para ampliar",
+      explain: "dónde está el daño", region: "zona (x,y,w,h)",
+      where: "Dónde está el daño", no_where: "Ninguna parte de la foto se parece a daños indexados.",
+      crops: "Zonas indexadas coincidentes",
       ph_text: "descripción para el modo hybrid, p. ej. arañazos en el capó",
       ph_labels: "filtro opcional, p. ej. dent, crack", ph_key: "solo si el servidor la exige",
       warning: "No es un modelo real: un DINOv3 diminuto con pesos aleatorios. Su pooling "
@@ -345,6 +351,69 @@
     }
   }
 
+  async function renderWhere(body, file) {
+    // The uploaded photo with the heatmap overlay and the candidate boxes drawn on it, and the
+    // crops of the indexed regions it matched (a region query's hits or the areas' neighbours).
+    const panel = $("where");
+    const heat = body.heatmap;
+    const region = body.region;
+    if (!heat && !region) { panel.hidden = true; return; }
+    panel.hidden = false;
+    const frame = $("where-frame");
+    const photo = el("img");
+    photo.id = "where-photo";
+    photo.alt = file.name;
+    photo.src = URL.createObjectURL(file);
+    objectUrls.push(photo.src);
+    frame.replaceChildren(photo);
+    try { await photo.decode(); } catch (err) { /* drawn anyway, sized by the heatmap */ }
+    const width = heat ? heat.width : photo.naturalWidth;
+    const height = heat ? heat.height : photo.naturalHeight;
+    frame.style.aspectRatio = `${width} / ${height}`;
+    if (heat) {
+      const overlay = el("img", "where-overlay");
+      overlay.id = "where-overlay";
+      overlay.alt = "";
+      overlay.src = heat.overlay_png;
+      frame.append(overlay);
+    }
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "outlines boxes");
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("preserveAspectRatio", "none");
+    const boxes = (heat ? heat.areas.map((a) => ["area-box", a.box]) : [])
+      .concat(region ? [["region-box", region.box]] : []);
+    for (const [cls, [x, y, w, h]] of boxes) {
+      const rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("class", cls);
+      for (const [k, v] of Object.entries({ x, y, width: w, height: h })) rect.setAttribute(k, v);
+      svg.append(rect);
+    }
+    frame.append(svg);
+    const list = $("where-areas");
+    list.replaceChildren();
+    for (const area of heat ? heat.areas : []) {
+      const names = area.votes.filter((v) => v.predicted).map((v) => v.name).join(", ");
+      list.append(el("li", "", `${area.position[lang()]} · ${area.peak.toFixed(2)}${names ? " · " + names : ""}`));
+    }
+    if (heat && !heat.areas.length) list.append(el("li", "muted", t("no_where")));
+    const hits = region ? region.hits : (heat ? heat.areas.flatMap((a) => a.neighbours) : []);
+    const crops = $("region-crops");
+    crops.replaceChildren();
+    const seen = new Set();
+    for (const hit of hits) {
+      if (seen.has(hit.id)) continue;
+      seen.add(hit.id);
+      const card = el("figure", "card crop");
+      const img = el("img");
+      img.alt = hit.id;
+      loadThumbnail(img, hit.crop_url, 128);
+      const labels = hit.labels.map((lb) => (lang() === "es" ? lb.name_es : lb.name)).join(", ");
+      card.append(img, el("figcaption", "", `${Math.round(100 * hit.score)}% · ${labels}`));
+      crops.append(card);
+    }
+  }
+
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     showError("");
@@ -357,6 +426,8 @@
       if (value) data.append(name, value);
     }
     data.append("max_examples", $("k").value || "5");
+    if ($("explain").checked) data.append("explain", "heatmap");
+    if ($("region").value.trim()) data.append("region", $("region").value.trim());
     $("submit").disabled = true;
     $("submit").textContent = t("searching");
     try {
@@ -371,6 +442,7 @@
       renderEstimates(body.label_estimates);
       renderTrust(body);
       $("context").textContent = body.context;
+      await renderWhere(body, file);
       showTruth();
       $("copy").disabled = false;
       const total = Object.values(body.timings).reduce((a, b) => a + b, 0);

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import httpx
 from typing_extensions import Unpack
@@ -56,6 +56,10 @@ class RetrieveOptions(TypedDict, total=False):
     areas: Iterable[str] | None
     item: str | None  # query by this indexed item instead of an image (pass image=None)
     exclude_group: bool | None  # with item: leave out its group too
+    region: str | None  # a box "x,y,w,h" or a polygon "x1,y1 x2,y2 ..." of the uploaded image
+    explain: Literal["heatmap"] | None  # where the photo looks like indexed damage
+    region_k: int | None  # indexed regions per region answer; None: k
+    claim: str | None  # an id for the photos of one claim, echoed back
 
 
 class ContextOptions(RetrieveOptions, total=False):
@@ -70,24 +74,33 @@ class ContextOptions(RetrieveOptions, total=False):
     max_total_bytes: int | None
 
 
-def _upload(
-    path: str, image: ImageInput | None, options: RetrieveOptions | ContextOptions
-) -> Request:
+#: One photo, or several photos of one claim (a list or tuple of them).
+Photos = ImageInput | Sequence[ImageInput]
+
+
+def _upload(path: str, image: Photos | None, options: RetrieveOptions | ContextOptions) -> Request:
     fields = form_fields(**options)
     if image is None:  # by an indexed item: no body, the fields in the query string
         if not fields.get("item"):
             raise TypeError("give an image or item=ID")
         return "POST", path, {"params": fields}
+    if isinstance(image, (list, tuple)):  # several photos: repeated `image` fields
+        if not image:
+            raise TypeError("give at least one image")
+        files = [("image", image_upload(one)) for one in image]
+        return "POST", path, {"files": files, "data": fields}
     return "POST", path, {"files": {"image": image_upload(image)}, "data": fields}
 
 
-def retrieve_request(image: ImageInput | None, options: RetrieveOptions) -> Request:
+def retrieve_request(image: Photos | None, options: RetrieveOptions) -> Request:
     """POST /retrieve: the ``k`` most similar indexed items (filters: any/all labels, zones...);
-    ``image=None, item=ID``: more like an indexed item, without it."""
+    ``image=None, item=ID``: more like an indexed item, without it; a list of images: the photos
+    of one claim (``.photos``, ``.evidence``); ``region=`` / ``explain="heatmap"``: the damage
+    regions (``.region``, ``.heatmap``)."""
     return _upload("/retrieve", image, options)
 
 
-def context_request(image: ImageInput | None, options: ContextOptions) -> Request:
+def context_request(image: Photos | None, options: ContextOptions) -> Request:
     """POST /context: the similar verified cases as a prompt block (``format=messages``: chat
     content parts with the neighbours' images, in ``.messages``)."""
     return _upload("/context", image, options)
@@ -124,14 +137,14 @@ class VisragClient(ClientBase):
             time.sleep(delay)
 
     def retrieve(
-        self, image: ImageInput | None = None, **options: Unpack[RetrieveOptions]
+        self, image: Photos | None = None, **options: Unpack[RetrieveOptions]
     ) -> RetrieveResponse:
         """POST /retrieve (see :class:`RetrieveOptions`)."""
         method, path, kwargs = retrieve_request(image, options)
         return parse(self._request(method, path, **kwargs), RetrieveResponse)
 
     def context(
-        self, image: ImageInput | None = None, **options: Unpack[ContextOptions]
+        self, image: Photos | None = None, **options: Unpack[ContextOptions]
     ) -> ContextResponse:
         """POST /context (see :class:`ContextOptions`)."""
         method, path, kwargs = context_request(image, options)
@@ -203,13 +216,13 @@ class AsyncVisragClient(ClientBase):
             await asyncio.sleep(delay)
 
     async def retrieve(
-        self, image: ImageInput | None = None, **options: Unpack[RetrieveOptions]
+        self, image: Photos | None = None, **options: Unpack[RetrieveOptions]
     ) -> RetrieveResponse:
         method, path, kwargs = retrieve_request(image, options)
         return parse(await self._request(method, path, **kwargs), RetrieveResponse)
 
     async def context(
-        self, image: ImageInput | None = None, **options: Unpack[ContextOptions]
+        self, image: Photos | None = None, **options: Unpack[ContextOptions]
     ) -> ContextResponse:
         method, path, kwargs = context_request(image, options)
         return parse(await self._request(method, path, **kwargs), ContextResponse)

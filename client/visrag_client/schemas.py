@@ -96,6 +96,110 @@ NoveltySignal = Annotated[
 ]
 
 
+class PositionOut(BaseModel):
+    en: str = Field(description="Where the box lies in the photo, in English.")
+    es: str = Field(description="The same in Spanish.")
+
+
+class RegionHitOut(BaseModel):
+    """One indexed damage region: ``box`` and ``polygon`` in its indexed image's pixels."""
+
+    id: str
+    rank: int = Field(description="1 = most similar.")
+    score: float = Field(description="Cosine similarity of the region vectors, -1..1.")
+    item: str = Field(description="The catalogue item (photo) the region belongs to.")
+    labels: list[LabelOut] = Field(description="The region's verified labels.")
+    box: list[float] = Field(description="x, y, w, h in the indexed image's pixels.")
+    polygon: list[list[float]] = Field(description="[[x, y], ...] in the indexed image's pixels.")
+    members: int = Field(description="Defects the region covers (> 1: a cluster of near ones).")
+    zone: str
+    zone_name: str
+    crop_url: str = Field(description="A JPEG crop of the region, box plus a margin (GET).")
+
+
+class RegionOut(BaseModel):
+    """The query's region and the indexed regions most like it."""
+
+    box: list[float] = Field(description="x, y, w, h of the query region, uploaded image pixels.")
+    position: PositionOut
+    hits: list[RegionHitOut]
+
+
+class DamageAreaOut(BaseModel):
+    """A connected area of the photo that resembles indexed damage, above the threshold."""
+
+    box: list[float] = Field(description="x, y, w, h in the uploaded image's pixels.")
+    position: PositionOut
+    patches: int = Field(description="Patches of the area.")
+    peak: float = Field(description="The best patch's damage score.")
+    votes: list[LabelVoteOut] = Field(description="The neighbour regions' labels, voted.")
+    neighbours: list[RegionHitOut] = Field(description="The indexed regions most like the area.")
+
+
+class HeatmapOut(BaseModel):
+    """Where the photo looks like indexed damage, per patch of a rows x cols grid over it."""
+
+    rows: int
+    cols: int
+    width: float = Field(description="The uploaded image's width after EXIF orientation (px).")
+    height: float = Field(description="Its height (px).")
+    scores: list[list[float]] = Field(
+        description="Per patch (rows of cols), best cosine to an indexed damage region minus "
+        "best cosine to an indexed background patch: above 0, more like damage than like "
+        "undamaged surface."
+    )
+    labels: list[list[str]] = Field(description="Per patch, its nearest region's first label.")
+    peak: list[float] = Field(description="x, y of the best patch's centre (px).")
+    peak_hit: RegionHitOut | None = Field(None, description="The region most like the peak.")
+    threshold: float | None = Field(
+        None, description="The catalogue's calibrated threshold (null: none, then no areas)."
+    )
+    calibration: dict[str, Any] = Field(description="How the threshold was fitted.")
+    areas: list[DamageAreaOut] = Field(description="Areas above the threshold, strongest first.")
+    overlay_png: str = Field(
+        description="The scores as a PNG overlay (a data:image/png;base64 URL) to stretch over "
+        "the whole photo."
+    )
+
+
+class LabelEvidenceOut(BaseModel):
+    """Several photos of one claim: which photos support one label."""
+
+    label: str
+    name: str = Field(description="Display name (English in /retrieve, the request's in /context).")
+    photos: list[int] = Field(description="The photos (1-based, in request order) supporting it.")
+    support: int = Field(description="Neighbours carrying the label, over every photo.")
+    neighbours: int = Field(description="Neighbours returned, over every photo.")
+    probability: float | None = Field(
+        None, description="The label head's highest probability over the photos (an estimate)."
+    )
+
+
+RegionAnswer = Annotated[
+    RegionOut | None, Field(description="The query named a region: its nearest indexed regions.")
+]
+HeatmapAnswer = Annotated[
+    HeatmapOut | None, Field(description="explain=heatmap: where the photo looks like damage.")
+]
+Evidence = Annotated[
+    list[LabelEvidenceOut] | None,
+    Field(description="Several photos: the pooled label evidence, which photo supports which."),
+]
+
+
+class PhotoOut(BaseModel):
+    """One photo of a several-photo ``/retrieve``: its own neighbours, signals and regions."""
+
+    photo: int = Field(description="1-based, in request order.")
+    hits: list[HitOut]
+    label_votes: list[LabelVoteOut]
+    label_estimates: LabelEstimates = Field(default_factory=list)
+    label_set: LabelSetSignal = None
+    novelty: NoveltySignal = None
+    region: RegionAnswer = None
+    heatmap: HeatmapAnswer = None
+
+
 class RetrieveResponse(BaseModel):
     hits: list[HitOut]
     mode: str
@@ -104,6 +208,16 @@ class RetrieveResponse(BaseModel):
     label_estimates: LabelEstimates = Field(default_factory=list)
     label_set: LabelSetSignal = None
     novelty: NoveltySignal = None
+    region: RegionAnswer = None
+    heatmap: HeatmapAnswer = None
+    claim: str | None = Field(None, description="The request's claim id.")
+    photos: list[PhotoOut] | None = Field(
+        None,
+        description="Several photos only: each photo's answer. The top-level hits are then the "
+        "photos' neighbours pooled (an item's best score), the estimates each label's highest "
+        "probability; label_set and novelty are per photo.",
+    )
+    evidence: Evidence = None
 
 
 class CaseLabelOut(BaseModel):
@@ -157,6 +271,16 @@ class ImagePart(BaseModel):
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
+class ContextPhotoOut(BaseModel):
+    """One photo of a several-photo ``/context``: its cases, votes and regions."""
+
+    photo: int = Field(description="1-based, in request order.")
+    cases: list[CaseOut]
+    label_votes: list[LabelVoteOut]
+    region: RegionAnswer = None
+    heatmap: HeatmapAnswer = None
+
+
 class ContextResponse(BaseModel):
     context: str = Field(description="The block to paste into the VLM prompt.")
     format: str
@@ -171,8 +295,17 @@ class ContextResponse(BaseModel):
     messages: list[ContentPart] | None = Field(
         None,
         description="format=messages: OpenAI-compatible chat content parts (instruction, each "
-        "neighbour's image and labels, the label votes), for a user message's 'content'.",
+        "neighbour's image and labels, the label votes), for a user message's 'content'. With "
+        "a region or explain=heatmap, crops of the matched indexed regions instead of whole "
+        "photos.",
     )
+    region: RegionAnswer = None
+    heatmap: HeatmapAnswer = None
+    claim: str | None = Field(None, description="The request's claim id.")
+    photos: list[ContextPhotoOut] | None = Field(
+        None, description="Several photos only: each photo's cases and regions."
+    )
+    evidence: Evidence = None
 
     def content_parts(self) -> list[dict[str, Any]]:
         """``messages`` as plain dicts, ready for a chat-completions request body."""

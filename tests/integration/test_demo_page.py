@@ -90,3 +90,54 @@ def test_upload_shows_neighbours_votes_estimates_and_context(base_url, tmp_path)
             browser.close()
     assert errors == []
     assert shot.stat().st_size > 10_000
+
+
+def test_where_is_the_damage_draws_the_overlay_boxes_and_region_crops(base_url, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base, root = base_url
+    # an indexed photo with defects: its own regions are in the index, so areas are found
+    from indexer.index.artifacts import load_artifacts
+
+    artifacts = load_artifacts(root / "art")
+    item = max(artifacts.items, key=lambda it: len(it.defects.get("shapes", [])))
+    query = artifacts.image_file(item)
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(base + "/")
+            page.wait_for_selector("#status.ok", timeout=10_000)
+            page.set_input_files("#image", str(query))
+            page.check("#explain")
+            page.click("#submit")
+            page.wait_for_selector("#where:not([hidden])", timeout=20_000)
+            page.wait_for_function(
+                "(() => { const o = document.getElementById('where-overlay');"
+                " return o && o.complete && o.naturalWidth > 0; })()"
+            )
+            assert page.locator("#where-frame rect.area-box").count() >= 1
+            page.wait_for_function(
+                "document.querySelectorAll('#region-crops img').length > 0 && "
+                "Array.from(document.querySelectorAll('#region-crops img'))"
+                ".every(i => i.complete && i.naturalWidth > 0)",
+                timeout=10_000,
+            )
+            assert "of the photo" in page.locator("#where-areas").inner_text()
+            # the overlay covers the photo exactly: same drawn box
+            photo = page.locator("#where-photo").bounding_box()
+            overlay = page.locator("#where-overlay").bounding_box()
+            assert photo and overlay
+            assert abs(photo["width"] - overlay["width"]) < 2
+            assert abs(photo["height"] - overlay["height"]) < 2
+            assert "Damage regions" in page.locator("#context").inner_text()
+            shot = tmp_path / "where.png"
+            page.locator("#where").screenshot(path=str(shot))
+            if os.environ.get("VISRAG_KEEP_SCREENSHOT"):
+                shutil.copy(shot, os.environ["VISRAG_KEEP_SCREENSHOT"] + ".where.png")
+        finally:
+            browser.close()
+    assert errors == []
+    assert shot.stat().st_size > 10_000
