@@ -277,9 +277,8 @@ class Ready:
         table, row = artifacts.regions, artifacts.row_of(item_id)
         if table is None or row is None:
             return None
-        wanted = f"{item_id}#{suffix}"
-        mine = (table.regions[int(i)] for i in table.of_items([row]))
-        return next((r for r in mine if r.id == wanted), None)
+        found = table.row_of(f"{item_id}#{suffix}")
+        return None if found is None else table.regions[found]
 
     async def encode_image(self, data: bytes) -> Vectors:
         """One uploaded image's vector, decoded, preprocessed and encoded as a query's is (the

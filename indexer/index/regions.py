@@ -96,6 +96,8 @@ class RegionTable:
     #: from the build through add/remove (the manifest's ``regions.calibration``)
     calibration: dict[str, Any] = field(default_factory=dict)
     background: Background | None = None  # None: none sampled (imported regions)
+    _rows: dict[str, int] | None = field(default=None, repr=False, compare=False)
+    _items: npt.NDArray[np.int64] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in REGION_KINDS:
@@ -111,7 +113,16 @@ class RegionTable:
         return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
 
     def item_rows(self) -> npt.NDArray[np.int64]:
-        return np.fromiter((r.item for r in self.regions), np.int64, len(self.regions))
+        """The catalogue row of each region (computed once: a table is not changed in place)."""
+        if self._items is None:
+            self._items = np.fromiter((r.item for r in self.regions), np.int64, len(self.regions))
+        return self._items
+
+    def row_of(self, region_id: str) -> int | None:
+        """The row of a region by its id (``None``: no such region)."""
+        if self._rows is None:
+            self._rows = {r.id: row for row, r in enumerate(self.regions)}
+        return self._rows.get(region_id)
 
     def of_items(self, rows: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Region rows whose image is one of the catalogue ``rows``."""
