@@ -164,7 +164,9 @@ def build(
         str,
         typer.Option(
             help="patches: a region vector per labelled polygon and per cluster of near defects, "
-            "pooled from the same forward pass | none (default: patches; --engine ray: none)"
+            "pooled from the same forward pass | crops: each such region's crop (box plus a "
+            "margin, full resolution) re-encoded by the image model, one more forward pass per "
+            "region | none (default: patches; --engine ray: none)"
         ),
     ] = "",
 ) -> None:
@@ -181,11 +183,11 @@ def build(
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
     regions = regions or ("none" if engine == "ray" else "patches")
-    if regions not in ("patches", "none"):
-        raise typer.BadParameter(f"--regions must be patches or none, got {regions!r}")
-    if regions == "patches" and engine == "ray":
+    if regions not in ("patches", "crops", "none"):
+        raise typer.BadParameter(f"--regions must be patches, crops or none, got {regions!r}")
+    if regions != "none" and engine == "ray":
         raise typer.BadParameter(
-            "--regions patches needs --engine local (the Ray engine does not return patch "
+            f"--regions {regions} needs --engine local (the Ray engine does not return patch "
             "tokens yet); pass --regions none with --engine ray"
         )
     run: ImageEngine = embed_images
@@ -226,7 +228,7 @@ def build(
             wait=wait,
             engine=run,
             store=_target(store, milvus_uri, milvus_collection),
-            regions=regions == "patches",
+            regions=False if regions == "none" else regions,
         )
     _report(report, "built")
 
@@ -247,14 +249,23 @@ def import_(
     store: StoreOpt = "faiss",
     milvus_uri: MilvusUriOpt = None,
     milvus_collection: MilvusCollectionOpt = "visrag",
+    as_regions: Annotated[
+        bool,
+        typer.Option(
+            "--as-regions",
+            help="rows are crops of photos (source_image, cluster_bbox): index the photos as "
+            "items and the crops as their regions (item vector: the mean of its crops')",
+        ),
+    ] = False,
 ) -> None:
     """Index precomputed image embeddings (labels normalised, descriptions from the template)."""
-    from indexer.build.importing import import_embeddings
+    from indexer.build.importing import import_embeddings, import_regions
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder
 
+    run = import_regions if as_regions else import_embeddings
     with user_errors():
-        manifest = import_embeddings(
+        manifest = run(
             embeddings,
             metadata,
             out,
@@ -271,6 +282,12 @@ def import_(
         f"{out}; label coverage {coverage['coverage']:.1%} ({coverage['unmapped']} unmapped"
         + (f": {coverage['unmapped_labels']})" if coverage["unmapped"] else ")")
     )
+    if manifest.regions is not None:
+        typer.echo(
+            f"regions: {manifest.regions.count} ({manifest.regions.kind}, dim "
+            f"{manifest.regions.dim}) of {manifest.vector_count} photos; item vectors: "
+            f"{manifest.dataset.get('item_vectors')}"
+        )
 
 
 @index_app.command("add", cls=PlainCommand)
