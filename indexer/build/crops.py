@@ -24,7 +24,9 @@ MARGIN = 0.25
 MARGIN_PIXELS = 8.0
 
 
-def crop_box(box: Box, size: tuple[int, int], *, margin: float = MARGIN) -> tuple[int, ...]:
+def crop_box(
+    box: Box, size: tuple[int, int], *, margin: float = MARGIN
+) -> tuple[int, int, int, int]:
     """The ``(left, top, right, bottom)`` pixels of a region's crop: its ``x, y, w, h`` box grown
     by ``margin`` of its longer side plus :data:`MARGIN_PIXELS` on each side, kept inside the
     ``(width, height)`` photo, at least one pixel wide and high."""

@@ -99,13 +99,15 @@ def held_out_region_queries(
         prepared = prepare_image(record.image_path, encoder)
         vectors, grids = encode_with_patches(encoder, [prepared.pixels], 1)
         drafts = record_regions(record, grids[0], original_size(record))
-        if kind == "crops" and drafts:
-            boxes = [d.region.box for d in drafts]
-            region_vectors = crop_vectors(record.image_path, boxes, encoder)
+        if not drafts:
+            continue
+        if kind == "crops":
+            region_vectors = crop_vectors(
+                record.image_path, [d.region.box for d in drafts], encoder
+            )
         else:
-            region_vectors = np.stack([d.vector for d in drafts]) if drafts else None
+            region_vectors = np.stack([d.vector for d in drafts]).astype(np.float32)
         for j, draft in enumerate(drafts):
-            assert region_vectors is not None
             query = Query(
                 id=draft.region.id,
                 labels=dict.fromkeys(draft.region.labels, 1),
