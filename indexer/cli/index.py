@@ -277,17 +277,18 @@ def import_(
             store=_target(store, milvus_uri, milvus_collection),
         )
     coverage = manifest.dataset["coverage"]
+    what = (
+        f"{manifest.vector_count} vectors"
+        if manifest.regions is None
+        else f"{manifest.regions.count} crop vectors as regions of {manifest.vector_count} photos"
+    )
     typer.echo(
-        f"imported {manifest.vector_count} vectors of {manifest.image_model.id} into "
+        f"imported {what} of {manifest.image_model.id} into "
         f"{out}; label coverage {coverage['coverage']:.1%} ({coverage['unmapped']} unmapped"
         + (f": {coverage['unmapped_labels']})" if coverage["unmapped"] else ")")
     )
     if manifest.regions is not None:
-        typer.echo(
-            f"regions: {manifest.regions.count} ({manifest.regions.kind}, dim "
-            f"{manifest.regions.dim}) of {manifest.vector_count} photos; item vectors: "
-            f"{manifest.dataset.get('item_vectors')}"
-        )
+        typer.echo(f"item vectors: {manifest.dataset.get('item_vectors')}")
 
 
 @index_app.command("add", cls=PlainCommand)
