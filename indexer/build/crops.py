@@ -27,17 +27,26 @@ MARGIN_PIXELS = 8.0
 def crop_box(
     box: Box, size: tuple[int, int], *, margin: float = MARGIN
 ) -> tuple[int, int, int, int]:
-    """The ``(left, top, right, bottom)`` pixels of a region's crop: its ``x, y, w, h`` box grown
-    by ``margin`` of its longer side plus :data:`MARGIN_PIXELS` on each side, kept inside the
-    ``(width, height)`` photo, at least one pixel wide and high."""
+    """The ``(left, top, right, bottom)`` pixels of a region's crop: a square around its
+    ``x, y, w, h`` box, the box's longer side plus ``margin`` of it and :data:`MARGIN_PIXELS` on
+    each side, moved inside the ``(width, height)`` photo (cut where the photo is smaller).
+
+    Square, so every crop reaches the encoder at one input size: crops batch together, and a CPU
+    backend compiles its kernels once instead of once per crop shape.
+    """
     x, y, w, h = box
-    pad = margin * max(w, h) + MARGIN_PIXELS
     width, height = size
-    left = int(np.clip(np.floor(x - pad), 0, width - 1))
-    top = int(np.clip(np.floor(y - pad), 0, height - 1))
-    right = int(np.clip(np.ceil(x + w + pad), left + 1, width))
-    bottom = int(np.clip(np.ceil(y + h + pad), top + 1, height))
-    return left, top, right, bottom
+    side = max(w, h) * (1 + 2 * margin) + 2 * MARGIN_PIXELS
+
+    def span(centre: float, extent: int) -> tuple[int, int]:
+        if side >= extent:
+            return 0, extent
+        start = float(np.clip(centre - side / 2, 0, extent - side))
+        return int(np.floor(start)), int(min(extent, np.ceil(start + side)))
+
+    left, right = span(x + w / 2, width)
+    top, bottom = span(y + h / 2, height)
+    return left, top, max(right, left + 1), max(bottom, top + 1)
 
 
 def crop_vectors(

@@ -77,9 +77,11 @@ def test_summary_means_and_group_intervals():
     assert out["inside_share"] == {"mean": 0.5, "n": 1, "interval": [0.5, 0.5]}
 
 
-def test_crop_box_adds_the_margin_and_stays_inside_the_photo():
-    # a 20 px box: margin 0.25 * 20 + 8 = 13 px each side
-    assert crop_box((100, 100, 20, 10), (640, 480)) == (87, 87, 133, 123)
-    # at the corner: clipped, never empty
-    assert crop_box((0, 0, 5, 5), (640, 480)) == (0, 0, 15, 15)
-    assert crop_box((639, 479, 0, 0), (640, 480)) == (631, 471, 640, 480)
+def test_crop_box_is_a_square_with_the_margin_inside_the_photo():
+    # a 20 × 10 box: side 20 * 1.5 + 16 = 46 px, centred on the box
+    assert crop_box((100, 100, 20, 10), (640, 480)) == (87, 82, 133, 128)
+    # at the corners: moved inside, still square, never empty
+    assert crop_box((0, 0, 5, 5), (640, 480)) == (0, 0, 24, 24)
+    assert crop_box((639, 479, 0, 0), (640, 480)) == (624, 464, 640, 480)
+    # larger than the photo's height: the whole height
+    assert crop_box((0, 100, 400, 200), (640, 480))[1::2] == (0, 480)
