@@ -7,6 +7,7 @@ description vectors are computed here, the same whichever engine ran.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexer.build.cache import EmbeddingCache
+from indexer.build.crops import crop_regions
 from indexer.build.embed import embed_images
 from indexer.build.regions import RegionSink, background_bank, calibrate_where, region_table
 from indexer.index.catalogue import CatalogueItem, catalogue_items
@@ -66,7 +68,9 @@ class Mapper:
     workers: int = 2
     cache: EmbeddingCache | None = None
     progress: bool = True
-    regions: bool = False  # pool region vectors from the patch tokens (indexer.build.regions)
+    #: region vectors: False (none), True or "patches" (pooled from the patch tokens,
+    #: indexer.build.regions), "crops" (each region's crop re-encoded, indexer.build.crops)
+    regions: bool | str = False
 
     def __call__(
         self,
@@ -95,7 +99,15 @@ class Mapper:
             dim = int(getattr(self.image_encoder, "hidden_size", 0) or 0)
             rows = {it.id: it.row for it in items}
             regions = region_table(list(rows.items()), sink.drafts, dim=dim)
-            regions.background = background_bank(sink, rows, dim=dim)
-            groups = {it.row: it.group for it in items}
-            regions.calibration = calibrate_where(regions, sink.all_samples(), groups)
+            if self.regions != "crops":  # "where" meets patch regions only
+                regions.background = background_bank(sink, rows, dim=dim)
+                groups = {it.row: it.group for it in items}
+                regions.calibration = calibrate_where(regions, sink.all_samples(), groups)
+            else:
+                t0 = time.perf_counter()
+                images = {rows[r.id]: Path(r.image_path) for r in kept}
+                regions = crop_regions(
+                    regions, images, self.image_encoder, batch_size=self.batch_size
+                )
+                stats["crop_seconds"] = time.perf_counter() - t0
         return Mapped(items, image_vectors, text_vectors, failed, stats, root, regions)

@@ -135,14 +135,15 @@ def build_index(
     progress: bool = True,
     wait: float = 0.0,
     engine: ImageEngine = embed_images,
-    regions: bool = True,
+    regions: bool | str = True,
 ) -> BuildReport:
     """Embed a dataset (a manifest/dataset path, or records) and write the artifact directory.
 
     The writer lock of ``out`` is held for the whole build (``wait``: seconds to wait for it).
     ``engine``: what encodes the images (default: in this process; see
     :data:`~indexer.build.mapper.ImageEngine`). ``regions``: pool a region vector per labelled
-    polygon and per cluster of near defects from the same forward pass (the region table).
+    polygon and per cluster of near defects from the same forward pass (the region table;
+    ``True`` or ``"patches"``), or re-encode each region's crop (``"crops"``), or none.
 
     Raises:
         ValueError: no image could be embedded (nothing to index).
@@ -288,7 +289,7 @@ def add_records(
             workers,
             None,
             progress,
-            regions=artifacts.regions is not None and artifacts.regions.kind == "patches",
+            regions=_region_kind(artifacts),
         )
         mapped = mapper(read.records, catalogue_root=lambda _: root, first_row=len(artifacts))
     failed = [*read.problems, *mapped.failed]
@@ -323,6 +324,12 @@ def add_records(
             ],
         )
     return clock.report(artifacts.path, mapped, failed, written)
+
+
+def _region_kind(artifacts: Artifacts) -> bool | str:
+    """What regions an add makes: those of the index's kind (imported ones cannot be made)."""
+    kind = artifacts.regions.kind if artifacts.regions is not None else None
+    return kind if kind in ("patches", "crops") else False
 
 
 def _read_again(earlier: FailedInput, read: SourceRecords) -> bool:

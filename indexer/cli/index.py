@@ -165,7 +165,9 @@ def build(
         str,
         typer.Option(
             help="patches: a region vector per labelled polygon and per cluster of near defects, "
-            "pooled from the same forward pass (either engine) | none"
+            "pooled from the same forward pass (either engine) | crops: each such region's crop "
+            "(box plus a margin, full resolution) re-encoded by the image model, one more forward "
+            "pass per region (--engine local) | none"
         ),
     ] = "patches",
 ) -> None:
@@ -181,8 +183,13 @@ def build(
     tune_allocator()  # the model reuses its working memory between batches (models/allocator.py)
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
-    if regions not in ("patches", "none"):
-        raise typer.BadParameter(f"--regions must be patches or none, got {regions!r}")
+    if regions not in ("patches", "crops", "none"):
+        raise typer.BadParameter(f"--regions must be patches, crops or none, got {regions!r}")
+    if regions == "crops" and engine == "ray":
+        raise typer.BadParameter(
+            "--regions crops needs --engine local (the Ray actors pool patch regions only); "
+            "pass --regions patches or none with --engine ray"
+        )
     run: ImageEngine = embed_images
     if engine == "ray":
         from indexer.build.ray_engine import RayOptions, check_before_start, ray_engine
@@ -221,7 +228,7 @@ def build(
             wait=wait,
             engine=run,
             store=_target(store, milvus_uri, milvus_collection),
-            regions=regions == "patches",
+            regions=False if regions == "none" else regions,
         )
     _report(report, "built")
 
@@ -242,14 +249,23 @@ def import_(
     store: StoreOpt = "faiss",
     milvus_uri: MilvusUriOpt = None,
     milvus_collection: MilvusCollectionOpt = "visrag",
+    as_regions: Annotated[
+        bool,
+        typer.Option(
+            "--as-regions",
+            help="rows are crops of photos (source_image, cluster_bbox): index the photos as "
+            "items and the crops as their regions (item vector: the mean of its crops')",
+        ),
+    ] = False,
 ) -> None:
     """Index precomputed image embeddings (labels normalised, descriptions from the template)."""
-    from indexer.build.importing import import_embeddings
+    from indexer.build.importing import import_embeddings, import_regions
     from models.taxonomy import load_taxonomy
     from models.text_encoder import load_text_encoder
 
+    run = import_regions if as_regions else import_embeddings
     with user_errors():
-        manifest = import_embeddings(
+        manifest = run(
             embeddings,
             metadata,
             out,
@@ -261,11 +277,18 @@ def import_(
             store=_target(store, milvus_uri, milvus_collection),
         )
     coverage = manifest.dataset["coverage"]
+    what = (
+        f"{manifest.vector_count} vectors"
+        if manifest.regions is None
+        else f"{manifest.regions.count} crop vectors as regions of {manifest.vector_count} photos"
+    )
     typer.echo(
-        f"imported {manifest.vector_count} vectors of {manifest.image_model.id} into "
+        f"imported {what} of {manifest.image_model.id} into "
         f"{out}; label coverage {coverage['coverage']:.1%} ({coverage['unmapped']} unmapped"
         + (f": {coverage['unmapped_labels']})" if coverage["unmapped"] else ")")
     )
+    if manifest.regions is not None:
+        typer.echo(f"item vectors: {manifest.dataset.get('item_vectors')}")
 
 
 @index_app.command("add", cls=PlainCommand)

@@ -64,31 +64,76 @@ def evaluate(
     bootstrap: Annotated[
         int, typer.Option(min=0, help="bootstrap resamples for the difference intervals; 0: none")
     ] = 1000,
+    unit: Annotated[
+        str,
+        typer.Option(
+            help="image: photos as queries | region: damage regions as queries (region-to-region "
+            "beside the whole-image baseline of their photos; localisation on photos with polygons)"
+        ),
+    ] = "image",
+    localisation: Annotated[
+        bool | None,
+        typer.Option(
+            "--localisation/--no-localisation",
+            help="--unit region: pointing game and overlap of 'where is the damage' (default: "
+            "when the index has patch regions; embeds every photo with polygons)",
+        ),
+    ] = None,
 ) -> None:
     """Retrieval quality beside majority-label and random baselines, with latency per stage."""
-    from indexer.evaluation.pipeline import parse_numbers, run_evaluation, split_list
+    from indexer.evaluation.pipeline import (
+        parse_numbers,
+        run_evaluation,
+        run_region_evaluation,
+        split_list,
+    )
     from indexer.evaluation.queries import ORACLE, ORACLE_LABEL, EvaluationError
     from indexer.evaluation.report import print_summary
 
-    try:
-        ev, paths = run_evaluation(
-            artifacts=artifacts,
-            out=out,
-            queries=queries,
-            leave_one_out=leave_one_out,
-            modes=split_list(mode) or ["image"],
-            ks=parse_numbers(k, int, "k"),
-            alphas=parse_numbers(alphas, float, "alphas"),
-            text_source=text_source,
-            taxonomy=taxonomy,
-            device=device,
-            image_model=image_model,
-            text_model=text_model,
-            rerank_candidates=rerank_candidates,
-            random_repeats=random_repeats,
-            bootstrap=bootstrap,
-            seed=seed,
+    if unit not in ("image", "region"):
+        raise typer.BadParameter(f"--unit must be image or region, got {unit!r}")
+    if unit == "region" and (set(split_list(mode)) - {"image"} or alphas or text_source):
+        raise typer.BadParameter(
+            "--unit region compares region vectors with the photos' image vectors: it takes no "
+            "--mode, --alphas or --text-source"
         )
+    if unit == "image" and localisation is not None:
+        raise typer.BadParameter("--localisation belongs to --unit region")
+    try:
+        if unit == "region":
+            ev, paths = run_region_evaluation(
+                artifacts=artifacts,
+                out=out,
+                queries=queries,
+                leave_one_out=leave_one_out,
+                ks=parse_numbers(k, int, "k"),
+                taxonomy=taxonomy,
+                device=device,
+                image_model=image_model,
+                localisation=localisation,
+                random_repeats=random_repeats,
+                seed=seed,
+                bootstrap=bootstrap,
+            )
+        else:
+            ev, paths = run_evaluation(
+                artifacts=artifacts,
+                out=out,
+                queries=queries,
+                leave_one_out=leave_one_out,
+                modes=split_list(mode) or ["image"],
+                ks=parse_numbers(k, int, "k"),
+                alphas=parse_numbers(alphas, float, "alphas"),
+                text_source=text_source,
+                taxonomy=taxonomy,
+                device=device,
+                image_model=image_model,
+                text_model=text_model,
+                rerank_candidates=rerank_candidates,
+                random_repeats=random_repeats,
+                bootstrap=bootstrap,
+                seed=seed,
+            )
     except EvaluationError as exc:
         raise typer.BadParameter(str(exc)) from exc
     except (VisragError, FileNotFoundError) as exc:

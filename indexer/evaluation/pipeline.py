@@ -6,6 +6,7 @@ import os
 import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from indexer.evaluation.queries import (
     ORACLE,
@@ -128,3 +129,157 @@ def _model_id(info: object) -> str | None:
         value = info.get("id") or info.get("model_id")
         return None if value is None else str(value)
     return None if info is None else str(info)
+
+
+def run_region_evaluation(
+    *,
+    artifacts: Path,
+    out: Path,
+    queries: Path | None = None,
+    leave_one_out: bool = False,
+    ks: Sequence[int] = (1, 3, 5, 10),
+    taxonomy: str | Path | None = None,
+    device: str = "auto",
+    image_model: str | None = None,
+    localisation: bool | None = None,
+    random_repeats: int = 20,
+    seed: int = 0,
+    bootstrap: int = DEFAULT_REPEATS,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Evaluation, dict[str, Path]]:
+    """``--unit region``: region queries beside the whole-image baseline, localisation on the
+    photos with polygons (``localisation``: None = wherever the index allows it), three reports.
+
+    Leave-one-out queries are the index's own regions; ``queries`` (a held-out JSONL) are the
+    test photos' regions, embedded with the index's image model. Imported regions are
+    precomputed vectors: leave-one-photo-out region-to-region only.
+    """
+    from indexer.evaluation.region_runner import (
+        evaluate_regions,
+        held_out_region_queries,
+        index_region_queries,
+    )
+    from indexer.index.artifacts import load_artifacts
+    from models.taxonomy import load_taxonomy
+
+    if (queries is None) == (not leave_one_out):
+        raise EvaluationError("give exactly one of --queries FILE or --leave-one-out")
+    manifest = load_artifacts(artifacts, verify=False).manifest
+    section = manifest.regions
+    if section is None:
+        raise EvaluationError(
+            f"{artifacts} has no region table: build it with --regions patches|crops, or import "
+            "crop vectors with --as-regions"
+        )
+    imported = section.kind == "imported"
+    if imported and not leave_one_out:
+        raise EvaluationError(
+            "imported regions are precomputed vectors (no encoder to embed new photos with): "
+            "evaluate them with --leave-one-out (region-to-region)"
+        )
+    if localisation and section.kind != "patches":
+        raise EvaluationError(
+            f"localisation needs patch regions (the heatmap); this index's are {section.kind}"
+        )
+    locate = section.kind == "patches" if localisation is None else localisation
+    tax = load_taxonomy(taxonomy)
+    retriever = open_retriever(
+        artifacts,
+        taxonomy=tax,
+        image=not imported and (locate or not leave_one_out),
+        text=False,
+        device=device,
+        image_model=image_model,
+    )
+    if leave_one_out:
+        query_list = index_region_queries(retriever.artifacts, with_photos=not imported)
+    else:
+        assert queries is not None
+        records = _records(queries, tax)
+        query_list = held_out_region_queries(retriever, records, kind=section.kind)
+    ev = evaluate_regions(
+        retriever,
+        query_list,
+        ks=ks,
+        leave_one_out=leave_one_out,
+        random_repeats=random_repeats,
+        seed=seed,
+        bootstrap=bootstrap,
+        progress=progress,
+    )
+    if locate:
+        ev.localisation = _localise(
+            retriever, None if leave_one_out else records, bootstrap=bootstrap, seed=seed
+        )
+    image_info = retriever.artifacts.manifest.image_model
+    if image_info.random_weights:
+        ev.warnings.insert(0, RANDOM_WEIGHTS_WARNING.format(model=image_info.id))
+    if imported:
+        ev.warnings.append(
+            "imported regions: precomputed crop vectors, compared region-to-region only (their "
+            "photos' vectors are means of the crops', not whole-image vectors)"
+        )
+    ev.setting.update(
+        {
+            "random_weights": image_info.random_weights,
+            "artifacts": str(artifacts),
+            "queries_file": str(queries) if queries else None,
+            "machine": _machine(),
+            "image_model": image_info.id,
+            "item_vectors": manifest.dataset.get("item_vectors", "the photos' image vectors"),
+        }
+    )
+    return ev, write_report(ev, out)
+
+
+def _records(path: Path, taxonomy: Any) -> list[Any]:
+    from indexer.readers.dataset import read_dataset
+
+    scan = read_dataset(path, taxonomy=taxonomy, format="jsonl")
+    return list(scan.records)
+
+
+def _localise(
+    retriever: Any, records: Sequence[Any] | None, *, bootstrap: int, seed: int
+) -> dict[str, Any]:
+    """Pointing game and overlap on the held-out ``records`` with polygons, or (leave-one-out,
+    ``records`` None) on the indexed photos with polygons, each against the other groups."""
+    from indexer.evaluation.localisation import Photo, localise
+
+    photos: list[Photo] = []
+    if records is not None:
+        for r in records:
+            polygons = tuple(tuple(d.polygon) for d in r.defects if len(d.polygon) >= 3)
+            photos.append(Photo(r.id, Path(r.image_path), polygons, r.group))
+    else:
+        for item in retriever.artifacts.items:
+            shapes = item.defects.get("shapes") or []
+            path = retriever.image_path(item.id)
+            polygons = tuple(
+                tuple((float(x), float(y)) for x, y in s["polygon"])
+                for s in shapes
+                if len(s.get("polygon") or ()) >= 3
+            )
+            if path is None or not polygons:
+                continue
+            photos.append(
+                Photo(
+                    item.id,
+                    path,
+                    polygons,
+                    item.group,
+                    exclude_ids=(item.id,),
+                    exclude_groups=(item.group,) if item.group else (),
+                )
+            )
+    photos = [p for p in photos if p.polygons]
+    if not photos:
+        return {"photos": 0, "with_areas": 0, "skipped": "no photo with polygons and an image"}
+    return localise(retriever, photos, repeats=bootstrap, seed=seed)
+
+
+def _machine() -> str:
+    return (
+        f"{platform.machine()} {platform.processor() or ''}, "
+        f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    ).replace(" ,", ",")

@@ -9,6 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from indexer.evaluation.localisation import (
+    LOCALISATION_HEADER,
+    localisation_cells,
+    localisation_title,
+)
 from indexer.evaluation.report_html import fmt as _fmt
 from indexer.evaluation.report_html import render_html
 from indexer.evaluation.results import Evaluation, RunResult, summary_rows
@@ -86,6 +91,7 @@ def to_json(ev: Evaluation) -> dict[str, Any]:
         "label_estimates": ev.estimates,
         "uncertainty": ev.uncertainty,
         "novelty": ev.novelty,
+        "localisation": ev.localisation,
     }
 
 
@@ -155,6 +161,8 @@ def summary_markdown(ev: Evaluation) -> str:
             lines.append(
                 f"| {n['label']} | {n['held_out']} | {n['auroc']:.3f} | {n['auroc_score']:.3f} |"
             )
+    if ev.localisation is not None:
+        lines += ["", *localisation_markdown(ev.localisation)]
     lines += ["", "## Latency per stage (ms)", ""]
     lines.append("| run | stage | p50 | p95 | mean | n |")
     lines.append("|---|---|---|---|---|---|")
@@ -166,6 +174,15 @@ def summary_markdown(ev: Evaluation) -> str:
             )
     lines.append("")
     return "\n".join(lines)
+
+
+def localisation_markdown(section: dict[str, Any]) -> list[str]:
+    """The localisation section of summary.md: pointing game beside its chance level, overlap."""
+    lines = [f"## {localisation_title(section)}", ""]
+    if section.get("skipped"):
+        return [*lines, f"Not measured: {section['skipped']}"]
+    lines += ["| " + " | ".join(LOCALISATION_HEADER) + " |", "|---" * 4 + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in localisation_cells(section)]
 
 
 def write_report(ev: Evaluation, out_dir: Path) -> dict[str, Path]:

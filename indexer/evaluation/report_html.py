@@ -17,6 +17,11 @@ from typing import Any
 import jinja2
 
 from indexer.evaluation import plots
+from indexer.evaluation.localisation import (
+    LOCALISATION_HEADER,
+    localisation_cells,
+    localisation_title,
+)
 from indexer.evaluation.results import Evaluation, QueryOutcome, RunResult, summary_rows
 from indexer.evaluation.uncertainty import INTERVAL_HEADER, interval_cells, interval_title
 from indexer.evaluation.verdict import verdict_lines
@@ -165,4 +170,14 @@ def render_html(ev: Evaluation, metric_keys: list[str]) -> str:
             }
         ),
         gallery=_gallery(ev, ev.runs[0]),
+        localisation=(
+            None
+            if ev.localisation is None
+            else {
+                "title": localisation_title(ev.localisation),
+                "skipped": ev.localisation.get("skipped"),
+                "header": LOCALISATION_HEADER,
+                "rows": localisation_cells(ev.localisation),
+            }
+        ),
     )

@@ -64,6 +64,9 @@ class Evaluation:
     uncertainty: dict[str, Any] | None = None
     # held-out-label AUROC of the novelty score per label (leave-one-out only)
     novelty: list[dict[str, Any]] | None = None
+    # pointing game and overlap of "where is the damage" (--unit region, indexer.evaluation.
+    # localisation); None: not measured
+    localisation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
