@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,35 +174,16 @@ def import_embeddings(
 
     text_vectors = embed_descriptions(items, text_encoder)
 
-    image_model = _image_model(entries, metadata_json, image_vectors.shape[1])
-    if image_model_id:
-        image_model["id"] = image_model_id
-    if image_model["id"] is None:
-        raise EmbeddingImportError("no image model id in the metadata: pass image_model_id")
-    if pooling:
-        image_model["pooling"] = pooling
-    manifest = manifest_body(
-        image_model=ImageModel.model_validate(image_model),
-        text_model=describe_text_encoder(text_encoder),
-        alpha=alpha,
-        taxonomy=taxonomy,
-        dataset=dataset_summary(
-            items,
-            source=str(embeddings_npy.resolve()),
-            format="embeddings",
-            metadata=str(metadata_json.resolve()),
-            root=None,
-            coverage=coverage.as_dict(),
-            input_norms={"min": float(norms.min()), "max": float(norms.max())},
-        ),
-        history=({"op": "import", "count": len(items)},),
-    )
-    written = write_index(
+    written = _write_import(
         out,
-        manifest,
-        Mapped(items, image_vectors, text_vectors),
-        StoreLayout(alpha, index_type, index_params, store),
-        taxonomy.no_damage_id,
+        _Imported(items, image_vectors, text_vectors),
+        entries=entries,
+        sources=(embeddings_npy, metadata_json),
+        options=_ImportOptions(
+            taxonomy, text_encoder, alpha, image_model_id, pooling, index_type, index_params, store
+        ),
+        dataset={"format": "embeddings", "coverage": coverage.as_dict(), "norms": norms},
+        history={"op": "import", "count": len(items)},
     )
     logger.info("imported %d vectors; label coverage %s", len(items), coverage.as_dict())
     return written
@@ -291,39 +273,24 @@ def import_regions(
     order = [i for rows in photos.values() for i in rows]
     table = RegionTable("imported", regions, vectors[order].astype(np.float32))
 
-    image_model = _image_model(entries, metadata_json, vectors.shape[1])
-    if image_model_id:
-        image_model["id"] = image_model_id
-    if image_model["id"] is None:
-        raise EmbeddingImportError("no image model id in the metadata: pass image_model_id")
-    if pooling:
-        image_model["pooling"] = pooling
-    image_model["item_vector"] = ITEM_VECTOR_RULE
-    manifest = manifest_body(
-        image_model=ImageModel.model_validate(image_model),
-        text_model=describe_text_encoder(text_encoder),
-        alpha=alpha,
-        taxonomy=taxonomy,
-        dataset=dataset_summary(
-            items,
-            source=str(embeddings_npy.resolve()),
-            format="embeddings as regions",
-            metadata=str(metadata_json.resolve()),
-            root=None,
-            coverage=coverage.as_dict(),
-            input_norms={"min": float(norms.min()), "max": float(norms.max())},
-            item_vectors=ITEM_VECTOR_RULE,
-            regions=len(regions),
-        ),
-        history=({"op": "import", "count": len(items), "regions": len(regions)},),
-    )
     text_vectors = embed_descriptions(items, text_encoder)
-    written = write_index(
+    written = _write_import(
         out,
-        manifest,
-        Mapped(items, item_vectors, text_vectors, regions=table),
-        StoreLayout(alpha, index_type, index_params, store),
-        taxonomy.no_damage_id,
+        _Imported(items, item_vectors, text_vectors, table),
+        entries=entries,
+        sources=(embeddings_npy, metadata_json),
+        options=_ImportOptions(
+            taxonomy, text_encoder, alpha, image_model_id, pooling, index_type, index_params, store
+        ),
+        dataset={
+            "format": "embeddings as regions",
+            "coverage": coverage.as_dict(),
+            "norms": norms,
+            "item_vectors": ITEM_VECTOR_RULE,
+            "regions": len(regions),
+        },
+        history={"op": "import", "count": len(items), "regions": len(regions)},
+        item_vector=ITEM_VECTOR_RULE,
     )
     logger.info(
         "imported %d crops as regions of %d photos; label coverage %s",
@@ -332,6 +299,79 @@ def import_regions(
         coverage.as_dict(),
     )
     return written
+
+
+@dataclass(frozen=True)
+class _Imported:
+    items: list[CatalogueItem]
+    image_vectors: npt.NDArray[np.float32]
+    text_vectors: npt.NDArray[np.float32]
+    regions: RegionTable | None = None
+
+
+@dataclass(frozen=True)
+class _ImportOptions:
+    taxonomy: Taxonomy
+    text_encoder: TextEncoderProtocol
+    alpha: float
+    image_model_id: str | None
+    pooling: str | None
+    index_type: str
+    index_params: dict[str, Any] | None
+    store: StoreTarget | None
+
+
+def _write_import(
+    out: str | Path,
+    imported: _Imported,
+    *,
+    entries: list[dict[str, Any]],
+    sources: tuple[Path, Path],
+    options: _ImportOptions,
+    dataset: dict[str, Any],
+    history: dict[str, Any],
+    item_vector: str | None = None,
+) -> IndexManifest:
+    """The manifest of an import (image model from the metadata or the options) and the index
+    written: what a plain import and an import as regions share."""
+    embeddings_npy, metadata_json = sources
+    image_model = _image_model(entries, metadata_json, imported.image_vectors.shape[1])
+    if options.image_model_id:
+        image_model["id"] = options.image_model_id
+    if image_model["id"] is None:
+        raise EmbeddingImportError("no image model id in the metadata: pass image_model_id")
+    if options.pooling:
+        image_model["pooling"] = options.pooling
+    if item_vector:
+        image_model["item_vector"] = item_vector
+    norms = dataset.pop("norms")
+    manifest = manifest_body(
+        image_model=ImageModel.model_validate(image_model),
+        text_model=describe_text_encoder(options.text_encoder),
+        alpha=options.alpha,
+        taxonomy=options.taxonomy,
+        dataset=dataset_summary(
+            imported.items,
+            source=str(embeddings_npy.resolve()),
+            metadata=str(metadata_json.resolve()),
+            root=None,
+            input_norms={"min": float(norms.min()), "max": float(norms.max())},
+            **dataset,
+        ),
+        history=(history,),
+    )
+    return write_index(
+        out,
+        manifest,
+        Mapped(
+            imported.items,
+            imported.image_vectors,
+            imported.text_vectors,
+            regions=imported.regions,
+        ),
+        StoreLayout(options.alpha, options.index_type, options.index_params, options.store),
+        options.taxonomy.no_damage_id,
+    )
 
 
 def _crop_labels(entry: Mapping[str, Any], taxonomy: Taxonomy, coverage: Coverage) -> list[str]:
