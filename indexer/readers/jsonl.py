@@ -69,7 +69,9 @@ def _read_entry(builder: ScanBuilder, entry: dict[str, Any], where: str) -> None
             return
     # Labels given: they were checked and counted; the defects' raw labels are geometry only.
     defects = _defects(builder, entry.get("defects") or [], where, counted=labels is None)
-    group = entry.get("group")
+    # a claim id (several photos of one vehicle) is the photos' group: they split together and
+    # leave-one-out leaves them out together
+    group = entry.get("group") or entry.get("claim")
     builder.add(
         image,
         width=width,

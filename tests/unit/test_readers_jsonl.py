@@ -37,7 +37,7 @@ def test_jsonl_manifest_fields_and_problems(tmp_path: Path, taxonomy):
         {"labels": ["dent"]},
         {"image": "img/missing.jpg"},
         {"image": "img/c.jpg", "width": 41, "height": 30},
-        {"image": "img/d.jpg", "labels": ["no damage"], "width": 40, "height": 30},
+        {"image": "img/d.jpg", "labels": ["no damage"], "width": 40, "height": 30, "claim": "C-7"},
     ]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(
@@ -55,6 +55,7 @@ def test_jsonl_manifest_fields_and_problems(tmp_path: Path, taxonomy):
     assert b.labels == {"crack": 2, "unknown": 1} and b.description == "custom text"
     assert b.image_path == absolute.resolve()
     assert by_name["d.jpg"].labels == {}
+    assert by_name["d.jpg"].group == "C-7"  # a claim's photos are one group
 
     assert_problems(
         scan,
