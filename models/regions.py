@@ -200,3 +200,29 @@ def damage_scores(
         floor = normal.max(axis=1)
         score = score - np.where(np.isfinite(floor), floor, 0.0)
     return score.astype(np.float32)
+
+
+def best_match(
+    queries: Vectors,
+    vectors: npt.NDArray[np.floating],
+    *,
+    allowed: npt.NDArray[np.bool_] | None = None,
+    block: int = 8192,
+) -> tuple[Vectors, npt.NDArray[np.int64]]:
+    """Each unit query's best inner product over ``vectors`` (unit rows) and that row: an exact
+    top-1 search as blocked matrix products (``allowed``: rows that may answer). A query with
+    no allowed row gets score -1 and row -1."""
+    best = np.full(len(queries), -np.inf, np.float32)
+    rows = np.full(len(queries), -1, np.int64)
+    at = np.arange(len(queries))
+    for start in range(0, len(vectors), block):
+        chunk = np.asarray(vectors[start : start + block], np.float32)
+        sims = queries @ chunk.T
+        if allowed is not None:
+            sims[:, ~allowed[start : start + block]] = -np.inf
+        top = sims.argmax(axis=1)
+        score = sims[at, top]
+        better = score > best
+        best[better], rows[better] = score[better], top[better] + start
+    found = rows >= 0
+    return np.where(found, best, -1.0).astype(np.float32), rows

@@ -67,3 +67,21 @@ def test_damage_scores_subtract_the_closest_background():
     bank = np.array([[0, 1, 0]], np.float32)
     scores = geometry.damage_scores(patches, regions, bank)
     np.testing.assert_allclose(scores, [1.0, -1.0, 0.0])
+
+
+def test_best_match_is_the_exact_top_1_across_blocks_and_exclusions():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(50, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[[3, 17, 42]] + 0.01
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    scores, rows = geometry.best_match(queries, vectors, block=7)
+    assert rows.tolist() == [3, 17, 42]
+    np.testing.assert_allclose(scores, (queries * vectors[rows]).sum(axis=1), rtol=1e-6)
+    allowed = np.ones(50, bool)
+    allowed[[3, 17]] = False
+    _, rows = geometry.best_match(queries, vectors, allowed=allowed, block=7)
+    brute = np.where(allowed, queries @ vectors.T, -np.inf).argmax(axis=1)
+    assert rows.tolist() == brute.tolist() and rows[2] == 42
+    none = geometry.best_match(queries, vectors, allowed=np.zeros(50, bool))
+    assert none[1].tolist() == [-1, -1, -1] and none[0].tolist() == [-1.0, -1.0, -1.0]
