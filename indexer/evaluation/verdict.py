@@ -26,7 +26,13 @@ def verdict_lines(ev: Evaluation) -> list[str]:
     """Plain-text lines (Markdown-safe) leading summary.md, report.html and the console."""
     unc = ev.uncertainty
     names = [r.name for r in ev.runs]
+    regions = ev.setting.get("unit") == "region"
     if unc is None or "image" not in names:
+        if regions:
+            return [
+                "Verdict: region-to-region only (these regions have no photo vectors to compare "
+                "with): read each metric beside the majority-label and random baselines."
+            ]
         return [
             f"Verdict: {names[0]} is the only comparable mode run"
             " (run with --mode image,... and intervals for a recommendation)."
@@ -59,6 +65,15 @@ def verdict_lines(ev: Evaluation) -> list[str]:
     )
     majority = rows.get(("image", "majority", f"recall@{k1}"))
     head = [f"Verdict: use mode '{best}' for this index: {reason}."]
+    if regions:  # the runs are what a damage region is queried by, not retrieval modes
+        head = [
+            "Verdict: to find cases like a damage region, query by the region: "
+            + reason.replace("mode", "query").replace("image search", "the photo's whole image")
+            + "."
+            if best == "region"
+            else "Verdict: region queries are not ahead of the whole image of the region's photo "
+            "here (micro + macro recall): query by the photo."
+        ]
     if majority is not None:
         beats = "yes" if majority["low"] > 0 else "no"
         head_line = (
