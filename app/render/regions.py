@@ -141,8 +141,9 @@ def _area_out(area: DamageArea, *, language: str, root_path: str) -> DamageAreaO
 
 def overlay_png(heat: Heatmap) -> str:
     """The damage scores as a transparent PNG (a data URL), ``OVERLAY_CELL`` pixels a patch:
-    clear where a patch is below the threshold (or below 0 without one), from yellow to opaque
-    red towards the photo's highest score."""
+    clear where a patch is below the threshold (or below 0 without one), from translucent cyan
+    to opaque yellow towards the photo's highest score (colours that stand out on car paint,
+    red ones included)."""
     scores = np.asarray(heat.scores, np.float32).reshape(heat.rows, heat.cols)
     low = heat.threshold if heat.threshold is not None else 0.0
     high = float(scores.max())
@@ -152,9 +153,10 @@ def overlay_png(heat: Heatmap) -> str:
         t = np.clip((scores - low) / (high - low), 0.0, 1.0)
     t = np.where(scores >= low, np.maximum(t, 0.15), 0.0)  # above the cut: always visible
     rgba = np.zeros((heat.rows, heat.cols, 4), np.uint8)
-    rgba[..., 0] = 255
-    rgba[..., 1] = (220 * (1.0 - t)).astype(np.uint8)
-    rgba[..., 3] = (200 * t).astype(np.uint8)
+    rgba[..., 0] = (255 * t).astype(np.uint8)
+    rgba[..., 1] = (200 + 30 * t).astype(np.uint8)
+    rgba[..., 2] = (255 * (1.0 - t)).astype(np.uint8)
+    rgba[..., 3] = np.where(t > 0, 90 + 130 * t, 0).astype(np.uint8)
     image = Image.fromarray(rgba, "RGBA").resize(
         (heat.cols * OVERLAY_CELL, heat.rows * OVERLAY_CELL), Image.Resampling.NEAREST
     )
