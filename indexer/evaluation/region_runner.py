@@ -156,8 +156,8 @@ def evaluate_regions(
     kmax = ks[-1]
     vote_k = vote_k if vote_k in ks else ks[min(len(ks) - 1, len(ks) // 2)]
     artifacts = retriever.artifacts
-    table, store = artifacts.regions, artifacts.region_store
-    if table is None or store is None:
+    table = artifacts.regions
+    if table is None or artifacts.region_store is None:
         raise EvaluationError(f"{artifacts.path} has no region table: rebuild with --regions")
     taxonomy = retriever.taxonomy
     nd = taxonomy.no_damage_id
@@ -172,24 +172,22 @@ def evaluate_regions(
     region_rankings: list[list[Neighbour]] = []
     photo_rankings: list[list[Neighbour]] = []
     timings: dict[str, dict[str, list[float]]] = {"region": {}, "image": {}}
-    for n, (rq, pool) in enumerate(zip(queries, region_pools, strict=True)):
+    for n, rq in enumerate(queries):
         t0 = time.perf_counter()
-        fetch = min(kmax, len(pool))
-        found: list[tuple[int, float]] = []
-        if fetch > 0:
-            allowed = None if len(pool) == len(table) else pool
-            scores, ids = store.search(rq.vector.reshape(1, -1), fetch, allowed=allowed)
-            found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        found = retriever.search_regions(  # what the service's region query answers
+            rq.vector,
+            k=kmax,
+            exclude_ids=rq.query.exclude_ids,
+            exclude_groups=rq.query.exclude_groups,
+        )
         timings["region"].setdefault("search", []).append(time.perf_counter() - t0)
-        order = tie_break([table.regions[i].id for i, _ in found], [s for _, s in found])
+        rows = [table.row_of(h.id) for h in found]
+        order = tie_break([h.id for h in found], [h.score for h in found])
         region_rankings.append(
             [
-                Neighbour(
-                    table.regions[found[j][0]].id,
-                    found[j][1],
-                    tuple(sorted(region_sets[found[j][0]])),
-                )
+                Neighbour(found[j].id, float(found[j].score), tuple(sorted(region_sets[row])))
                 for j in order
+                if (row := rows[j]) is not None
             ]
         )
         if with_photos:

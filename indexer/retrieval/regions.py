@@ -70,14 +70,20 @@ def position(box: Sequence[float], width: float, height: float) -> Name:
     return _POSITIONS[(row, col)]
 
 
-def require_patch_regions(artifacts: Artifacts) -> None:
-    """Raise unless the index holds regions a query's patch tokens can meet."""
-    table = artifacts.regions
-    if table is None or artifacts.region_store is None:
+def require_regions(artifacts: Artifacts) -> None:
+    """Raise unless the index holds a region table and its store."""
+    if artifacts.regions is None or artifacts.region_store is None:
         raise RegionQueryError(
             "this index has no region table (built with --regions none, or before regions "
             "existed): rebuild it to query by region or ask where the damage is"
         )
+
+
+def require_patch_regions(artifacts: Artifacts) -> None:
+    """Raise unless the index holds regions a query's patch tokens can meet."""
+    require_regions(artifacts)
+    table = artifacts.regions
+    assert table is not None
     if table.kind != "patches":
         raise RegionQueryError(
             f"this index's regions are {table.kind} vectors, another vector space than a "

@@ -254,6 +254,27 @@ class Retriever:
             heat,
         )
 
+    def search_regions(
+        self,
+        vector: npt.ArrayLike,
+        *,
+        k: int,
+        exclude_ids: Iterable[str] = (),
+        exclude_groups: Iterable[str] = (),
+    ) -> tuple[RegionHit, ...]:
+        """The ``k`` indexed regions nearest a region vector (its own kind's space), the excluded
+        items' regions left out: what a region query answers (the service's and the evaluation's
+        ``--unit region``)."""
+        regions.require_regions(self.artifacts)
+        excluded = self._excluded(exclude_ids, exclude_groups)
+        return regions.search_regions(
+            self.artifacts,
+            np.asarray(vector, np.float32),
+            k,
+            excluded_items=excluded,
+            hit=self._region_hit,
+        )
+
     def _regions(
         self,
         patches: QueryPatches | None,
