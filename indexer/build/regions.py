@@ -47,27 +47,40 @@ def original_size(record: Record) -> tuple[int, int]:
     return (height, width) if orientation in _SWAPPING else (width, height)
 
 
+def defect_coverages(record: Record, grid: geometry.Grid) -> list[npt.NDArray[np.float32] | None]:
+    """Each defect's coverage of the patch grid; ``None`` for one outside the image (no region:
+    the catalogue still lists it)."""
+    covers: list[npt.NDArray[np.float32] | None] = []
+    for defect in record.defects:
+        try:
+            covers.append(geometry.coverage(defect.polygon, grid))
+        except geometry.RegionError:
+            covers.append(None)
+    return covers
+
+
 def record_regions(
-    record: Record, tokens: npt.NDArray[np.float32], size: tuple[int, int]
+    record: Record,
+    tokens: npt.NDArray[np.float32],
+    size: tuple[int, int],
+    covers: Sequence[npt.NDArray[np.float32] | None] | None = None,
 ) -> list[RegionDraft]:
     """The regions of one record: one per defect, one per cluster of two or more near defects.
 
     ``tokens``: its image's ``(rows, cols, hidden)`` patch tokens; ``size``: the image's
-    ``(width, height)`` in the pixels the polygons are given in.
+    ``(width, height)`` in the pixels the polygons are given in; ``covers``: the defects'
+    coverages when the caller has them (:func:`defect_coverages`).
     """
     if not record.defects:
         return []
     grid = geometry.Grid(tokens.shape[0], tokens.shape[1], float(size[0]), float(size[1]))
+    if covers is None:
+        covers = defect_coverages(record, grid)
     order = {label: i for i, label in enumerate(record.labels)}
     drafts = []
-    covers: list[npt.NDArray[np.float32] | None] = []
-    for j, defect in enumerate(record.defects):
-        try:
-            weights = geometry.coverage(defect.polygon, grid)
-        except geometry.RegionError:
-            covers.append(None)  # outside the image: no region (the catalogue still lists it)
+    for j, (defect, weights) in enumerate(zip(record.defects, covers, strict=True)):
+        if weights is None:
             continue
-        covers.append(weights)
         drafts.append(
             _draft(
                 f"{record.id}#d{j}",
@@ -159,14 +172,13 @@ class RegionSink:
     def add(self, record: Record, tokens: Vectors) -> None:
         """Pool ``record``'s regions from its ``(rows, cols, hidden)`` patch tokens."""
         size = original_size(record) if record.defects else (tokens.shape[1], tokens.shape[0])
-        self.drafts[record.id] = record_regions(record, tokens, size)
         grid = geometry.Grid(tokens.shape[0], tokens.shape[1], float(size[0]), float(size[1]))
+        covers = defect_coverages(record, grid)
+        self.drafts[record.id] = record_regions(record, tokens, size, covers)
         inside = np.zeros(tokens.shape[:2], np.float32)
-        for defect in record.defects:
-            try:
-                inside = np.maximum(inside, geometry.coverage(defect.polygon, grid))
-            except geometry.RegionError:
-                continue
+        for weights in covers:
+            if weights is not None:
+                inside = np.maximum(inside, weights)
         seed = int.from_bytes(hashlib.sha1(record.id.encode()).digest()[:4], "little")
         rng = np.random.default_rng(seed)
         unit = geometry.unit_tokens(tokens)
