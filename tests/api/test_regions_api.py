@@ -19,10 +19,10 @@ import pytest
 from api_fakes import assert_error, jpeg
 from fastapi.testclient import TestClient
 from PIL import Image
+from planted_regions import is_or_holds, largest_single_regions, planted
 
 from app.main import create_app
 from app.settings import Settings
-from models.imaging import target_size
 
 N_IMAGES = 12
 SIZE = (320, 240)
@@ -82,40 +82,20 @@ def artifacts(built):
 
 
 def _planted(artifacts, region):
-    """A grey photo holding ``region``'s patch-aligned pixels moved by whole patches: its JPEG
-    bytes... as PNG (lossless), the pasted box, the region's polygon at its new place."""
-    tw, th = target_size(*SIZE, image_size=IMAGE_SIZE, patch_size=16)
-    cols, rows = tw // 16, th // 16
-    cw, ch = SIZE[0] / cols, SIZE[1] / rows
-    x, y, w, h = region.box
-    c0, r0 = int(x // cw), int(y // ch)
-    nc, nr = int((x + w) // cw) - c0 + 1, int((y + h) // ch) - r0 + 1
-    dc = (c0 + cols // 2) % (cols - nc + 1)
-    dr = (r0 + rows // 2) % (rows - nr + 1)
-    source = Image.open(artifacts.image_file(artifacts.items[region.item])).convert("RGB")
-    block = source.crop((c0 * cw, r0 * ch, (c0 + nc) * cw, (r0 + nr) * ch))
-    photo = Image.new("RGB", SIZE, (128, 128, 128))
-    photo.paste(block, (round(dc * cw), round(dr * ch)))
+    """:func:`planted_regions.planted` as an upload: PNG bytes (lossless), the pasted box, the
+    moved polygon in the API's syntax."""
+    photo, box, polygon = planted(artifacts, region, SIZE, IMAGE_SIZE)
     out = io.BytesIO()
     photo.save(out, format="PNG")
-    dx, dy = (dc - c0) * cw, (dr - r0) * ch
-    polygon = " ".join(f"{px + dx:.1f},{py + dy:.1f}" for px, py in region.polygon)
-    return out.getvalue(), (dc * cw, dr * ch, nc * cw, nr * ch), polygon
+    return out.getvalue(), box, " ".join(f"{x:.1f},{y:.1f}" for x, y in polygon)
 
 
 def _largest(artifacts, n=3):
-    singles = [r for r in artifacts.regions.regions if r.members == 1]
-    return sorted(singles, key=lambda r: -r.area)[:n]
+    return largest_single_regions(artifacts, n)
 
 
 def _found(hit, region, artifacts) -> bool:
-    """The hit is the region, or a cluster of the same photo whose box holds it."""
-    if hit["id"] == region.id:
-        return True
-    x, y, w, h = region.box
-    hx, hy, hw, hh = hit["box"]
-    same = hit["item"] == artifacts.items[region.item].id
-    return same and hx <= x and hy <= y and hx + hw >= x + w and hy + hh >= y + h
+    return is_or_holds(hit["id"], hit["item"], hit["box"], region, artifacts)
 
 
 def _post(client, path, photo, **data):

@@ -13,8 +13,7 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-
-from models.imaging import target_size
+from planted_regions import is_or_holds, largest_single_regions, planted
 
 N_IMAGES = 24
 SIZE = (320, 240)
@@ -76,43 +75,12 @@ def test_a_build_writes_one_region_per_polygon_and_per_cluster(built):
 
 
 def _planted(artifacts, region):
-    """A grey photo holding ``region``'s patch-aligned pixels, moved by whole patches: the photo,
-    the pasted box and the region's polygon at its new place."""
-    tw, th = target_size(*SIZE, image_size=IMAGE_SIZE, patch_size=16)
-    cols, rows = tw // 16, th // 16
-    cw, ch = SIZE[0] / cols, SIZE[1] / rows
-    x, y, w, h = region.box
-    c0, r0 = int(x // cw), int(y // ch)
-    nc, nr = int((x + w) // cw) - c0 + 1, int((y + h) // ch) - r0 + 1
-    dc = (c0 + cols // 2) % (cols - nc + 1)
-    dr = (r0 + rows // 2) % (rows - nr + 1)
-    source = Image.open(artifacts.image_file(artifacts.items[region.item])).convert("RGB")
-    block = source.crop((c0 * cw, r0 * ch, (c0 + nc) * cw, (r0 + nr) * ch))
-    photo = Image.new("RGB", SIZE, (128, 128, 128))
-    photo.paste(block, (round(dc * cw), round(dr * ch)))
-    dx, dy = (dc - c0) * cw, (dr - r0) * ch
-    polygon = tuple((px + dx, py + dy) for px, py in region.polygon)
-    return photo, (dc * cw, dr * ch, nc * cw, nr * ch), polygon
-
-
-def _largest_single_regions(artifacts, n=5):
-    singles = [r for r in artifacts.regions.regions if r.members == 1]
-    return sorted(singles, key=lambda r: -r.area)[:n]
-
-
-def _is_or_holds(hit, region, artifacts):
-    """The hit is the region, or a cluster region of the same photo whose box holds it."""
-    if hit.id == region.id:
-        return True
-    x, y, w, h = region.box
-    hx, hy, hw, hh = hit.box
-    same_item = hit.item == artifacts.items[region.item].id
-    return same_item and hx <= x and hy <= y and hx + hw >= x + w and hy + hh >= y + h
+    return planted(artifacts, region, SIZE, IMAGE_SIZE)
 
 
 def test_the_heatmap_peaks_on_a_planted_region_and_finds_its_photo(retriever):
     artifacts = retriever.artifacts
-    for region in _largest_single_regions(artifacts):
+    for region in largest_single_regions(artifacts, 5):
         photo, (bx, by, bw, bh), _ = _planted(artifacts, region)
         heat = retriever.retrieve(photo, k=3, heatmap=True).heatmap
         assert heat is not None and len(heat.scores) == heat.rows * heat.cols
@@ -129,11 +97,12 @@ def test_the_heatmap_peaks_on_a_planted_region_and_finds_its_photo(retriever):
 
 def test_a_region_query_over_the_planted_place_returns_that_region_first(retriever):
     artifacts = retriever.artifacts
-    for region in _largest_single_regions(artifacts):
+    for region in largest_single_regions(artifacts, 5):
         photo, _, polygon = _planted(artifacts, region)
         answer = retriever.retrieve(photo, k=3, region=polygon).region
         assert answer is not None and len(answer.hits) == 3
-        assert _is_or_holds(answer.hits[0], region, artifacts), (region.id, answer.hits[0].id)
+        top = answer.hits[0]
+        assert is_or_holds(top.id, top.item, top.box, region, artifacts), (region.id, top.id)
         assert answer.hits[0].labels and answer.hits[0].score > answer.hits[-1].score - 1e-6
 
 
