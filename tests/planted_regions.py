@@ -6,10 +6,31 @@ whether a hit found the planted region."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from PIL import Image
 
 from models.imaging import target_size
+
+
+def build_synthetic(root: Path, tiny_dinov3, text_encoder, taxonomy, *, n, seed, size, image_size):
+    """``n`` synthetic photos under ``root/data`` indexed (with patch regions) into ``root/art``
+    by the tiny DINOv3 at ``image_size``: (the encoder, the build report)."""
+    from indexer.build.pipeline import build_index
+    from indexer.synthetic.generator import generate_dataset
+    from models.image_encoder import load_image_encoder
+
+    generate_dataset(root / "data", n, seed=seed, image_size=size)
+    encoder = load_image_encoder(tiny_dinov3, device="cpu", image_size=image_size)
+    report = build_index(
+        root / "data",
+        root / "art",
+        image_encoder=encoder,
+        text_encoder=text_encoder,
+        taxonomy=taxonomy,
+        progress=False,
+    )
+    return encoder, report
 
 
 def planted(artifacts, region, size: tuple[int, int], image_size: int, patch: int = 16):

@@ -19,7 +19,7 @@ import pytest
 from api_fakes import assert_error, jpeg
 from fastapi.testclient import TestClient
 from PIL import Image
-from planted_regions import is_or_holds, largest_single_regions, planted
+from planted_regions import build_synthetic, is_or_holds, largest_single_regions, planted
 
 from app.main import create_app
 from app.settings import Settings
@@ -31,20 +31,16 @@ IMAGE_SIZE = 224
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
-    from indexer.build.pipeline import build_index
-    from indexer.synthetic.generator import generate_dataset
-    from models.image_encoder import load_image_encoder
-
     root = tmp_path_factory.mktemp("regions-api")
-    generate_dataset(root / "data", N_IMAGES, seed=3, image_size=SIZE)
-    encoder = load_image_encoder(tiny_dinov3, device="cpu", image_size=IMAGE_SIZE)
-    build_index(
-        root / "data",
-        root / "art",
-        image_encoder=encoder,
-        text_encoder=text_encoder,
-        taxonomy=taxonomy,
-        progress=False,
+    encoder, _ = build_synthetic(
+        root,
+        tiny_dinov3,
+        text_encoder,
+        taxonomy,
+        n=N_IMAGES,
+        seed=3,
+        size=SIZE,
+        image_size=IMAGE_SIZE,
     )
     return root, encoder
 

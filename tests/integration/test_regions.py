@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from planted_regions import is_or_holds, largest_single_regions, planted
+from planted_regions import build_synthetic, is_or_holds, largest_single_regions, planted
 
 N_IMAGES = 24
 SIZE = (320, 240)
@@ -22,20 +22,16 @@ IMAGE_SIZE = 224
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_dinov3, text_encoder, taxonomy):
-    from indexer.build.pipeline import build_index
-    from indexer.synthetic.generator import generate_dataset
-    from models.image_encoder import load_image_encoder
-
     root = tmp_path_factory.mktemp("regions")
-    generate_dataset(root / "data", N_IMAGES, seed=0, image_size=SIZE)
-    encoder = load_image_encoder(tiny_dinov3, device="cpu", image_size=IMAGE_SIZE)
-    report = build_index(
-        root / "data",
-        root / "art",
-        image_encoder=encoder,
-        text_encoder=text_encoder,
-        taxonomy=taxonomy,
-        progress=False,
+    encoder, report = build_synthetic(
+        root,
+        tiny_dinov3,
+        text_encoder,
+        taxonomy,
+        n=N_IMAGES,
+        seed=0,
+        size=SIZE,
+        image_size=IMAGE_SIZE,
     )
     return root, encoder, report
 
