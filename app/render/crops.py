@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import functools
 import io
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
-import anyio
-
+from app.render.thumbnails import rendered
 from app.serving.admission import DecodeBudget
 from models.imaging import decode_image
-
-CACHE_ENTRIES = 256
-_cache: OrderedDict[tuple[str, tuple[float, ...], float, int, int, int], bytes] = OrderedDict()
 
 
 def crop_box(
@@ -52,22 +47,14 @@ async def region_crop(
         OSError: the file is gone or unreadable.
         ImageDecodeError: it is not a decodable image.
     """
-    stat = await anyio.to_thread.run_sync(path.stat)
-    key = (str(path), tuple(box), margin, max_side, stat.st_mtime_ns, stat.st_size)
-    if (hit := _cache.get(key)) is not None:
-        _cache.move_to_end(key)
-        return hit
-    payload = await anyio.to_thread.run_sync(path.read_bytes)
     # full resolution: the box is in the original's pixels
-    work = functools.partial(_render, payload, tuple(box), margin, max_side)
-    data = await budget.decode(payload, work, max_pixels=None, max_side=None)
-    _cache[key] = data
-    while len(_cache) > CACHE_ENTRIES:
-        _cache.popitem(last=False)
-    return data
+    render = functools.partial(_render, box=tuple(box), margin=margin, max_side=max_side)
+    return await rendered(
+        path, ("crop", *box, margin, max_side), render, budget=budget, max_side=None
+    )
 
 
-def _render(payload: bytes, box: tuple[float, ...], margin: float, max_side: int) -> bytes:
+def _render(payload: bytes, *, box: tuple[float, ...], margin: float, max_side: int) -> bytes:
     image = decode_image(payload, max_pixels=None)
     crop = image.crop(crop_box(box, image.size, margin=margin))
     crop.thumbnail((max_side, max_side))
